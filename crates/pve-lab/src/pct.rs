@@ -1,0 +1,1 @@
+//! The `pct` command of a Proxmox host, for lab containers.

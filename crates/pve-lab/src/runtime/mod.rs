@@ -1,0 +1,1 @@
+//! Real containers: templates, rootfs images, network namespaces, systemd-nspawn.
