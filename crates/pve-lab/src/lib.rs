@@ -4,3 +4,13 @@
 
 pub mod pct;
 pub mod runtime;
+
+pub mod access_log;
+pub mod auth;
+pub mod faults;
+pub mod fsutil;
+pub mod model;
+pub mod tasks;
+pub mod tls;
+
+pub use access_log::{read_access_log, AccessEntry, Verdict};
