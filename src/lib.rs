@@ -1,7 +1,75 @@
 //! Launch: installs and manages self-hosted apps in unprivileged Debian LXCs on Proxmox VE.
+//! `run` is the whole program; `main` only turns its result into an exit code, so tests can
+//! call it in-process as well as through the binary.
 
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod instance;
+pub mod profile;
+pub mod prompt;
 pub mod pve;
 
-pub fn run() -> i32 {
-    0
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::error::{ExitCode, LaunchError};
+
+/// Runs launch-tui with these arguments (the first is the program name) and returns the exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::Ok as i32
+                }
+                _ => {
+                    let _ = e.print();
+                    ExitCode::BadInput as i32
+                }
+            };
+        }
+    };
+    let out = commands::Output::from_global(&cli.global);
+    match commands::dispatch(cli, &out) {
+        Ok(outcome) => {
+            if out.json {
+                let mut data = outcome.data;
+                if let serde_json::Value::Object(m) = &mut data {
+                    m.insert("result".into(), "ok".into());
+                }
+                println!("{data}");
+            } else if !outcome.text.is_empty() {
+                println!("{}", outcome.text);
+            }
+            ExitCode::Ok as i32
+        }
+        Err(e) => report(&e, &out),
+    }
+}
+
+fn report(e: &LaunchError, out: &commands::Output) -> i32 {
+    let code = e.exit_code() as i32;
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "result": "error", "exit_code": code, "error": e.to_string() })
+        );
+    }
+    if out.color {
+        eprintln!("\x1b[1;31merror:\x1b[0m {e}");
+    } else {
+        eprintln!("error: {e}");
+    }
+    code
 }

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(launch::run());
+    std::process::exit(launch::run(std::env::args_os()));
 }

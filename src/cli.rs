@@ -1,0 +1,227 @@
+//! The command line, as clap types. Parsing only: `commands` decides what each one does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "launch-tui",
+    version,
+    about = "Install and manage self-hosted apps in unprivileged Debian LXCs on Proxmox VE",
+    long_about = "Install and manage self-hosted apps in unprivileged Debian LXCs on Proxmox VE.\n\n\
+        Run without arguments on a terminal for the install wizard (or the list of instances).\n\n\
+        Exit codes: 0 ok, 1 operation failed, 2 bad input or usage, 3 another operation holds \
+        the lock, 4 unhealthy (status)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportKind {
+    /// HTTPS to the Proxmox VE API (token or ticket auth)
+    Https,
+    /// The local `pvesh` command (root on the Proxmox VE host; no configuration needed)
+    Pvesh,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Print one JSON event per line, then a result object
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail (repeat for even more)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Answer yes to confirmations
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// No colors (also when NO_COLOR is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Proxmox VE API address, e.g. https://pve.example:8006 (implies --transport https)
+    #[arg(long, env = "LAUNCH_HOST", global = true, value_name = "URL")]
+    pub host: Option<String>,
+    /// How to reach Proxmox VE [default: pvesh on a PVE host, https when --host is given]
+    #[arg(long, value_enum, global = true)]
+    pub transport: Option<TransportKind>,
+    /// The node to create containers on [default: the only node, or the local one]
+    #[arg(long, env = "LAUNCH_NODE", global = true)]
+    pub node: Option<String>,
+    /// A file holding the API token `USER@REALM!TOKENID=SECRET` (mode 0600); or set LAUNCH_PVE_TOKEN
+    #[arg(long, env = "LAUNCH_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Pin the node's certificate by its SHA-256 fingerprint (AB:CD:...)
+    #[arg(long, env = "LAUNCH_FINGERPRINT", global = true, value_name = "SHA256")]
+    pub fingerprint: Option<String>,
+    /// Trust this CA certificate (e.g. the cluster's /etc/pve/pve-root-ca.pem)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the node's certificate (warned about on every run)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Launch's configuration directory (instances, profiles overrides, defaults)
+    #[arg(
+        long,
+        env = "LAUNCH_CONFIG",
+        default_value = "/etc/launch",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install an app into a new container (wizard, or unattended with --answers)
+    Install(InstallArgs),
+    /// List installed instances
+    List,
+    /// Health of an instance's container, units, database and endpoints, with fixes
+    Status(StatusArgs),
+    /// Move an instance to a newer version (blue-green, health-gated, automatic rollback)
+    Update(UpdateArgs),
+    /// Go back to the previous release
+    Rollback(RollbackArgs),
+    /// Change settings of a running instance
+    Reconfigure(ReconfigureArgs),
+    /// Take a verified backup archive
+    Backup(BackupArgs),
+    /// List an instance's backups, or verify one
+    Backups(BackupsArgs),
+    /// Restore a backup archive into the instance, or into a new one
+    Restore(RestoreArgs),
+    /// Remove an instance and its container
+    Uninstall(UninstallArgs),
+    /// Show and check app profiles
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The app's profile (see `launch-tui profiles list`)
+    pub profile: Option<String>,
+    /// Take every setting from this YAML file (unattended)
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// The instance's name [default: the profile's name, then NAME-2, ...]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Install even below the profile's minimum resources
+    #[arg(long)]
+    pub force: bool,
+    /// On failure keep the container for debugging instead of removing it
+    #[arg(long)]
+    pub keep_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub name: Option<String>,
+    /// Every instance
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
+    /// Also write Prometheus textfile metrics here
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub name: String,
+    /// A specific version instead of the newest allowed
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Only report what would be done
+    #[arg(long)]
+    pub check: bool,
+    /// Release channel
+    #[arg(long, value_enum, default_value = "stable")]
+    pub channel: ChannelArg,
+    /// Wait this long for another operation on the instance to finish
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub wait: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChannelArg {
+    Stable,
+    Unstable,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub name: String,
+    /// Roll the whole container back to the pre-update Proxmox snapshot
+    #[arg(long)]
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconfigureArgs {
+    pub name: String,
+    /// Change one setting (repeatable), e.g. --set public_url=https://tasks.example.com
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    Zstd,
+    Gzip,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    pub name: String,
+    /// Directory for the archive [default: /var/lib/launch/backups/NAME]
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compress: Compression,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    pub name: String,
+    /// Re-check one archive
+    #[arg(long, value_name = "ARCHIVE")]
+    pub verify: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    pub name: String,
+    pub archive: PathBuf,
+    /// Restore into a new instance (a new container) with this name
+    #[arg(long, value_name = "NAME2")]
+    pub to_new: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    pub name: String,
+    /// Take a final backup first and keep it
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// The available profiles
+    List,
+    /// One profile's versions, questions and components
+    Show { name: String },
+    /// Check a profile file, reporting every problem with its line
+    Lint { file: PathBuf },
+}

@@ -1,0 +1,173 @@
+//! What each subcommand does: reads its inputs, builds the operation's plan, runs it on the
+//! engine with the chosen renderers, and returns a result for `run` to print.
+
+mod answers;
+mod profiles;
+
+use std::io::IsTerminal;
+
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, Command, Global};
+use crate::error::{LaunchError, Result};
+use crate::instance::{check_instance_name, InstanceStore};
+
+pub use answers::load_answers;
+
+/// How results are shown: human text, or a JSON object for `--json`.
+pub struct Output {
+    pub json: bool,
+    pub color: bool,
+    pub verbose: u8,
+}
+
+impl Output {
+    pub fn from_global(g: &Global) -> Self {
+        Output {
+            json: g.json,
+            color: !g.no_color && std::env::var_os("NO_COLOR").is_none(),
+            verbose: g.verbose,
+        }
+    }
+}
+
+/// What a successful command hands back: text for people, data for `--json`.
+pub struct Outcome {
+    pub text: String,
+    pub data: Value,
+}
+
+impl Outcome {
+    pub fn new(text: impl Into<String>, data: Value) -> Self {
+        Outcome {
+            text: text.into(),
+            data,
+        }
+    }
+}
+
+pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
+    let g = &cli.global;
+    let Some(command) = cli.command else {
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            let store = InstanceStore::new(&g.config);
+            return if store.list()?.is_empty() {
+                Err(LaunchError::NotImplemented("install"))
+            } else {
+                list(g)
+            };
+        }
+        return Err(LaunchError::Usage(
+            "no command given and no terminal to run the wizard on\n  help: run `launch-tui --help` to see the commands, or `launch-tui install PROFILE --answers FILE --yes` for an unattended install".into(),
+        ));
+    };
+    match command {
+        Command::Install(a) => {
+            let catalog = crate::profile::Catalog::new(&g.config);
+            if let Some(p) = &a.profile {
+                catalog.load(p)?;
+            }
+            if let Some(n) = &a.name {
+                check_instance_name(n)?;
+            }
+            if let Some(f) = &a.answers {
+                load_answers(f)?;
+            }
+            Err(LaunchError::NotImplemented("install"))
+        }
+        Command::List => list(g),
+        Command::Status(a) => {
+            if let Some(n) = &a.name {
+                check_instance_name(n)?;
+            }
+            Err(LaunchError::NotImplemented("status"))
+        }
+        Command::Update(a) => not_yet(g, &a.name, "update"),
+        Command::Rollback(a) => not_yet(g, &a.name, "rollback"),
+        Command::Reconfigure(a) => {
+            for s in &a.set {
+                if !s.contains('=') {
+                    return Err(LaunchError::bad_input(
+                        format!("--set {s}"),
+                        "expected KEY=VALUE",
+                        "write it like --set public_url=https://tasks.example.com",
+                    ));
+                }
+            }
+            not_yet(g, &a.name, "reconfigure")
+        }
+        Command::Backup(a) => not_yet(g, &a.name, "backup"),
+        Command::Backups(a) => not_yet(g, &a.name, "backups"),
+        Command::Restore(a) => {
+            if !a.archive.exists() {
+                return Err(LaunchError::bad_input(
+                    a.archive.display().to_string(),
+                    "no such archive",
+                    format!("list the backups with `launch-tui backups {}`", a.name),
+                ));
+            }
+            if let Some(n) = &a.to_new {
+                check_instance_name(n)?;
+            }
+            not_yet(g, &a.name, "restore")
+        }
+        Command::Uninstall(a) => not_yet(g, &a.name, "uninstall"),
+        Command::Profiles(p) => profiles::run(g, p, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "launch-tui", &mut buf);
+            Ok(Outcome::new(
+                String::from_utf8_lossy(&buf).trim_end().to_string(),
+                json!({ "shell": shell.to_string() }),
+            ))
+        }
+    }
+}
+
+/// An operation that exists on the command line but is not built yet: the name is checked
+/// first, so bad input still gets exit 2.
+fn not_yet(g: &Global, name: &str, op: &'static str) -> Result<Outcome> {
+    check_instance_name(name)?;
+    let _ = g;
+    Err(LaunchError::NotImplemented(op))
+}
+
+fn list(g: &Global) -> Result<Outcome> {
+    let store = InstanceStore::new(&g.config);
+    let instances = store.list()?;
+    if instances.is_empty() {
+        return Ok(Outcome::new(
+            "No instances yet. Install one with `launch-tui install vikunja`.",
+            json!({ "instances": [] }),
+        ));
+    }
+    let mut text = format!(
+        "{:<16} {:<10} {:<10} {:>6}  {}\n",
+        "NAME", "PROFILE", "VERSION", "CT", "ADDRESS"
+    );
+    for i in &instances {
+        text.push_str(&format!(
+            "{:<16} {:<10} {:<10} {:>6}  {}\n",
+            i.name,
+            i.profile,
+            i.app_version,
+            i.container.vmid,
+            i.container.ip.as_deref().unwrap_or("-")
+        ));
+    }
+    let data: Vec<Value> = instances
+        .iter()
+        .map(|i| {
+            json!({
+                "name": i.name, "profile": i.profile, "version": i.app_version,
+                "vmid": i.container.vmid, "node": i.container.node, "ip": i.container.ip,
+            })
+        })
+        .collect();
+    Ok(Outcome::new(
+        text.trim_end().to_string(),
+        json!({ "instances": data }),
+    ))
+}

@@ -1,0 +1,462 @@
+//! The one engine every operation runs on. An operation is a `Plan` of named steps; the engine
+//! runs them in order on a worker thread and emits `Event`s on a channel. When a step fails,
+//! the steps already done are undone in reverse. Renderers (plain progress, `--json`, the TUI)
+//! only consume events: no step prints or prompts by itself.
+
+pub mod render;
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// What happened, in the order it happened. Serialized as one JSON object per line by `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    PlanStarted {
+        operation: String,
+        target: Option<String>,
+        steps: Vec<StepInfo>,
+    },
+    StepStarted {
+        index: usize,
+        name: String,
+        title: String,
+    },
+    Progress {
+        index: usize,
+        done: u64,
+        total: Option<u64>,
+        message: Option<String>,
+    },
+    Log {
+        index: Option<usize>,
+        level: Level,
+        line: String,
+    },
+    StepDone {
+        index: usize,
+        name: String,
+        elapsed_ms: u64,
+    },
+    StepFailed {
+        index: usize,
+        name: String,
+        error: String,
+    },
+    RollingBack {
+        reason: String,
+    },
+    UndoStep {
+        index: usize,
+        name: String,
+        ok: bool,
+        error: Option<String>,
+    },
+    Finished {
+        ok: bool,
+        elapsed_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepInfo {
+    pub name: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+}
+
+/// Handed to a running step so it can report progress and log lines.
+#[derive(Clone)]
+pub struct Reporter {
+    tx: Sender<Event>,
+    index: Option<usize>,
+}
+
+impl Reporter {
+    /// A reporter whose events go nowhere, for calling step code outside a plan.
+    pub fn discard() -> Reporter {
+        let (tx, _rx) = mpsc::channel();
+        Reporter { tx, index: None }
+    }
+
+    pub fn info(&self, line: impl Into<String>) {
+        self.log(Level::Info, line);
+    }
+
+    pub fn warn(&self, line: impl Into<String>) {
+        self.log(Level::Warn, line);
+    }
+
+    pub fn debug(&self, line: impl Into<String>) {
+        self.log(Level::Debug, line);
+    }
+
+    pub fn log(&self, level: Level, line: impl Into<String>) {
+        let _ = self.tx.send(Event::Log {
+            index: self.index,
+            level,
+            line: line.into(),
+        });
+    }
+
+    pub fn progress(&self, done: u64, total: Option<u64>, message: Option<String>) {
+        if let Some(index) = self.index {
+            let _ = self.tx.send(Event::Progress {
+                index,
+                done,
+                total,
+                message,
+            });
+        }
+    }
+}
+
+/// One named step of an operation, acting on the operation's context `C`.
+pub trait Step<C>: Send {
+    /// Stable, machine-readable name (`create-container`), used in logs, journals and test hooks.
+    fn name(&self) -> &str;
+    /// What the user reads (`Creating container 105`).
+    fn title(&self) -> String;
+    fn run(&mut self, ctx: &mut C, rep: &Reporter) -> anyhow::Result<()>;
+    /// Reverts what `run` did; called in reverse order for completed steps when a later step
+    /// fails. The default does nothing (for steps that change nothing outside `ctx`).
+    fn undo(&mut self, _ctx: &mut C, _rep: &Reporter) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A step made from closures, for steps that need no state of their own.
+pub struct FnStep<C> {
+    name: String,
+    title: String,
+    #[allow(clippy::type_complexity)]
+    run: Box<dyn FnMut(&mut C, &Reporter) -> anyhow::Result<()> + Send>,
+    #[allow(clippy::type_complexity)]
+    undo: Option<Box<dyn FnMut(&mut C, &Reporter) -> anyhow::Result<()> + Send>>,
+}
+
+impl<C> FnStep<C> {
+    pub fn new(
+        name: impl Into<String>,
+        title: impl Into<String>,
+        run: impl FnMut(&mut C, &Reporter) -> anyhow::Result<()> + Send + 'static,
+    ) -> Self {
+        FnStep {
+            name: name.into(),
+            title: title.into(),
+            run: Box::new(run),
+            undo: None,
+        }
+    }
+
+    pub fn with_undo(
+        mut self,
+        undo: impl FnMut(&mut C, &Reporter) -> anyhow::Result<()> + Send + 'static,
+    ) -> Self {
+        self.undo = Some(Box::new(undo));
+        self
+    }
+}
+
+impl<C> Step<C> for FnStep<C> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn title(&self) -> String {
+        self.title.clone()
+    }
+    fn run(&mut self, ctx: &mut C, rep: &Reporter) -> anyhow::Result<()> {
+        (self.run)(ctx, rep)
+    }
+    fn undo(&mut self, ctx: &mut C, rep: &Reporter) -> anyhow::Result<()> {
+        match &mut self.undo {
+            Some(u) => u(ctx, rep),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An operation: a name, what it acts on, and its steps in order.
+pub struct Plan<C> {
+    pub operation: String,
+    pub target: Option<String>,
+    pub steps: Vec<Box<dyn Step<C>>>,
+}
+
+impl<C> Plan<C> {
+    pub fn new(operation: impl Into<String>, target: Option<String>) -> Self {
+        Plan {
+            operation: operation.into(),
+            target,
+            steps: Vec::new(),
+        }
+    }
+
+    pub fn step(mut self, s: impl Step<C> + 'static) -> Self {
+        self.steps.push(Box::new(s));
+        self
+    }
+}
+
+/// Why a plan stopped.
+#[derive(Debug)]
+pub struct StepError {
+    pub step: String,
+    pub title: String,
+    pub error: anyhow::Error,
+    /// Steps whose undo failed: what may be left behind.
+    pub undo_failures: Vec<(String, String)>,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step `{}` ({}) failed: {:#}",
+            self.step, self.title, self.error
+        )?;
+        for (step, err) in &self.undo_failures {
+            write!(f, "\n  undoing `{step}` also failed: {err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// Runs a plan on the calling thread, sending events to `tx`. `keep_on_failure` skips the undo
+/// of completed steps (the user asked to keep a failed install for debugging).
+pub fn run_plan<C>(
+    plan: &mut Plan<C>,
+    ctx: &mut C,
+    tx: &Sender<Event>,
+    keep_on_failure: bool,
+) -> Result<(), StepError> {
+    let started = Instant::now();
+    let send = |e: Event| {
+        let _ = tx.send(e);
+    };
+    send(Event::PlanStarted {
+        operation: plan.operation.clone(),
+        target: plan.target.clone(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                name: s.name().to_string(),
+                title: s.title(),
+            })
+            .collect(),
+    });
+    let mut failure = None;
+    let mut done = 0;
+    for (index, step) in plan.steps.iter_mut().enumerate() {
+        let name = step.name().to_string();
+        send(Event::StepStarted {
+            index,
+            name: name.clone(),
+            title: step.title(),
+        });
+        let rep = Reporter {
+            tx: tx.clone(),
+            index: Some(index),
+        };
+        let t = Instant::now();
+        match step.run(ctx, &rep) {
+            Ok(()) => {
+                send(Event::StepDone {
+                    index,
+                    name,
+                    elapsed_ms: t.elapsed().as_millis() as u64,
+                });
+                done = index + 1;
+            }
+            Err(error) => {
+                send(Event::StepFailed {
+                    index,
+                    name: name.clone(),
+                    error: format!("{error:#}"),
+                });
+                failure = Some(StepError {
+                    step: name,
+                    title: step.title(),
+                    error,
+                    undo_failures: Vec::new(),
+                });
+                break;
+            }
+        }
+    }
+    if let Some(mut err) = failure {
+        if !keep_on_failure {
+            send(Event::RollingBack {
+                reason: format!("step `{}` failed", err.step),
+            });
+            for index in (0..done).rev() {
+                let step = &mut plan.steps[index];
+                let rep = Reporter {
+                    tx: tx.clone(),
+                    index: Some(index),
+                };
+                let name = step.name().to_string();
+                let result = step.undo(ctx, &rep);
+                send(Event::UndoStep {
+                    index,
+                    name: name.clone(),
+                    ok: result.is_ok(),
+                    error: result.as_ref().err().map(|e| format!("{e:#}")),
+                });
+                if let Err(e) = result {
+                    err.undo_failures.push((name, format!("{e:#}")));
+                }
+            }
+        }
+        send(Event::Finished {
+            ok: false,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+        return Err(err);
+    }
+    send(Event::Finished {
+        ok: true,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    });
+    Ok(())
+}
+
+/// Something that shows events to a person or a program.
+pub trait Renderer {
+    fn event(&mut self, e: &Event);
+    /// Called once after the last event.
+    fn finish(&mut self) {}
+}
+
+/// Runs `plan` on a worker thread while `renderers` consume its events on this thread.
+pub fn execute<C: Send>(
+    mut plan: Plan<C>,
+    ctx: &mut C,
+    renderers: &mut [&mut dyn Renderer],
+    keep_on_failure: bool,
+) -> Result<(), StepError> {
+    let (tx, rx): (Sender<Event>, Receiver<Event>) = mpsc::channel();
+    std::thread::scope(|s| {
+        let worker = s.spawn(move || run_plan(&mut plan, ctx, &tx, keep_on_failure));
+        for e in rx.iter() {
+            for r in renderers.iter_mut() {
+                r.event(&e);
+            }
+        }
+        for r in renderers.iter_mut() {
+            r.finish();
+        }
+        match worker.join() {
+            Ok(result) => result,
+            Err(_) => Err(StepError {
+                step: "engine".into(),
+                title: "engine".into(),
+                error: anyhow::anyhow!("an internal error stopped the operation"),
+                undo_failures: Vec::new(),
+            }),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Vec<Event>);
+    impl Renderer for Collect {
+        fn event(&mut self, e: &Event) {
+            self.0.push(e.clone());
+        }
+    }
+
+    fn names(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::PlanStarted { .. } => "plan".into(),
+                Event::StepStarted { name, .. } => format!("start:{name}"),
+                Event::StepDone { name, .. } => format!("done:{name}"),
+                Event::StepFailed { name, .. } => format!("failed:{name}"),
+                Event::RollingBack { .. } => "rollback".into(),
+                Event::UndoStep { name, .. } => format!("undo:{name}"),
+                Event::Finished { ok, .. } => format!("finished:{ok}"),
+                Event::Log { line, .. } => format!("log:{line}"),
+                Event::Progress { .. } => "progress".into(),
+            })
+            .collect()
+    }
+
+    fn plan() -> Plan<Vec<String>> {
+        Plan::new("test", None)
+            .step(
+                FnStep::new("a", "A", |c: &mut Vec<String>, r| {
+                    r.info("hello");
+                    c.push("a".into());
+                    Ok(())
+                })
+                .with_undo(|c, _| {
+                    c.push("undo-a".into());
+                    Ok(())
+                }),
+            )
+            .step(FnStep::new("b", "B", |c: &mut Vec<String>, _| {
+                if c.contains(&"fail".to_string()) {
+                    anyhow::bail!("boom")
+                }
+                Ok(())
+            }))
+    }
+
+    #[test]
+    fn success_emits_ordered_events() {
+        let mut ctx = vec![];
+        let mut col = Collect(vec![]);
+        execute(plan(), &mut ctx, &mut [&mut col], false).unwrap();
+        assert_eq!(
+            names(&col.0),
+            [
+                "plan",
+                "start:a",
+                "log:hello",
+                "done:a",
+                "start:b",
+                "done:b",
+                "finished:true"
+            ]
+        );
+    }
+
+    #[test]
+    fn failure_undoes_completed_steps_in_reverse() {
+        let mut ctx = vec!["fail".to_string()];
+        let mut col = Collect(vec![]);
+        let err = execute(plan(), &mut ctx, &mut [&mut col], false).unwrap_err();
+        assert_eq!(err.step, "b");
+        assert!(err.to_string().contains("boom"));
+        assert_eq!(ctx.last().unwrap(), "undo-a");
+        assert_eq!(
+            names(&col.0)[5..],
+            ["failed:b", "rollback", "undo:a", "finished:false"]
+        );
+    }
+
+    #[test]
+    fn keep_on_failure_skips_undo() {
+        let mut ctx = vec!["fail".to_string()];
+        let mut col = Collect(vec![]);
+        execute(plan(), &mut ctx, &mut [&mut col], true).unwrap_err();
+        assert!(!ctx.contains(&"undo-a".to_string()));
+    }
+}

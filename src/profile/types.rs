@@ -1,0 +1,734 @@
+//! The profile format (format 1). Values that have a shape of their own (names, URLs, sha256
+//! sums, ports) are checked while parsing, so their errors carry the YAML position; checks that
+//! relate several fields run in `Profile::check`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A lowercase name usable as a Linux user, unit name and hostname part: `[a-z][a-z0-9-]*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Name(String);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn check_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name `{s}`: expected lowercase letters, digits and '-', starting with a letter, at most 32 characters"
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_name(&s).map_err(serde::de::Error::custom)?;
+        Ok(Name(s))
+    }
+}
+
+/// A question or secret key, as written in answers files: `[a-z][a-z0-9_]*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Key(String);
+
+impl Key {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.len() <= 40
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(Key(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid key `{s}`: expected lowercase letters, digits and '_', starting with a letter"
+            )))
+        }
+    }
+}
+
+/// A lowercase hex SHA-256 sum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Sha256(String);
+
+impl Sha256 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Sha256(s.to_ascii_lowercase()))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid sha256 `{s}`: expected 64 hexadecimal characters (the output of `sha256sum FILE`)"
+            )))
+        }
+    }
+}
+
+/// An http(s) URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match url::Url::parse(&s) {
+            Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+                Ok(HttpUrl(s))
+            }
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid URL `{s}`: expected an http:// or https:// URL with a host"
+            ))),
+        }
+    }
+}
+
+/// A TCP port above the privileged range (components never run as root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Port(u16);
+
+impl Port {
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if (1024..=65535).contains(&n) {
+            Ok(Port(n as u16))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid port {n}: expected 1024..65535 (components run unprivileged)"
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The profile format version; this build reads format 1.
+    pub format: u32,
+    pub name: Name,
+    pub title: String,
+    pub description: String,
+    #[serde(default)]
+    pub links: BTreeMap<String, HttpUrl>,
+    pub resources: Resources,
+    pub os: OsChoice,
+    pub versions: Vec<Release>,
+    #[serde(default)]
+    pub questions: Vec<QuestionDef>,
+    #[serde(default)]
+    pub secrets: Vec<SecretDef>,
+    pub databases: Databases,
+    pub components: Vec<Component>,
+    pub nginx: Nginx,
+    pub backup: BackupDef,
+    #[serde(default)]
+    pub migrations: Option<Migrations>,
+    #[serde(default)]
+    pub update: UpdatePolicy,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Sizing {
+    pub cores: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u32,
+    #[serde(default)]
+    pub swap_mib: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub minimum: Sizing,
+    pub default: Sizing,
+    /// Free disk an update needs in the container beyond the app's data (MiB).
+    #[serde(default = "default_update_free_mib")]
+    pub update_free_mib: u64,
+}
+
+fn default_update_free_mib() -> u64 {
+    2048
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Os {
+    #[serde(rename = "debian-12")]
+    Debian12,
+    #[serde(rename = "debian-13")]
+    Debian13,
+}
+
+impl Os {
+    pub fn label(self) -> &'static str {
+        match self {
+            Os::Debian12 => "debian-12",
+            Os::Debian13 => "debian-13",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsChoice {
+    pub default: Os,
+    pub supported: Vec<Os>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Stable,
+    Unstable,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub version: String,
+    #[serde(default)]
+    pub channel: Channel,
+    /// Per architecture (`amd64`, `arm64`): where to download and the sum to check.
+    pub artifacts: BTreeMap<String, Artifact>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveFormat {
+    Zip,
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    Binary,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub url: HttpUrl,
+    pub sha256: Sha256,
+    pub format: ArchiveFormat,
+    /// The executable's name inside the archive (for zip and tar.gz).
+    #[serde(default)]
+    pub binary: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QuestionKind {
+    Text,
+    Url,
+    Email,
+    Bool,
+    Integer,
+    Timezone,
+    Choice,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionDef {
+    pub key: Key,
+    pub prompt: String,
+    pub kind: QuestionKind,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub help: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+    /// Asked in the Advanced wizard only (Default mode takes the default).
+    #[serde(default)]
+    pub advanced: bool,
+    #[serde(default)]
+    pub choices: Vec<String>,
+    #[serde(default)]
+    pub min: Option<i64>,
+    #[serde(default)]
+    pub max: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretKind {
+    /// Random bytes as lowercase hex.
+    Hex,
+    /// Random alphanumeric characters.
+    Alnum,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDef {
+    pub key: Key,
+    pub kind: SecretKind,
+    /// Bytes for hex, characters for alnum.
+    pub length: u32,
+    /// Generated once at install and kept across updates and restores.
+    #[serde(default = "yes")]
+    pub keep: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+    Mariadb,
+    ExternalPostgres,
+    ExternalMariadb,
+}
+
+impl DatabaseKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+            DatabaseKind::Mariadb => "mariadb",
+            DatabaseKind::ExternalPostgres => "external-postgres",
+            DatabaseKind::ExternalMariadb => "external-mariadb",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Databases {
+    pub default: DatabaseKind,
+    pub supported: Vec<DatabaseKind>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum InstallMethod {
+    /// The profile's release artifact, downloaded and checked on the host, pushed into the CT.
+    Release { binary: String },
+    /// A Python package from PyPI, pinned, in its own venv.
+    Pip {
+        package: String,
+        version: String,
+        entry_point: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// Where the running version can be read, for the update gate.
+    #[serde(default)]
+    pub version: Option<VersionProbe>,
+    #[serde(default = "default_interval")]
+    pub interval_s: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u32,
+    #[serde(default = "default_deadline")]
+    pub deadline_s: u32,
+}
+
+fn default_status() -> u16 {
+    200
+}
+fn default_interval() -> u32 {
+    1
+}
+fn default_timeout() -> u32 {
+    5
+}
+fn default_deadline() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionProbe {
+    pub path: String,
+    /// The JSON field holding the version string.
+    pub field: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDef {
+    /// A template under `assets/`.
+    pub template: String,
+    /// Where it goes in the container.
+    pub path: String,
+    /// Octal, as a string: "0640".
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+fn default_mode() -> String {
+    "0644".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub name: Name,
+    pub description: String,
+    /// A boolean question that switches this component on (`mcp`); absent means always.
+    #[serde(default)]
+    pub when: Option<Key>,
+    pub install: InstallMethod,
+    /// The unprivileged system user it runs as.
+    pub user: Name,
+    pub port: Port,
+    /// The second slot's port, for components that take part in blue-green updates.
+    #[serde(default)]
+    pub green_port: Option<Port>,
+    /// The nginx location that serves it (`/` or `/mcp`).
+    pub location: String,
+    pub health: Health,
+    /// The systemd unit template under `assets/`.
+    pub unit: String,
+    #[serde(default)]
+    pub files: Vec<FileDef>,
+    /// Seconds a stopping slot gets to finish in-flight requests.
+    #[serde(default = "default_drain")]
+    pub drain_s: u32,
+}
+
+fn default_drain() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nginx {
+    /// The site template under `assets/`.
+    pub site: String,
+    /// The question whose answer (MiB) sets `client_max_body_size` and the app's upload limit.
+    #[serde(default)]
+    pub upload_limit_question: Option<Key>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupDef {
+    /// Directories in the container holding uploaded files and attachments.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Config files that a faithful restore needs (they may hold secrets).
+    #[serde(default)]
+    pub config: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migrations {
+    /// The app migrates its database when it starts (so a green slot needs its own copy).
+    pub on_start: bool,
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicy {
+    /// Seconds health is watched after the switch.
+    #[serde(default)]
+    pub watch_s: Option<u32>,
+    /// Releases kept on disk for rollback.
+    #[serde(default)]
+    pub keep_releases: Option<u32>,
+}
+
+/// A problem found by `Profile::check`, located by its field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+    pub help: String,
+}
+
+impl Profile {
+    pub fn question(&self, key: &str) -> Option<&QuestionDef> {
+        self.questions.iter().find(|q| q.key.as_str() == key)
+    }
+
+    pub fn release(&self, version: &str) -> Option<&Release> {
+        self.versions.iter().find(|r| r.version == version)
+    }
+
+    /// The newest stable release: the last stable one listed.
+    pub fn latest(&self, channel: Channel) -> Option<&Release> {
+        self.versions.iter().rev().find(|r| r.channel == channel)
+    }
+
+    /// Checks that relate fields to each other. `asset_exists` says whether a template exists.
+    pub fn check(&self, asset_exists: &dyn Fn(&str) -> bool) -> Vec<Issue> {
+        let mut out = Vec::new();
+        let mut issue = |path: String, message: String, help: &str| {
+            out.push(Issue {
+                path,
+                message,
+                help: help.to_string(),
+            })
+        };
+        if self.format != 1 {
+            issue(
+                "format".into(),
+                format!("unknown profile format {}", self.format),
+                "this version of launch-tui reads format 1",
+            );
+        }
+        let (min, def) = (&self.resources.minimum, &self.resources.default);
+        for (field, lo, hi) in [
+            ("cores", min.cores as u64, def.cores as u64),
+            ("memory_mib", min.memory_mib, def.memory_mib),
+            ("disk_gib", min.disk_gib as u64, def.disk_gib as u64),
+        ] {
+            if hi < lo {
+                issue(
+                    format!("resources.default.{field}"),
+                    format!("default {hi} is below the minimum {lo}"),
+                    "raise the default or lower the minimum",
+                );
+            }
+            if lo == 0 {
+                issue(
+                    format!("resources.minimum.{field}"),
+                    "must be at least 1".into(),
+                    "set a positive minimum",
+                );
+            }
+        }
+        if !self.os.supported.contains(&self.os.default) {
+            issue(
+                "os.default".into(),
+                format!("{} is not in os.supported", self.os.default.label()),
+                "add it to os.supported or pick a supported default",
+            );
+        }
+        if self.versions.is_empty() {
+            issue(
+                "versions".into(),
+                "no versions listed".into(),
+                "list at least one release with its artifacts",
+            );
+        }
+        for (i, r) in self.versions.iter().enumerate() {
+            if r.artifacts.is_empty() {
+                issue(
+                    format!("versions[{i}].artifacts"),
+                    format!("release {} has no artifacts", r.version),
+                    "add at least `amd64: {url, sha256, format}`",
+                );
+            }
+            for (arch, a) in &r.artifacts {
+                if !["amd64", "arm64"].contains(&arch.as_str()) {
+                    issue(
+                        format!("versions[{i}].artifacts.{arch}"),
+                        format!("unknown architecture `{arch}`"),
+                        "use amd64 or arm64 (Proxmox VE's architectures)",
+                    );
+                }
+                if a.format != ArchiveFormat::Binary && a.binary.is_none() {
+                    issue(
+                        format!("versions[{i}].artifacts.{arch}"),
+                        "an archive needs `binary`: the executable's name inside it".into(),
+                        "add `binary: NAME`",
+                    );
+                }
+            }
+            if self.versions[..i].iter().any(|o| o.version == r.version) {
+                issue(
+                    format!("versions[{i}].version"),
+                    format!("version {} is listed twice", r.version),
+                    "remove the duplicate",
+                );
+            }
+        }
+        if !self.databases.supported.contains(&self.databases.default) {
+            issue(
+                "databases.default".into(),
+                format!(
+                    "{} is not in databases.supported",
+                    self.databases.default.label()
+                ),
+                "add it to databases.supported",
+            );
+        }
+        for (i, q) in self.questions.iter().enumerate() {
+            if q.kind == QuestionKind::Choice && q.choices.is_empty() {
+                issue(
+                    format!("questions[{i}].choices"),
+                    "a choice question needs choices".into(),
+                    "list the choices",
+                );
+            }
+            if let (Some(d), QuestionKind::Choice) = (&q.default, q.kind) {
+                if !q.choices.contains(d) {
+                    issue(
+                        format!("questions[{i}].default"),
+                        format!("default `{d}` is not one of the choices"),
+                        "make the default one of the choices",
+                    );
+                }
+            }
+            if self.questions[..i].iter().any(|o| o.key == q.key) {
+                issue(
+                    format!("questions[{i}].key"),
+                    format!("question `{}` is defined twice", q.key),
+                    "give each question its own key",
+                );
+            }
+        }
+        let mut ports = BTreeMap::new();
+        for (i, c) in self.components.iter().enumerate() {
+            for (field, p) in [("port", Some(c.port)), ("green_port", c.green_port)] {
+                if let Some(p) = p {
+                    if let Some(other) = ports.insert(p, c.name.to_string()) {
+                        issue(
+                            format!("components[{i}].{field}"),
+                            format!("port {} is also used by component `{other}`", p.get()),
+                            "give every component and slot its own port",
+                        );
+                    }
+                }
+            }
+            if let Some(w) = &c.when {
+                match self.question(w.as_str()) {
+                    Some(q) if q.kind == QuestionKind::Bool => {}
+                    _ => issue(
+                        format!("components[{i}].when"),
+                        format!("`{w}` is not a yes/no question of this profile"),
+                        "name a question with `kind: bool`",
+                    ),
+                }
+            }
+            if !c.location.starts_with('/') {
+                issue(
+                    format!("components[{i}].location"),
+                    format!("`{}` is not a path", c.location),
+                    "use an nginx location such as / or /mcp",
+                );
+            }
+            if !c.health.path.starts_with('/') {
+                issue(
+                    format!("components[{i}].health.path"),
+                    format!("`{}` is not a path", c.health.path),
+                    "use a path such as /health",
+                );
+            }
+            let mut templates = vec![(format!("components[{i}].unit"), c.unit.clone())];
+            for (j, f) in c.files.iter().enumerate() {
+                templates.push((
+                    format!("components[{i}].files[{j}].template"),
+                    f.template.clone(),
+                ));
+                if u32::from_str_radix(&f.mode, 8).map_or(true, |m| m > 0o7777) {
+                    issue(
+                        format!("components[{i}].files[{j}].mode"),
+                        format!("`{}` is not an octal file mode", f.mode),
+                        "write it like \"0640\"",
+                    );
+                }
+            }
+            for (path, t) in templates {
+                if !asset_exists(&t) {
+                    issue(
+                        path,
+                        format!("template `{t}` does not exist under assets/"),
+                        "add the file under assets/ or fix the name",
+                    );
+                }
+            }
+        }
+        if self.components.is_empty() {
+            issue(
+                "components".into(),
+                "no components".into(),
+                "describe at least the app's main component",
+            );
+        }
+        if !asset_exists(&self.nginx.site) {
+            issue(
+                "nginx.site".into(),
+                format!(
+                    "template `{}` does not exist under assets/",
+                    self.nginx.site
+                ),
+                "add the file under assets/ or fix the name",
+            );
+        }
+        if let Some(q) = &self.nginx.upload_limit_question {
+            if self
+                .question(q.as_str())
+                .is_none_or(|q| q.kind != QuestionKind::Integer)
+            {
+                issue(
+                    "nginx.upload_limit_question".into(),
+                    format!("`{q}` is not an integer question of this profile"),
+                    "name a question with `kind: integer`",
+                );
+            }
+        }
+        out
+    }
+}
