@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+
+mod cmd;
+mod container;
+mod image;
+mod net;
+mod state;
+mod template;
+
+pub use state::RuntimeConfig;
+pub use template::TemplateBuildInfo;
 
 /// The lab's bridge network. Every host-side name (bridge, veths, netns, nft table, cgroups)
 /// derives from `prefix`, so two labs (and parallel test runs) can coexist on one machine.
@@ -31,6 +41,38 @@ impl Default for LabNet {
 }
 
 impl LabNet {
+    /// Checks the names and addresses derived from this network are usable.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let p = &self.prefix;
+        if p.is_empty()
+            || p.len() > 6
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(RuntimeError::InvalidLabNet {
+                value: p.clone(),
+                problem: "the prefix must be 1 to 6 characters of a-z and 0-9",
+                help: "use a short name such as plab0 (it prefixes the bridge, veth, netns and nft table names)",
+            });
+        }
+        if !(8..=30).contains(&self.prefix_len) {
+            return Err(RuntimeError::InvalidLabNet {
+                value: format!("{}/{}", self.subnet, self.prefix_len),
+                problem: "the prefix length must be between 8 and 30",
+                help: "use a /24 such as 10.77.0.0/24",
+            });
+        }
+        let mask = u32::MAX << (32 - u32::from(self.prefix_len));
+        if u32::from(self.subnet) & !mask != 0 {
+            return Err(RuntimeError::InvalidLabNet {
+                value: format!("{}/{}", self.subnet, self.prefix_len),
+                problem: "the subnet has host bits set",
+                help: "give the network address, e.g. 10.77.0.0/24 rather than 10.77.0.1/24",
+            });
+        }
+        Ok(())
+    }
     /// The first host address of the subnet (".1"), held by the bridge.
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.subnet) | 1)
@@ -89,7 +131,104 @@ pub const TEMPLATES: &[Template] = &[
     },
 ];
 
-/// One lab node's container runtime. Cheap to build; all state lives under `state_dir`.
+/// What a lab user can get wrong or run into, each with the value involved and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("invalid VMID {vmid}: a VMID is an integer from 100 to 999999999\nhelp: pick a free id such as 100")]
+    InvalidVmid { vmid: u32 },
+    #[error(
+        "CT {vmid} does not exist (no rootfs image)\nhelp: create it first, or check the VMID"
+    )]
+    NoSuchCt { vmid: u32 },
+    #[error("CT {vmid} already exists\nhelp: destroy it first or choose another VMID")]
+    CtExists { vmid: u32 },
+    #[error("CT {vmid} not running\nhelp: start it first")]
+    NotRunning { vmid: u32 },
+    #[error("CT {vmid} is already running")]
+    AlreadyRunning { vmid: u32 },
+    #[error("cannot {action} CT {vmid} while it is running\nhelp: stop or shut it down first")]
+    Running { vmid: u32, action: &'static str },
+    #[error("template or archive {path} does not exist\nhelp: download the template first (ensure_template / aplinfo), or check the path")]
+    NoSuchTemplate { path: PathBuf },
+    #[error("invalid disk size {value} GiB: it must be between 0.1 and 16384\nhelp: give a size in GiB such as 4 or 8")]
+    InvalidSize { value: f64 },
+    #[error("cannot shrink CT {vmid}'s disk from {current_gib:.1} GiB to {requested_gib} GiB\nhelp: disks only grow; give a size of at least {current_gib:.1} GiB")]
+    ShrinkNotSupported {
+        vmid: u32,
+        current_gib: f64,
+        requested_gib: f64,
+    },
+    #[error("invalid snapshot name '{name}': it must start with a letter, then letters, digits, '_' or '-' (2 to 40 characters), and not be 'current'\nhelp: use a name such as before_update")]
+    InvalidSnapshotName { name: String },
+    #[error("snapshot '{name}' of CT {vmid} does not exist\nhelp: list the snapshots and pick an existing name")]
+    NoSuchSnapshot { vmid: u32, name: String },
+    #[error("snapshot '{name}' of CT {vmid} already exists\nhelp: delete it first or choose another name")]
+    SnapshotExists { vmid: u32, name: String },
+    #[error("invalid {field} '{value}'\nhelp: {help}")]
+    InvalidSpec {
+        field: &'static str,
+        value: String,
+        help: &'static str,
+    },
+    #[error("invalid lab network '{value}': {problem}\nhelp: {help}")]
+    InvalidLabNet {
+        value: String,
+        problem: &'static str,
+        help: &'static str,
+    },
+    #[error("the lab bridge {bridge} does not exist\nhelp: bring the lab network up first (`pve-lab up`, Runtime::network_up)")]
+    NetworkDown { bridge: String },
+    #[error("`{command}` failed ({status}):\n{stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("could not run `{command}`: {reason}\nhelp: install {package} (apt-get install {package}) and run as root")]
+    CommandMissing {
+        command: String,
+        package: &'static str,
+        reason: String,
+    },
+    #[error("{tool} is not installed\nhelp: apt-get install {package}")]
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
+    #[error("timed out after {waited_s} s waiting for the lock on {what} ({path})\nhelp: another operation on it is still running; retry when it is done")]
+    LockTimeout {
+        what: String,
+        path: PathBuf,
+        waited_s: u64,
+    },
+    #[error("CT {vmid} failed to boot: {reason}; console log ends with:\n{console}\nhelp: see the whole console log in the lab's state dir (ct/{vmid}/console.log)")]
+    BootFailed {
+        vmid: u32,
+        reason: String,
+        console: String,
+    },
+    #[error("CT {vmid} did not reach running within {secs} s (systemd says '{state}'); console log ends with:\n{console}\nhelp: see the whole console log in the lab's state dir (ct/{vmid}/console.log)")]
+    BootTimeout {
+        vmid: u32,
+        secs: u64,
+        state: String,
+        console: String,
+    },
+    #[error("no lab runtime settings in {path}\nhelp: bring the lab up first (`pve-lab up`), which writes them")]
+    NoRuntimeConfig { path: PathBuf },
+}
+
+pub(crate) fn validate_vmid(vmid: u32) -> Result<(), RuntimeError> {
+    if (100..=999_999_999).contains(&vmid) {
+        Ok(())
+    } else {
+        Err(RuntimeError::InvalidVmid { vmid })
+    }
+}
+
+/// One lab node's container runtime. Cheap to build and clone; all state lives under
+/// `state_dir`, so several threads and processes can use it at once (per-CT operations
+/// serialize on a lock file).
 #[derive(Debug, Clone)]
 pub struct Runtime {
     state_dir: PathBuf,
@@ -105,6 +244,27 @@ impl Runtime {
             net,
         }
     }
+
+    /// The runtime a lab brought up in `state_dir` uses (from the runtime.json that
+    /// `network_up` writes); this is how the `pct` shim finds it.
+    pub fn from_state_dir(state_dir: &Path) -> Result<Runtime> {
+        let path = Runtime::config_path(state_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::NoRuntimeConfig { path }.into())
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let cfg: RuntimeConfig =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok(Runtime::new(
+            state_dir.to_path_buf(),
+            cfg.cache_dir,
+            cfg.net,
+        ))
+    }
+
     pub fn net(&self) -> &LabNet {
         &self.net
     }
@@ -115,108 +275,201 @@ impl Runtime {
         &self.cache_dir
     }
 
+    /// Debian packages whose tools the runtime needs and that are not installed.
     pub fn missing_host_packages() -> Vec<&'static str> {
-        Vec::new()
+        let mut v: Vec<&'static str> = cmd::TOOLS
+            .iter()
+            .filter(|(t, _)| cmd::find_tool(t).is_none())
+            .map(|(_, p)| *p)
+            .collect();
+        v.dedup();
+        v
     }
-    pub fn install_host_packages(_pkgs: &[&str]) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// `apt-get update` then `apt-get install -y` the packages; waits for a busy dpkg lock
+    /// (another lab installing at the same time) instead of failing.
+    pub fn install_host_packages(pkgs: &[&str]) -> Result<()> {
+        if pkgs.is_empty() {
+            return Ok(());
+        }
+        let apt = |args: &[&str]| -> Result<()> {
+            let mut c = cmd::tool("apt-get");
+            c.args(["-q", "-o", "DPkg::Lock::Timeout=600"])
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            cmd::run(&mut c).map(|_| ())
+        };
+        apt(&["update"]).context("refreshing apt's package lists")?;
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend_from_slice(pkgs);
+        apt(&args).with_context(|| format!("installing host packages {}", pkgs.join(" ")))
     }
+
+    /// Bridge with the gateway address, IPv4 forwarding, and an nft table named after the
+    /// prefix that masquerades the subnet. Idempotent. Also writes `state_dir/runtime.json`.
     pub fn network_up(&self) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+        self.net_up()
     }
+
+    /// Removes the bridge, the container veths and netns, and the nft table of this lab.
+    /// Idempotent. Stop the containers first: their processes would lose their network.
     pub fn network_down(&self) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+        self.net_down()
     }
-    pub fn ensure_template(&self, _t: &Template, _log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-        anyhow::bail!("not implemented yet")
+
+    /// The template tarball in the cache (`cache_dir/template/cache/<name>`), building it
+    /// with debootstrap if missing (atomic rename; a lock so concurrent callers build once).
+    pub fn ensure_template(&self, t: &Template, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+        self.template_ensure(t, log)
     }
-    pub fn template_cached(&self, _t: &Template) -> bool {
-        false
+
+    pub fn template_cached(&self, t: &Template) -> bool {
+        self.template_path(t).is_file()
     }
+
+    /// A real ext4 image of `size_gib` on "local-lvm"
+    /// (`state_dir/images/<vmid>/vm-<vmid>-disk-0.raw`) with `template` unpacked into it.
+    /// `template` may be any tar archive of a rootfs, so a vzdump archive restores the same way.
     pub fn create(
         &self,
-        _vmid: u32,
-        _template: &Path,
-        _size_gib: f64,
-        _log: &mut dyn FnMut(&str),
+        vmid: u32,
+        template: &Path,
+        size_gib: f64,
+        log: &mut dyn FnMut(&str),
     ) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+        self.image_create(vmid, template, size_gib, log)
     }
-    pub fn resize(&self, _vmid: u32, _size_gib: f64) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Grows the disk (online when running); shrinking is refused as PVE does.
+    pub fn resize(&self, vmid: u32, size_gib: f64) -> Result<()> {
+        self.image_resize(vmid, size_gib)
     }
-    pub fn start(&self, _spec: &StartSpec, _log: &mut dyn FnMut(&str)) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Boots the container: netns `<prefix>-<vmid>`, veth `<prefix>v<vmid>` on the bridge,
+    /// address and default route set, systemd-nspawn started detached in it; returns once
+    /// systemd inside is running or degraded (at most about 60 s).
+    pub fn start(&self, spec: &StartSpec, log: &mut dyn FnMut(&str)) -> Result<()> {
+        validate_vmid(spec.vmid)?;
+        self.ct_start(spec, log)
     }
-    pub fn shutdown(&self, _vmid: u32, _timeout: Duration) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Clean poweroff, then a hard stop once `timeout` passes. Stopped already: Ok.
+    pub fn shutdown(&self, vmid: u32, timeout: Duration) -> Result<()> {
+        self.ct_shutdown(vmid, timeout)
     }
-    pub fn stop(&self, _vmid: u32) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Hard stop, by pid (SIGKILL to the container's init). Stopped already: Ok.
+    pub fn stop(&self, vmid: u32) -> Result<()> {
+        self.ct_stop(vmid)
     }
-    pub fn status(&self, _vmid: u32) -> Result<CtRuntimeStatus> {
-        anyhow::bail!("not implemented yet")
+
+    pub fn status(&self, vmid: u32) -> Result<CtRuntimeStatus> {
+        self.ct_status(vmid)
     }
-    pub fn exists(&self, _vmid: u32) -> bool {
-        false
+
+    pub fn exists(&self, vmid: u32) -> bool {
+        validate_vmid(vmid).is_ok() && self.image_path(vmid).is_file()
     }
+
+    /// (ifname, hwaddr, IPv4 addresses) of each interface inside a running container.
     #[allow(clippy::type_complexity)]
-    pub fn ipv4_addresses(&self, _vmid: u32) -> Result<Vec<(String, String, Vec<(Ipv4Addr, u8)>)>> {
-        anyhow::bail!("not implemented yet")
+    pub fn ipv4_addresses(&self, vmid: u32) -> Result<Vec<(String, String, Vec<(Ipv4Addr, u8)>)>> {
+        self.existing_image(vmid)?;
+        if self.live_run_state(vmid).is_none() {
+            return Err(RuntimeError::NotRunning { vmid }.into());
+        }
+        self.ct_ipv4(vmid)
     }
-    pub fn exec(
-        &self,
-        _vmid: u32,
-        _argv: &[String],
-        _env: &[(String, String)],
-    ) -> Result<ExitStatus> {
-        anyhow::bail!("not implemented yet")
+
+    /// Runs a command inside (stdio inherited) with a clean environment plus `env`; the
+    /// exit status is the command's.
+    pub fn exec(&self, vmid: u32, argv: &[String], env: &[(String, String)]) -> Result<ExitStatus> {
+        self.ct_exec(vmid, argv, env)
     }
-    pub fn exec_capture(&self, _vmid: u32, _argv: &[String]) -> Result<Output> {
-        anyhow::bail!("not implemented yet")
+
+    pub fn exec_capture(&self, vmid: u32, argv: &[String]) -> Result<Output> {
+        self.ct_exec_capture(vmid, argv)
     }
+
+    /// Copies a host file into the running container; `user`/`group` (names or ids) resolve
+    /// inside it. Without `perms` the source file's mode is kept.
     pub fn push(
         &self,
-        _vmid: u32,
-        _src: &Path,
-        _dst: &str,
-        _perms: Option<u32>,
-        _user: Option<&str>,
-        _group: Option<&str>,
+        vmid: u32,
+        src: &Path,
+        dst: &str,
+        perms: Option<u32>,
+        user: Option<&str>,
+        group: Option<&str>,
     ) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+        self.ct_push(vmid, src, dst, perms, user, group)
     }
-    pub fn pull(&self, _vmid: u32, _src: &str, _dst: &Path, _perms: Option<u32>) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Copies a file out of the running container. Without `perms` its mode inside is kept.
+    pub fn pull(&self, vmid: u32, src: &str, dst: &Path, perms: Option<u32>) -> Result<()> {
+        self.ct_pull(vmid, src, dst, perms)
     }
-    pub fn snapshot(&self, _vmid: u32, _name: &str) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// A consistent copy of the disk, even while running (fsfreeze + sparse copy).
+    pub fn snapshot(&self, vmid: u32, name: &str) -> Result<()> {
+        self.image_snapshot(vmid, name)
     }
-    pub fn rollback(&self, _vmid: u32, _name: &str) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Puts the disk back to the snapshot; the container must be stopped.
+    pub fn rollback(&self, vmid: u32, name: &str) -> Result<()> {
+        self.image_rollback(vmid, name)
     }
-    pub fn delete_snapshot(&self, _vmid: u32, _name: &str) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    pub fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<()> {
+        self.image_delete_snapshot(vmid, name)
     }
-    pub fn vzdump(&self, _vmid: u32, _out: &Path, _log: &mut dyn FnMut(&str)) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// A tar.zst of the rootfs, consistent even while running (snapshot mode), written
+    /// atomically to `out`.
+    pub fn vzdump(&self, vmid: u32, out: &Path, log: &mut dyn FnMut(&str)) -> Result<()> {
+        self.image_vzdump(vmid, out, None, log)
     }
-    pub fn destroy(&self, _vmid: u32) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Like `vzdump`, with the container's config stored as `./etc/vzdump/pct.conf` in the
+    /// archive, where PVE's vzdump puts it.
+    pub fn vzdump_with_config(
+        &self,
+        vmid: u32,
+        out: &Path,
+        pct_conf: &str,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<()> {
+        self.image_vzdump(vmid, out, Some(pct_conf), log)
     }
-    pub fn fill_disk(&self, _vmid: u32) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Removes the image, snapshots, console log, netns and veth. The container must be stopped.
+    pub fn destroy(&self, vmid: u32) -> Result<()> {
+        self.ct_destroy(vmid)
     }
-    pub fn clear_fill(&self, _vmid: u32) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    /// Fault: fills the container's filesystem (one file, `/.pve-lab-fill`).
+    pub fn fill_disk(&self, vmid: u32) -> Result<()> {
+        self.image_fill(vmid)
     }
-    pub fn kill_init(&self, _vmid: u32) -> Result<()> {
-        anyhow::bail!("not implemented yet")
+
+    pub fn clear_fill(&self, vmid: u32) -> Result<()> {
+        self.image_clear_fill(vmid)
     }
+
+    /// Fault: SIGKILL to the container's init, as if it crashed. Its mount and network stay
+    /// until the next start, stop or destroy (as a crashed CT's would).
+    pub fn kill_init(&self, vmid: u32) -> Result<()> {
+        self.ct_kill_init(vmid)
+    }
+
     pub fn running_vmids(&self) -> Vec<u32> {
-        Vec::new()
+        self.ct_running_vmids()
     }
+
+    /// Everything of this lab still present on the host: nspawn processes (recorded or found
+    /// by their machine name), netns, links, the nft table, mounts and loop devices under
+    /// `state_dir`, and per-container cgroups.
     pub fn leftovers(&self) -> Vec<String> {
-        Vec::new()
+        self.ct_leftovers()
     }
 }
