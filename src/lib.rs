@@ -11,6 +11,7 @@ pub mod instance;
 pub mod profile;
 pub mod prompt;
 pub mod pve;
+pub mod render;
 
 use std::ffi::OsString;
 

@@ -1,0 +1,337 @@
+//! Renderers of the files Launch writes into a container: pure functions from a profile's
+//! templates and an instance's settings to the text of a systemd unit, an app config or an
+//! nginx site. Undefined template variables are errors, never empty strings.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::instance::Slot;
+use crate::profile::{self, Component, Profile};
+
+/// Database settings as templates see them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DbContext {
+    /// `sqlite`, `postgres`, `mariadb`, `external-postgres`, `external-mariadb`.
+    pub kind: String,
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+    pub password: String,
+    /// The local database server's unit, ordered before the app's (`postgresql.service`).
+    pub local_unit: Option<String>,
+}
+
+impl DbContext {
+    pub fn sqlite() -> Self {
+        DbContext {
+            kind: "sqlite".into(),
+            host: String::new(),
+            port: 0,
+            name: String::new(),
+            user: String::new(),
+            password: String::new(),
+            local_unit: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TlsContext {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExtraLocation {
+    pub path: String,
+    pub port: u16,
+}
+
+/// Everything a template may use. Paths are inside the container.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderContext {
+    pub instance: String,
+    pub slot: String,
+    pub port: u16,
+    pub user: String,
+    pub release_dir: String,
+    pub data_dir: String,
+    pub env_file: String,
+    pub venv: String,
+    pub drain_s: u32,
+    pub settings: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub db: DbContext,
+    pub tls: Option<TlsContext>,
+    pub server_name: String,
+    pub upstream_include: String,
+    pub upstream_name: String,
+    pub extra_locations: Vec<ExtraLocation>,
+}
+
+/// Where a profile's component lives in the container. One layout for every profile, so the
+/// update, backup and status code needs no per-app knowledge.
+pub struct Layout;
+
+impl Layout {
+    pub fn app_dir(profile: &str) -> String {
+        format!("/opt/{profile}")
+    }
+    pub fn release_dir(profile: &str, version: &str) -> String {
+        format!("/opt/{profile}/releases/{version}")
+    }
+    pub fn data_dir(profile: &str, slot: Slot) -> String {
+        // Blue and green keep their own data directory, so an app that migrates its database
+        // on start never touches the other slot's copy.
+        format!("/var/lib/{profile}/{}", slot.as_str())
+    }
+    pub fn venv(profile: &str, component: &str) -> String {
+        format!("/opt/{profile}/{component}-venv")
+    }
+    pub fn unit_name(profile: &str, component: &str, slot: Option<Slot>) -> String {
+        match slot {
+            Some(s) => format!("{profile}-{component}-{}.service", s.as_str()),
+            None => format!("{profile}-{component}.service"),
+        }
+    }
+    pub fn upstream_include(profile: &str) -> String {
+        format!("/etc/nginx/launch/{profile}-upstream.conf")
+    }
+    pub fn upstream_name(profile: &str) -> String {
+        format!("{profile}_active")
+    }
+    pub fn nginx_site(profile: &str) -> String {
+        format!("/etc/nginx/sites-available/{profile}.conf")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render template `{template}`: {detail}\n  help: fix the template under assets/ or the profile's settings")]
+pub struct RenderError {
+    pub template: String,
+    pub detail: String,
+}
+
+fn render(template_name: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+    let err = |detail: String| RenderError {
+        template: template_name.to_string(),
+        detail,
+    };
+    let source =
+        profile::asset(template_name).ok_or_else(|| err("no such file under assets/".into()))?;
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.add_template(template_name, source)
+        .map_err(|e| err(format!("{e:#}")))?;
+    let tmpl = env
+        .get_template(template_name)
+        .map_err(|e| err(format!("{e:#}")))?;
+    tmpl.render(ctx).map_err(|e| err(format!("{e:#}")))
+}
+
+pub fn unit(component: &Component, ctx: &RenderContext) -> Result<String, RenderError> {
+    render(&component.unit, ctx)
+}
+
+pub fn file(template: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+    render(template, ctx)
+}
+
+pub fn nginx_site(profile: &Profile, ctx: &RenderContext) -> Result<String, RenderError> {
+    render(&profile.nginx.site, ctx)
+}
+
+/// The include that names the active slot; switching slots rewrites only this file.
+pub fn nginx_upstream(upstream_name: &str, port: u16) -> String {
+    format!(
+        "# Written by launch-tui: the active slot. Replaced atomically on update.\nupstream {upstream_name} {{\n    server 127.0.0.1:{port};\n    keepalive 16;\n}}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Catalog;
+
+    fn ctx(db: DbContext, tls: Option<TlsContext>) -> RenderContext {
+        RenderContext {
+            instance: "vikunja".into(),
+            slot: "blue".into(),
+            port: 3456,
+            user: "vikunja".into(),
+            release_dir: "/opt/vikunja/releases/v2.5.0".into(),
+            data_dir: "/var/lib/vikunja/blue".into(),
+            env_file: "/etc/vikunja/mcp.env".into(),
+            venv: "/opt/vikunja/mcp-venv".into(),
+            drain_s: 10,
+            settings: [
+                ("public_url", "https://tasks.example.com/"),
+                ("timezone", "Europe/Berlin"),
+                ("registration", "false"),
+                ("max_upload_mib", "20"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            secrets: [("service_secret".to_string(), "SECRET".to_string())]
+                .into_iter()
+                .collect(),
+            db,
+            tls,
+            server_name: "tasks.example.com".into(),
+            upstream_include: "/etc/nginx/launch/vikunja-upstream.conf".into(),
+            upstream_name: "vikunja_active".into(),
+            extra_locations: vec![ExtraLocation {
+                path: "/mcp".into(),
+                port: 8800,
+            }],
+        }
+    }
+
+    fn vikunja() -> Profile {
+        Catalog::new(std::path::Path::new("/nonexistent"))
+            .load("vikunja")
+            .unwrap()
+            .profile
+    }
+
+    #[test]
+    fn vikunja_files_render() {
+        let p = vikunja();
+        let c = ctx(DbContext::sqlite(), None);
+        insta::assert_snapshot!("vikunja_unit", unit(&p.components[0], &c).unwrap());
+        insta::assert_snapshot!("vikunja_mcp_unit", unit(&p.components[1], &c).unwrap());
+        insta::assert_snapshot!(
+            "vikunja_config_sqlite",
+            file(&p.components[0].files[0].template, &c).unwrap()
+        );
+        insta::assert_snapshot!("vikunja_nginx_http", nginx_site(&p, &c).unwrap());
+    }
+
+    #[test]
+    fn vikunja_config_postgres_and_tls_site() {
+        let p = vikunja();
+        let db = DbContext {
+            kind: "postgres".into(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            name: "vikunja".into(),
+            user: "vikunja".into(),
+            password: "pw".into(),
+            local_unit: Some("postgresql.service".into()),
+        };
+        let tls = TlsContext {
+            cert: "/etc/launch/tls/cert.pem".into(),
+            key: "/etc/launch/tls/key.pem".into(),
+        };
+        let c = ctx(db, Some(tls));
+        insta::assert_snapshot!(
+            "vikunja_config_postgres",
+            file(&p.components[0].files[0].template, &c).unwrap()
+        );
+        insta::assert_snapshot!("vikunja_nginx_tls", nginx_site(&p, &c).unwrap());
+    }
+
+    #[test]
+    fn undefined_variable_is_an_error() {
+        let p = vikunja();
+        let mut c = ctx(DbContext::sqlite(), None);
+        c.settings.remove("timezone");
+        let e = file(&p.components[0].files[0].template, &c).unwrap_err();
+        assert!(e.to_string().contains("vikunja/config.yml.j2"), "{e}");
+    }
+
+    /// The rendered site passes the real `nginx -t` (with the upstream include written beside it).
+    #[test]
+    fn nginx_accepts_rendered_sites() {
+        let nginx = which("nginx")
+            .expect("nginx must be installed (scripts/test-all.sh installs nginx-light)");
+        let p = vikunja();
+        for tls in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let upstream = d.join("upstream.conf");
+            std::fs::write(&upstream, nginx_upstream("vikunja_active", 3456)).unwrap();
+            let mut c = ctx(DbContext::sqlite(), None);
+            c.upstream_include = upstream.display().to_string();
+            if tls {
+                let cert =
+                    rcgen::generate_simple_self_signed(vec!["tasks.example.com".into()]).unwrap();
+                std::fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
+                std::fs::write(d.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+                c.tls = Some(TlsContext {
+                    cert: d.join("cert.pem").display().to_string(),
+                    key: d.join("key.pem").display().to_string(),
+                });
+            }
+            let site = nginx_site(&p, &c).unwrap();
+            std::fs::write(d.join("site.conf"), site).unwrap();
+            let main = format!(
+                "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n  include {d}/site.conf;\n}}\n",
+                d = d.display()
+            );
+            std::fs::write(d.join("nginx.conf"), main).unwrap();
+            let out = std::process::Command::new(&nginx)
+                .arg("-t")
+                .arg("-p")
+                .arg(d)
+                .arg("-c")
+                .arg(d.join("nginx.conf"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "nginx -t failed (tls={tls}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// The rendered units pass the real `systemd-analyze verify` (pointing at executables that
+    /// exist, as they will in the container).
+    #[test]
+    fn systemd_accepts_rendered_units() {
+        let p = vikunja();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("release")).unwrap();
+        std::fs::create_dir_all(d.join("venv/bin")).unwrap();
+        std::fs::copy("/bin/true", d.join("release/vikunja")).unwrap();
+        std::fs::copy("/bin/true", d.join("venv/bin/vikunja-mcp")).unwrap();
+        std::fs::write(d.join("mcp.env"), "VIKUNJA_URL=http://127.0.0.1/\n").unwrap();
+        let mut c = ctx(DbContext::sqlite(), None);
+        c.release_dir = d.join("release").display().to_string();
+        c.venv = d.join("venv").display().to_string();
+        c.env_file = d.join("mcp.env").display().to_string();
+        c.data_dir = d.display().to_string();
+        c.user = "root".into();
+        for comp in &p.components {
+            let path = d.join(Layout::unit_name("vikunja", comp.name.as_str(), None));
+            std::fs::write(&path, unit(comp, &c).unwrap()).unwrap();
+            let out = std::process::Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(&path)
+                .output()
+                .expect("systemd-analyze must be installed");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && !stderr.contains("Unknown"),
+                "systemd-analyze verify {}: {stderr}",
+                path.display()
+            );
+        }
+    }
+
+    fn which(cmd: &str) -> Option<std::path::PathBuf> {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .chain(["/usr/sbin", "/sbin"])
+            .map(|d| std::path::Path::new(d).join(cmd))
+            .find(|p| p.exists())
+    }
+}
