@@ -81,6 +81,8 @@ pub enum Command {
     Install(InstallArgs),
     /// List installed instances
     List,
+    /// Check the connection to Proxmox VE and what an install needs (changes nothing)
+    Doctor,
     /// Health of an instance's container, units, database and endpoints, with fixes
     Status(StatusArgs),
     /// Move an instance to a newer version (blue-green, health-gated, automatic rollback)

@@ -107,6 +107,9 @@ pub enum LaunchError {
     #[error("{0}")]
     Unhealthy(String),
 
+    #[error(transparent)]
+    Pve(#[from] crate::pve::PveError),
+
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
 }
@@ -120,6 +123,21 @@ impl LaunchError {
             | LaunchError::InvalidValues(_) => ExitCode::BadInput,
             LaunchError::Locked(_) => ExitCode::Locked,
             LaunchError::Unhealthy(_) => ExitCode::Unhealthy,
+            // What the user typed or pointed at (a token file, a fingerprint) is bad input;
+            // anything the node or the network did is an operation failure.
+            LaunchError::Pve(e) => {
+                use crate::pve::PveError as P;
+                match e {
+                    P::InvalidHost { .. }
+                    | P::InvalidInput { .. }
+                    | P::InvalidUpid { .. }
+                    | P::InvalidFingerprint { .. }
+                    | P::InvalidToken { .. }
+                    | P::TokenFile { .. }
+                    | P::TokenFileMode { .. } => ExitCode::BadInput,
+                    _ => ExitCode::Failed,
+                }
+            }
             LaunchError::NotImplemented(_) | LaunchError::Failed(_) => ExitCode::Failed,
         }
     }

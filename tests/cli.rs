@@ -257,3 +257,80 @@ fn override_profile_in_config_dir_is_used_and_checked() {
         .code(2)
         .stderr(predicate::str::contains("profiles/vikunja.yaml:26:"));
 }
+
+#[test]
+fn doctor_without_proxmox_says_how_to_connect() {
+    let cfg = tempfile::tempdir().unwrap();
+    bin(cfg.path())
+        .env("PATH", "/usr/bin:/bin")
+        .arg("doctor")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no `pvesh` on PATH"))
+        .stderr(predicate::str::contains("--host https://NODE:8006"));
+}
+
+#[test]
+fn readable_token_file_is_refused_without_showing_the_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let cfg = tempfile::tempdir().unwrap();
+    let tok = cfg.path().join("token");
+    std::fs::write(&tok, "launch@pve!ci=11111111-2222-3333-4444-555555555555\n").unwrap();
+    std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o644)).unwrap();
+    bin(cfg.path())
+        .args(["doctor", "--host", "https://127.0.0.1:9", "--token-file"])
+        .arg(&tok)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("chmod 600"))
+        .stderr(predicate::str::contains("11111111-2222").not());
+}
+
+#[test]
+fn bad_fingerprint_is_bad_input() {
+    use std::os::unix::fs::PermissionsExt;
+    let cfg = tempfile::tempdir().unwrap();
+    let tok = cfg.path().join("token");
+    std::fs::write(&tok, "launch@pve!ci=11111111-2222-3333-4444-555555555555\n").unwrap();
+    std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
+    bin(cfg.path())
+        .args([
+            "doctor",
+            "--host",
+            "https://127.0.0.1:9",
+            "--fingerprint",
+            "AB:CD",
+            "--token-file",
+        ])
+        .arg(&tok)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid certificate fingerprint `AB:CD`",
+        ))
+        .stderr(predicate::str::contains("32 bytes"));
+}
+
+#[test]
+fn unreachable_api_is_an_operation_failure_naming_the_url() {
+    use std::os::unix::fs::PermissionsExt;
+    let cfg = tempfile::tempdir().unwrap();
+    let tok = cfg.path().join("token");
+    std::fs::write(&tok, "launch@pve!ci=11111111-2222-3333-4444-555555555555\n").unwrap();
+    std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Port 9 (discard) on loopback: nothing listens there.
+    bin(cfg.path())
+        .args([
+            "doctor",
+            "--host",
+            "https://127.0.0.1:9",
+            "--insecure",
+            "--token-file",
+        ])
+        .arg(&tok)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("127.0.0.1:9"))
+        .stderr(predicate::str::contains("TLS certificate checks are OFF"))
+        .stderr(predicate::str::contains("11111111-2222").not());
+}

@@ -2,6 +2,7 @@
 //! engine with the chosen renderers, and returns a result for `run` to print.
 
 mod answers;
+mod doctor;
 mod profiles;
 
 use std::io::IsTerminal;
@@ -76,6 +77,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             Err(LaunchError::NotImplemented("install"))
         }
         Command::List => list(g),
+        Command::Doctor => doctor::run(g),
         Command::Status(a) => {
             if let Some(n) = &a.name {
                 check_instance_name(n)?;
