@@ -364,7 +364,7 @@ impl Client {
             delay = (delay * 2).min(POLL_MAX);
         }
         Err(PveError::TaskTimeout {
-            upid: upid.clone(),
+            upid: Box::new(upid.clone()),
             waited: self.clock.now().saturating_duration_since(started),
         })
     }
@@ -418,7 +418,7 @@ fn finish(upid: &Upid, status: TaskStatus, log: Vec<String>) -> Result<TaskOutco
             log,
         }),
         None => Err(PveError::TaskFailed {
-            upid: upid.clone(),
+            upid: Box::new(upid.clone()),
             exitstatus,
             log_tail: log[log.len().saturating_sub(LOG_TAIL)..].to_vec(),
         }),

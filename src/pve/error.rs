@@ -101,14 +101,15 @@ pub enum PveError {
 
     #[error("task {upid} failed: {exitstatus}{}", fmt_tail(.log_tail))]
     TaskFailed {
-        upid: Upid,
+        // Boxed: a UPID is large and errors travel in every `Result`.
+        upid: Box<Upid>,
         exitstatus: String,
         /// The last lines of the task log.
         log_tail: Vec<String>,
     },
 
     #[error("task {upid} is still running after {} s\nhelp: it keeps running on the node; follow it in the web UI (Tasks) or with `pvenode task status {upid}`", .waited.as_secs())]
-    TaskTimeout { upid: Upid, waited: Duration },
+    TaskTimeout { upid: Box<Upid>, waited: Duration },
 
     #[error("invalid {what} `{value}`: {problem}\nhelp: {help}")]
     InvalidInput {
@@ -317,5 +318,20 @@ impl PveError {
             },
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_small_enough_to_return_by_value() {
+        // clippy's result_large_err limit; every fallible call in Launch carries this.
+        assert!(
+            std::mem::size_of::<PveError>() <= 128,
+            "{}",
+            std::mem::size_of::<PveError>()
+        );
     }
 }
