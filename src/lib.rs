@@ -12,6 +12,7 @@ pub mod instance;
 pub mod profile;
 pub mod prompt;
 pub mod pve;
+pub mod release;
 pub mod render;
 
 use std::ffi::OsString;
