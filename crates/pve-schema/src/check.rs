@@ -91,27 +91,15 @@ fn add_error(errors: &mut Errors, path: &str, msg: impl Into<String>) {
 
 impl Schema {
     /// Form/query-style request (all values are strings, as on the wire; booleans must be "0"/"1").
-    /// `path` is the concrete path after /api2/json, e.g. "/nodes/pve/lxc/100/config".
+    /// `path` is the concrete path after /api2/json, e.g. "/nodes/pve/lxc/100/config"; it may be
+    /// percent-encoded and may carry a `?query`, whose values override `params` like on PVE.
     pub fn validate(
         &self,
         method: &str,
         path: &str,
         params: &[(String, String)],
     ) -> Result<Validated, Rejection> {
-        let mut values: BTreeMap<String, Val> = BTreeMap::new();
-        for (key, value) in params {
-            // decode_urlencoded: `k=` yields undef (Perl's split drops the empty field) and a
-            // repeated key is joined with NUL, which the *-list formats split again.
-            let new = if value.is_empty() {
-                Val::Undef
-            } else {
-                match values.get(key) {
-                    Some(Val::Str(old)) => Val::Str(format!("{old}\0{value}")),
-                    _ => Val::Str(value.clone()),
-                }
-            };
-            values.insert(key.clone(), new);
-        }
+        let values = decode_form(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         self.check_request(method, path, values, Wire::Form)
     }
 
@@ -136,6 +124,21 @@ impl Schema {
         mut values: BTreeMap<String, Val>,
         wire: Wire,
     ) -> Result<Validated, Rejection> {
+        // A query string in `path` is merged over the body, as pve-http-server's extract_params does.
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        if !query.is_empty() {
+            let pairs: Vec<(String, String)> = query
+                .split(['&', ';'])
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (form_unescape(k), form_unescape(v))
+                })
+                .collect();
+            values.extend(decode_form(
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ));
+        }
         // pve-http-server unescapes the whole path before splitting it.
         let decoded = percent_encoding::percent_decode_str(path)
             .decode_utf8_lossy()
@@ -179,6 +182,32 @@ impl Schema {
             method: endpoint.method.clone(),
         })
     }
+}
+
+/// decode_urlencoded: `k=` yields undef (Perl's split drops the empty field) and a repeated key
+/// is joined with NUL, which the *-list formats split again.
+fn decode_form<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, Val> {
+    let mut values: BTreeMap<String, Val> = BTreeMap::new();
+    for (key, value) in pairs {
+        let new = if value.is_empty() {
+            Val::Undef
+        } else {
+            match values.get(key) {
+                Some(Val::Str(old)) => Val::Str(format!("{old}\0{value}")),
+                _ => Val::Str(value.to_string()),
+            }
+        };
+        values.insert(key.to_string(), new);
+    }
+    values
+}
+
+/// `+` is a space in form encoding, then %XX escapes.
+fn form_unescape(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -81,6 +81,7 @@ fn reading_endpoints_pass() {
         ok(v, "GET", "/cluster/nextid", &[]);
         ok(v, "GET", "/cluster/nextid", &[("vmid", "123")]);
         ok(v, "GET", "/cluster/resources", &[("type", "vm")]);
+        ok(v, "GET", "/cluster/resources?type=vm", &[]);
         ok(v, "GET", "/nodes", &[]);
         ok(v, "GET", "/nodes/pve/status", &[]);
         ok(v, "GET", "/nodes/pve/storage", &[("content", "rootdir")]);
@@ -234,6 +235,22 @@ fn storage_content_volume_ids_keep_their_slashes() {
             );
         }
     }
+}
+
+#[test]
+fn schema_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Schema>();
+    let s = schema(PveMajor::V9);
+    let req = common::form(&create_ct(&[]));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| s.validate("POST", "/nodes/pve/lxc", &req).is_ok()))
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap_or(false));
+        }
+    });
 }
 
 #[test]
