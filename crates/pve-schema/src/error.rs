@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
-        "cannot find the PVE API schema `{file}`; looked for shared/pve-api/{file} in: {}\nhelp: set PVE_SCHEMA_DIR to the directory that holds {file} (the repository's ../shared/pve-api)",
+        "cannot find the PVE API schema `{file}`; looked in $PVE_SCHEMA_DIR and for shared/pve-api/{file} in and above: {}\nhelp: set PVE_SCHEMA_DIR to the directory that holds {file} (the repository's ../shared/pve-api)",
         searched_text(.searched)
     )]
     NotFound {

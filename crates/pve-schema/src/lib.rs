@@ -1,6 +1,25 @@
 //! Validates Proxmox VE API requests against the official schema dump (pve-docs apidata.json),
 //! answering like the real server: 501 for unknown routes, 400 with PVE's per-parameter messages.
 //! Used by Launch's PVE client (pre-flight checks) and by the lab's API simulator.
+//!
+//! ```
+//! use pve_schema::{PveMajor, Rejection, Schema};
+//!
+//! let schema = Schema::load_shared(PveMajor::V9)?;
+//! let form = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+//!
+//! let ok = schema.validate("GET", "/nodes/pve/lxc/100/config", &[])?;
+//! assert_eq!(ok.template, "/nodes/{node}/lxc/{vmid}/config");
+//!
+//! let err = schema.validate("POST", "/nodes/pve/lxc/100/status/start", &form(&[("skiplock", "true")]));
+//! match err {
+//!     Err(Rejection::Parameters { errors }) => {
+//!         assert_eq!(errors["skiplock"], "type check ('boolean') failed - got 'true'")
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod check;
 mod error;
