@@ -233,7 +233,11 @@ pub fn ensure_root_password(state: &Path) -> Result<String> {
 /// Compares secrets without an early exit, so timing does not reveal a matching prefix.
 /// Hand-written: two lines do not justify a dependency.
 fn secret_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 struct TicketInfo {
@@ -395,12 +399,7 @@ fn expand_path(template: &str, params: &BTreeMap<String, String>) -> String {
 }
 
 /// Checks one privilege (or any of several) on an ACL path.
-pub fn check_privs(
-    who: &Identity,
-    path: &str,
-    privs: &[&str],
-    any: bool,
-) -> Result<(), Forbidden> {
+pub fn check_privs(who: &Identity, path: &str, privs: &[&str], any: bool) -> Result<(), Forbidden> {
     if any {
         if privs.iter().any(|p| who.privs.has(p)) {
             Ok(())
@@ -535,9 +534,12 @@ mod tests {
     #[test]
     fn perm_checks_name_path_and_privilege() {
         let perm = json!({"check": ["perm", "/vms/{vmid}", ["VM.Allocate"]]});
-        let err = check_permissions(Some(&perm), &ident(&["VM.Audit"]), &params("101"))
-            .unwrap_err();
-        assert_eq!(err.to_string(), "Permission check failed (/vms/101, VM.Allocate)");
+        let err =
+            check_permissions(Some(&perm), &ident(&["VM.Audit"]), &params("101")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Permission check failed (/vms/101, VM.Allocate)"
+        );
         assert!(check_permissions(Some(&perm), &ident(&["VM.Allocate"]), &params("101")).is_ok());
     }
 
@@ -549,10 +551,14 @@ mod tests {
             err.to_string(),
             "Permission check failed (/vms/7, VM.Snapshot|VM.Snapshot.Rollback)"
         );
-        assert!(check_permissions(Some(&any), &ident(&["VM.Snapshot.Rollback"]), &params("7")).is_ok());
-        let and = json!({"check": ["and", ["perm", "/", ["Sys.Audit"]], ["perm", "/", ["Sys.Modify"]]]});
+        assert!(
+            check_permissions(Some(&any), &ident(&["VM.Snapshot.Rollback"]), &params("7")).is_ok()
+        );
+        let and =
+            json!({"check": ["and", ["perm", "/", ["Sys.Audit"]], ["perm", "/", ["Sys.Modify"]]]});
         assert!(check_permissions(Some(&and), &ident(&["Sys.Audit"]), &params("1")).is_err());
-        let or = json!({"check": ["or", ["perm", "/", ["Sys.Audit"]], ["perm", "/", ["Sys.Modify"]]]});
+        let or =
+            json!({"check": ["or", ["perm", "/", ["Sys.Audit"]], ["perm", "/", ["Sys.Modify"]]]});
         assert!(check_permissions(Some(&or), &ident(&["Sys.Modify"]), &params("1")).is_ok());
         let req = json!({"check": ["perm", "/", ["Sys.Modify"], "require_param", "bwlimit"]});
         assert!(check_permissions(Some(&req), &ident(&[]), &params("1")).is_ok());
@@ -560,7 +566,9 @@ mod tests {
 
     #[test]
     fn user_all_and_null() {
-        assert!(check_permissions(Some(&json!({"user": "all"})), &ident(&[]), &params("1")).is_ok());
+        assert!(
+            check_permissions(Some(&json!({"user": "all"})), &ident(&[]), &params("1")).is_ok()
+        );
         assert!(check_permissions(None, &ident(&[]), &params("1")).is_err());
     }
 
@@ -571,19 +579,27 @@ mod tests {
         let line = std::fs::read_to_string(&path).unwrap();
         let line = line.trim();
         let auth = Auth::new(dir.path());
-        let who = auth.verify_token_header(&format!("PVEAPIToken={line}")).unwrap();
+        let who = auth
+            .verify_token_header(&format!("PVEAPIToken={line}"))
+            .unwrap();
         assert_eq!(who.auth_id, "root@pam!ro");
-        assert!(auth.verify_token_header(&format!("PVEAPIToken {line}")).is_ok());
+        assert!(auth
+            .verify_token_header(&format!("PVEAPIToken {line}"))
+            .is_ok());
         assert_eq!(
-            auth.verify_token_header("PVEAPIToken=root@pam!ro=nope").unwrap_err(),
+            auth.verify_token_header("PVEAPIToken=root@pam!ro=nope")
+                .unwrap_err(),
             AuthError::Failed
         );
         let pw = ensure_root_password(dir.path()).unwrap();
         assert!(auth.login("root@pam", None, "wrong").is_err());
         let grant = auth.login("root", Some("pam"), &pw).unwrap();
-        assert!(auth.verify_ticket_request(&grant.ticket, None, false).is_ok());
+        assert!(auth
+            .verify_ticket_request(&grant.ticket, None, false)
+            .is_ok());
         assert_eq!(
-            auth.verify_ticket_request(&grant.ticket, None, true).unwrap_err(),
+            auth.verify_ticket_request(&grant.ticket, None, true)
+                .unwrap_err(),
             AuthError::BadCsrf
         );
         assert!(auth

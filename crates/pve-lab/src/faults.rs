@@ -94,7 +94,10 @@ impl Faults {
             _ => false,
         })?;
         let mut status = 0;
-        if let Fault::Http { status: s, count, .. } = &mut armed[idx] {
+        if let Fault::Http {
+            status: s, count, ..
+        } = &mut armed[idx]
+        {
             *count -= 1;
             status = *s;
             if *count == 0 {

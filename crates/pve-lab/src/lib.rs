@@ -6,10 +6,16 @@ pub mod pct;
 pub mod runtime;
 
 pub mod access_log;
+pub mod api;
 pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod daemon;
 pub mod faults;
 pub mod fsutil;
+pub mod hostinfo;
 pub mod model;
+pub mod pvesh;
 pub mod tasks;
 pub mod tls;
 

@@ -206,13 +206,7 @@ pub fn list_vmids(state: &Path) -> Vec<u32> {
     let mut ids: Vec<u32> = std::fs::read_dir(conf_dir(state))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_suffix(".conf")?
-                        .parse()
-                        .ok()
-                })
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".conf")?.parse().ok())
                 .collect()
         })
         .unwrap_or_default();

@@ -148,6 +148,9 @@ impl TaskCtx {
     pub fn upid(&self) -> &str {
         &self.task.upid_str
     }
+    pub fn lines(&self) -> Vec<String> {
+        self.task.lines()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -344,7 +347,10 @@ impl Tasks {
         F: FnOnce(&TaskCtx) -> Result<()>,
     {
         if let Some(delay) = self.faults.task_delay(ty) {
-            ctx.log(&format!("pve-lab fault: delaying {ty} by {} ms", delay.as_millis()));
+            ctx.log(&format!(
+                "pve-lab fault: delaying {ty} by {} ms",
+                delay.as_millis()
+            ));
             std::thread::sleep(delay);
         }
         if let Some(text) = self.faults.take_task_failure(ty) {
@@ -406,7 +412,10 @@ mod tests {
             user: "root@pam!launch".into(),
         };
         let s = u.to_string();
-        assert_eq!(s, "UPID:pve:000A1B2C:0016E3F4:6650A1B2:vzcreate:101:root@pam!launch:");
+        assert_eq!(
+            s,
+            "UPID:pve:000A1B2C:0016E3F4:6650A1B2:vzcreate:101:root@pam!launch:"
+        );
         assert_eq!(Upid::parse(&s), Some(u));
         assert_eq!(Upid::parse("UPID:pve:1:2:3:x:y:z:"), None);
     }

@@ -256,7 +256,10 @@ mod tests {
     fn fingerprint_round_trip() {
         let fp = fingerprint_of(b"hello");
         assert_eq!(fp.len(), 32 * 3 - 1);
-        assert_eq!(parse_fingerprint(&fp).unwrap().to_vec(), Sha256::digest(b"hello").to_vec());
+        assert_eq!(
+            parse_fingerprint(&fp).unwrap().to_vec(),
+            Sha256::digest(b"hello").to_vec()
+        );
         assert!(parse_fingerprint("AB:CD").is_err());
         assert!(parse_fingerprint("zz").is_err());
     }
