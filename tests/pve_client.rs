@@ -355,6 +355,75 @@ fn ticket_login_csrf_only_on_writes_and_renewal() {
 }
 
 #[test]
+fn a_ticket_the_node_no_longer_accepts_is_replaced_once() {
+    // Tickets are numbered as issued; the test revokes them to mimic PVE's key rotation.
+    let state = Arc::new(std::sync::Mutex::new((0usize, Vec::<String>::new())));
+    let st = state.clone();
+    let srv = HttpsServer::start(move |r| {
+        let mut s = st.lock().unwrap();
+        if r.line() == "POST /access/ticket" {
+            if r.param("password").as_deref() != Some(PASSWORD) {
+                return Reply::empty(401);
+            }
+            s.0 += 1;
+            let t = format!("PVE:root@pam:{:08X}::c2ln", s.0);
+            s.1.push(t.clone());
+            return Reply::data(
+                json!({"ticket": t, "CSRFPreventionToken": "c", "username": "root@pam"}),
+            );
+        }
+        let ok =
+            s.1.iter()
+                .any(|t| r.header("cookie") == Some(format!("PVEAuthCookie={t}").as_str()));
+        if ok {
+            version_reply()
+        } else {
+            Reply::empty(401)
+        }
+    });
+    let auth = Auth::Ticket {
+        username: "root@pam".into(),
+        password: Secret::new(PASSWORD),
+    };
+    let c = Client::new(Box::new(
+        HttpsTransport::new(&srv.host(), auth, pinned(&srv)).unwrap(),
+    ));
+    c.version().unwrap();
+    state.lock().unwrap().1.clear();
+    c.version().expect("logs in again after a 401");
+    let lines: Vec<String> = srv.requests().iter().map(RecordedRequest::line).collect();
+    assert_eq!(
+        lines,
+        [
+            "POST /access/ticket",
+            "GET /version",
+            "GET /version",
+            "POST /access/ticket",
+            "GET /version"
+        ]
+    );
+    assert_eq!(state.lock().unwrap().0, 2);
+
+    // A node that refuses every ticket: one retry, then the 401 surfaces.
+    let srv = HttpsServer::start(|r| match r.line().as_str() {
+        "POST /access/ticket" => {
+            Reply::data(json!({"ticket": TICKET_1, "CSRFPreventionToken": "c"}))
+        }
+        _ => Reply::empty(401),
+    });
+    let auth = Auth::Ticket {
+        username: "root@pam".into(),
+        password: Secret::new(PASSWORD),
+    };
+    let c = Client::new(Box::new(
+        HttpsTransport::new(&srv.host(), auth, pinned(&srv)).unwrap(),
+    ));
+    let e = c.version().unwrap_err();
+    assert!(matches!(e, PveError::Unauthorized { .. }), "{e:?}");
+    assert_eq!(srv.requests().len(), 4, "login, call, login, call");
+}
+
+#[test]
 fn wrong_password_is_a_login_error_without_the_password() {
     let srv = ticket_server();
     let auth = Auth::Ticket {

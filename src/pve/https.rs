@@ -27,6 +27,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 // Listing templates or storage content on a busy node can take a while.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Blocking (reqwest's blocking client runs its own runtime thread): call it from plain
+/// threads, never from inside an async task.
 pub struct HttpsTransport {
     base: Url,
     host: String,
@@ -172,6 +174,12 @@ impl HttpsTransport {
         };
         *guard = Some(fresh.clone());
         Ok(Some(fresh))
+    }
+
+    fn forget_session(&self) {
+        if let AuthState::Ticket { session, .. } = &self.auth {
+            *session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 
     fn login(&self, username: &str, password: &Secret) -> Result<Session, PveError> {
@@ -362,7 +370,16 @@ impl HttpsTransport {
 impl Transport for HttpsTransport {
     fn call(&self, req: &ApiRequest) -> Result<Value, PveError> {
         let session = self.current_session()?;
-        self.send(req, session.as_ref())
+        match self.send(req, session.as_ref()) {
+            // PVE rotates its ticket signing key daily, so a ticket can die before our own
+            // renewal; PVE checks auth before acting, so sending the request again is safe.
+            Err(PveError::Unauthorized { .. }) if session.is_some() => {
+                self.forget_session();
+                let session = self.current_session()?;
+                self.send(req, session.as_ref())
+            }
+            other => other,
+        }
     }
 }
 
@@ -406,7 +423,8 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e.source();
     while let Some(s) = cur {
         let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        // hyper-util's wrapper line says nothing the next cause does not.
+        if !text.starts_with("client error (") && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         cur = s.source();
