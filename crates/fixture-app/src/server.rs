@@ -92,7 +92,13 @@ pub fn run(info: BuildInfo, config: Config) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(listener, state))
+    let result = runtime.block_on(serve(listener, state.clone()));
+    // A blocking database call may outlive a timed-out shutdown; do not wait on it forever.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    // The postgres client owns a runtime of its own, which must not be dropped inside ours:
+    // this clone makes sure the last reference goes here, outside.
+    drop(state);
+    result
 }
 
 async fn serve(listener: std::net::TcpListener, state: Shared) -> anyhow::Result<ExitCode> {
