@@ -477,13 +477,15 @@ async fn api2(State(lab): State<Arc<Lab>>, req: Request) -> Response {
             respond(200, "OK", Some(json!({ "data": reply.data })), reply.total)
         }
         Err(e) => {
-            // A handler's own parameter checks are still PVE's verification, so a 400 there
-            // counts as a rejection too.
-            let verdict = match e {
-                ApiError::Params(_) | ApiError::Forbidden(_) => Verdict::Rejected,
-                _ => Verdict::Ok,
+            // A handler's own parameter, credential and privilege checks are still PVE's
+            // refusals, so they count as rejections.
+            let (verdict, stage) = match e {
+                ApiError::Params(_) => (Verdict::Rejected, "schema"),
+                ApiError::Unauthorized(_) => (Verdict::Rejected, "auth"),
+                ApiError::Forbidden(_) => (Verdict::Rejected, "permission"),
+                _ => (Verdict::Ok, "handler"),
             };
-            log.write(&lab, e.status(), verdict, "handler", Some(&e), None);
+            log.write(&lab, e.status(), verdict, stage, Some(&e), None);
             error_response(&e)
         }
     }
