@@ -98,6 +98,7 @@ impl Runtime {
     fn boot(&self, spec: &StartSpec, img: &Path, log: &mut dyn FnMut(&str)) -> Result<()> {
         let vmid = spec.vmid;
         let mp = self.mountpoint(vmid);
+        self.apply_pending_grow(vmid)?;
         log(&format!("mounting {}", img.display()));
         super::image::mount_loop(img, &mp, false)?;
         prepare_rootfs(&mp, spec)
@@ -200,7 +201,11 @@ echo $!"#;
                 .into());
             }
             if let Some(init) = find_init(st.pid) {
-                let mut c = nsenter_cmd(init, &["systemctl".into(), "is-system-running".into()]);
+                let mut c = nsenter_cmd(
+                    init,
+                    &st.cgroups,
+                    &["systemctl".into(), "is-system-running".into()],
+                );
                 c.stdin(Stdio::null());
                 if let Ok(out) = c.output() {
                     last = cmd::stdout_str(&out).trim().to_string();
@@ -209,6 +214,7 @@ echo $!"#;
                         "degraded" => {
                             let mut f = nsenter_cmd(
                                 init,
+                                &st.cgroups,
                                 &[
                                     "systemctl".into(),
                                     "--failed".into(),
@@ -395,12 +401,14 @@ echo $!"#;
         })
     }
 
-    fn running_init(&self, vmid: u32) -> Result<i32, RuntimeError> {
+    /// The init pid and cgroups of a running container, for attaching to it.
+    fn attach_target(&self, vmid: u32) -> Result<(i32, Vec<PathBuf>), RuntimeError> {
         self.existing_image(vmid)?;
         let st = self
             .live_run_state(vmid)
             .ok_or(RuntimeError::NotRunning { vmid })?;
-        find_init(st.pid).ok_or(RuntimeError::NotRunning { vmid })
+        let init = find_init(st.pid).ok_or(RuntimeError::NotRunning { vmid })?;
+        Ok((init, st.cgroups))
     }
 
     pub(crate) fn ct_exec(
@@ -409,8 +417,8 @@ echo $!"#;
         argv: &[String],
         env: &[(String, String)],
     ) -> Result<ExitStatus> {
-        let init = self.running_init(vmid)?;
-        let mut c = nsenter_cmd(init, argv);
+        let (init, cgs) = self.attach_target(vmid)?;
+        let mut c = nsenter_cmd(init, &cgs, argv);
         c.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c.stdin(Stdio::inherit());
         let mut child = c.spawn().map_err(|e| cmd::spawn_error(&c, e))?;
@@ -420,8 +428,8 @@ echo $!"#;
     }
 
     pub(crate) fn ct_exec_capture(&self, vmid: u32, argv: &[String]) -> Result<Output> {
-        let init = self.running_init(vmid)?;
-        let mut c = nsenter_cmd(init, argv);
+        let (init, cgs) = self.attach_target(vmid)?;
+        let mut c = nsenter_cmd(init, &cgs, argv);
         c.stdin(Stdio::null());
         c.output().map_err(|e| cmd::spawn_error(&c, e).into())
     }
@@ -435,7 +443,7 @@ echo $!"#;
         user: Option<&str>,
         group: Option<&str>,
     ) -> Result<()> {
-        let init = self.running_init(vmid)?;
+        let (init, cgs) = self.attach_target(vmid)?;
         validate_ct_path(dst)?;
         let file = std::fs::File::open(src)
             .with_context(|| format!("opening {} (the file to push)", src.display()))?;
@@ -474,7 +482,7 @@ trap - EXIT"#;
             owner,
             format!("{mode:o}"),
         ];
-        let mut c = nsenter_cmd(init, &argv);
+        let mut c = nsenter_cmd(init, &cgs, &argv);
         c.stdin(Stdio::from(file))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -496,10 +504,11 @@ trap - EXIT"#;
         dst: &Path,
         perms: Option<u32>,
     ) -> Result<()> {
-        let init = self.running_init(vmid)?;
+        let (init, cgs) = self.attach_target(vmid)?;
         validate_ct_path(src)?;
         let mut stat = nsenter_cmd(
             init,
+            &cgs,
             &[
                 "stat".into(),
                 "-L".into(),
@@ -549,7 +558,7 @@ trap - EXIT"#;
             .mode(mode & 0o777)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        let mut cat = nsenter_cmd(init, &["cat".into(), "--".into(), src.into()]);
+        let mut cat = nsenter_cmd(init, &cgs, &["cat".into(), "--".into(), src.into()]);
         cat.stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::piped());
@@ -659,8 +668,12 @@ trap - EXIT"#;
 }
 
 /// `nsenter -t INIT -a -- ARGV` with a clean environment (PATH and HOME as a login would
-/// have them); callers add the variables they want to keep.
-fn nsenter_cmd(init: i32, argv: &[String]) -> Command {
+/// have them); callers add the variables they want to keep. The process first joins the
+/// container's memory and cpu cgroups (as lxc-attach joins the CT's cgroup), so what runs
+/// through exec counts against the container's limits.
+fn nsenter_cmd(init: i32, cgroups: &[PathBuf], argv: &[String]) -> Command {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
     let mut c = tool("nsenter");
     c.arg("-t")
         .arg(init.to_string())
@@ -671,6 +684,37 @@ fn nsenter_cmd(init: i32, argv: &[String]) -> Command {
         .env("PATH", DEFAULT_PATH)
         .env("HOME", "/root")
         .env("container", "lxc");
+    let procs: Vec<std::ffi::CString> = cgroups
+        .iter()
+        .filter(|cg| {
+            cg.join("memory.limit_in_bytes").exists() || cg.join("cpu.cfs_quota_us").exists()
+        })
+        .filter_map(|cg| {
+            std::ffi::CString::new(cg.join("cgroup.procs").as_os_str().as_bytes()).ok()
+        })
+        .collect();
+    if !procs.is_empty() {
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // syscalls (open, write, close) on paths prepared before the fork.
+        unsafe {
+            c.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // "0" means the writing process itself.
+                    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    let err = std::io::Error::last_os_error();
+                    libc::close(fd);
+                    if n != 1 {
+                        return Err(err);
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
     c
 }
 

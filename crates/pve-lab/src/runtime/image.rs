@@ -187,26 +187,49 @@ impl Runtime {
         match self.live_mountpoint(vmid) {
             Some(_) => {
                 // Online: grow the file, let the loop device see it, then resize2fs the
-                // mounted filesystem (ext4 grows online).
+                // mounted filesystem. ext4's online grow needs CAP_SYS_RESOURCE, which root
+                // lacks on some sandboxed hosts (this build machine): there the filesystem
+                // grows at the next start instead, as the image already has its new size.
                 grow(&img)?;
+                std::fs::write(self.grow_marker(vmid), b"")
+                    .with_context(|| format!("marking CT {vmid}'s filesystem for growing"))?;
                 let dev = loop_device_of(&img)?;
                 cmd::run(tool("losetup").arg("-c").arg(&dev))?;
-                cmd::run(tool("resize2fs").arg(&dev))?;
+                let mut c = tool("resize2fs");
+                c.arg(&dev);
+                let out = cmd::output(&mut c)?;
+                if out.status.success() {
+                    let _ = std::fs::remove_file(self.grow_marker(vmid));
+                } else if !String::from_utf8_lossy(&out.stderr).contains("Permission denied") {
+                    return Err(cmd::failed(&c, &out).into());
+                }
             }
             None => {
                 grow(&img)?;
-                // resize2fs insists on a fresh check of an offline filesystem.
-                let mut fsck = tool("e2fsck");
-                fsck.args(["-f", "-p"]).arg(&img);
-                let out = cmd::output(&mut fsck)?;
-                // 0: clean, 1: errors fixed; anything else needs a human.
-                if !matches!(out.status.code(), Some(0) | Some(1)) {
-                    return Err(cmd::failed(&fsck, &out).into());
-                }
-                cmd::run(tool("resize2fs").arg(&img))?;
+                grow_fs_offline(&img)?;
             }
         }
         Ok(())
+    }
+
+    fn grow_marker(&self, vmid: u32) -> PathBuf {
+        self.image_dir(vmid).join(".fs-grow-pending")
+    }
+
+    /// Before mounting at start: finish a grow that could not happen online.
+    pub(crate) fn apply_pending_grow(&self, vmid: u32) -> Result<()> {
+        let marker = self.grow_marker(vmid);
+        if marker.exists() {
+            grow_fs_offline(&self.image_path(vmid))?;
+            std::fs::remove_file(&marker)
+                .with_context(|| format!("removing {}", marker.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the filesystem still waits for a grow that needs a restart (see `resize`).
+    pub fn fs_grow_pending(&self, vmid: u32) -> bool {
+        self.grow_marker(vmid).exists()
     }
 
     /// A point-in-time copy of the image: with the container running, its filesystem is
@@ -468,6 +491,19 @@ fn fill_fs(path: &Path) -> Result<()> {
     }
     f.sync_all()
         .with_context(|| format!("syncing {}", path.display()))
+}
+
+/// e2fsck then resize2fs on an unmounted image (resize2fs insists on a fresh check).
+fn grow_fs_offline(img: &Path) -> Result<()> {
+    let mut fsck = tool("e2fsck");
+    fsck.args(["-f", "-p"]).arg(img);
+    let out = cmd::output(&mut fsck)?;
+    // 0: clean, 1: errors fixed; anything else needs a human.
+    if !matches!(out.status.code(), Some(0) | Some(1)) {
+        return Err(cmd::failed(&fsck, &out).into());
+    }
+    cmd::run(tool("resize2fs").arg(img))?;
+    Ok(())
 }
 
 /// The loop device backing an image, from `losetup -j`.

@@ -265,6 +265,28 @@ impl Runtime {
         ))
     }
 
+    /// Records the node name the lab answers as, for the `pct` shim's messages.
+    pub fn set_node_name(&self, node: &str) -> Result<()> {
+        let mut cfg = self.read_config().unwrap_or_else(|| RuntimeConfig {
+            net: self.net.clone(),
+            cache_dir: self.cache_dir.clone(),
+            node: None,
+        });
+        cfg.node = Some(node.to_string());
+        self.write_config(&cfg)
+    }
+
+    /// The node name recorded with `set_node_name`, else the host's short hostname.
+    pub fn node_name(&self) -> String {
+        self.read_config().and_then(|c| c.node).unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .and_then(|h| h.trim().split('.').next().map(str::to_string))
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        })
+    }
+
     pub fn net(&self) -> &LabNet {
         &self.net
     }
@@ -340,7 +362,9 @@ impl Runtime {
         self.image_create(vmid, template, size_gib, log)
     }
 
-    /// Grows the disk (online when running); shrinking is refused as PVE does.
+    /// Grows the disk; shrinking is refused as PVE does. While running, the filesystem
+    /// grows online where the host allows it (CAP_SYS_RESOURCE), else at the next start
+    /// (`fs_grow_pending` tells).
     pub fn resize(&self, vmid: u32, size_gib: f64) -> Result<()> {
         self.image_resize(vmid, size_gib)
     }

@@ -49,13 +49,23 @@ impl Runtime {
              }}\n"
         );
         nft_apply(&script)?;
-        let cfg = RuntimeConfig {
+        let node = self.read_config().and_then(|c| c.node);
+        self.write_config(&RuntimeConfig {
             net: self.net.clone(),
             cache_dir: self.cache_dir.clone(),
-        };
+            node,
+        })
+    }
+
+    pub(crate) fn read_config(&self) -> Option<RuntimeConfig> {
+        let text = std::fs::read_to_string(Runtime::config_path(&self.state_dir)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub(crate) fn write_config(&self, cfg: &RuntimeConfig) -> Result<()> {
         cmd::write_atomic(
             &Runtime::config_path(&self.state_dir),
-            &serde_json::to_vec_pretty(&cfg).context("serializing runtime.json")?,
+            &serde_json::to_vec_pretty(cfg).context("serializing runtime.json")?,
             0o644,
         )
     }

@@ -14,6 +14,10 @@ use super::{LabNet, Runtime};
 pub struct RuntimeConfig {
     pub net: LabNet,
     pub cache_dir: PathBuf,
+    /// The PVE node name the lab answers as, for pct's error messages (set by the API side
+    /// with `Runtime::set_node_name`; kept across `network_up`).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// `state_dir/ct/<vmid>/run.json`: one booted container.

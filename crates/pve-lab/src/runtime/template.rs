@@ -176,6 +176,13 @@ fn customize(rootfs: &Path, t: &Template) -> Result<()> {
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
     };
     w("etc/machine-id", "")?;
+    // dbus's postinst made its own id during debootstrap; systemd would copy it into
+    // /etc/machine-id at first boot and every container would share it. Point it at the
+    // per-container id instead, as Debian's cloud images do.
+    let dbus_id = rootfs.join("var/lib/dbus/machine-id");
+    let _ = std::fs::remove_file(&dbus_id);
+    std::os::unix::fs::symlink("/etc/machine-id", &dbus_id)
+        .with_context(|| format!("linking {} to /etc/machine-id", dbus_id.display()))?;
     w("etc/hostname", "localhost\n")?;
     w(
         "etc/hosts",
