@@ -5,9 +5,11 @@
 pub mod cli;
 pub mod commands;
 pub mod connect;
+pub mod ct;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod install;
 pub mod instance;
 pub mod profile;
 pub mod prompt;

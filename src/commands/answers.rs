@@ -6,16 +6,16 @@ use std::path::Path;
 
 use crate::error::{FileProblem, LaunchError};
 
-/// `LAUNCH_*` variables that configure launch-tui itself rather than answer a question.
-const RESERVED: &[&str] = &[
-    "HOST",
-    "NODE",
-    "TOKEN_FILE",
-    "FINGERPRINT",
-    "CONFIG",
-    "PVE_TOKEN",
-    "PVE_PASSWORD",
-];
+/// Answers from `LAUNCH_<KEY>` environment variables, for the keys the caller knows (other
+/// `LAUNCH_*` variables configure launch-tui itself and are not answers).
+pub fn env_answers(known: &[String]) -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("LAUNCH_")?.to_ascii_lowercase();
+            known.contains(&key).then_some((key, v))
+        })
+        .collect()
+}
 
 pub fn load_answers(path: &Path) -> Result<BTreeMap<String, String>, LaunchError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -100,13 +100,6 @@ pub fn load_answers(path: &Path) -> Result<BTreeMap<String, String>, LaunchError
                 None,
                 "expected a map of `key: value` lines".into(),
             ))
-        }
-    }
-    for (k, v) in std::env::vars() {
-        if let Some(rest) = k.strip_prefix("LAUNCH_") {
-            if !RESERVED.contains(&rest) && !rest.is_empty() {
-                out.insert(rest.to_ascii_lowercase(), v);
-            }
         }
     }
     Ok(out)

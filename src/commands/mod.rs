@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command, Global};
 use crate::error::{LaunchError, Result};
 use crate::instance::{check_instance_name, InstanceStore};
 
-pub use answers::load_answers;
+pub use answers::{env_answers, load_answers};
 
 /// How results are shown: human text, or a JSON object for `--json`.
 pub struct Output {
@@ -74,7 +74,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             if let Some(f) = &a.answers {
                 load_answers(f)?;
             }
-            Err(LaunchError::NotImplemented("install"))
+            crate::install::run(g, &a, out)
         }
         Command::List => list(g),
         Command::Doctor => doctor::run(g),

@@ -180,6 +180,20 @@ pub struct Profile {
     pub migrations: Option<Migrations>,
     #[serde(default)]
     pub update: UpdatePolicy,
+    /// A script run once in the container after the app first answers its health check (create
+    /// the admin account, mint an API token). Its `KEY=VALUE` stdout lines for `outputs` become
+    /// instance secrets, available to templates rendered after it.
+    #[serde(default)]
+    pub bootstrap: Option<Bootstrap>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// A shell script template under `assets/`.
+    pub script: String,
+    #[serde(default)]
+    pub outputs: Vec<Key>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -706,6 +720,15 @@ impl Profile {
                 "no components".into(),
                 "describe at least the app's main component",
             );
+        }
+        if let Some(b) = &self.bootstrap {
+            if !asset_exists(&b.script) {
+                issue(
+                    "bootstrap.script".into(),
+                    format!("template `{}` does not exist under assets/", b.script),
+                    "add the file under assets/ or fix the name",
+                );
+            }
         }
         if !asset_exists(&self.nginx.site) {
             issue(

@@ -1,0 +1,309 @@
+//! `launch-tui install`: gather the settings (wizard or answers file), check them all against
+//! the node before anything is created, then run the install plan on the engine. A failure
+//! removes the half-made container unless `--keep-on-failure`.
+
+pub mod settings;
+mod steps;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rand::distr::{Alphanumeric, SampleString};
+use rand::RngCore;
+use serde_json::json;
+
+use crate::cli::{Global, InstallArgs};
+use crate::commands::{Outcome, Output};
+use crate::connect::connect;
+use crate::ct::{CtAccess, Pct};
+use crate::engine::render::{timestamp, JsonRenderer, LogFileRenderer, PlainRenderer};
+use crate::engine::{execute, Renderer};
+use crate::error::{LaunchError, Result};
+use crate::instance::{Container, Instance, InstanceStore, Slot};
+use crate::profile::{Catalog, Component, Profile, SecretKind};
+use crate::pve::{Client, ContentType, ResourceType};
+use crate::release::ReleaseCache;
+use crate::render::DbContext;
+use settings::{InstallSettings, NodeFacts};
+
+/// Where operation logs go (`LAUNCH_LOG_DIR` overrides, for tests).
+pub fn log_dir() -> PathBuf {
+    std::env::var_os("LAUNCH_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/log/launch"))
+}
+
+/// Where verified releases are cached (`LAUNCH_CACHE_DIR` overrides).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("LAUNCH_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/launch"))
+}
+
+/// Everything the install steps share.
+pub struct InstallCtx {
+    pub client: Client,
+    pub ct: Box<dyn CtAccess>,
+    pub node: String,
+    pub profile: Profile,
+    pub settings: InstallSettings,
+    pub releases: ReleaseCache,
+    pub store: InstanceStore,
+    pub secrets: BTreeMap<String, String>,
+    pub db: DbContext,
+    pub template_volid: Option<String>,
+    pub created: bool,
+    pub ip: Option<String>,
+}
+
+impl InstallCtx {
+    pub fn main_component(&self) -> &Component {
+        &self.profile.components[0]
+    }
+
+    /// Components after the main one that this install enables (`when:` answered yes).
+    pub fn extra_components(&self) -> impl Iterator<Item = &Component> {
+        self.profile
+            .components
+            .iter()
+            .skip(1)
+            .filter(|c| match &c.when {
+                None => true,
+                Some(k) => self.settings.app.get(k.as_str()).map(String::as_str) == Some("true"),
+            })
+    }
+
+    pub fn secret(&self, key: &str) -> String {
+        self.secrets.get(key).cloned().unwrap_or_default()
+    }
+
+    pub fn instance_record(&self) -> Instance {
+        let s = &self.settings;
+        let mut settings: BTreeMap<String, String> = s.app.clone();
+        settings.insert("database".into(), s.database.label().into());
+        settings.insert("os".into(), s.os.label().into());
+        if let Some(db) = &s.external_db {
+            settings.insert("db_host".into(), db.host.clone());
+            settings.insert("db_port".into(), db.port.to_string());
+            settings.insert("db_user".into(), db.user.clone());
+            settings.insert("db_name".into(), db.name.clone());
+        }
+        let now = timestamp();
+        Instance {
+            name: s.name.clone(),
+            profile: self.profile.name.to_string(),
+            app_version: s.version.clone(),
+            container: Container {
+                node: self.node.clone(),
+                vmid: s.vmid,
+                hostname: s.hostname.clone(),
+                ip: self.ip.clone(),
+                storage: s.storage.clone(),
+            },
+            active_slot: Slot::Blue,
+            releases: vec![s.version.clone()],
+            settings,
+            secrets: self.secrets.clone(),
+            created: now.clone(),
+            updated: now,
+        }
+    }
+}
+
+fn generate(kind: SecretKind, length: u32) -> String {
+    match kind {
+        SecretKind::Alnum => Alphanumeric.sample_string(&mut rand::rng(), length as usize),
+        SecretKind::Hex => {
+            let mut b = vec![0u8; length as usize];
+            rand::rng().fill_bytes(&mut b);
+            hex::encode(b)
+        }
+    }
+}
+
+fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
+    let resources = client.cluster_resources(Some(ResourceType::Vm))?;
+    let storages = client.storages(node, &[ContentType::Rootdir])?;
+    let templates = client.storages(node, &[ContentType::Vztmpl])?;
+    let status = client.node_status(node)?;
+    Ok(NodeFacts {
+        node: node.to_string(),
+        next_id: client.next_id()?,
+        taken_ids: resources.iter().filter_map(|r| r.vmid).collect(),
+        taken_hostnames: resources.iter().filter_map(|r| r.name.clone()).collect(),
+        rootdir_storages: storages
+            .into_iter()
+            .filter(|s| s.active != Some(false) && s.enabled != Some(false))
+            .map(|s| (s.storage, s.avail.unwrap_or(0)))
+            .collect(),
+        template_storages: templates.into_iter().map(|s| s.storage).collect(),
+        free_memory_mib: status
+            .memory
+            .and_then(|m| m.free.or(m.avail))
+            .map(|b| b / 1024 / 1024)
+            .unwrap_or(0),
+    })
+}
+
+fn pick_node(client: &Client, g: &Global) -> Result<String> {
+    if let Some(n) = &g.node {
+        return Ok(n.clone());
+    }
+    let nodes = client.nodes()?;
+    match nodes.as_slice() {
+        [one] => Ok(one.node.clone()),
+        _ => Err(LaunchError::bad_input(
+            "--node",
+            format!(
+                "this cluster has {} nodes: {}",
+                nodes.len(),
+                nodes
+                    .iter()
+                    .map(|n| n.node.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "choose the node to install on with --node NAME",
+        )),
+    }
+}
+
+pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
+    let catalog = Catalog::new(&g.config);
+    let Some(answers_file) = &a.answers else {
+        // The interactive wizard reuses the same settings resolution; until it lands, the
+        // unattended path is the way in.
+        return Err(LaunchError::NotImplemented(
+            "the install wizard (use --answers FILE)",
+        ));
+    };
+    let profile_name = a.profile.clone().unwrap_or_else(|| "vikunja".into());
+    let loaded = catalog.load(&profile_name)?;
+    let profile = loaded.profile;
+    let mut answers = crate::commands::load_answers(answers_file)?;
+    let known: Vec<String> = settings::CONTAINER_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .chain(profile.questions.iter().map(|q| q.key.to_string()))
+        .collect();
+    answers.extend(crate::commands::env_answers(&known));
+    if let Some(n) = &a.name {
+        crate::instance::check_instance_name(n)?;
+        answers.insert("name".into(), n.clone());
+    }
+    if !g.yes {
+        return Err(LaunchError::bad_input(
+            "--answers",
+            "an unattended install needs --yes to confirm",
+            "add --yes (the settings are checked before anything is created)",
+        ));
+    }
+    let store = InstanceStore::new(&g.config);
+    let conn = connect(g)?;
+    if let Some(w) = conn.warning {
+        eprintln!("{w}");
+    }
+    let client = conn.client;
+    let node = pick_node(&client, g)?;
+    let facts = facts(&client, &node)?;
+    let settings = settings::resolve(&profile, &facts, &answers, a.force)
+        .map_err(LaunchError::InvalidValues)?;
+    if store.path_of(&settings.name).exists() {
+        return Err(LaunchError::bad_input(
+            format!("instance `{}`", settings.name),
+            "an instance with this name is already installed",
+            format!(
+                "choose another name (name: {}-2 in the answers, or --name), or remove it first",
+                settings.name
+            ),
+        ));
+    }
+    let ct: Box<dyn CtAccess> = Box::new(Pct::find()?);
+    let mut secrets = BTreeMap::new();
+    for s in &profile.secrets {
+        secrets.insert(s.key.to_string(), generate(s.kind, s.length));
+    }
+    secrets.insert("db_password".into(), generate(SecretKind::Alnum, 32));
+    let db = match &settings.external_db {
+        Some(e) => DbContext {
+            kind: settings.database.label().into(),
+            host: e.host.clone(),
+            port: e.port,
+            name: e.name.clone(),
+            user: e.user.clone(),
+            password: e.password.clone(),
+            local_unit: None,
+        },
+        None => DbContext::sqlite(),
+    };
+    let name = settings.name.clone();
+    let log_path = log_dir()
+        .join(&name)
+        .join(format!("install-{}.log", timestamp().replace(':', "")));
+    let mut ctx = InstallCtx {
+        client,
+        ct,
+        node,
+        profile,
+        settings,
+        releases: ReleaseCache::new(cache_dir().join("releases")),
+        store,
+        secrets,
+        db,
+        template_volid: None,
+        created: false,
+        ip: None,
+    };
+    let plan = steps::plan(&ctx);
+    let mut log = LogFileRenderer::create(&log_path)
+        .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", log_path.display()))?;
+    let mut plain = PlainRenderer::new(out.verbose > 0, out.color);
+    let mut json = JsonRenderer::new(std::io::stdout());
+    let mut renderers: Vec<&mut dyn Renderer> = vec![&mut log];
+    if out.json {
+        renderers.push(&mut json);
+    } else {
+        renderers.push(&mut plain);
+    }
+    match execute(plan, &mut ctx, &mut renderers, a.keep_on_failure) {
+        Ok(()) => {
+            let ip = ctx.ip.clone().unwrap_or_default();
+            let url = ctx
+                .settings
+                .app
+                .get("public_url")
+                .cloned()
+                .unwrap_or_default();
+            Ok(Outcome::new(
+                format!(
+                    "{title} {version} is running in CT {vmid}.\n  open:        {url}  (from this host: http://{ip}/)\n  credentials: {record} (mode 0600)\n  log:         {log}\n  next:        launch-tui status {name} · launch-tui backup {name} · launch-tui update {name}",
+                    title = ctx.profile.title,
+                    version = ctx.settings.version,
+                    vmid = ctx.settings.vmid,
+                    record = ctx.store.path_of(&name).display(),
+                    log = log_path.display(),
+                ),
+                json!({
+                    "instance": name, "vmid": ctx.settings.vmid, "ip": ip, "url": url,
+                    "version": ctx.settings.version, "log": log_path,
+                }),
+            ))
+        }
+        Err(e) => {
+            let kept = if a.keep_on_failure && ctx.created {
+                format!(
+                    "\n  the container {} was kept for debugging (--keep-on-failure); remove it with `pct destroy {} --purge`",
+                    ctx.settings.vmid, ctx.settings.vmid
+                )
+            } else if ctx.created {
+                format!("\n  the container {} was removed", ctx.settings.vmid)
+            } else {
+                String::new()
+            };
+            Err(LaunchError::Failed(anyhow::anyhow!(
+                "install of {name} failed: {e}{kept}\n  log: {}",
+                log_path.display()
+            )))
+        }
+    }
+}

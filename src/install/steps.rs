@@ -1,0 +1,737 @@
+//! The install plan's steps. Each does one thing and logs what it did; only the container's
+//! creation needs an undo, because everything after it lives inside the container.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::settings::Ipv4Setting;
+use super::InstallCtx;
+use crate::ct::{run, sh};
+use crate::engine::{FnStep, Plan, Reporter};
+use crate::instance::Slot;
+use crate::profile::{DatabaseKind, InstallMethod};
+use crate::pve::{ContentType, CreateCt, Features, IpConfig, NetConfig, RootFs, TaskProgress};
+use crate::render::{self, DbContext, ExtraLocation, Layout, RenderContext, TlsContext};
+
+const TASK_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+fn wait(ctx: &InstallCtx, upid: &crate::pve::Upid, rep: &Reporter) -> Result<()> {
+    let outcome = ctx
+        .client
+        .wait_task(upid, TASK_TIMEOUT, &mut |p: &TaskProgress| {
+            for line in &p.new_lines {
+                rep.debug(format!("task: {line}"));
+            }
+        })?;
+    for w in outcome.warning_lines {
+        rep.warn(w);
+    }
+    Ok(())
+}
+
+pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
+    let s = &ctx.settings;
+    let p = &ctx.profile;
+    let mut plan = Plan::new("install", Some(s.name.clone()))
+        .step(FnStep::new(
+            "template",
+            format!("Finding the {} template", s.os.label()),
+            template,
+        ))
+        .step(
+            FnStep::new(
+                "create-container",
+                format!("Creating container {} ({})", s.vmid, s.hostname),
+                create_container,
+            )
+            .with_undo(destroy_container),
+        )
+        .step(FnStep::new(
+            "start-container",
+            format!("Starting container {} and waiting for its network", s.vmid),
+            start_container,
+        ))
+        .step(FnStep::new(
+            "base-packages",
+            "Installing base packages from Debian",
+            base_packages,
+        ));
+    if matches!(s.database, DatabaseKind::Postgres | DatabaseKind::Mariadb) {
+        plan = plan.step(FnStep::new(
+            "database",
+            format!("Setting up a local {} database", s.database.label()),
+            local_database,
+        ));
+    }
+    plan = plan
+        .step(FnStep::new(
+            "release",
+            format!("Downloading and verifying {} {}", p.title, s.version),
+            release,
+        ))
+        .step(FnStep::new(
+            "app",
+            format!("Installing {} as hardened systemd units", p.title),
+            app,
+        ));
+    if p.bootstrap.is_some() {
+        plan = plan.step(FnStep::new(
+            "bootstrap",
+            "Creating the admin account",
+            bootstrap,
+        ));
+    }
+    if ctx.extra_components().next().is_some() {
+        plan = plan.step(FnStep::new(
+            "components",
+            "Installing extra components",
+            extra_components,
+        ));
+    }
+    plan.step(FnStep::new("nginx", "Configuring nginx", nginx))
+        .step(FnStep::new(
+            "verify",
+            "Checking the app through nginx",
+            verify,
+        ))
+        .step(FnStep::new("record", "Recording the instance", record))
+}
+
+fn template(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let s = &ctx.settings;
+    let prefix = format!("{}-standard_", s.os.label());
+    let items =
+        ctx.client
+            .storage_content(&ctx.node, &s.template_storage, Some(ContentType::Vztmpl))?;
+    let mut found: Vec<String> = items
+        .into_iter()
+        .map(|i| i.volid)
+        .filter(|v| v.contains(&format!("vztmpl/{prefix}")))
+        .collect();
+    found.sort();
+    if let Some(v) = found.pop() {
+        rep.info(format!("found {v}"));
+        ctx.template_volid = Some(v);
+        return Ok(());
+    }
+    let appliances = ctx.client.appliances(&ctx.node)?;
+    let mut names: Vec<String> = appliances
+        .into_iter()
+        .map(|a| a.template)
+        .filter(|t| t.starts_with(&prefix))
+        .collect();
+    names.sort();
+    let Some(name) = names.pop() else {
+        bail!(
+            "no {} template is in storage `{}` and the appliance index offers none\n  help: run `pveam update` on the node, then try again",
+            s.os.label(),
+            s.template_storage
+        );
+    };
+    rep.info(format!("downloading {name} to {}", s.template_storage));
+    let upid = ctx
+        .client
+        .download_appliance(&ctx.node, &s.template_storage, &name)?;
+    wait(ctx, &upid, rep)?;
+    ctx.template_volid = Some(format!("{}:vztmpl/{name}", s.template_storage));
+    Ok(())
+}
+
+fn create_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let s = &ctx.settings;
+    let p = &ctx.profile;
+    let ip = match &s.ipv4 {
+        Ipv4Setting::Dhcp => IpConfig::Dhcp,
+        Ipv4Setting::Static { addr, prefix, gw } => IpConfig::Static {
+            cidr: format!("{addr}/{prefix}"),
+            gw: Some(*gw),
+        },
+    };
+    let description = format!(
+        "{title} {version}, installed by launch-tui\nURL: {url}\n\nManage it on the Proxmox VE host:\n  launch-tui status {name}\n  launch-tui update {name}\n  launch-tui backup {name}\n",
+        title = p.title,
+        version = s.version,
+        url = s.app.get("public_url").cloned().unwrap_or_default(),
+        name = s.name
+    );
+    let create = CreateCt {
+        vmid: s.vmid,
+        ostemplate: ctx.template_volid.clone().context("no template found")?,
+        hostname: s.hostname.clone(),
+        cores: s.cores,
+        memory: s.memory_mib,
+        swap: s.swap_mib,
+        rootfs: RootFs {
+            storage: s.storage.clone(),
+            size_gib: s.disk_gib,
+        },
+        net0: NetConfig {
+            name: "eth0".into(),
+            bridge: s.bridge.clone(),
+            ip,
+            tag: s.vlan,
+            mtu: s.mtu,
+            firewall: false,
+        },
+        features: Features { nesting: true },
+        tags: vec!["launch".into(), p.name.to_string()],
+        description: Some(description),
+        onboot: true,
+        start: false,
+        nameserver: s.dns.iter().cloned().collect(),
+        searchdomain: s.searchdomain.clone(),
+        ssh_public_keys: s.ssh_public_keys.clone(),
+        password: s.root_password.clone().map(crate::pve::Secret::new),
+        // The container follows the node's clock and zone (as the helper scripts do); the app's own
+        // timezone setting goes into its config. PVE accepts only zone.tab names here.
+        timezone: Some("host".into()),
+    };
+    let upid = ctx.client.create_ct(&ctx.node, &create)?;
+    // From here on the container exists: a failure must remove it (the undo below).
+    ctx.created = true;
+    wait(ctx, &upid, rep)?;
+    rep.info(format!("created CT {} on {}", s.vmid, s.storage));
+    Ok(())
+}
+
+fn destroy_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    if !ctx.created {
+        return Ok(());
+    }
+    let vmid = ctx.settings.vmid;
+    if let Ok(st) = ctx.client.ct_status(&ctx.node, vmid) {
+        if st.status == "running" {
+            let upid = ctx.client.stop_ct(&ctx.node, vmid)?;
+            wait(ctx, &upid, rep)?;
+        }
+    }
+    let upid = ctx.client.delete_ct(&ctx.node, vmid, true, false)?;
+    wait(ctx, &upid, rep)?;
+    rep.info(format!("removed CT {vmid}"));
+    Ok(())
+}
+
+fn start_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let vmid = ctx.settings.vmid;
+    let upid = ctx.client.start_ct(&ctx.node, vmid)?;
+    wait(ctx, &upid, rep)?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ip = loop {
+        let ifs = ctx.client.ct_interfaces(&ctx.node, vmid)?;
+        let inet = ifs
+            .iter()
+            .filter(|i| i.name != "lo")
+            .find_map(|i| i.inet.clone());
+        if let Some(inet) = inet {
+            break inet.split('/').next().unwrap_or_default().to_string();
+        }
+        if Instant::now() > deadline {
+            bail!("CT {vmid} has no IPv4 address after 90 s\n  help: check the bridge and DHCP on the node (`pct config {vmid}`)");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    rep.info(format!("CT {vmid} is at {ip}"));
+    ctx.ip = Some(ip);
+    // systemd inside must be up before packages and units are managed.
+    let out = ctx
+        .ct
+        .exec(vmid, &["systemctl", "is-system-running", "--wait"])?;
+    rep.info(format!("systemd in CT {vmid}: {}", out.stdout.trim()));
+    Ok(())
+}
+
+fn apt(ctx: &InstallCtx, packages: &[&str]) -> Result<()> {
+    let script = format!(
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends {} >/dev/null",
+        packages.join(" ")
+    );
+    sh(ctx.ct.as_ref(), ctx.settings.vmid, &script)?;
+    Ok(())
+}
+
+fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let mut pkgs = vec!["nginx-light", "ca-certificates", "curl"];
+    match ctx.settings.database {
+        DatabaseKind::Postgres => pkgs.push("postgresql"),
+        DatabaseKind::Mariadb => pkgs.push("mariadb-server"),
+        _ => {}
+    }
+    if ctx
+        .extra_components()
+        .any(|c| matches!(c.install, InstallMethod::Pip { .. }))
+    {
+        pkgs.extend(["python3", "python3-venv"]);
+    }
+    rep.info(format!("apt-get install {}", pkgs.join(" ")));
+    apt(ctx, &pkgs)
+}
+
+fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let s = &ctx.settings;
+    let vmid = s.vmid;
+    let name = ctx.profile.name.to_string().replace('-', "_");
+    let password = ctx.secret("db_password");
+    let (sql, runner, unit, port) = match s.database {
+        DatabaseKind::Postgres => (
+            format!(
+                "CREATE ROLE {name} LOGIN PASSWORD '{password}';\nCREATE DATABASE {name} OWNER {name};\n"
+            ),
+            "runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -f /run/launch-db.sql",
+            "postgresql.service",
+            5432,
+        ),
+        _ => (
+            format!(
+                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\nCREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}';\nCREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'localhost';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'127.0.0.1';\nFLUSH PRIVILEGES;\n"
+            ),
+            "mariadb < /run/launch-db.sql",
+            "mariadb.service",
+            3306,
+        ),
+    };
+    let owner = if s.database == DatabaseKind::Postgres {
+        Some("postgres")
+    } else {
+        None
+    };
+    // The password travels in a private file, never on a command line.
+    sh(
+        ctx.ct.as_ref(),
+        vmid,
+        &format!("systemctl enable --now {unit}"),
+    )?;
+    ctx.ct
+        .write(vmid, "/run/launch-db.sql", sql.as_bytes(), 0o600, owner)?;
+    let result = sh(ctx.ct.as_ref(), vmid, runner);
+    let _ = ctx.ct.exec(vmid, &["rm", "-f", "/run/launch-db.sql"]);
+    result?;
+    rep.info(format!("database {name} and its user created"));
+    ctx.db = DbContext {
+        kind: s.database.label().into(),
+        host: "127.0.0.1".into(),
+        port,
+        name: name.clone(),
+        user: name,
+        password,
+        local_unit: Some(unit.into()),
+    };
+    Ok(())
+}
+
+fn release(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let s = &ctx.settings;
+    let p = &ctx.profile;
+    let rel = p
+        .release(&s.version)
+        .with_context(|| format!("release {} is not in the profile", s.version))?;
+    let arch = crate::release::host_arch()?;
+    let artifact = rel.artifacts.get(arch).with_context(|| {
+        format!(
+            "{} {} has no build for {arch}\n  help: choose another version (`launch-tui profiles show {}`)",
+            p.title, s.version, p.name
+        )
+    })?;
+    let mut last = 0u64;
+    let archive =
+        ctx.releases
+            .fetch(p.name.as_str(), &s.version, artifact, &mut |done, total| {
+                if done - last >= 8 << 20 || Some(done) == total {
+                    last = done;
+                    rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
+                }
+            })?;
+    rep.info(format!("verified sha256 {}", artifact.sha256.as_str()));
+    let InstallMethod::Release { binary } = &ctx.main_component().install else {
+        bail!("the profile's first component must be installed from its release");
+    };
+    let staging = tempfile::tempdir()?;
+    let bin = ctx
+        .releases
+        .unpack_binary(&archive, artifact, staging.path(), binary)?;
+    let dir = Layout::release_dir(p.name.as_str(), &s.version);
+    sh(ctx.ct.as_ref(), s.vmid, &format!("mkdir -p {dir}"))?;
+    ctx.ct
+        .push(s.vmid, &bin, &format!("{dir}/{binary}"), 0o755, None)?;
+    rep.info(format!("{binary} installed in {dir}"));
+    Ok(())
+}
+
+/// The render context for a component in a slot.
+fn render_ctx(
+    ctx: &InstallCtx,
+    component: &crate::profile::Component,
+    slot: Slot,
+) -> RenderContext {
+    let p = ctx.profile.name.as_str();
+    let s = &ctx.settings;
+    let server_name = s
+        .app
+        .get("public_url")
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "_".into());
+    let main_port = ctx.main_component().port.get();
+    let mut settings = s.app.clone();
+    settings.insert("app_url".into(), format!("http://127.0.0.1:{main_port}"));
+    RenderContext {
+        instance: s.name.clone(),
+        slot: slot.as_str().into(),
+        port: match (slot, component.green_port) {
+            (Slot::Green, Some(g)) => g.get(),
+            _ => component.port.get(),
+        },
+        user: component.user.to_string(),
+        release_dir: Layout::release_dir(p, &s.version),
+        data_dir: Layout::data_dir(p, slot),
+        env_file: format!("/etc/{p}/{}.env", component.name),
+        venv: Layout::venv(p, component.name.as_str()),
+        drain_s: component.drain_s,
+        settings,
+        secrets: ctx.secrets.clone(),
+        db: ctx.db.clone(),
+        tls: s.tls.as_ref().map(|_| TlsContext {
+            cert: format!("/etc/{p}/tls/cert.pem"),
+            key: format!("/etc/{p}/tls/key.pem"),
+        }),
+        server_name,
+        upstream_include: Layout::upstream_include(p),
+        upstream_name: Layout::upstream_name(p),
+        extra_locations: ctx
+            .extra_components()
+            .map(|c| ExtraLocation {
+                path: c.location.clone(),
+                port: c.port.get(),
+            })
+            .collect(),
+    }
+}
+
+fn install_component_files(
+    ctx: &InstallCtx,
+    component: &crate::profile::Component,
+    slot: Option<Slot>,
+) -> Result<String> {
+    let vmid = ctx.settings.vmid;
+    let rc = render_ctx(ctx, component, slot.unwrap_or(Slot::Blue));
+    for f in &component.files {
+        let text = render::file(&f.template, &rc)?;
+        let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
+        if let Some(dir) = std::path::Path::new(&f.path).parent() {
+            sh(
+                ctx.ct.as_ref(),
+                vmid,
+                &format!("mkdir -p {}", dir.display()),
+            )?;
+        }
+        // A file owned by the app user is readable by it; root keeps write access.
+        ctx.ct.write(vmid, &f.path, text.as_bytes(), mode, None)?;
+        if let Some(o) = &f.owner {
+            run(ctx.ct.as_ref(), vmid, &["chgrp", o, &f.path])?;
+        }
+    }
+    let unit_name = Layout::unit_name(ctx.profile.name.as_str(), component.name.as_str(), slot);
+    let unit = render::unit(component, &rc)?;
+    ctx.ct.write(
+        vmid,
+        &format!("/etc/systemd/system/{unit_name}"),
+        unit.as_bytes(),
+        0o644,
+        None,
+    )?;
+    Ok(unit_name)
+}
+
+fn ensure_user(ctx: &InstallCtx, user: &str, home: &str) -> Result<()> {
+    sh(
+        ctx.ct.as_ref(),
+        ctx.settings.vmid,
+        &format!(
+            "id -u {user} >/dev/null 2>&1 || useradd --system --user-group --home-dir {home} --no-create-home --shell /usr/sbin/nologin {user}; mkdir -p {home} && chown {user}:{user} {home} && chmod 0750 {home}"
+        ),
+    )?;
+    Ok(())
+}
+
+/// Polls a URL inside the container until it answers the expected status.
+fn wait_healthy(ctx: &InstallCtx, url: &str, expect: u16, deadline: Duration) -> Result<()> {
+    let end = Instant::now() + deadline;
+    let mut last = String::new();
+    while Instant::now() < end {
+        let out = ctx.ct.exec(
+            ctx.settings.vmid,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "5",
+                "-w",
+                "%{http_code}",
+                url,
+            ],
+        )?;
+        last = out.stdout.trim().to_string();
+        if last == expect.to_string() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    bail!(
+        "{url} did not answer {expect} within {} s (last answer: {})",
+        deadline.as_secs(),
+        if last.is_empty() || last == "000" {
+            "no connection".into()
+        } else {
+            last
+        }
+    )
+}
+
+fn app(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let vmid = ctx.settings.vmid;
+    let comp = ctx.main_component().clone();
+    let p = ctx.profile.name.to_string();
+    let data_root = format!("/var/lib/{p}");
+    ensure_user(ctx, comp.user.as_str(), &data_root)?;
+    let data = Layout::data_dir(&p, Slot::Blue);
+    sh(
+        ctx.ct.as_ref(),
+        vmid,
+        &format!(
+            "mkdir -p {data} && chown -R {u}:{u} {data} && chmod 0750 {data}",
+            u = comp.user
+        ),
+    )?;
+    if let Some((cert, key)) = ctx.settings.tls.clone() {
+        sh(ctx.ct.as_ref(), vmid, &format!("mkdir -p /etc/{p}/tls"))?;
+        ctx.ct.push(
+            vmid,
+            std::path::Path::new(&cert),
+            &format!("/etc/{p}/tls/cert.pem"),
+            0o644,
+            None,
+        )?;
+        ctx.ct.push(
+            vmid,
+            std::path::Path::new(&key),
+            &format!("/etc/{p}/tls/key.pem"),
+            0o600,
+            None,
+        )?;
+    }
+    let unit = install_component_files(ctx, &comp, Some(Slot::Blue))?;
+    sh(
+        ctx.ct.as_ref(),
+        vmid,
+        &format!("systemctl daemon-reload && systemctl enable --now {unit}"),
+    )?;
+    rep.info(format!("{unit} started"));
+    let url = format!("http://127.0.0.1:{}{}", comp.port.get(), comp.health.path);
+    wait_healthy(
+        ctx,
+        &url,
+        comp.health.expect_status,
+        Duration::from_secs(comp.health.deadline_s as u64),
+    )
+    .with_context(|| {
+        format!(
+            "{unit} did not become healthy\n  help: see `pct exec {vmid} -- journalctl -u {unit}`"
+        )
+    })?;
+    rep.info(format!("{url} answers {}", comp.health.expect_status));
+    Ok(())
+}
+
+fn bootstrap(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let Some(b) = ctx.profile.bootstrap.clone() else {
+        return Ok(());
+    };
+    let vmid = ctx.settings.vmid;
+    let comp = ctx.main_component().clone();
+    let rc = render_ctx(ctx, &comp, Slot::Blue);
+    let script = render::file(&b.script, &rc)?;
+    ctx.ct.write(
+        vmid,
+        "/run/launch-bootstrap.sh",
+        script.as_bytes(),
+        0o700,
+        None,
+    )?;
+    let out = ctx.ct.exec(vmid, &["/bin/sh", "/run/launch-bootstrap.sh"]);
+    let _ = ctx.ct.exec(vmid, &["rm", "-f", "/run/launch-bootstrap.sh"]);
+    let out = out?;
+    if !out.ok() {
+        // The script's own output may hold secrets: show only stderr's last lines.
+        let tail: Vec<&str> = out.stderr.lines().rev().take(8).collect();
+        bail!(
+            "the bootstrap script failed (exit {}):\n{}",
+            out.code,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    let mut got = BTreeMap::new();
+    for line in out.stdout.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if b.outputs.iter().any(|o| o.as_str() == k) {
+                got.insert(k.to_string(), v.trim().to_string());
+            }
+        }
+    }
+    for o in &b.outputs {
+        let v = got
+            .remove(o.as_str())
+            .with_context(|| format!("the bootstrap script did not print {o}=..."))?;
+        ctx.secrets.insert(o.to_string(), v);
+    }
+    rep.info(format!(
+        "bootstrap done ({} value(s) kept)",
+        b.outputs.len()
+    ));
+    Ok(())
+}
+
+fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let vmid = ctx.settings.vmid;
+    let p = ctx.profile.name.to_string();
+    let comps: Vec<_> = ctx.extra_components().cloned().collect();
+    for c in comps {
+        let home = format!("/var/lib/{p}-{}", c.name);
+        ensure_user(ctx, c.user.as_str(), &home)?;
+        if let InstallMethod::Pip {
+            package, version, ..
+        } = &c.install
+        {
+            let venv = Layout::venv(&p, c.name.as_str());
+            rep.info(format!("pip install {package}=={version} into {venv}"));
+            sh(
+                ctx.ct.as_ref(),
+                vmid,
+                &format!(
+                    "test -x {venv}/bin/python || python3 -m venv {venv}; {venv}/bin/pip install -q --disable-pip-version-check '{package}=={version}'"
+                ),
+            )?;
+        }
+        let mut c2 = c.clone();
+        // Extra components render their files with the main component's slot-independent view.
+        c2.files = c.files.clone();
+        let unit = install_component_files(ctx, &c2, None)?;
+        if c.files.iter().any(|f| f.owner.is_some()) {
+            // nothing more: ownership was set per file
+        }
+        sh(
+            ctx.ct.as_ref(),
+            vmid,
+            &format!(
+                "chown {u}:{u} {home}; systemctl daemon-reload && systemctl enable --now {unit}",
+                u = c.user
+            ),
+        )?;
+        let url = format!("http://127.0.0.1:{}{}", c.port.get(), c.health.path);
+        wait_healthy(ctx, &url, c.health.expect_status, Duration::from_secs(c.health.deadline_s as u64))
+            .with_context(|| format!("{unit} did not become healthy\n  help: see `pct exec {vmid} -- journalctl -u {unit}`"))?;
+        rep.info(format!("{unit} started and answers at {}", c.location));
+    }
+    Ok(())
+}
+
+fn nginx(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let vmid = ctx.settings.vmid;
+    let p = ctx.profile.name.to_string();
+    let comp = ctx.main_component().clone();
+    let rc = render_ctx(ctx, &comp, Slot::Blue);
+    let site = render::nginx_site(&ctx.profile, &rc)?;
+    let upstream = render::nginx_upstream(&Layout::upstream_name(&p), comp.port.get());
+    sh(ctx.ct.as_ref(), vmid, "mkdir -p /etc/nginx/launch")?;
+    ctx.ct.write(
+        vmid,
+        &Layout::upstream_include(&p),
+        upstream.as_bytes(),
+        0o644,
+        None,
+    )?;
+    ctx.ct
+        .write(vmid, &Layout::nginx_site(&p), site.as_bytes(), 0o644, None)?;
+    sh(
+        ctx.ct.as_ref(),
+        vmid,
+        &format!(
+            "rm -f /etc/nginx/sites-enabled/default && ln -sf {site} /etc/nginx/sites-enabled/{p}.conf && nginx -t -q && systemctl enable nginx >/dev/null 2>&1 && systemctl reload-or-restart nginx",
+            site = Layout::nginx_site(&p)
+        ),
+    )?;
+    rep.info("nginx -t ok; nginx reloaded");
+    Ok(())
+}
+
+fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let ip = ctx
+        .ip
+        .clone()
+        .context("the container's address is unknown")?;
+    let comp = ctx.main_component().clone();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let url = format!("http://{ip}{}", comp.health.path);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        match http.get(&url).send() {
+            Ok(r) if r.status().as_u16() == comp.health.expect_status => break,
+            Ok(r) if Instant::now() > end => {
+                bail!(
+                    "{url} answered {} through nginx, expected {}",
+                    r.status(),
+                    comp.health.expect_status
+                )
+            }
+            Err(e) if Instant::now() > end => bail!("{url} through nginx: {e}"),
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    rep.info(format!(
+        "{url} answers {} through nginx",
+        comp.health.expect_status
+    ));
+    if let Some(v) = &comp.health.version {
+        let info: serde_json::Value = http
+            .get(format!("http://{ip}{}", v.path))
+            .send()?
+            .error_for_status()?
+            .json()?;
+        let running = info[&v.field].as_str().unwrap_or_default().to_string();
+        if running != ctx.settings.version {
+            bail!(
+                "the app reports version {running:?}, expected {}",
+                ctx.settings.version
+            );
+        }
+        rep.info(format!("the app reports version {running}"));
+    }
+    Ok(())
+}
+
+fn record(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let inst = ctx.instance_record();
+    ctx.store.save(&inst)?;
+    let text = serde_yaml_ng::to_string(&inst)?;
+    sh(
+        ctx.ct.as_ref(),
+        ctx.settings.vmid,
+        "mkdir -p /etc/launch && chmod 0700 /etc/launch",
+    )?;
+    ctx.ct.write(
+        ctx.settings.vmid,
+        "/etc/launch/instance.yaml",
+        text.as_bytes(),
+        0o600,
+        None,
+    )?;
+    rep.info(format!(
+        "recorded {}",
+        ctx.store.path_of(&inst.name).display()
+    ));
+    Ok(())
+}
