@@ -373,7 +373,7 @@ async fn read_limited(mut body: Body, limit: u64) -> anyhow::Result<Option<Vec<u
             continue;
         };
         seen += chunk.len() as u64;
-        if seen > limit + DRAIN_CAP {
+        if seen > limit.saturating_add(DRAIN_CAP) {
             return Ok(None);
         }
         if seen <= limit {
@@ -417,11 +417,9 @@ async fn upload_attachment(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        // Refuse before reading when it is hopeless; drain only what is reasonable.
-        if declared.is_some_and(|len| len > limit + DRAIN_CAP) {
-            return Err(too_large());
-        }
+    // Far over the limit: answer at once and let the connection close rather than drain it.
+    if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_CAP)) {
+        return Err(too_large());
     }
     let Some(data) = read_limited(body, limit).await.map_err(ApiError::from)? else {
         return Err(too_large());

@@ -428,7 +428,8 @@ pub fn zip_names(zip_path: &Path) -> Vec<String> {
 }
 
 /// The shared body of the per-database tests: tasks and an attachment survive v1 → v2, the v2
-/// migration really changes the schema (seen in a dump), and v1 then refuses the database.
+/// migration really changes the schema (seen in a dump), the dump restores, and v1 then refuses
+/// the database.
 pub fn round_trip_and_upgrade(instance: &Instance) {
     let (v1, v2) = (release("v1.0.0"), release("v2.0.0"));
     let server = instance.start(v1);
@@ -473,6 +474,20 @@ pub fn round_trip_and_upgrade(instance: &Instance) {
     assert_eq!(back.bytes().unwrap().as_ref(), payload.as_slice());
     server.stop_ok();
 
+    let out = instance.run(
+        v2,
+        &[
+            "user",
+            "create",
+            "-u",
+            "carol",
+            "-e",
+            "carol@example.org",
+            "-p",
+            "carol's password",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
     let out = instance.run(v2, &["dump", "-f", "after-v2.zip"]);
     assert!(out.status.success(), "{out:?}");
     let dump = instance.path().join("after-v2.zip");
@@ -486,6 +501,36 @@ pub fn round_trip_and_upgrade(instance: &Instance) {
     let migrations =
         String::from_utf8(zip_entry(&dump, "database/migrations.json").unwrap()).unwrap();
     assert!(migrations.contains(PRIORITY_MIGRATION), "{migrations}");
+
+    // Restore on this backend: rows (ints, text, NULLs) and the file come back, later rows go.
+    let server = instance.start(v2);
+    server.create_task(serde_json::json!({"title": "after the dump"}));
+    server.stop_ok();
+    let out = instance.run_with_input(
+        v2,
+        &["restore", "--preserve-config", dump.to_str().unwrap()],
+        "Yes, I understand\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let server = instance.start(v2);
+    let titles: Vec<String> = server
+        .get_json("/api/v1/tasks")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(titles, ["buy milk", "write tests ✓", "urgent"]);
+    let back = server.download(milk_id, attachment_id);
+    assert_eq!(back.bytes().unwrap().as_ref(), payload.as_slice());
+    let login = server
+        .http
+        .post(server.url("/api/v1/login"))
+        .json(&serde_json::json!({"username": "carol", "password": "carol's password"}))
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200, "the restored user can log in");
+    server.stop_ok();
 
     let refused = instance.start_expecting_refusal(v1);
     assert!(
