@@ -25,6 +25,17 @@ fn postgres_round_trip_and_upgrade() {
         wrong.stderr.contains("vikunja@127.0.0.1") && !wrong.stderr.contains("wrong-password"),
         "{wrong:?}"
     );
+
+    // /health follows the database: 200 while it answers, 500 once it is gone.
+    let server = instance.start(release("v2.0.0"));
+    let health = |server: &crate::harness::Server| {
+        let resp = server.http.get(server.url("/health")).send().unwrap();
+        resp.status().as_u16()
+    };
+    assert_eq!(health(&server), 200);
+    db.stop();
+    assert_eq!(health(&server), 500);
+    server.stop_ok();
 }
 
 #[test]

@@ -159,8 +159,9 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+impl Postgres {
+    /// Stops the server now (also what dropping it does; a second stop is harmless).
+    pub fn stop(&self) {
         let _ = run_with_timeout(
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
@@ -170,6 +171,12 @@ impl Drop for Postgres {
                 .args(["-m", "immediate", "-w", "-t", "30", "stop"]),
             None,
         );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
