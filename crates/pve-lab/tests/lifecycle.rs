@@ -203,6 +203,44 @@ fn full_container_lifecycle_through_api_and_pct() {
         "{backups}"
     );
 
+    // Restore the backup as a new container with its own MAC; it carries the config and files.
+    lab.task_ok(
+        "POST",
+        "/nodes/pve/lxc",
+        &[
+            ("vmid", "121"),
+            ("ostemplate", volid),
+            ("restore", "1"),
+            ("unique", "1"),
+            ("rootfs", "local-lvm:4"),
+        ],
+        Duration::from_secs(300),
+    );
+    let cfg = lab.ok("GET", "/nodes/pve/lxc/121/config", &[]);
+    assert_eq!(cfg["hostname"], "lifecycle", "{cfg}");
+    let orig = lab.ok("GET", &format!("/nodes/pve/lxc/{VMID}/config"), &[]);
+    assert_ne!(cfg["net0"], orig["net0"], "unique=1 gives a new MAC");
+    lab.task_ok(
+        "POST",
+        "/nodes/pve/lxc/121/status/start",
+        &[],
+        Duration::from_secs(120),
+    );
+    let out = lab.tool("pct", &["exec", "121", "--", "cat", "/root/marker"]);
+    assert_eq!(stdout(&out), "before\n", "{}", stderr(&out));
+    let status = stdout(&lab.cmd(&["status"]));
+    assert!(
+        status.contains(&format!("CT {VMID}: lifecycle running")),
+        "{status}"
+    );
+    assert!(status.contains("CT 121: lifecycle running"), "{status}");
+    lab.task_ok(
+        "DELETE",
+        "/nodes/pve/lxc/121",
+        &[("force", "1")],
+        Duration::from_secs(120),
+    );
+
     // An injected start failure surfaces as the task's exit status; the next start works.
     lab.task_ok(
         "POST",

@@ -423,6 +423,8 @@ pub fn create(lab: &Arc<Lab>, call: &Call) -> ApiResult {
     let start = call.flag("start");
     let lab2 = Arc::clone(lab);
     let replacing = existing.is_some();
+    // unique=1 gives a restored copy its own MAC addresses, as PVE does.
+    let unique = call.flag("unique");
     let ty = if restore { "vzrestore" } else { "vzcreate" };
     let upid = lab.tasks.spawn(
         ty,
@@ -451,9 +453,17 @@ pub fn create(lab: &Arc<Lab>, call: &Call) -> ApiResult {
                 update_conf(&lab2, vmid, |cfg| {
                     if let Some(old) = restored {
                         for (k, v) in old.opts {
-                            if k != "lock" && k != "parent" && k != "rootfs" {
-                                cfg.current.opts.entry(k).or_insert(v);
+                            if k == "lock" || k == "parent" || k == "rootfs" {
+                                continue;
                             }
+                            let v = if unique && is_net_key(&k) {
+                                let mut net = prop_map(&v, None);
+                                net.insert("hwaddr".into(), model::random_hwaddr());
+                                prop_string(&net, "name")
+                            } else {
+                                v
+                            };
+                            cfg.current.opts.entry(k).or_insert(v);
                         }
                         if cfg.current.description.is_none() {
                             cfg.current.description = old.description;

@@ -20,6 +20,16 @@ pub const TEMPLATE: &str = "debian-12-standard_12.7-1_amd64.tar.zst";
 /// One lab at a time per test binary: they share the prefix and subnet.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Holds the one-lab-at-a-time lock, for tests that run `pve-lab` without the harness.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    l.local_addr().expect("local addr").port()
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pve-lab"))
 }
@@ -31,11 +41,6 @@ pub fn require_root() {
         euid, 0,
         "the pve-lab integration tests need root (network namespaces, loop mounts, nspawn); CI runs them as root"
     );
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
-    l.local_addr().expect("local addr").port()
 }
 
 pub struct Resp {
@@ -65,8 +70,13 @@ pub struct Lab {
 impl Lab {
     /// Starts a lab daemon; `delay_ms` is the failed-auth delay.
     pub fn start(delay_ms: u64) -> Lab {
+        Lab::start_with(delay_ms, &[])
+    }
+
+    /// Same, with extra `up` arguments (e.g. `--pve 9`).
+    pub fn start_with(delay_ms: u64, extra: &[&str]) -> Lab {
         require_root();
-        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let serial = serial();
         let state = tempfile::Builder::new()
             .prefix("pve-lab-test-")
             .tempdir()
@@ -85,6 +95,7 @@ impl Lab {
             .args(["up", "--foreground", "--yes", "--port", &port.to_string()])
             .args(["--prefix", PREFIX, "--subnet", SUBNET, "--cache", CACHE])
             .args(["--auth-fail-delay-ms", &delay_ms.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
