@@ -42,6 +42,9 @@ main() {
     cargo fmt --all -- --check
     say "cargo clippy"
     cargo clippy --workspace --all-targets --quiet -- -D warnings
+    say "cargo build --workspace"
+    # The end-to-end tests drive the workspace's other binaries (pve-lab, fixture-app).
+    cargo build --workspace --quiet
     say "cargo test"
     # Container tests share one machine's network and template cache: one test binary at a
     # time (cargo's default) and few threads inside each.

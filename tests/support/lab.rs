@@ -1,0 +1,323 @@
+//! Harness for end-to-end tests: a real pve-lab (HTTPS API validated against the official
+//! schema, real systemd-nspawn containers on the lab's own bridge), the fixture Vikunja releases
+//! served over loopback, and the real `launch-tui` binary pointed at both.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub const PREFIX: &str = "plabe";
+pub const SUBNET: &str = "10.77.3.0/24";
+pub const VERSIONS: &[(&str, bool)] = &[("v1.0.0", false), ("v2.0.0", false), ("v3.0.0", true)];
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("debug")
+}
+
+/// A workspace binary built by `cargo build --workspace` (scripts/test-all.sh does it first).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before these tests (scripts/test-all.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(
+        uid, 0,
+        "end-to-end tests start real containers and must run as root (CI does)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A running lab; `down` on drop, so no test leaves containers, links or tables behind.
+pub struct Lab {
+    pub state: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Lab {
+    pub fn start() -> Lab {
+        require_root();
+        let state = tempfile::Builder::new()
+            .prefix("launch-e2e-lab")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let port = free_port();
+        let out = Command::new(workspace_bin("pve-lab"))
+            .arg("up")
+            .arg("--state")
+            .arg(state.path())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--prefix",
+                PREFIX,
+                "--subnet",
+                SUBNET,
+            ])
+            .args(["--yes", "--auth-fail-delay-ms", "0"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pve-lab up failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Lab { state, port }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.state.path()
+    }
+
+    pub fn fingerprint(&self) -> String {
+        std::fs::read_to_string(self.path().join("fingerprint"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn path_env(&self) -> String {
+        format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// The lab's `pct`, as launch-tui runs it.
+    pub fn pct(&self, args: &[&str]) -> Output {
+        Command::new(self.path().join("bin/pct"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn pct_ok(&self, args: &[&str]) -> String {
+        let out = self.pct(args);
+        assert!(
+            out.status.success(),
+            "pct {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// VMIDs of the lab's containers (from its state, as `pct list` would).
+    pub fn vmids(&self) -> Vec<u32> {
+        let out = Command::new(workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(self.path())
+            .args(["pvesh", "get", "/nodes/pve/lxc", "--output-format", "json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let mut ids: Vec<u32> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| {
+                        c["vmid"]
+                            .as_u64()
+                            .or_else(|| c["vmid"].as_str().and_then(|s| s.parse().ok()))
+                            .map(|n| n as u32)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(self.path())
+            .arg("down")
+            .output();
+    }
+}
+
+/// The fixture releases (v1, v2, v3-broken), packaged like Vikunja's zips and served over
+/// loopback by a small HTTP server of the test's own.
+pub struct Releases {
+    pub dir: tempfile::TempDir,
+    pub base_url: String,
+    pub requests: std::sync::Arc<AtomicUsize>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Releases {
+    pub fn start() -> Releases {
+        let dir = tempfile::tempdir().unwrap();
+        for (v, broken) in VERSIONS {
+            let mut cmd = Command::new(workspace_bin("fixture-app"));
+            cmd.args(["package", "--version", v, "--out"])
+                .arg(dir.path());
+            if *broken {
+                cmd.arg("--broken");
+            }
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "fixture package {v}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let root = dir.path().to_path_buf();
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let app = axum::Router::new().route(
+            "/{file}",
+            axum::routing::get(
+                move |axum::extract::Path(file): axum::extract::Path<String>| {
+                    let root = root.clone();
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        match std::fs::read(root.join(&file)) {
+                            Ok(b) if !file.contains('/') => (axum::http::StatusCode::OK, b),
+                            _ => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
+                        }
+                    }
+                },
+            ),
+        );
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Releases {
+            dir,
+            base_url: format!("http://{addr}"),
+            requests,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn sha256(&self, version: &str) -> String {
+        use sha2::Digest;
+        let b = std::fs::read(self.dir.path().join(zip_name(version))).unwrap();
+        hex::encode(sha2::Sha256::digest(b))
+    }
+}
+
+pub fn zip_name(version: &str) -> String {
+    format!("vikunja-{version}-linux-amd64-full.zip")
+}
+
+/// The built-in Vikunja profile with its releases replaced by the fixture's, served over
+/// loopback: the same download-and-verify path, different bytes. `sha_override` pins a wrong
+/// sum for one version (to test the failure path).
+pub fn fixture_profile(rel: &Releases, sha_override: Option<(&str, &str)>) -> String {
+    let real = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/vikunja.yaml"),
+    )
+    .unwrap();
+    let start = real.find("versions:\n").unwrap();
+    let end = real.find("\nquestions:").unwrap();
+    let mut versions = String::from("versions:\n");
+    for (v, _) in VERSIONS {
+        let sha = match sha_override {
+            Some((ov, sum)) if ov == *v => sum.to_string(),
+            _ => rel.sha256(v),
+        };
+        versions.push_str(&format!(
+            "  - version: {v}\n    channel: stable\n    artifacts:\n      amd64:\n        url: {base}/{zip}\n        sha256: {sha}\n        format: zip\n        binary: vikunja-{v}-linux-amd64\n",
+            base = rel.base_url,
+            zip = zip_name(v),
+        ));
+    }
+    format!("{}{}{}", &real[..start], versions, &real[end..])
+}
+
+/// A config directory for launch-tui with the fixture profile installed as an override.
+pub struct Config {
+    pub dir: tempfile::TempDir,
+}
+
+impl Config {
+    pub fn new(profile_yaml: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+        std::fs::write(dir.path().join("profiles/vikunja.yaml"), profile_yaml).unwrap();
+        Config { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Runs the real launch-tui against the lab over HTTPS with the pinned fingerprint.
+pub fn launch(lab: &Lab, cfg: &Config, args: &[&str]) -> Output {
+    let bin = env!("CARGO_BIN_EXE_launch-tui");
+    Command::new(bin)
+        .env("PATH", lab.path_env())
+        .env("NO_COLOR", "1")
+        .env("LAUNCH_CONFIG", cfg.path())
+        .env("LAUNCH_LOG_DIR", cfg.path().join("log"))
+        .env("LAUNCH_CACHE_DIR", cfg.path().join("cache"))
+        .env_remove("LAUNCH_PVE_TOKEN")
+        .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
+        .args(["--fingerprint", &lab.fingerprint()])
+        .arg("--token-file")
+        .arg(lab.path().join("token"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn http_get(url: &str) -> (u16, String) {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap();
+    match c.get(url).send() {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.text().unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
