@@ -234,6 +234,23 @@ fn full_container_lifecycle_through_api_and_pct() {
         "{status}"
     );
     assert!(status.contains("CT 121: lifecycle running"), "{status}");
+    // Pruning the backup removes the archive and what lies beside it.
+    lab.task_ok(
+        "DELETE",
+        &format!("/nodes/pve/storage/local/content/{volid}"),
+        &[],
+        Duration::from_secs(60),
+    );
+    let backups = lab.ok(
+        "GET",
+        "/nodes/pve/storage/local/content",
+        &[("content", "backup")],
+    );
+    assert_eq!(backups, serde_json::json!([]));
+    let dump = std::fs::read_dir(state.join("storage/local/dump"))
+        .unwrap()
+        .count();
+    assert_eq!(dump, 0, "archive, .log and .pct.conf are gone");
     lab.task_ok(
         "DELETE",
         "/nodes/pve/lxc/121",

@@ -341,6 +341,22 @@ pub fn storage_delete(lab: &Lab, call: &Call) -> ApiResult {
             )))
         }
     };
+    // PVE: Datastore.Allocate on the storage, or for a backup Datastore.AllocateSpace plus
+    // VM.Backup on its guest.
+    let who = call.who()?;
+    let store_path = format!("/storage/{storage}");
+    let backup_of = name.strip_prefix("backup/").and_then(backup_vmid);
+    let allowed =
+        check_privs(who, &store_path, &["Datastore.Allocate"], false).or_else(
+            |e| match backup_of {
+                Some(vmid) => check_privs(who, &store_path, &["Datastore.AllocateSpace"], false)
+                    .and_then(|()| {
+                        check_privs(who, &format!("/vms/{vmid}"), &["VM.Backup"], false)
+                    }),
+                None => Err(e),
+            },
+        );
+    allowed?;
     if !path.exists() {
         return Err(ApiError::server(format!(
             "volume '{storage}:{name}' does not exist"
@@ -355,11 +371,12 @@ pub fn storage_delete(lab: &Lab, call: &Call) -> ApiResult {
     let user = call.user();
     let upid = lab.tasks.spawn(
         "imgdel",
-        &volid.replace('/', "_"),
+        // PVE's imgdel workers carry no id (a volid's ':' is not allowed in a UPID).
+        "",
         &user,
         None,
         move |ctx| {
-            ctx.log(&format!("Removing image: {}", path.display()));
+            ctx.log(&format!("Removing volume {volid}: {}", path.display()));
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             for ext in ["zst.notes", "zst.log", "zst.pct.conf"] {
                 let _ = std::fs::remove_file(path.with_extension(ext));
