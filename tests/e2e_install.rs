@@ -279,7 +279,50 @@ fn install_end_to_end() {
         assert!(rows.contains("stored in the server"), "{db}: {rows}");
     }
 
-    // 7. Every request launch-tui sent was valid under the official schema.
+    // 7. The MCP server (PyPI's vikunja-mcp, pinned, in a venv in the container) answers an MCP
+    //    `initialize` through nginx at /mcp, with the API token the install minted for it.
+    let out = install(&lab, &cfg, "vk-mcp", "name: vk-mcp\npublic_url: http://mcp.lab.example\nadmin_email: admin@lab.example\nmcp: true\nversion: v1.0.0\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_installed(&lab, &cfg, "vk-mcp", "v1.0.0");
+    let ip = ip_of(&cfg, "vk-mcp");
+    let c = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = c
+        .post(format!("http://{ip}/mcp"))
+        .header("Accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-03-26", "capabilities": {},
+                       "clientInfo": {"name": "launch-e2e", "version": "1"}}
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.text().unwrap();
+    assert!(body.contains(r#""serverInfo":{"name":"vikunja""#), "{body}");
+    let vmid = vmid_of(&cfg, "vk-mcp");
+    let env = lab.pct_ok(&[
+        "exec",
+        &vmid,
+        "--",
+        "stat",
+        "-c",
+        "%a",
+        "/etc/vikunja/mcp.env",
+    ]);
+    assert_eq!(env.trim(), "600");
+    let token = record(&cfg, "vk-mcp")["secrets"]["mcp_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        token.starts_with("tk_"),
+        "the MCP server got an API token minted by the app"
+    );
+
+    // 8. Every request launch-tui sent was valid under the official schema.
     let log = read_access_log(lab.path());
     assert!(log.len() > 20, "the lab saw the install's requests");
     let rejected: Vec<_> = log

@@ -455,7 +455,13 @@ fn ensure_user(ctx: &InstallCtx, user: &str, home: &str) -> Result<()> {
 }
 
 /// Polls a URL inside the container until it answers the expected status.
-fn wait_healthy(ctx: &InstallCtx, url: &str, expect: u16, deadline: Duration) -> Result<()> {
+fn wait_healthy(
+    ctx: &InstallCtx,
+    unit: &str,
+    url: &str,
+    expect: u16,
+    deadline: Duration,
+) -> Result<()> {
     let end = Instant::now() + deadline;
     let mut last = String::new();
     while Instant::now() < end {
@@ -480,13 +486,14 @@ fn wait_healthy(ctx: &InstallCtx, url: &str, expect: u16, deadline: Duration) ->
         std::thread::sleep(Duration::from_secs(1));
     }
     bail!(
-        "{url} did not answer {expect} within {} s (last answer: {})",
+        "{unit} did not become healthy: {url} did not answer {expect} within {} s (last answer: {})\n  help: see `pct exec {} -- journalctl -u {unit}`",
         deadline.as_secs(),
         if last.is_empty() || last == "000" {
             "no connection".into()
         } else {
             last
-        }
+        },
+        ctx.settings.vmid
     )
 }
 
@@ -532,15 +539,11 @@ fn app(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let url = format!("http://127.0.0.1:{}{}", comp.port.get(), comp.health.path);
     wait_healthy(
         ctx,
+        &unit,
         &url,
         comp.health.expect_status,
         Duration::from_secs(comp.health.deadline_s as u64),
-    )
-    .with_context(|| {
-        format!(
-            "{unit} did not become healthy\n  help: see `pct exec {vmid} -- journalctl -u {unit}`"
-        )
-    })?;
+    )?;
     rep.info(format!("{url} answers {}", comp.health.expect_status));
     Ok(())
 }
@@ -630,8 +633,13 @@ fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
             ),
         )?;
         let url = format!("http://127.0.0.1:{}{}", c.port.get(), c.health.path);
-        wait_healthy(ctx, &url, c.health.expect_status, Duration::from_secs(c.health.deadline_s as u64))
-            .with_context(|| format!("{unit} did not become healthy\n  help: see `pct exec {vmid} -- journalctl -u {unit}`"))?;
+        wait_healthy(
+            ctx,
+            &unit,
+            &url,
+            c.health.expect_status,
+            Duration::from_secs(c.health.deadline_s as u64),
+        )?;
         rep.info(format!("{unit} started and answers at {}", c.location));
     }
     Ok(())

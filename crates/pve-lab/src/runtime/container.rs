@@ -1080,6 +1080,7 @@ fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
         0o644,
         Some((0, 0)),
     )?;
+    trust_host_extra_cas(root)?;
     if let Some(keys) = &spec.ssh_public_keys {
         let mut text = keys.trim_end().to_string();
         text.push('\n');
@@ -1127,6 +1128,60 @@ fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
             text.as_bytes(),
             meta.mode() & 0o7777,
             Some((meta.uid(), meta.gid())),
+        )?;
+    }
+    Ok(())
+}
+
+/// The CAs this host trusts beyond Debian's bundle (`/usr/local/share/ca-certificates`), made
+/// trusted inside the container too. Where the lab's machine reaches the package registries
+/// through a TLS-inspecting egress proxy, HTTPS from a container (pip from PyPI) fails without
+/// them; a real Proxmox VE node has no such proxy, so this is the lab's own concern. Added to
+/// the container's bundle only when missing, so repeated starts change nothing.
+fn trust_host_extra_cas(root: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir("/usr/local/share/ca-certificates") else {
+        return Ok(());
+    };
+    let bundle_rel = "etc/ssl/certs/ca-certificates.crt";
+    let Some((mut bundle, meta)) = read_in_root(root, bundle_rel) else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "crt") {
+            continue;
+        }
+        let Ok(pem) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write_in_root(
+            root,
+            &format!("usr/local/share/ca-certificates/{name}"),
+            pem.as_bytes(),
+            0o644,
+            Some((0, 0)),
+        )?;
+        if !bundle.contains(pem.trim()) {
+            if !bundle.ends_with('\n') {
+                bundle.push('\n');
+            }
+            bundle.push_str(pem.trim());
+            bundle.push('\n');
+            changed = true;
+        }
+    }
+    if changed {
+        write_in_root(
+            root,
+            bundle_rel,
+            bundle.as_bytes(),
+            meta.mode() & 0o7777,
+            Some((0, 0)),
         )?;
     }
     Ok(())
