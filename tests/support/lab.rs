@@ -9,8 +9,14 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-pub const PREFIX: &str = "plabe";
-pub const SUBNET: &str = "10.77.3.0/24";
+/// Host-side names and subnet of the e2e lab; overridable so two checkouts can test at once.
+pub fn prefix() -> String {
+    std::env::var("LAUNCH_E2E_PREFIX").unwrap_or_else(|_| "plabe".into())
+}
+
+pub fn subnet() -> String {
+    std::env::var("LAUNCH_E2E_SUBNET").unwrap_or_else(|_| "10.77.3.0/24".into())
+}
 pub const VERSIONS: &[(&str, bool)] = &[("v1.0.0", false), ("v2.0.0", false), ("v3.0.0", true)];
 
 pub fn target_dir() -> PathBuf {
