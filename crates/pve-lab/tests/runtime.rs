@@ -623,6 +623,31 @@ fn pct_shim_through_the_binary() {
     let (code, _, err) = pct(&state, &["exec", "902", "--", "/no/such/cmd"], &[]);
     assert_eq!(code, 127, "{err}");
 
+    // enter: a login shell inside, here reading its commands from a pipe.
+    let mut enter = Command::new(env!("CARGO_BIN_EXE_pve-lab"))
+        .arg("--state")
+        .arg(&state)
+        .args(["pct", "enter", "902"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pve-lab pct enter");
+    enter
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"echo \"in $(hostname) as $(id -un)\"; exit 5\n")
+        .expect("writing to pct enter");
+    let out = enter.wait_with_output().expect("pct enter");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "in rt-pct as root\n");
+
     // --keep-env 1 (the default) passes the caller's environment; 0 starts clean.
     let probe = ["sh", "-c", "echo ${PCT_PROBE:-unset}"];
     let run = |keep: Option<&str>| {
@@ -685,9 +710,16 @@ fn pct_shim_through_the_binary() {
     assert_eq!(code, 255);
     assert!(err.contains("/root/missing.env"), "{err}");
 
-    rt.stop(ct).expect("stop");
-    rt.destroy(ct).expect("destroy");
+    // A crashed container is cleaned up by network_down (what `pve-lab down` relies on).
+    rt.kill_init(ct).expect("kill_init");
+    wait_stopped(&rt, ct);
+    let (code, out, _) = pct(&state, &["status", "902"], &[]);
+    assert_eq!((code, out.as_str()), (0, "status: stopped\n"));
     rt.network_down().expect("network_down");
     let left = rt.leftovers();
     assert!(left.is_empty(), "leftovers(): {left:#?}");
+    let left = independent_leftovers(&state);
+    assert!(left.is_empty(), "found by the host's own tools: {left:#?}");
+    rt.destroy(ct).expect("destroy");
+    assert!(!rt.exists(ct));
 }

@@ -372,6 +372,10 @@ impl Runtime {
                     "--one-file-system",
                     "--sparse",
                     "--exclude=./lost+found",
+                    // What PVE's vzdump leaves out of every container backup.
+                    "--exclude=./tmp/?*",
+                    "--exclude=./var/tmp/?*",
+                    "--exclude=./var/run/?*.pid",
                     &format!("--exclude=./{FILL_FILE}"),
                     "-C",
                 ])

@@ -238,9 +238,12 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(state_dir: PathBuf, cache_dir: PathBuf, net: LabNet) -> Runtime {
+        // Absolute, because mount points are compared with /proc/mounts and handed to
+        // nspawn, and the pct shim may run from another directory.
+        let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         Runtime {
-            state_dir,
-            cache_dir,
+            state_dir: abs(state_dir),
+            cache_dir: abs(cache_dir),
             net,
         }
     }
@@ -333,8 +336,9 @@ impl Runtime {
         self.net_up()
     }
 
-    /// Removes the bridge, the container veths and netns, and the nft table of this lab.
-    /// Idempotent. Stop the containers first: their processes would lose their network.
+    /// Removes the bridge, the container veths and netns, and the nft table of this lab,
+    /// and cleans up after containers that died on their own (mounts, cgroups). Idempotent.
+    /// Stop the running containers first: they would lose their network.
     pub fn network_down(&self) -> Result<()> {
         self.net_down()
     }

@@ -78,6 +78,15 @@ impl Runtime {
             "the lab network",
         )?;
         let mut errors = Vec::new();
+        // A crashed container (nspawn gone) still has its mount and cgroups.
+        for vmid in self.known_vmids() {
+            if self.read_run_state(vmid).is_some() && self.live_run_state(vmid).is_none() {
+                let reaped = self.lock_ct(vmid).and_then(|_lock| self.reap(vmid));
+                if let Err(e) = reaped {
+                    errors.push(format!("cleaning up after CT {vmid}: {e:#}"));
+                }
+            }
+        }
         for ns in self.lab_netns() {
             if let Err(e) = cmd::run(tool("ip").args(["netns", "del", &ns])) {
                 errors.push(format!("{e:#}"));
