@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Try Launch on a plain Debian 12 machine, no Proxmox VE needed: builds the workspace, brings
+# up pve-lab (a local Proxmox VE stand-in with real systemd-nspawn containers), serves the
+# fixture Vikunja release over loopback (upstream downloads are not reachable from the test
+# machines; on a real host the profile downloads the real release the same way), and installs
+# the Vikunja profile into a real container with launch-tui. Prints the URL to open.
+#
+#   sudo ./scripts/try-local.sh          # install (again: a new instance each run)
+#   sudo ./scripts/try-local.sh down     # stop the lab and everything it started
+set -euo pipefail
+
+TRY=/var/lib/launch-try
+LAB_STATE=$TRY/lab
+CONFIG=$TRY/config
+RELEASES=$TRY/releases
+PORT=8006
+RELEASE_PORT=18080
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need '$1' (command not found)"; }
+
+bin_dir() { echo "$(cd "$(dirname "$0")/.." && pwd)/target/debug"; }
+
+build() {
+    need_cmd cargo
+    say "building launch-tui, pve-lab and the fixture app"
+    (cd "$(dirname "$0")/.." && cargo build --workspace --quiet)
+}
+
+serve_releases() {
+    mkdir -p "$RELEASES"
+    for v in v1.0.0 v2.0.0; do
+        "$(bin_dir)/fixture-app" package --version "$v" --out "$RELEASES" >/dev/null
+    done
+    "$(bin_dir)/fixture-app" package --version v3.0.0 --broken --out "$RELEASES" >/dev/null
+    if [ -f "$TRY/http.pid" ] && kill -0 "$(cat "$TRY/http.pid")" 2>/dev/null; then
+        return
+    fi
+    need_cmd python3
+    if (exec 3<>"/dev/tcp/127.0.0.1/$RELEASE_PORT") 2>/dev/null; then
+        die "port $RELEASE_PORT on 127.0.0.1 is taken by another program: stop it, or set RELEASE_PORT in $0"
+    fi
+    say "serving the fixture releases on http://127.0.0.1:$RELEASE_PORT/"
+    python3 -m http.server --bind 127.0.0.1 --directory "$RELEASES" "$RELEASE_PORT" \
+        >"$TRY/http.log" 2>&1 &
+    echo $! >"$TRY/http.pid"
+}
+
+# The built-in Vikunja profile with its releases pointed at the fixture server.
+write_profile() {
+    mkdir -p "$CONFIG/profiles"
+    local src versions=""
+    src="$(cd "$(dirname "$0")/.." && pwd)/profiles/vikunja.yaml"
+    for v in v1.0.0 v2.0.0 v3.0.0; do
+        local zip="vikunja-$v-linux-amd64-full.zip" sum
+        sum=$(sha256sum "$RELEASES/$zip" | cut -d' ' -f1)
+        versions+="  - version: $v
+    channel: stable
+    artifacts:
+      amd64:
+        url: http://127.0.0.1:$RELEASE_PORT/$zip
+        sha256: $sum
+        format: zip
+        binary: vikunja-$v-linux-amd64
+"
+    done
+    awk -v versions="$versions" '
+        /^versions:/ { print "versions:"; printf "%s", versions; skip = 1; next }
+        skip && /^[a-z]/ { skip = 0 }
+        !skip { print }
+    ' "$src" >"$CONFIG/profiles/vikunja.yaml"
+}
+
+lab_up() {
+    if "$(bin_dir)/pve-lab" --state "$LAB_STATE" status 2>/dev/null | grep -q "^daemon: running"; then
+        return
+    fi
+    say "starting pve-lab (the first run builds a Debian 12 template with debootstrap: about a minute)"
+    "$(bin_dir)/pve-lab" up --state "$LAB_STATE" --port "$PORT" --yes >/dev/null
+}
+
+install_vikunja() {
+    local n=1 name=vikunja
+    while [ -f "$CONFIG/instances/$name.yaml" ]; do n=$((n + 1)); name="vikunja-$n"; done
+    cat >"$TRY/answers-$name.yaml" <<EOF
+name: $name
+public_url: http://$name.lab.example
+admin_email: admin@lab.example
+mcp: false
+version: v1.0.0
+EOF
+    say "installing $name into a new container"
+    PATH="$LAB_STATE/bin:$PATH" "$(bin_dir)/launch-tui" --config "$CONFIG" \
+        --host "https://127.0.0.1:$PORT" --fingerprint "$(cat "$LAB_STATE/fingerprint")" \
+        --token-file "$LAB_STATE/token" \
+        install vikunja --answers "$TRY/answers-$name.yaml" --yes
+    cat <<EOF
+
+Open the address above from this machine (the container sits on the lab's bridge).
+Manage it (same options every time):
+  PATH=$LAB_STATE/bin:\$PATH $(bin_dir)/launch-tui --config $CONFIG \\
+    --host https://127.0.0.1:$PORT --fingerprint \$(cat $LAB_STATE/fingerprint) \\
+    --token-file $LAB_STATE/token list
+Stop everything: sudo $0 down
+EOF
+}
+
+down() {
+    if [ -f "$TRY/http.pid" ]; then
+        kill "$(cat "$TRY/http.pid")" 2>/dev/null || true
+        rm -f "$TRY/http.pid"
+    fi
+    "$(bin_dir)/pve-lab" --state "$LAB_STATE" down
+    rm -rf "$CONFIG/instances"
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || die "the lab starts real containers and needs root: run 'sudo $0'"
+    mkdir -p "$TRY"
+    case "${1:-}" in
+        down) down ;;
+        "") build; serve_releases; write_profile; lab_up; install_vikunja ;;
+        *) die "usage: $0 [down]" ;;
+    esac
+}
+
+main "$@"
