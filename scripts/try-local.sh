@@ -6,7 +6,7 @@
 # the Vikunja profile into a real container with launch-tui. Prints the URL to open.
 #
 #   sudo ./scripts/try-local.sh          # install (again: a new instance each run)
-#   sudo ./scripts/try-local.sh down     # stop the lab and everything it started
+#   sudo ./scripts/try-local.sh down     # stop the lab, remove its containers and records
 set -euo pipefail
 
 TRY=/var/lib/launch-try
@@ -112,7 +112,8 @@ down() {
         rm -f "$TRY/http.pid"
     fi
     "$(bin_dir)/pve-lab" --state "$LAB_STATE" down
-    rm -rf "$CONFIG/instances"
+    # A fresh start next time: the lab's containers and the instance records go together.
+    rm -rf "$LAB_STATE" "$CONFIG/instances"
 }
 
 main() {

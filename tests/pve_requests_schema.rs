@@ -147,6 +147,7 @@ fn cases() -> Vec<(&'static str, ApiRequest)> {
             "launch@pve",
             &Secret::new("PVE:launch@pve:66A1B2C3::c2ln/+==")
         )),
+        case!(access_permissions()),
         case!(version()),
         case!(cluster_nextid(None)),
         case!(cluster_nextid(Some(105))),

@@ -5,6 +5,7 @@
 
 pub mod render;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Instant;
 
@@ -233,6 +234,34 @@ impl std::fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do here.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Makes Ctrl+C (SIGINT) and SIGTERM stop a running plan between steps and undo what was done,
+/// instead of killing the process half-way. The step running at that moment sees its child
+/// processes interrupted too and fails, which starts the same undo.
+pub fn handle_interrupts() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Runs a plan on the calling thread, sending events to `tx`. `keep_on_failure` skips the undo
 /// of completed steps (the user asked to keep a failed install for debugging).
 pub fn run_plan<C>(
@@ -261,6 +290,20 @@ pub fn run_plan<C>(
     let mut done = 0;
     for (index, step) in plan.steps.iter_mut().enumerate() {
         let name = step.name().to_string();
+        if interrupted() {
+            send(Event::StepFailed {
+                index,
+                name: name.clone(),
+                error: "interrupted (Ctrl+C)".into(),
+            });
+            failure = Some(StepError {
+                step: name,
+                title: step.title(),
+                error: anyhow::anyhow!("interrupted (Ctrl+C) before this step"),
+                undo_failures: Vec::new(),
+            });
+            break;
+        }
         send(Event::StepStarted {
             index,
             name: name.clone(),

@@ -4,8 +4,10 @@
 
 pub mod settings;
 mod steps;
+pub mod wizard;
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -126,7 +128,20 @@ fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
     let storages = client.storages(node, &[ContentType::Rootdir])?;
     let templates = client.storages(node, &[ContentType::Vztmpl])?;
     let status = client.node_status(node)?;
+    let mut offered: Vec<String> = client
+        .appliances(node)?
+        .into_iter()
+        .map(|a| a.template)
+        .collect();
+    for st in &templates {
+        for item in client.storage_content(node, &st.storage, Some(ContentType::Vztmpl))? {
+            if let Some((_, file)) = item.volid.split_once("vztmpl/") {
+                offered.push(file.to_string());
+            }
+        }
+    }
     Ok(NodeFacts {
+        templates: offered,
         node: node.to_string(),
         next_id: client.next_id()?,
         taken_ids: resources.iter().filter_map(|r| r.vmid).collect(),
@@ -143,6 +158,94 @@ fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
             .map(|b| b / 1024 / 1024)
             .unwrap_or(0),
     })
+}
+
+/// The privileges an install needs, by ACL path (see ../shared/notes/proxmox-api.md, "Minimal
+/// role for a token").
+fn required_privileges(s: &InstallSettings, node: &str) -> Vec<(String, &'static str)> {
+    let mut need: Vec<(String, &'static str)> = [
+        "VM.Allocate",
+        "VM.Audit",
+        "VM.PowerMgmt",
+        "VM.Config.CPU",
+        "VM.Config.Memory",
+        "VM.Config.Disk",
+        "VM.Config.Network",
+        "VM.Config.Options",
+    ]
+    .into_iter()
+    .map(|p| (format!("/vms/{}", s.vmid), p))
+    .collect();
+    need.push((format!("/storage/{}", s.storage), "Datastore.AllocateSpace"));
+    need.push((
+        format!("/storage/{}", s.template_storage),
+        "Datastore.AllocateTemplate",
+    ));
+    need.push((format!("/nodes/{node}"), "Sys.Audit"));
+    need.push((format!("/sdn/zones/localnetwork/{}", s.bridge), "SDN.Use"));
+    need
+}
+
+/// A privilege granted on a path or any of its parents (PVE's ACLs propagate down).
+fn granted(
+    perms: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    path: &str,
+    privilege: &str,
+) -> bool {
+    let mut p = path.to_string();
+    loop {
+        if let Some(set) = perms.get(&p) {
+            if set
+                .get(privilege)
+                .is_some_and(|v| v.as_u64() == Some(1) || v.as_bool() == Some(true) || v == "1")
+            {
+                return true;
+            }
+        }
+        if p == "/" {
+            return false;
+        }
+        p = match p.rfind('/') {
+            Some(0) | None => "/".into(),
+            Some(i) => p[..i].to_string(),
+        };
+    }
+}
+
+/// Checks made before anything is created that need the node: the PVE version and the token's
+/// privileges (every missing one listed, with the command that grants it).
+fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let version = client.version()?;
+    match version.major() {
+        Some(8) | Some(9) => {}
+        Some(n) if n > 9 => warnings.push(format!(
+            "Proxmox VE {} is newer than the versions Launch was tested with (8.x, 9.x); continuing",
+            version.version
+        )),
+        _ => {
+            return Err(LaunchError::bad_input(
+                "Proxmox VE",
+                format!("version {} is not supported", version.version),
+                "Launch needs Proxmox VE 8.x or 9.x; upgrade the node",
+            ))
+        }
+    }
+    let perms = client.permissions()?;
+    let missing: Vec<crate::error::InvalidValue> = required_privileges(s, node)
+        .into_iter()
+        .filter(|(path, p)| !granted(&perms, path, p))
+        .map(|(path, p)| crate::error::InvalidValue {
+            field: "privilege".into(),
+            value: format!("{p} on {path}"),
+            problem: "the API token lacks it".into(),
+            help: format!("pveum acl modify {path} --tokens USER@REALM!TOKENID --roles ROLE_WITH_{p}  (or use an admin token)"),
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(LaunchError::InvalidValues(missing));
+    }
+    Ok(warnings)
 }
 
 fn pick_node(client: &Client, g: &Global) -> Result<String> {
@@ -170,28 +273,34 @@ fn pick_node(client: &Client, g: &Global) -> Result<String> {
 
 pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     let catalog = Catalog::new(&g.config);
-    let Some(answers_file) = &a.answers else {
-        // The interactive wizard reuses the same settings resolution; until it lands, the
-        // unattended path is the way in.
-        return Err(LaunchError::NotImplemented(
-            "the install wizard (use --answers FILE)",
+    // Without an answers file the wizard asks, on a terminal only; it needs the node's facts
+    // (free IDs, storages) first, so its answers come after connecting.
+    let interactive = a.answers.is_none();
+    if interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Err(LaunchError::bad_input(
+            "install",
+            "no --answers file and no terminal to run the wizard on",
+            "run it on a terminal, or pass --answers FILE --yes for an unattended install",
         ));
-    };
+    }
     let profile_name = a.profile.clone().unwrap_or_else(|| "vikunja".into());
     let loaded = catalog.load(&profile_name)?;
     let profile = loaded.profile;
-    let mut answers = crate::commands::load_answers(answers_file)?;
-    let known: Vec<String> = settings::CONTAINER_KEYS
-        .iter()
-        .map(|k| k.to_string())
-        .chain(profile.questions.iter().map(|q| q.key.to_string()))
-        .collect();
-    answers.extend(crate::commands::env_answers(&known));
+    let mut answers = BTreeMap::new();
+    if let Some(answers_file) = &a.answers {
+        answers = crate::commands::load_answers(answers_file)?;
+        let known: Vec<String> = settings::CONTAINER_KEYS
+            .iter()
+            .map(|k| k.to_string())
+            .chain(profile.questions.iter().map(|q| q.key.to_string()))
+            .collect();
+        answers.extend(crate::commands::env_answers(&known));
+    }
     if let Some(n) = &a.name {
         crate::instance::check_instance_name(n)?;
         answers.insert("name".into(), n.clone());
     }
-    if !g.yes {
+    if !interactive && !g.yes {
         return Err(LaunchError::bad_input(
             "--answers",
             "an unattended install needs --yes to confirm",
@@ -206,8 +315,32 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     let client = conn.client;
     let node = pick_node(&client, g)?;
     let facts = facts(&client, &node)?;
+    if interactive {
+        let mut saved = wizard::SavedDefaults::load(&g.config, &profile)?;
+        saved.values.extend(answers.clone());
+        let asked = wizard::ask(
+            &profile,
+            &facts,
+            &saved,
+            a.force,
+            &mut crate::prompt::TerminalPrompter,
+            &mut std::io::stderr(),
+        )?;
+        match asked {
+            Some(m) => answers = m,
+            None => {
+                return Ok(Outcome::new(
+                    "Cancelled; nothing was created.",
+                    json!({ "cancelled": true }),
+                ))
+            }
+        }
+    }
     let settings = settings::resolve(&profile, &facts, &answers, a.force)
         .map_err(LaunchError::InvalidValues)?;
+    for w in preflight(&client, &settings, &node)? {
+        eprintln!("warning: {w}");
+    }
     if store.path_of(&settings.name).exists() {
         return Err(LaunchError::bad_input(
             format!("instance `{}`", settings.name),
@@ -255,6 +388,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         ip: None,
     };
     let plan = steps::plan(&ctx);
+    crate::engine::handle_interrupts();
     let mut log = LogFileRenderer::create(&log_path)
         .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", log_path.display()))?;
     let mut plain = PlainRenderer::new(out.verbose > 0, out.color);

@@ -68,6 +68,8 @@ pub struct NodeFacts {
     pub rootdir_storages: Vec<(String, u64)>,
     pub template_storages: Vec<String>,
     pub free_memory_mib: u64,
+    /// Container templates in storage or offered by the appliance index (file names).
+    pub templates: Vec<String>,
 }
 
 /// The container-level keys an answers file may hold besides the profile's questions.
@@ -696,6 +698,7 @@ mod tests {
             rootdir_storages: vec![("local-lvm".into(), 100 << 30)],
             template_storages: vec!["local".into()],
             free_memory_mib: 8192,
+            templates: vec!["debian-12-standard_12.7-1_amd64.tar.zst".into()],
         }
     }
 

@@ -126,6 +126,16 @@ impl Client {
         self.typed(&requests::cluster_resources(kind))
     }
 
+    /// The caller's privileges: ACL path → privilege → granted (PVE answers 1 or 0/absent).
+    pub fn permissions(
+        &self,
+    ) -> Result<
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>,
+        PveError,
+    > {
+        self.typed(&requests::access_permissions())
+    }
+
     pub fn nodes(&self) -> Result<Vec<NodeInfo>, PveError> {
         self.typed(&requests::nodes())
     }

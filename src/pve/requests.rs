@@ -120,6 +120,7 @@ impl fmt::Debug for ApiRequest {
 /// Every builder below, by name; the schema test fails when one is missing from its list.
 pub const BUILDERS: &[&str] = &[
     "access_ticket",
+    "access_permissions",
     "version",
     "cluster_nextid",
     "cluster_resources",
@@ -157,6 +158,11 @@ pub fn access_ticket(username: &str, password: &Secret) -> ApiRequest {
     ApiRequest::new(Method::Post, "/access/ticket")
         .param("username", username)
         .param("password", password.expose())
+}
+
+/// The caller's effective privileges, per ACL path (for the install pre-flight).
+pub fn access_permissions() -> ApiRequest {
+    ApiRequest::new(Method::Get, "/access/permissions")
 }
 
 pub fn version() -> ApiRequest {
