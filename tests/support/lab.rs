@@ -71,14 +71,8 @@ impl Lab {
             .arg("up")
             .arg("--state")
             .arg(state.path())
-            .args([
-                "--port",
-                &port.to_string(),
-                "--prefix",
-                PREFIX,
-                "--subnet",
-                SUBNET,
-            ])
+            .args(["--port", &port.to_string()])
+            .args(["--prefix", &prefix(), "--subnet", &subnet()])
             .args(["--yes", "--auth-fail-delay-ms", "0"])
             .output()
             .unwrap();
