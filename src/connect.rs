@@ -132,3 +132,27 @@ fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
     }
     Ok(TlsMode::SystemRoots)
 }
+
+/// The node to work on: `--node`, or the cluster's only node.
+pub fn pick_node(client: &Client, g: &Global) -> Result<String, LaunchError> {
+    if let Some(n) = &g.node {
+        return Ok(n.clone());
+    }
+    let nodes = client.nodes()?;
+    match nodes.as_slice() {
+        [one] => Ok(one.node.clone()),
+        _ => Err(LaunchError::bad_input(
+            "--node",
+            format!(
+                "this cluster has {} nodes: {}",
+                nodes.len(),
+                nodes
+                    .iter()
+                    .map(|n| n.node.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "choose the node with --node NAME (or LAUNCH_NODE)",
+        )),
+    }
+}

@@ -29,26 +29,7 @@ pub fn run(g: &Global) -> Result<Outcome> {
             version.version
         )),
     }
-    let nodes = c.nodes()?;
-    let node = match &g.node {
-        Some(n) => n.clone(),
-        None if nodes.len() == 1 => nodes[0].node.clone(),
-        None => {
-            return Err(LaunchError::bad_input(
-                "--node",
-                format!(
-                    "this cluster has {} nodes: {}",
-                    nodes.len(),
-                    nodes
-                        .iter()
-                        .map(|n| n.node.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                "choose the node to install on with --node NAME (or LAUNCH_NODE)",
-            ))
-        }
-    };
+    let node = crate::connect::pick_node(c, g)?;
     lines.push(format!("node: {node}"));
     let status = c.node_status(&node)?;
     if let Some(m) = &status.memory {

@@ -248,29 +248,6 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
     Ok(warnings)
 }
 
-fn pick_node(client: &Client, g: &Global) -> Result<String> {
-    if let Some(n) = &g.node {
-        return Ok(n.clone());
-    }
-    let nodes = client.nodes()?;
-    match nodes.as_slice() {
-        [one] => Ok(one.node.clone()),
-        _ => Err(LaunchError::bad_input(
-            "--node",
-            format!(
-                "this cluster has {} nodes: {}",
-                nodes.len(),
-                nodes
-                    .iter()
-                    .map(|n| n.node.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "choose the node to install on with --node NAME",
-        )),
-    }
-}
-
 pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     let catalog = Catalog::new(&g.config);
     // Without an answers file the wizard asks, on a terminal only; it needs the node's facts
@@ -313,7 +290,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         eprintln!("{w}");
     }
     let client = conn.client;
-    let node = pick_node(&client, g)?;
+    let node = crate::connect::pick_node(&client, g)?;
     let facts = facts(&client, &node)?;
     if interactive {
         let mut saved = wizard::SavedDefaults::load(&g.config, &profile)?;
