@@ -54,7 +54,10 @@ pub struct InstallCtx {
     pub secrets: BTreeMap<String, String>,
     pub db: DbContext,
     pub template_volid: Option<String>,
+    /// The container exists now (cleared when it is removed again).
     pub created: bool,
+    /// The container was created at some point of this run.
+    pub ever_created: bool,
     pub ip: Option<String>,
 }
 
@@ -362,6 +365,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         db,
         template_volid: None,
         created: false,
+        ever_created: false,
         ip: None,
     };
     let plan = steps::plan(&ctx);
@@ -376,7 +380,10 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     } else {
         renderers.push(&mut plain);
     }
-    match execute(plan, &mut ctx, &mut renderers, a.keep_on_failure) {
+    // On a terminal the user chooses after a failure whether to keep the container for
+    // debugging; unattended runs remove it unless --keep-on-failure.
+    let keep_first = a.keep_on_failure || interactive;
+    match execute(plan, &mut ctx, &mut renderers, keep_first) {
         Ok(()) => {
             let ip = ctx.ip.clone().unwrap_or_default();
             let url = ctx
@@ -401,13 +408,32 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             ))
         }
         Err(e) => {
-            let kept = if a.keep_on_failure && ctx.created {
+            let vmid = ctx.settings.vmid;
+            if interactive && !a.keep_on_failure && ctx.created {
+                use crate::prompt::Prompter;
+                let remove = crate::prompt::TerminalPrompter
+                    .confirm(
+                        "remove_on_failure",
+                        &format!(
+                            "Remove the half-made container {vmid}? (no keeps it for debugging)"
+                        ),
+                        true,
+                    )
+                    .unwrap_or(true);
+                if remove {
+                    if let Err(err) =
+                        steps::destroy_container(&mut ctx, &crate::engine::Reporter::discard())
+                    {
+                        eprintln!("warning: could not remove CT {vmid}: {err:#}");
+                    }
+                }
+            }
+            let kept = if ctx.created {
                 format!(
-                    "\n  the container {} was kept for debugging (--keep-on-failure); remove it with `pct destroy {} --purge`",
-                    ctx.settings.vmid, ctx.settings.vmid
+                    "\n  the container {vmid} was kept (remove it with `pct destroy {vmid} --purge`)"
                 )
-            } else if ctx.created {
-                format!("\n  the container {} was removed", ctx.settings.vmid)
+            } else if ctx.ever_created {
+                format!("\n  the container {vmid} was removed")
             } else {
                 String::new()
             };

@@ -191,12 +191,13 @@ fn create_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let upid = ctx.client.create_ct(&ctx.node, &create)?;
     // From here on the container exists: a failure must remove it (the undo below).
     ctx.created = true;
+    ctx.ever_created = true;
     wait(ctx, &upid, rep)?;
     rep.info(format!("created CT {} on {}", s.vmid, s.storage));
     Ok(())
 }
 
-fn destroy_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+pub(super) fn destroy_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     if !ctx.created {
         return Ok(());
     }
@@ -209,6 +210,7 @@ fn destroy_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     }
     let upid = ctx.client.delete_ct(&ctx.node, vmid, true, false)?;
     wait(ctx, &upid, rep)?;
+    ctx.created = false;
     rep.info(format!("removed CT {vmid}"));
     Ok(())
 }
