@@ -208,3 +208,22 @@ fn default_wizard_installs_a_working_app_through_a_real_terminal() {
     assert_eq!(status, 200, "{info}");
     assert!(info.contains("v2.0.0"), "{info}");
 }
+
+#[test]
+fn without_a_terminal_or_answers_it_says_how_to_install() {
+    let cfg = tempfile::tempdir().expect("a temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_launch-tui"))
+        .env("LAUNCH_CONFIG", cfg.path())
+        .args(["install", "vikunja"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no terminal to run the wizard on"), "{err}");
+    assert!(
+        err.contains("help: ") && err.contains("--answers FILE --yes"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
