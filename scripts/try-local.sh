@@ -53,10 +53,11 @@ write_profile() {
     local src versions=""
     src="$(cd "$(dirname "$0")/.." && pwd)/profiles/vikunja.yaml"
     for v in v1.0.0 v2.0.0 v3.0.0; do
-        local zip="vikunja-$v-linux-amd64-full.zip" sum
+        local zip="vikunja-$v-linux-amd64-full.zip" sum channel=stable
         sum=$(sha256sum "$RELEASES/$zip" | cut -d' ' -f1)
+        [ "$v" = v3.0.0 ] && channel=unstable   # the broken build, for update tests
         versions+="  - version: $v
-    channel: stable
+    channel: $channel
     artifacts:
       amd64:
         url: http://127.0.0.1:$RELEASE_PORT/$zip

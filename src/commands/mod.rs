@@ -53,7 +53,14 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
             let store = InstanceStore::new(&g.config);
             return if store.list()?.is_empty() {
-                Err(LaunchError::NotImplemented("install"))
+                let args = crate::cli::InstallArgs {
+                    profile: None,
+                    answers: None,
+                    name: None,
+                    force: false,
+                    keep_on_failure: false,
+                };
+                crate::install::run(g, &args, out)
             } else {
                 list(g)
             };

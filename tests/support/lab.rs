@@ -247,15 +247,17 @@ pub fn fixture_profile(rel: &Releases, sha_override: Option<(&str, &str)>) -> St
     let start = real.find("versions:\n").unwrap();
     let end = real.find("\nquestions:").unwrap();
     let mut versions = String::from("versions:\n");
-    for (v, _) in VERSIONS {
+    for (v, broken) in VERSIONS {
         let sha = match sha_override {
             Some((ov, sum)) if ov == *v => sum.to_string(),
             _ => rel.sha256(v),
         };
         versions.push_str(&format!(
-            "  - version: {v}\n    channel: stable\n    artifacts:\n      amd64:\n        url: {base}/{zip}\n        sha256: {sha}\n        format: zip\n        binary: vikunja-{v}-linux-amd64\n",
+            "  - version: {v}\n    channel: {channel}\n    artifacts:\n      amd64:\n        url: {base}/{zip}\n        sha256: {sha}\n        format: zip\n        binary: vikunja-{v}-linux-amd64\n",
             base = rel.base_url,
             zip = zip_name(v),
+            // The broken build is offered, but never as the newest stable release.
+            channel = if *broken { "unstable" } else { "stable" },
         ));
     }
     format!("{}{}{}", &real[..start], versions, &real[end..])
