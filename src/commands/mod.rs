@@ -91,8 +91,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             }
             Err(LaunchError::NotImplemented("status"))
         }
-        Command::Update(a) => not_yet(g, &a.name, "update"),
-        Command::Rollback(a) => not_yet(g, &a.name, "rollback"),
+        Command::Update(a) => not_yet(&a.name, "update"),
+        Command::Rollback(a) => not_yet(&a.name, "rollback"),
         Command::Reconfigure(a) => {
             for s in &a.set {
                 if !s.contains('=') {
@@ -103,10 +103,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
                     ));
                 }
             }
-            not_yet(g, &a.name, "reconfigure")
+            not_yet(&a.name, "reconfigure")
         }
-        Command::Backup(a) => not_yet(g, &a.name, "backup"),
-        Command::Backups(a) => not_yet(g, &a.name, "backups"),
+        Command::Backup(a) => not_yet(&a.name, "backup"),
+        Command::Backups(a) => not_yet(&a.name, "backups"),
         Command::Restore(a) => {
             if !a.archive.exists() {
                 return Err(LaunchError::bad_input(
@@ -118,9 +118,9 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             if let Some(n) = &a.to_new {
                 check_instance_name(n)?;
             }
-            not_yet(g, &a.name, "restore")
+            not_yet(&a.name, "restore")
         }
-        Command::Uninstall(a) => not_yet(g, &a.name, "uninstall"),
+        Command::Uninstall(a) => not_yet(&a.name, "uninstall"),
         Command::Profiles(p) => profiles::run(g, p, out),
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -137,9 +137,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
 
 /// An operation that exists on the command line but is not built yet: the name is checked
 /// first, so bad input still gets exit 2.
-fn not_yet(g: &Global, name: &str, op: &'static str) -> Result<Outcome> {
+fn not_yet(name: &str, op: &'static str) -> Result<Outcome> {
     check_instance_name(name)?;
-    let _ = g;
     Err(LaunchError::NotImplemented(op))
 }
 

@@ -619,13 +619,8 @@ fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
                 ),
             )?;
         }
-        let mut c2 = c.clone();
-        // Extra components render their files with the main component's slot-independent view.
-        c2.files = c.files.clone();
-        let unit = install_component_files(ctx, &c2, None)?;
-        if c.files.iter().any(|f| f.owner.is_some()) {
-            // nothing more: ownership was set per file
-        }
+        // Extra components take no part in blue-green: one unit, no slot.
+        let unit = install_component_files(ctx, &c, None)?;
         sh(
             ctx.ct.as_ref(),
             vmid,
