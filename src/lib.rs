@@ -16,6 +16,7 @@ pub mod prompt;
 pub mod pve;
 pub mod release;
 pub mod render;
+pub mod status;
 
 use std::ffi::OsString;
 

@@ -85,12 +85,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
         }
         Command::List => list(g),
         Command::Doctor => doctor::run(g),
-        Command::Status(a) => {
-            if let Some(n) = &a.name {
-                check_instance_name(n)?;
-            }
-            Err(LaunchError::NotImplemented("status"))
-        }
+        Command::Status(a) => crate::status::run(g, &a, out),
         Command::Update(a) => not_yet(&a.name, "update"),
         Command::Rollback(a) => not_yet(&a.name, "rollback"),
         Command::Reconfigure(a) => {

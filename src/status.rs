@@ -1,0 +1,1112 @@
+//! `launch-tui status NAME|--all`: checks each instance's container, units, HTTP health (through
+//! nginx and on the active slot), version, database, disk and memory, concurrently and each
+//! with its own time limit, and says for every problem the exact command that fixes it.
+//!
+//! `--json` prints one object (this schema is stable; fields are only ever added):
+//!
+//! ```json
+//! {"instances": [{"name": "vikunja", "profile": "vikunja", "vmid": 105, "node": "pve",
+//!                 "ip": "10.0.0.5", "healthy": true,
+//!                 "checks": [{"id": "container", "status": "ok", "message": "running, up 3h 02m"},
+//!                            {"id": "unit:vikunja-api-blue.service", "status": "fail",
+//!                             "message": "...", "fix": "pct exec 105 -- systemctl restart ..."}]}],
+//!  "result": "ok"}
+//! ```
+//!
+//! `status` is `ok`, `warn` or `fail`; `fix` is present on every `warn` and `fail`. `ip` may be
+//! null. An instance is healthy when none of its checks failed (warnings do not change the exit
+//! code). Check ids: `container`, `memory`, `disk`, `unit:UNIT`, `http-nginx`, `http-slot`,
+//! `version`, `update`, `database`, `profile`. The exit code is 0 when every instance is
+//! healthy and 4 otherwise; then the object is printed with `"result": "unhealthy"`, followed
+//! by the usual error line (`{"result":"error","exit_code":4,...}`).
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::{Global, StatusArgs};
+use crate::commands::{Outcome, Output};
+use crate::ct::{CtAccess, ExecOutput, Pct};
+use crate::error::{LaunchError, Result};
+use crate::instance::{Instance, InstanceStore};
+use crate::profile::{Catalog, Channel, Component, Profile};
+use crate::pve::{Client, CtStatus};
+use crate::render::Layout;
+
+/// Limit on commands run inside the container (`timeout` there, so nothing lingers).
+const CT_TIMEOUT_S: u32 = 10;
+/// Limit on HTTP requests from the host.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a check may take in all before it is reported as hanging (covers `pct` itself).
+const CT_CHECK_LIMIT: Duration = Duration::from_secs(25);
+const HTTP_CHECK_LIMIT: Duration = Duration::from_secs(8);
+const API_CHECK_LIMIT: Duration = Duration::from_secs(15);
+
+const DISK_WARN_FREE_PCT: u64 = 20;
+const DISK_FAIL_FREE_PCT: u64 = 10;
+const MEM_WARN_PCT: u64 = 80;
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub id: String,
+    pub status: Level,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn ok(id: impl Into<String>, message: impl Into<String>) -> Check {
+        Check {
+            id: id.into(),
+            status: Level::Ok,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warn(
+        id: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            id: id.into(),
+            status: Level::Warn,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(
+        id: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            id: id.into(),
+            status: Level::Fail,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub profile: String,
+    pub vmid: u32,
+    pub node: String,
+    pub ip: Option<String>,
+    pub healthy: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub instances: Vec<InstanceStatus>,
+}
+
+impl Report {
+    pub fn healthy(&self) -> bool {
+        self.instances.iter().all(|i| i.healthy)
+    }
+}
+
+pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
+    let store = InstanceStore::new(&g.config);
+    let instances = match (&a.name, a.all) {
+        (Some(n), _) => vec![store.load(n)?],
+        (None, true) => store.list()?,
+        (None, false) => {
+            return Err(LaunchError::bad_input(
+                "status",
+                "no instance given",
+                "name one (`launch-tui status vikunja`) or check every instance with `launch-tui status --all`",
+            ))
+        }
+    };
+    if instances.is_empty() {
+        return Ok(Outcome::new(
+            "No instances yet. Install one with `launch-tui install vikunja`.",
+            json!({ "instances": [] }),
+        ));
+    }
+    let conn = crate::connect::connect(g)?;
+    if let Some(w) = conn.warning {
+        eprintln!("{w}");
+    }
+    let client = Arc::new(conn.client);
+    // Without `pct` (e.g. run away from the node) the in-container checks say so one by one.
+    let ct: std::result::Result<Arc<dyn CtAccess>, String> = Pct::find()
+        .map(|p| Arc::new(p) as Arc<dyn CtAccess>)
+        .map_err(|e| format!("{e:#}"));
+    let catalog = Catalog::new(&g.config);
+    let report = Report {
+        instances: std::thread::scope(|s| {
+            let handles: Vec<_> = instances
+                .into_iter()
+                .map(|inst| {
+                    let profile = catalog
+                        .load(&inst.profile)
+                        .map(|l| l.profile)
+                        .map_err(|e| e.to_string());
+                    let client = client.clone();
+                    let ct = ct.clone();
+                    s.spawn(move || check_instance(client, ct, inst, profile))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| InstanceStatus {
+                        name: "?".into(),
+                        profile: "?".into(),
+                        vmid: 0,
+                        node: String::new(),
+                        ip: None,
+                        healthy: false,
+                        checks: vec![Check::fail(
+                            "internal",
+                            "the checks of this instance crashed",
+                            "run it again with -v and report the output",
+                        )],
+                    })
+                })
+                .collect()
+        }),
+    };
+    if let Some(path) = &a.prometheus {
+        crate::fsutil::write_atomic(path, prometheus(&report).as_bytes(), 0o644)?;
+    }
+    let mut data = serde_json::to_value(&report)
+        .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot encode the status: {e}")))?;
+    let text = render_text(&report, out.color);
+    if report.healthy() {
+        return Ok(Outcome::new(text, data));
+    }
+    // `run` prints only the error when a command fails; the checks must reach the user too.
+    if out.json {
+        if let serde_json::Value::Object(m) = &mut data {
+            m.insert("result".into(), "unhealthy".into());
+        }
+        println!("{data}");
+    } else {
+        println!("{text}");
+    }
+    let bad: Vec<String> = report
+        .instances
+        .iter()
+        .filter(|i| !i.healthy)
+        .map(|i| {
+            let failed: Vec<&str> = i
+                .checks
+                .iter()
+                .filter(|c| c.status == Level::Fail)
+                .map(|c| c.id.as_str())
+                .collect();
+            format!("{} ({})", i.name, failed.join(", "))
+        })
+        .collect();
+    Err(LaunchError::Unhealthy(format!(
+        "{} instance(s) unhealthy: {}\n  help: run the `fix:` commands shown above",
+        bad.len(),
+        bad.join("; ")
+    )))
+}
+
+/// A check running on its own thread, reported as hanging if it outlives its limit. Plain
+/// threads rather than scoped ones: a scope would wait for a hung `pct exec` forever.
+struct Pending {
+    id: String,
+    limit: Duration,
+    what: String,
+    rx: mpsc::Receiver<Vec<Check>>,
+}
+
+fn spawn_check(
+    id: impl Into<String>,
+    limit: Duration,
+    what: impl Into<String>,
+    f: impl FnOnce() -> Vec<Check> + Send + 'static,
+) -> Pending {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    Pending {
+        id: id.into(),
+        limit,
+        what: what.into(),
+        rx,
+    }
+}
+
+fn collect(pending: Vec<Pending>, start: Instant, vmid: u32) -> Vec<Check> {
+    let mut out = Vec::new();
+    for p in pending {
+        let left = (start + p.limit).saturating_duration_since(Instant::now());
+        match p.rx.recv_timeout(left) {
+            Ok(checks) => out.extend(checks),
+            Err(RecvTimeoutError::Timeout) => out.push(Check::fail(
+                p.id,
+                format!(
+                    "{} did not answer within {} s (hanging)",
+                    p.what,
+                    p.limit.as_secs()
+                ),
+                format!("pct exec {vmid} -- systemctl list-jobs  (look for stuck jobs; `pct reboot {vmid}` if the container is stuck)"),
+            )),
+            Err(RecvTimeoutError::Disconnected) => out.push(Check::fail(
+                p.id,
+                format!("{} crashed", p.what),
+                "run it again with -v and report the output",
+            )),
+        }
+    }
+    out
+}
+
+/// The main component's unit in the active slot, then the enabled extra components' units.
+fn component_units(inst: &Instance, profile: &Profile) -> Vec<(Component, String)> {
+    let p = profile.name.as_str();
+    profile
+        .components
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            *i == 0
+                || match &c.when {
+                    None => true,
+                    Some(k) => inst.settings.get(k.as_str()).map(String::as_str) == Some("true"),
+                }
+        })
+        .map(|(i, c)| {
+            let slot = (i == 0).then_some(inst.active_slot);
+            (c.clone(), Layout::unit_name(p, c.name.as_str(), slot))
+        })
+        .collect()
+}
+
+pub fn check_instance(
+    client: Arc<Client>,
+    ct: std::result::Result<Arc<dyn CtAccess>, String>,
+    inst: Instance,
+    profile: std::result::Result<Profile, String>,
+) -> InstanceStatus {
+    let vmid = inst.container.vmid;
+    let node = inst.container.node.clone();
+    let mut checks = Vec::new();
+    let start = Instant::now();
+    let status_call = {
+        let client = client.clone();
+        let node = node.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(client.ct_status(&node, vmid));
+        });
+        rx.recv_timeout(API_CHECK_LIMIT)
+    };
+    let running = match status_call {
+        Err(_) => {
+            checks.push(Check::fail(
+                "container",
+                format!(
+                    "the API did not report CT {vmid}'s status within {} s",
+                    API_CHECK_LIMIT.as_secs()
+                ),
+                format!("pct status {vmid}  (and `systemctl status pveproxy pvedaemon` on {node})"),
+            ));
+            false
+        }
+        Ok(Err(e)) => {
+            checks.push(Check::fail(
+                "container",
+                format!("cannot read CT {vmid}'s status: {e}"),
+                format!("pct status {vmid}  (if the container is gone, restore it: `launch-tui backups {}`)", inst.name),
+            ));
+            false
+        }
+        Ok(Ok(st)) => {
+            checks.extend(container_checks(&st, vmid));
+            st.status == "running"
+        }
+    };
+    let profile = match profile {
+        Ok(p) => Some(p),
+        Err(e) => {
+            checks.push(Check::fail(
+                "profile",
+                format!("cannot load profile `{}`: {e}", inst.profile),
+                "launch-tui profiles list  (restore the profile override, or remove the broken one)",
+            ));
+            None
+        }
+    };
+    if running {
+        let mut pending = Vec::new();
+        let ct = match ct {
+            Ok(ct) => Some(ct),
+            Err(e) => {
+                checks.push(Check::fail(
+                    "pct",
+                    format!("cannot look inside the container: {e}"),
+                    "run launch-tui on the Proxmox VE node as root",
+                ));
+                None
+            }
+        };
+        let mut units = vec![];
+        if let Some(p) = &profile {
+            units = component_units(&inst, p);
+        }
+        if let Some(ct) = &ct {
+            for unit in units
+                .iter()
+                .map(|(_, u)| u.clone())
+                .chain(["nginx.service".to_string()])
+            {
+                let ct = ct.clone();
+                pending.push(spawn_check(
+                    format!("unit:{unit}"),
+                    CT_CHECK_LIMIT,
+                    format!("`systemctl show {unit}` in CT {vmid}"),
+                    move || vec![unit_check(ct.as_ref(), vmid, &unit)],
+                ));
+            }
+            let ct2 = ct.clone();
+            pending.push(spawn_check(
+                "disk",
+                CT_CHECK_LIMIT,
+                format!("`df -P /` in CT {vmid}"),
+                move || vec![disk_check(ct2.as_ref(), vmid)],
+            ));
+        }
+        if let Some(p) = &profile {
+            let main = p.components[0].clone();
+            let main_unit = units.first().map(|(_, u)| u.clone()).unwrap_or_default();
+            let ip = inst.container.ip.clone();
+            {
+                let main = main.clone();
+                let main_unit = main_unit.clone();
+                pending.push(spawn_check(
+                    "http-nginx",
+                    HTTP_CHECK_LIMIT,
+                    "the health check through nginx",
+                    move || vec![nginx_http_check(ip.as_deref(), &main, vmid, &main_unit)],
+                ));
+            }
+            if let Some(ct) = &ct {
+                let ct_slot = ct.clone();
+                let main_slot = main.clone();
+                let unit_slot = main_unit.clone();
+                let port = match (inst.active_slot, main.green_port) {
+                    (crate::instance::Slot::Green, Some(g)) => g.get(),
+                    _ => main.port.get(),
+                };
+                pending.push(spawn_check(
+                    "http-slot",
+                    CT_CHECK_LIMIT,
+                    format!("the health check on the active slot in CT {vmid}"),
+                    move || {
+                        vec![slot_http_check(
+                            ct_slot.as_ref(),
+                            vmid,
+                            port,
+                            &main_slot,
+                            &unit_slot,
+                        )]
+                    },
+                ));
+                let ct = ct.clone();
+                let db = inst.settings.get("database").cloned().unwrap_or_default();
+                let data = Layout::data_dir(p.name.as_str(), inst.active_slot);
+                let file = format!("{data}/{}.db", p.name);
+                let user = main.user.to_string();
+                let name = inst.name.clone();
+                pending.push(spawn_check(
+                    "database",
+                    CT_CHECK_LIMIT,
+                    format!("the database check in CT {vmid}"),
+                    move || vec![database_check(ct.as_ref(), vmid, &db, &file, &user, &name)],
+                ));
+            }
+            let ip = inst.container.ip.clone();
+            let recorded = inst.app_version.clone();
+            let name = inst.name.clone();
+            pending.push(spawn_check(
+                "version",
+                HTTP_CHECK_LIMIT,
+                "the version probe through nginx",
+                move || version_check(ip.as_deref(), &main, &recorded, vmid, &main_unit, &name),
+            ));
+            checks.push(update_check(p, &inst));
+        }
+        checks.extend(collect(pending, start, vmid));
+        relate_http_fixes(&mut checks, vmid);
+    }
+    let healthy = checks.iter().all(|c| c.status != Level::Fail);
+    InstanceStatus {
+        name: inst.name,
+        profile: inst.profile,
+        vmid,
+        node,
+        ip: inst.container.ip,
+        healthy,
+        checks,
+    }
+}
+
+/// When the app itself is down, nginx answering 502 is a symptom: point its fix at the unit.
+fn relate_http_fixes(checks: &mut [Check], vmid: u32) {
+    let slot_failed = checks
+        .iter()
+        .any(|c| c.id == "http-slot" && c.status == Level::Fail);
+    let failed_unit = checks
+        .iter()
+        .find(|c| c.id.starts_with("unit:") && c.status == Level::Fail)
+        .map(|c| c.id.trim_start_matches("unit:").to_string());
+    if let Some(unit) = failed_unit.filter(|_| slot_failed) {
+        for c in checks.iter_mut() {
+            if c.id == "http-nginx" && c.status == Level::Fail {
+                c.fix = Some(format!("pct exec {vmid} -- systemctl restart {unit}"));
+            }
+        }
+    }
+}
+
+fn human_duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn mib(b: u64) -> u64 {
+    b / 1024 / 1024
+}
+
+pub fn container_checks(st: &CtStatus, vmid: u32) -> Vec<Check> {
+    if st.status != "running" {
+        return vec![Check::fail(
+            "container",
+            format!("container is {}", st.status),
+            format!("pct start {vmid}"),
+        )];
+    }
+    let mut msg = format!("running, up {}", human_duration(st.uptime.unwrap_or(0)));
+    if let Some(cpu) = st.cpu {
+        msg.push_str(&format!(", cpu {:.0}%", cpu * 100.0));
+    }
+    if let (Some(d), Some(md)) = (st.disk, st.maxdisk) {
+        msg.push_str(&format!(
+            ", disk {:.1}/{:.1} GiB",
+            d as f64 / (1u64 << 30) as f64,
+            md as f64 / (1u64 << 30) as f64
+        ));
+    }
+    let mut out = vec![Check::ok("container", msg)];
+    if let (Some(m), Some(mm)) = (st.mem, st.maxmem.filter(|m| *m > 0)) {
+        let pct = m * 100 / mm;
+        let msg = format!("{} of {} MiB in use ({pct}%)", mib(m), mib(mm));
+        out.push(if pct > MEM_WARN_PCT {
+            Check::warn(
+                "memory",
+                format!("{msg}, over {MEM_WARN_PCT}%"),
+                format!("pct set {vmid} --memory {}", (mib(mm) * 3 / 2).max(512)),
+            )
+        } else {
+            Check::ok("memory", msg)
+        });
+    }
+    out
+}
+
+fn ct_exec(ct: &dyn CtAccess, vmid: u32, argv: &[&str]) -> std::result::Result<ExecOutput, String> {
+    let limit = CT_TIMEOUT_S.to_string();
+    let mut full = vec!["timeout", limit.as_str()];
+    full.extend_from_slice(argv);
+    match ct.exec(vmid, &full) {
+        // `timeout` exits 124 when it had to stop the command.
+        Ok(o) if o.code == 124 => Err(format!(
+            "`{}` did not finish within {CT_TIMEOUT_S} s",
+            argv.join(" ")
+        )),
+        Ok(o) => Ok(o),
+        Err(e) => Err(format!(
+            "cannot run `{}` in CT {vmid}: {e:#}",
+            argv.join(" ")
+        )),
+    }
+}
+
+/// `systemctl show` output as a map.
+pub fn parse_show(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+pub fn unit_check(ct: &dyn CtAccess, vmid: u32, unit: &str) -> Check {
+    let id = format!("unit:{unit}");
+    let restart = format!("pct exec {vmid} -- systemctl restart {unit}");
+    let out = match ct_exec(
+        ct,
+        vmid,
+        &[
+            "systemctl",
+            "show",
+            unit,
+            "-p",
+            "LoadState,ActiveState,SubState,NRestarts,Result",
+        ],
+    ) {
+        Ok(o) if o.ok() => o,
+        Ok(o) => {
+            return Check::fail(
+                id,
+                format!("`systemctl show {unit}` failed: {}", o.tail(3)),
+                format!("pct exec {vmid} -- systemctl status {unit}"),
+            )
+        }
+        Err(e) => return Check::fail(id, e, format!("pct exec {vmid} -- systemctl status {unit}")),
+    };
+    let p = parse_show(&out.stdout);
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("?");
+    if get("LoadState") == "not-found" {
+        return Check::fail(
+            id,
+            format!("{unit} is not installed in CT {vmid}"),
+            format!("pct exec {vmid} -- ls /etc/systemd/system/  (the unit file is missing; restore from a backup: `launch-tui backups NAME`)"),
+        );
+    }
+    let restarts: u64 = get("NRestarts").parse().unwrap_or(0);
+    if get("ActiveState") != "active" {
+        let last = ct_exec(
+            ct,
+            vmid,
+            &[
+                "journalctl",
+                "-u",
+                unit,
+                "-n",
+                "1",
+                "--no-pager",
+                "-o",
+                "cat",
+            ],
+        )
+        .map(|o| o.stdout.trim().to_string())
+        .unwrap_or_default();
+        let mut msg = format!(
+            "{unit} is {} ({}), result {}, {restarts} automatic restart(s)",
+            get("ActiveState"),
+            get("SubState"),
+            get("Result")
+        );
+        if !last.is_empty() {
+            msg.push_str(&format!("; last log line: {last}"));
+        }
+        return Check::fail(id, msg, restart);
+    }
+    if restarts > 0 {
+        return Check::warn(
+            id,
+            format!(
+                "{unit} is active ({}), but systemd restarted it {restarts} time(s)",
+                get("SubState")
+            ),
+            format!(
+                "pct exec {vmid} -- journalctl -u {unit} -n 50 --no-pager  (find why it crashed)"
+            ),
+        );
+    }
+    Check::ok(id, format!("{unit} is active ({})", get("SubState")))
+}
+
+/// Free space in percent from `df -P` output: Available / (Used + Available), as df's own
+/// Capacity column counts it (the root's reserved blocks are not free to the app).
+pub fn parse_df_free_pct(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().nth(1)?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let used: u64 = f.get(2)?.parse().ok()?;
+    let avail: u64 = f.get(3)?.parse().ok()?;
+    let total = used + avail;
+    if total == 0 {
+        return None;
+    }
+    Some((avail * 100 / total, avail / 1024))
+}
+
+pub fn disk_check(ct: &dyn CtAccess, vmid: u32) -> Check {
+    let out = match ct_exec(ct, vmid, &["df", "-P", "/"]) {
+        Ok(o) if o.ok() => o,
+        Ok(o) => {
+            return Check::fail(
+                "disk",
+                format!("`df -P /` failed: {}", o.tail(3)),
+                format!("pct exec {vmid} -- df -h /"),
+            )
+        }
+        Err(e) => return Check::fail("disk", e, format!("pct exec {vmid} -- df -h /")),
+    };
+    let Some((free, avail_mib)) = parse_df_free_pct(&out.stdout) else {
+        return Check::fail(
+            "disk",
+            format!("cannot read `df -P /` output: {}", out.tail(2)),
+            format!("pct exec {vmid} -- df -h /"),
+        );
+    };
+    let msg = format!("{free}% free on / ({avail_mib} MiB)");
+    if free >= DISK_WARN_FREE_PCT {
+        return Check::ok("disk", msg);
+    }
+    let largest = ct_exec(
+        ct,
+        vmid,
+        &[
+            "sh",
+            "-c",
+            "du -xh --max-depth=2 / 2>/dev/null | sort -h | tail -5",
+        ],
+    )
+    .map(|o| o.stdout.trim().replace('\n', ", "))
+    .unwrap_or_default();
+    let fix = format!(
+        "pct resize {vmid} rootfs +4G  (or free space; largest paths: {})",
+        if largest.is_empty() {
+            "unknown".into()
+        } else {
+            largest
+        }
+    );
+    if free < DISK_FAIL_FREE_PCT {
+        Check::fail("disk", format!("{msg}, under {DISK_FAIL_FREE_PCT}%"), fix)
+    } else {
+        Check::warn("disk", format!("{msg}, under {DISK_WARN_FREE_PCT}%"), fix)
+    }
+}
+
+fn http_client() -> std::result::Result<reqwest::blocking::Client, String> {
+    // The container is on the node's bridge: a proxy from the environment must not be used.
+    reqwest::blocking::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+pub fn nginx_http_check(ip: Option<&str>, main: &Component, vmid: u32, main_unit: &str) -> Check {
+    let id = "http-nginx";
+    let Some(ip) = ip else {
+        return Check::fail(
+            id,
+            "the instance record has no address for the container",
+            format!("pct exec {vmid} -- ip -4 addr show eth0  (then put it under container.ip in the record)"),
+        );
+    };
+    let url = format!("http://{ip}{}", main.health.path);
+    let expect = main.health.expect_status;
+    let restart_nginx = format!("pct exec {vmid} -- systemctl restart nginx.service");
+    let http = match http_client() {
+        Ok(h) => h,
+        Err(e) => return Check::fail(id, e, restart_nginx),
+    };
+    match http.get(&url).send() {
+        Ok(r) if r.status().as_u16() == expect => {
+            Check::ok(id, format!("{url} answers {expect} through nginx"))
+        }
+        Ok(r) => Check::fail(
+            id,
+            format!(
+                "{url} answered {} through nginx, expected {expect}",
+                r.status()
+            ),
+            if r.status().as_u16() == 502 {
+                format!("pct exec {vmid} -- systemctl restart {main_unit}")
+            } else {
+                restart_nginx
+            },
+        ),
+        Err(e) if e.is_timeout() => Check::fail(
+            id,
+            format!("{url} did not answer within {} s", HTTP_TIMEOUT.as_secs()),
+            restart_nginx,
+        ),
+        Err(e) => Check::fail(id, format!("{url}: {e}"), restart_nginx),
+    }
+}
+
+pub fn slot_http_check(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    port: u16,
+    main: &Component,
+    main_unit: &str,
+) -> Check {
+    let id = "http-slot";
+    let url = format!("http://127.0.0.1:{port}{}", main.health.path);
+    let expect = main.health.expect_status;
+    let fix = format!("pct exec {vmid} -- systemctl restart {main_unit}");
+    let secs = HTTP_TIMEOUT.as_secs().to_string();
+    match ct_exec(
+        ct,
+        vmid,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            &secs,
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    ) {
+        Ok(o) if o.stdout.trim() == expect.to_string() => {
+            Check::ok(id, format!("{url} answers {expect} in the container"))
+        }
+        Ok(o) => {
+            let got = o.stdout.trim();
+            let got = if got.is_empty() || got == "000" {
+                "no connection".to_string()
+            } else {
+                got.to_string()
+            };
+            Check::fail(
+                id,
+                format!("{url} in the container: {got}, expected {expect}"),
+                fix,
+            )
+        }
+        Err(e) => Check::fail(id, e, fix),
+    }
+}
+
+pub fn version_check(
+    ip: Option<&str>,
+    main: &Component,
+    recorded: &str,
+    vmid: u32,
+    main_unit: &str,
+    name: &str,
+) -> Vec<Check> {
+    let id = "version";
+    let (Some(probe), Some(ip)) = (&main.health.version, ip) else {
+        return vec![Check::ok(
+            id,
+            format!("{recorded} (recorded; the app has no version probe)"),
+        )];
+    };
+    let url = format!("http://{ip}{}", probe.path);
+    let read = http_client().and_then(|h| {
+        h.get(&url)
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json::<serde_json::Value>())
+            .map_err(|e| format!("{url}: {e}"))
+    });
+    match read {
+        Ok(v) => match v[&probe.field].as_str() {
+            Some(running) if running == recorded => {
+                vec![Check::ok(id, format!("{running} (as recorded)"))]
+            }
+            Some(running) => vec![Check::warn(
+                id,
+                format!("the app reports {running}, the instance record says {recorded}"),
+                format!("pct exec {vmid} -- systemctl restart {main_unit}  (its unit runs the recorded release; or `launch-tui update {name}`)"),
+            )],
+            None => vec![Check::warn(
+                id,
+                format!("{url} has no string field `{}`", probe.field),
+                format!("launch-tui profiles show {name}  (the profile's version probe may be wrong)"),
+            )],
+        },
+        // A dead app already fails the HTTP checks; this one only says the version is unknown.
+        Err(e) => vec![Check::warn(
+            id,
+            format!("cannot read the running version: {e}"),
+            format!("pct exec {vmid} -- systemctl restart {main_unit}"),
+        )],
+    }
+}
+
+/// A newer stable release is news, not a problem: it does not degrade the instance.
+pub fn update_check(profile: &Profile, inst: &Instance) -> Check {
+    let current = profile
+        .versions
+        .iter()
+        .position(|r| r.version == inst.app_version);
+    let latest = profile.latest(Channel::Stable);
+    let newer = match (current, latest) {
+        (Some(i), Some(l)) => profile
+            .versions
+            .iter()
+            .position(|r| r.version == l.version)
+            .filter(|j| *j > i)
+            .map(|_| l.version.clone()),
+        _ => None,
+    };
+    match (newer, current) {
+        (Some(v), _) => Check::ok(
+            "update",
+            format!(
+                "{v} is available (running {}): launch-tui update {}",
+                inst.app_version, inst.name
+            ),
+        ),
+        (None, Some(_)) => Check::ok(
+            "update",
+            format!("{} is the newest stable release", inst.app_version),
+        ),
+        (None, None) => Check::ok(
+            "update",
+            format!(
+                "{} is not listed in profile {} any more",
+                inst.app_version, profile.name
+            ),
+        ),
+    }
+}
+
+pub fn database_check(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    kind: &str,
+    file: &str,
+    user: &str,
+    name: &str,
+) -> Check {
+    let id = "database";
+    let server = match kind {
+        "postgres" => Some("postgresql.service"),
+        "mariadb" => Some("mariadb.service"),
+        "sqlite" => None,
+        other => return Check::ok(id, format!("{other}: not checked from the container")),
+    };
+    if let Some(unit) = server {
+        let fix = format!("pct exec {vmid} -- systemctl restart {unit}");
+        return match ct_exec(ct, vmid, &["systemctl", "is-active", unit]) {
+            Ok(o) if o.ok() => Check::ok(id, format!("{kind}: {unit} is active")),
+            Ok(o) => Check::fail(id, format!("{kind}: {unit} is {}", o.stdout.trim()), fix),
+            Err(e) => Check::fail(id, e, fix),
+        };
+    }
+    // Readable by the app's own user, which is what matters, not by root.
+    let script = format!(
+        "if [ ! -e '{file}' ]; then echo missing; elif runuser -u '{user}' -- test -r '{file}'; then echo readable; else echo unreadable; fi"
+    );
+    match ct_exec(ct, vmid, &["sh", "-c", &script]).map(|o| o.stdout.trim().to_string()) {
+        Ok(s) if s == "readable" => Check::ok(id, format!("sqlite: {file} is readable by {user}")),
+        Ok(s) if s == "missing" => Check::fail(
+            id,
+            format!("sqlite: {file} does not exist"),
+            format!("launch-tui backups {name}  (then `launch-tui restore {name} ARCHIVE`)"),
+        ),
+        Ok(s) => Check::fail(
+            id,
+            format!("sqlite: {file} is not readable by {user} ({s})"),
+            format!("pct exec {vmid} -- chown {user}:{user} {file}"),
+        ),
+        Err(e) => Check::fail(id, e, format!("pct exec {vmid} -- ls -l {file}")),
+    }
+}
+
+pub fn render_text(report: &Report, color: bool) -> String {
+    let paint = |level: Level, s: String| -> String {
+        if !color {
+            return s;
+        }
+        let code = match level {
+            Level::Ok => "32",
+            Level::Warn => "33",
+            Level::Fail => "1;31",
+        };
+        format!("\x1b[{code}m{s}\x1b[0m")
+    };
+    let mut out = String::new();
+    for i in &report.instances {
+        let state = if i.healthy {
+            paint(Level::Ok, "HEALTHY".into())
+        } else {
+            paint(Level::Fail, "UNHEALTHY".into())
+        };
+        out.push_str(&format!(
+            "{}: {state}  (profile {}, CT {} on {}, {})\n",
+            i.name,
+            i.profile,
+            i.vmid,
+            i.node,
+            i.ip.as_deref().unwrap_or("no address")
+        ));
+        let width = i.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+        for c in &i.checks {
+            out.push_str(&format!(
+                "  {}  {:<width$}  {}\n",
+                paint(c.status, format!("{:<4}", c.status.label())),
+                c.id,
+                c.message
+            ));
+            if let Some(fix) = &c.fix {
+                out.push_str(&format!("        {:<width$}  fix: {fix}\n", ""));
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Prometheus textfile-collector format (node_exporter's `--collector.textfile.directory`).
+pub fn prometheus(report: &Report) -> String {
+    let mut out = String::from(
+        "# HELP launch_instance_healthy 1 when no check of the instance failed.\n# TYPE launch_instance_healthy gauge\n",
+    );
+    for i in &report.instances {
+        out.push_str(&format!(
+            "launch_instance_healthy{{instance=\"{}\"}} {}\n",
+            i.name,
+            u8::from(i.healthy)
+        ));
+    }
+    out.push_str(
+        "# HELP launch_check_status 0 ok, 1 warn, 2 fail.\n# TYPE launch_check_status gauge\n",
+    );
+    for i in &report.instances {
+        for c in &i.checks {
+            out.push_str(&format!(
+                "launch_check_status{{instance=\"{}\",check=\"{}\"}} {}\n",
+                i.name,
+                c.id.replace('"', ""),
+                c.status as u8
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn df_free_percent() {
+        let df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 1000 850 100 90% /\n";
+        // 100 / (850 + 100)
+        assert_eq!(parse_df_free_pct(df), Some((10, 0)));
+        assert_eq!(parse_df_free_pct("garbage"), None);
+        assert_eq!(parse_df_free_pct("h\n/dev/x 0 0 0 0% /\n"), None);
+    }
+
+    #[test]
+    fn systemctl_show_parses() {
+        let p = parse_show("ActiveState=failed\nSubState=failed\nNRestarts=3\nResult=exit-code\n");
+        assert_eq!(p["ActiveState"], "failed");
+        assert_eq!(p["NRestarts"], "3");
+    }
+
+    fn st(status: &str, mem: u64, maxmem: u64) -> CtStatus {
+        serde_json::from_value(json!({
+            "status": status, "mem": mem, "maxmem": maxmem, "uptime": 3725, "cpu": 0.05
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn stopped_container_says_how_to_start_it() {
+        let c = container_checks(&st("stopped", 0, 0), 105);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].status, Level::Fail);
+        assert_eq!(c[0].message, "container is stopped");
+        assert_eq!(c[0].fix.as_deref(), Some("pct start 105"));
+    }
+
+    #[test]
+    fn memory_warns_over_80_percent() {
+        let c = container_checks(&st("running", 900 << 20, 1000 << 20), 105);
+        assert!(c[0].message.contains("up 1h 02m"), "{}", c[0].message);
+        assert_eq!(c[1].id, "memory");
+        assert_eq!(c[1].status, Level::Warn);
+        assert_eq!(c[1].fix.as_deref(), Some("pct set 105 --memory 1500"));
+        let c = container_checks(&st("running", 500 << 20, 1000 << 20), 105);
+        assert_eq!(c[1].status, Level::Ok);
+    }
+
+    #[test]
+    fn http_fix_points_at_the_dead_unit() {
+        let mut checks = vec![
+            Check::fail("unit:app-blue.service", "dead", "x"),
+            Check::fail(
+                "http-nginx",
+                "502",
+                "pct exec 1 -- systemctl restart nginx.service",
+            ),
+            Check::fail("http-slot", "no connection", "y"),
+        ];
+        relate_http_fixes(&mut checks, 1);
+        assert_eq!(
+            checks[1].fix.as_deref(),
+            Some("pct exec 1 -- systemctl restart app-blue.service")
+        );
+    }
+
+    #[test]
+    fn json_schema_is_stable() {
+        let r = Report {
+            instances: vec![InstanceStatus {
+                name: "v".into(),
+                profile: "vikunja".into(),
+                vmid: 105,
+                node: "pve".into(),
+                ip: None,
+                healthy: false,
+                checks: vec![
+                    Check::ok("container", "running"),
+                    Check::fail("disk", "5% free", "pct resize 105 rootfs +4G"),
+                ],
+            }],
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            json!({"instances": [{"name": "v", "profile": "vikunja", "vmid": 105, "node": "pve",
+                "ip": null, "healthy": false, "checks": [
+                    {"id": "container", "status": "ok", "message": "running"},
+                    {"id": "disk", "status": "fail", "message": "5% free", "fix": "pct resize 105 rootfs +4G"}]}]})
+        );
+        let text = render_text(&r, false);
+        assert!(text.contains("FAIL  disk"), "{text}");
+        assert!(text.contains("fix: pct resize 105 rootfs +4G"), "{text}");
+        let prom = prometheus(&r);
+        assert!(
+            prom.contains("launch_instance_healthy{instance=\"v\"} 0"),
+            "{prom}"
+        );
+        assert!(prom.contains("launch_check_status{instance=\"v\",check=\"disk\"} 2"));
+    }
+}
