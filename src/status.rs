@@ -1024,6 +1024,43 @@ mod tests {
     }
 
     #[test]
+    fn a_hanging_check_is_reported_by_name_and_the_others_still_arrive() {
+        let start = Instant::now();
+        let pending = vec![
+            spawn_check(
+                "slow",
+                Duration::from_millis(200),
+                "`sleep` in CT 7",
+                || {
+                    std::thread::sleep(Duration::from_secs(3));
+                    vec![Check::ok("slow", "never seen")]
+                },
+            ),
+            spawn_check("fast", Duration::from_millis(200), "echo", || {
+                vec![Check::ok("fast", "done")]
+            }),
+        ];
+        let got = collect(pending, start, 7);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "waited for the hung check"
+        );
+        assert_eq!(got[0].id, "slow");
+        assert_eq!(got[0].status, Level::Fail);
+        assert!(
+            got[0].message.contains("`sleep` in CT 7 did not answer"),
+            "{}",
+            got[0].message
+        );
+        assert!(got[0]
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("pct exec 7"));
+        assert_eq!(got[1], Check::ok("fast", "done"));
+    }
+
+    #[test]
     fn systemctl_show_parses() {
         let p = parse_show("ActiveState=failed\nSubState=failed\nNRestarts=3\nResult=exit-code\n");
         assert_eq!(p["ActiveState"], "failed");

@@ -5,7 +5,7 @@
 #[path = "support/lab.rs"]
 mod lab;
 
-use lab::{fixture_profile, launch, text, workspace_bin, Config, Lab, Releases};
+use lab::{fixture_profile, http_get, launch, text, workspace_bin, Config, Lab, Releases};
 
 fn record(cfg: &Config, name: &str) -> serde_yaml_ng::Value {
     let text = std::fs::read_to_string(cfg.path().join(format!("instances/{name}.yaml"))).unwrap();
@@ -64,7 +64,11 @@ fn status_end_to_end() {
     // 1. Healthy: exit 0, every check OK, the newer stable release mentioned.
     let t = std::time::Instant::now();
     let out = launch(&lab, &cfg, &["status", "vikunja"]);
-    eprintln!("status (healthy): {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "status (healthy): {:.1} s\n{}",
+        t.elapsed().as_secs_f64(),
+        text(&out)
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("vikunja: HEALTHY"), "{stdout}");
@@ -110,6 +114,7 @@ fn status_end_to_end() {
     //    object still comes out on stdout.
     lab.pct_ok(&["exec", &vmid, "--", "systemctl", "stop", unit]);
     let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    eprintln!("status (unit stopped):\n{}", text(&out));
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let restart = format!("fix: pct exec {vmid} -- systemctl restart {unit}");
@@ -147,6 +152,20 @@ fn status_end_to_end() {
 
     // 3. Started again: healthy.
     lab.pct_ok(&["exec", &vmid, "--", "systemctl", "start", unit]);
+    // `systemctl start` returns before the app listens; status must not be asked to paper
+    // over that, so wait for the app first (bounded).
+    let ip = record(&cfg, "vikunja")["container"]["ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http_get(&format!("http://{ip}/health")).0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not come back within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     let out = launch(&lab, &cfg, &["status", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
@@ -173,6 +192,7 @@ fn status_end_to_end() {
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
     };
+    eprintln!("status (container stopped):\n{}", text(&out));
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FAIL  container"), "{}", text(&out));
