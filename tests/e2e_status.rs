@@ -124,6 +124,7 @@ fn status_end_to_end() {
         text(&out)
     );
     assert!(stdout.contains(&restart), "{}", text(&out));
+    assert!(stdout.contains("last log line: "), "{}", text(&out));
     assert!(stdout.contains("FAIL  http-slot"), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("1 instance(s) unhealthy: vikunja"),
@@ -166,8 +167,22 @@ fn status_end_to_end() {
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
-    let out = launch(&lab, &cfg, &["status", "--all"]);
+    let prom = cfg.path().join("launch.prom");
+    let out = launch(
+        &lab,
+        &cfg,
+        &["status", "--all", "--prometheus", prom.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        metrics.contains("launch_instance_healthy{instance=\"vikunja\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("launch_check_status{instance=\"vikunja\",check=\"http-nginx\"} 0"),
+        "{metrics}"
+    );
 
     // 4. The container stopped through the API: exit 4, "container is stopped", the start
     //    command, and no in-container checks that could only hang or fail on it.
@@ -204,7 +219,10 @@ fn status_end_to_end() {
     );
     assert!(!stdout.contains("unit:"), "{}", text(&out));
 
-    // 5. An unknown instance is bad input.
+    // 5. Bad input: no instance named, an unknown instance.
+    let out = launch(&lab, &cfg, &["status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("launch-tui status --all"));
     let out = launch(&lab, &cfg, &["status", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("installed instances: vikunja"));
