@@ -17,6 +17,7 @@ pub mod pve;
 pub mod release;
 pub mod render;
 pub mod status;
+pub mod uninstall;
 
 use std::ffi::OsString;
 

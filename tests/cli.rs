@@ -180,7 +180,6 @@ fn unbuilt_operations_say_so_with_exit_1() {
         (vec!["update", "vikunja"], "update"),
         (vec!["rollback", "vikunja"], "rollback"),
         (vec!["backup", "vikunja"], "backup"),
-        (vec!["uninstall", "vikunja", "--yes"], "uninstall"),
     ] {
         bin(cfg.path())
             .args(&args)
@@ -191,6 +190,19 @@ fn unbuilt_operations_say_so_with_exit_1() {
             )))
             .stderr(no_panic());
     }
+}
+
+#[test]
+fn uninstall_of_an_unknown_instance_changes_nothing() {
+    let cfg = tempfile::tempdir().unwrap();
+    bin(cfg.path())
+        .args(["uninstall", "vikunja", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "instance `vikunja`: no such instance",
+        ))
+        .stderr(no_panic());
 }
 
 #[test]

@@ -322,7 +322,30 @@ fn install_end_to_end() {
         "the MCP server got an API token minted by the app"
     );
 
-    // 8. Every request launch-tui sent was valid under the official schema.
+    // 8. Uninstall: refused without confirmation (no terminal, no --yes), then with --yes the
+    //    container is destroyed through the API, the record removed, the logs kept.
+    let vmid2: u32 = vmid_of(&cfg, "vikunja-2").parse().unwrap();
+    let out = launch(&lab, &cfg, &["uninstall", "vikunja-2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        lab.vmids().contains(&vmid2),
+        "nothing removed without confirmation"
+    );
+    let out = launch(&lab, &cfg, &["uninstall", "vikunja-2", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!lab.vmids().contains(&vmid2), "the container is gone");
+    assert!(!cfg.path().join("instances/vikunja-2.yaml").exists());
+    assert!(
+        cfg.path().join("log/vikunja-2").read_dir().unwrap().count() >= 2,
+        "logs kept"
+    );
+    assert_eq!(
+        http_get(&format!("http://{}/health", ip_of(&cfg, "vikunja"))).0,
+        200,
+        "the other instance is untouched"
+    );
+
+    // 9. Every request launch-tui sent was valid under the official schema.
     let log = read_access_log(lab.path());
     assert!(log.len() > 20, "the lab saw the install's requests");
     let rejected: Vec<_> = log

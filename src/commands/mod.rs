@@ -115,7 +115,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             }
             not_yet(&a.name, "restore")
         }
-        Command::Uninstall(a) => not_yet(&a.name, "uninstall"),
+        Command::Uninstall(a) => crate::uninstall::run(g, &a, out),
         Command::Profiles(p) => profiles::run(g, p, out),
         Command::Completions { shell } => {
             use clap::CommandFactory;

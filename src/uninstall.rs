@@ -1,0 +1,157 @@
+//! `launch-tui uninstall NAME`: confirm (type the name, or `--yes`), then stop and destroy the
+//! instance's container through the API (purge) and remove its record. Logs stay. Keeping the
+//! data (`--keep-data`) needs the backup of issue #7 and is refused until then.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::cli::{Global, UninstallArgs};
+use crate::commands::{Outcome, Output};
+use crate::connect::connect;
+use crate::engine::render::{timestamp, JsonRenderer, LogFileRenderer, PlainRenderer};
+use crate::engine::{execute, FnStep, Plan, Renderer};
+use crate::error::{LaunchError, Result};
+use crate::instance::{Instance, InstanceStore};
+use crate::pve::Client;
+
+const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+struct Ctx {
+    client: Client,
+    inst: Instance,
+    store: InstanceStore,
+}
+
+fn wait(c: &Client, upid: &crate::pve::Upid) -> anyhow::Result<()> {
+    c.wait_task(upid, TASK_TIMEOUT, &mut |_| {})?;
+    Ok(())
+}
+
+fn confirm(g: &Global, name: &str) -> Result<()> {
+    if g.yes {
+        return Ok(());
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(LaunchError::bad_input(
+            format!("uninstall {name}"),
+            "removing an instance needs confirmation and there is no terminal to ask on",
+            "pass --yes to confirm",
+        ));
+    }
+    let typed = inquire::Text::new(&format!(
+        "This destroys the container of `{name}` and everything in it. Type the name to confirm:"
+    ))
+    .prompt()
+    .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cancelled: {e}")))?;
+    if typed.trim() != name {
+        return Err(LaunchError::bad_input(
+            "confirmation",
+            format!("`{}` is not `{name}`; nothing was removed", typed.trim()),
+            "type the instance's name exactly, or pass --yes",
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(&a.name)?;
+    if a.keep_data {
+        return Err(LaunchError::NotImplemented(
+            "uninstall --keep-data (it takes a final backup; backups are not built yet)",
+        ));
+    }
+    confirm(g, &a.name)?;
+    let conn = connect(g)?;
+    if let Some(w) = conn.warning {
+        eprintln!("{w}");
+    }
+    let vmid = inst.container.vmid;
+    let node = inst.container.node.clone();
+    let log_path = crate::install::log_dir()
+        .join(&a.name)
+        .join(format!("uninstall-{}.log", timestamp().replace(':', "")));
+    let plan = Plan::new("uninstall", Some(a.name.clone()))
+        .step(FnStep::new(
+            "stop-container",
+            format!("Stopping container {vmid}"),
+            move |c: &mut Ctx, rep| {
+                match c.client.ct_status(&c.inst.container.node, vmid) {
+                    Ok(st) if st.status == "running" => {
+                        let upid = c.client.stop_ct(&c.inst.container.node, vmid)?;
+                        wait(&c.client, &upid)?;
+                        rep.info(format!("CT {vmid} stopped"));
+                    }
+                    Ok(_) => rep.info(format!("CT {vmid} was not running")),
+                    Err(e) if e.to_string().contains("does not exist") => rep.warn(format!(
+                        "CT {vmid} no longer exists on {}",
+                        c.inst.container.node
+                    )),
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(())
+            },
+        ))
+        .step(FnStep::new(
+            "destroy-container",
+            format!("Destroying container {vmid} (purge)"),
+            move |c: &mut Ctx, rep| {
+                match c.client.ct_status(&c.inst.container.node, vmid) {
+                    Err(e) if e.to_string().contains("does not exist") => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                }
+                let upid = c
+                    .client
+                    .delete_ct(&c.inst.container.node, vmid, true, false)
+                    .context("cannot destroy the container")?;
+                wait(&c.client, &upid)?;
+                rep.info(format!("CT {vmid} destroyed"));
+                Ok(())
+            },
+        ))
+        .step(FnStep::new(
+            "remove-record",
+            "Removing the instance record",
+            |c: &mut Ctx, rep| {
+                let path = c.store.path_of(&c.inst.name);
+                c.store.remove(&c.inst.name)?;
+                rep.info(format!("removed {}", path.display()));
+                Ok(())
+            },
+        ));
+    let mut ctx = Ctx {
+        client: conn.client,
+        inst,
+        store,
+    };
+    let mut log = LogFileRenderer::create(&log_path)
+        .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", log_path.display()))?;
+    let mut plain = PlainRenderer::new(out.verbose > 0, out.color);
+    let mut json = JsonRenderer::new(std::io::stdout());
+    let mut renderers: Vec<&mut dyn Renderer> = vec![&mut log];
+    if out.json {
+        renderers.push(&mut json);
+    } else {
+        renderers.push(&mut plain);
+    }
+    execute(plan, &mut ctx, &mut renderers, true).map_err(|e| {
+        LaunchError::Failed(anyhow::anyhow!(
+            "uninstall of {} failed: {e}\n  log: {}",
+            a.name,
+            log_path.display()
+        ))
+    })?;
+    let logs = crate::install::log_dir().join(&a.name);
+    Ok(Outcome::new(
+        format!(
+            "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}",
+            name = a.name,
+            logs = logs.display()
+        ),
+        json!({ "instance": a.name, "vmid": vmid, "node": node, "logs": logs }),
+    ))
+}
