@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::cli::{Global, UninstallArgs};
 use crate::commands::{Outcome, Output};
 use crate::connect::connect;
-use crate::engine::render::{timestamp, JsonRenderer, LogFileRenderer, PlainRenderer};
-use crate::engine::{execute, FnStep, Plan, Renderer};
+use crate::engine::render::{log_root, operation_log_path, OperationViews};
+use crate::engine::{execute, FnStep, Plan};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};
 use crate::pve::Client;
@@ -71,9 +71,7 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
     }
     let vmid = inst.container.vmid;
     let node = inst.container.node.clone();
-    let log_path = crate::install::log_dir()
-        .join(&a.name)
-        .join(format!("uninstall-{}.log", timestamp().replace(':', "")));
+    let log_path = operation_log_path(&a.name, "uninstall");
     let plan = Plan::new("uninstall", Some(a.name.clone()))
         .step(FnStep::new(
             "stop-container",
@@ -128,24 +126,15 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
         inst,
         store,
     };
-    let mut log = LogFileRenderer::create(&log_path)
-        .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", log_path.display()))?;
-    let mut plain = PlainRenderer::new(out.verbose > 0, out.color);
-    let mut json = JsonRenderer::new(std::io::stdout());
-    let mut renderers: Vec<&mut dyn Renderer> = vec![&mut log];
-    if out.json {
-        renderers.push(&mut json);
-    } else {
-        renderers.push(&mut plain);
-    }
-    execute(plan, &mut ctx, &mut renderers, true).map_err(|e| {
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    execute(plan, &mut ctx, &mut views.all(), true).map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
             "uninstall of {} failed: {e}\n  log: {}",
             a.name,
             log_path.display()
         ))
     })?;
-    let logs = crate::install::log_dir().join(&a.name);
+    let logs = log_root().join(&a.name);
     Ok(Outcome::new(
         format!(
             "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}",

@@ -234,3 +234,46 @@ impl Renderer for LogFileRenderer {
         let _ = self.file.sync_all();
     }
 }
+
+/// Where operation logs live: `/var/log/launch/` (`LAUNCH_LOG_DIR` overrides, for tests).
+pub fn log_root() -> PathBuf {
+    std::env::var_os("LAUNCH_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/log/launch"))
+}
+
+/// A new log file for one run of `operation` on `instance`.
+pub fn operation_log_path(instance: &str, operation: &str) -> PathBuf {
+    log_root()
+        .join(instance)
+        .join(format!("{operation}-{}.log", timestamp().replace(':', "")))
+}
+
+/// The views of an operation run from the command line: its log file always, and either
+/// progress on stderr or JSON events on stdout (`--json`).
+pub struct OperationViews {
+    log: LogFileRenderer,
+    screen: Box<dyn Renderer>,
+}
+
+impl OperationViews {
+    pub fn open(log_path: &Path, json: bool, verbose: bool, color: bool) -> anyhow::Result<Self> {
+        let log = LogFileRenderer::create(log_path)
+            .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", log_path.display()))?;
+        let screen: Box<dyn Renderer> = if json {
+            Box::new(JsonRenderer::new(std::io::stdout()))
+        } else {
+            Box::new(PlainRenderer::new(verbose, color))
+        };
+        Ok(OperationViews { log, screen })
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.log.path()
+    }
+
+    /// For `engine::execute`.
+    pub fn all(&mut self) -> [&mut dyn Renderer; 2] {
+        [&mut self.log, self.screen.as_mut()]
+    }
+}

@@ -18,8 +18,8 @@ use crate::cli::{Global, InstallArgs};
 use crate::commands::{Outcome, Output};
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
-use crate::engine::render::{timestamp, JsonRenderer, LogFileRenderer, PlainRenderer};
-use crate::engine::{execute, Renderer};
+use crate::engine::execute;
+use crate::engine::render::{operation_log_path, timestamp, OperationViews};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Container, Instance, InstanceStore, Slot};
 use crate::profile::{Catalog, Component, Profile, SecretKind};
@@ -27,13 +27,6 @@ use crate::pve::{Client, ContentType, ResourceType};
 use crate::release::ReleaseCache;
 use crate::render::DbContext;
 use settings::{InstallSettings, NodeFacts};
-
-/// Where operation logs go (`LAUNCH_LOG_DIR` overrides, for tests).
-pub fn log_dir() -> PathBuf {
-    std::env::var_os("LAUNCH_LOG_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/log/launch"))
-}
 
 /// Where verified releases are cached (`LAUNCH_CACHE_DIR` overrides).
 pub fn cache_dir() -> PathBuf {
@@ -350,9 +343,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         None => DbContext::sqlite(),
     };
     let name = settings.name.clone();
-    let log_path = log_dir()
-        .join(&name)
-        .join(format!("install-{}.log", timestamp().replace(':', "")));
+    let log_path = operation_log_path(&name, "install");
     let mut ctx = InstallCtx {
         client,
         ct,
@@ -370,20 +361,11 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     };
     let plan = steps::plan(&ctx);
     crate::engine::handle_interrupts();
-    let mut log = LogFileRenderer::create(&log_path)
-        .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", log_path.display()))?;
-    let mut plain = PlainRenderer::new(out.verbose > 0, out.color);
-    let mut json = JsonRenderer::new(std::io::stdout());
-    let mut renderers: Vec<&mut dyn Renderer> = vec![&mut log];
-    if out.json {
-        renderers.push(&mut json);
-    } else {
-        renderers.push(&mut plain);
-    }
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     // On a terminal the user chooses after a failure whether to keep the container for
     // debugging; unattended runs remove it unless --keep-on-failure.
     let keep_first = a.keep_on_failure || interactive;
-    match execute(plan, &mut ctx, &mut renderers, keep_first) {
+    match execute(plan, &mut ctx, &mut views.all(), keep_first) {
         Ok(()) => {
             let ip = ctx.ip.clone().unwrap_or_default();
             let url = ctx
