@@ -2,6 +2,7 @@
 //! `run` is the whole program; `main` only turns its result into an exit code, so tests can
 //! call it in-process as well as through the binary.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod connect;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod fsutil;
 pub mod install;
 pub mod instance;
+pub mod oplock;
 pub mod profile;
 pub mod prompt;
 pub mod pve;
@@ -18,6 +20,7 @@ pub mod release;
 pub mod render;
 pub mod status;
 pub mod uninstall;
+pub mod update;
 
 use std::ffi::OsString;
 

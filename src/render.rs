@@ -36,6 +36,50 @@ impl DbContext {
             local_unit: None,
         }
     }
+
+    /// The database of an installed instance, from its record (the same values the install
+    /// wrote into the app's config): `settings.database` picks the kind; a local server's
+    /// database and user are named after the profile; the password is `secrets.db_password`.
+    pub fn for_instance(inst: &crate::instance::Instance) -> Self {
+        let kind = inst
+            .settings
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| "sqlite".into());
+        let local = inst.profile.replace('-', "_");
+        let password = inst.secrets.get("db_password").cloned().unwrap_or_default();
+        let get = |k: &str| inst.settings.get(k).cloned().unwrap_or_default();
+        match kind.as_str() {
+            "postgres" => DbContext {
+                kind,
+                host: "127.0.0.1".into(),
+                port: 5432,
+                name: local.clone(),
+                user: local,
+                password,
+                local_unit: Some("postgresql.service".into()),
+            },
+            "mariadb" => DbContext {
+                kind,
+                host: "127.0.0.1".into(),
+                port: 3306,
+                name: local.clone(),
+                user: local,
+                password,
+                local_unit: Some("mariadb.service".into()),
+            },
+            "external-postgres" | "external-mariadb" => DbContext {
+                port: get("db_port").parse().unwrap_or(0),
+                host: get("db_host"),
+                name: get("db_name"),
+                user: get("db_user"),
+                kind,
+                password,
+                local_unit: None,
+            },
+            _ => DbContext::sqlite(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -86,8 +86,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::List => list(g),
         Command::Doctor => doctor::run(g),
         Command::Status(a) => crate::status::run(g, &a, out),
-        Command::Update(a) => not_yet(&a.name, "update"),
-        Command::Rollback(a) => not_yet(&a.name, "rollback"),
+        Command::Update(a) => crate::update::run(g, &a, out),
+        Command::Rollback(a) => crate::update::rollback(g, &a, out),
         Command::Reconfigure(a) => {
             for s in &a.set {
                 if !s.contains('=') {
@@ -100,8 +100,8 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             }
             not_yet(&a.name, "reconfigure")
         }
-        Command::Backup(a) => not_yet(&a.name, "backup"),
-        Command::Backups(a) => not_yet(&a.name, "backups"),
+        Command::Backup(a) => crate::backup::backup(g, &a, out),
+        Command::Backups(a) => crate::backup::backups(g, &a, out),
         Command::Restore(a) => {
             if !a.archive.exists() {
                 return Err(LaunchError::bad_input(
@@ -113,7 +113,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             if let Some(n) = &a.to_new {
                 check_instance_name(n)?;
             }
-            not_yet(&a.name, "restore")
+            crate::backup::restore(g, &a, out)
         }
         Command::Uninstall(a) => crate::uninstall::run(g, &a, out),
         Command::Profiles(p) => profiles::run(g, p, out),

@@ -80,6 +80,9 @@ impl InstallCtx {
         let mut settings: BTreeMap<String, String> = s.app.clone();
         settings.insert("database".into(), s.database.label().into());
         settings.insert("os".into(), s.os.label().into());
+        if s.tls.is_some() {
+            settings.insert("tls".into(), "true".into());
+        }
         if let Some(db) = &s.external_db {
             settings.insert("db_host".into(), db.host.clone());
             settings.insert("db_port".into(), db.port.to_string());
@@ -330,6 +333,11 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         secrets.insert(s.key.to_string(), generate(s.kind, s.length));
     }
     secrets.insert("db_password".into(), generate(SecretKind::Alnum, 32));
+    if let Some(e) = &settings.external_db {
+        // The record keeps the external server's password, so update, backup and restore can
+        // reach the same database the app uses.
+        secrets.insert("db_password".into(), e.password.clone());
+    }
     let db = match &settings.external_db {
         Some(e) => DbContext {
             kind: settings.database.label().into(),

@@ -290,6 +290,7 @@ pub fn launch(lab: &Lab, cfg: &Config, args: &[&str]) -> Output {
         .env("LAUNCH_CONFIG", cfg.path())
         .env("LAUNCH_LOG_DIR", cfg.path().join("log"))
         .env("LAUNCH_CACHE_DIR", cfg.path().join("cache"))
+        .env("LAUNCH_STATE_DIR", cfg.path().join("state"))
         .env_remove("LAUNCH_PVE_TOKEN")
         .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
         .args(["--fingerprint", &lab.fingerprint()])
