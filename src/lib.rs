@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod ct;
+pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod fsutil;

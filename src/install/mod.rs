@@ -71,6 +71,18 @@ impl InstallCtx {
             })
     }
 
+    /// What the instance's files are rendered from.
+    pub fn app_settings(&self) -> crate::deploy::AppSettings<'_> {
+        crate::deploy::AppSettings {
+            profile: &self.profile,
+            name: &self.settings.name,
+            settings: &self.settings.app,
+            secrets: &self.secrets,
+            db: self.db.clone(),
+            tls: self.settings.tls.is_some(),
+        }
+    }
+
     pub fn secret(&self, key: &str) -> String {
         self.secrets.get(key).cloned().unwrap_or_default()
     }

@@ -8,12 +8,12 @@ use anyhow::{bail, Context, Result};
 
 use super::settings::Ipv4Setting;
 use super::InstallCtx;
-use crate::ct::{run, sh};
+use crate::ct::sh;
 use crate::engine::{FnStep, Plan, Reporter};
 use crate::instance::Slot;
 use crate::profile::{DatabaseKind, InstallMethod};
 use crate::pve::{ContentType, CreateCt, Features, IpConfig, NetConfig, RootFs, TaskProgress};
-use crate::render::{self, DbContext, ExtraLocation, Layout, RenderContext, TlsContext};
+use crate::render::{self, DbContext, Layout, RenderContext};
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
@@ -323,41 +323,14 @@ fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
 }
 
 fn release(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
-    let s = &ctx.settings;
-    let p = &ctx.profile;
-    let rel = p
-        .release(&s.version)
-        .with_context(|| format!("release {} is not in the profile", s.version))?;
-    let arch = crate::release::host_arch()?;
-    let artifact = rel.artifacts.get(arch).with_context(|| {
-        format!(
-            "{} {} has no build for {arch}\n  help: choose another version (`launch-tui profiles show {}`)",
-            p.title, s.version, p.name
-        )
-    })?;
-    let mut last = 0u64;
-    let archive =
-        ctx.releases
-            .fetch(p.name.as_str(), &s.version, artifact, &mut |done, total| {
-                if done - last >= 8 << 20 || Some(done) == total {
-                    last = done;
-                    rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
-                }
-            })?;
-    rep.info(format!("verified sha256 {}", artifact.sha256.as_str()));
-    let InstallMethod::Release { binary } = &ctx.main_component().install else {
-        bail!("the profile's first component must be installed from its release");
-    };
-    let staging = tempfile::tempdir()?;
-    let bin = ctx
-        .releases
-        .unpack_binary(&archive, artifact, staging.path(), binary)?;
-    let dir = Layout::release_dir(p.name.as_str(), &s.version);
-    sh(ctx.ct.as_ref(), s.vmid, &format!("mkdir -p {dir}"))?;
-    ctx.ct
-        .push(s.vmid, &bin, &format!("{dir}/{binary}"), 0o755, None)?;
-    rep.info(format!("{binary} installed in {dir}"));
-    Ok(())
+    crate::deploy::install_release(
+        ctx.ct.as_ref(),
+        ctx.settings.vmid,
+        &ctx.releases,
+        &ctx.profile,
+        &ctx.settings.version,
+        rep,
+    )
 }
 
 /// The render context for a component in a slot.
@@ -366,48 +339,8 @@ fn render_ctx(
     component: &crate::profile::Component,
     slot: Slot,
 ) -> RenderContext {
-    let p = ctx.profile.name.as_str();
-    let s = &ctx.settings;
-    let server_name = s
-        .app
-        .get("public_url")
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "_".into());
-    let main_port = ctx.main_component().port.get();
-    let mut settings = s.app.clone();
-    settings.insert("app_url".into(), format!("http://127.0.0.1:{main_port}"));
-    RenderContext {
-        instance: s.name.clone(),
-        slot: slot.as_str().into(),
-        port: match (slot, component.green_port) {
-            (Slot::Green, Some(g)) => g.get(),
-            _ => component.port.get(),
-        },
-        user: component.user.to_string(),
-        release_dir: Layout::release_dir(p, &s.version),
-        data_dir: Layout::data_dir(p, slot),
-        env_file: format!("/etc/{p}/{}.env", component.name),
-        venv: Layout::venv(p, component.name.as_str()),
-        drain_s: component.drain_s,
-        settings,
-        secrets: ctx.secrets.clone(),
-        db: ctx.db.clone(),
-        tls: s.tls.as_ref().map(|_| TlsContext {
-            cert: format!("/etc/{p}/tls/cert.pem"),
-            key: format!("/etc/{p}/tls/key.pem"),
-        }),
-        server_name,
-        upstream_include: Layout::upstream_include(p),
-        upstream_name: Layout::upstream_name(p),
-        extra_locations: ctx
-            .extra_components()
-            .map(|c| ExtraLocation {
-                path: c.location.clone(),
-                port: c.port.get(),
-            })
-            .collect(),
-    }
+    ctx.app_settings()
+        .render_context(component, slot, &ctx.settings.version)
 }
 
 fn install_component_files(
@@ -415,34 +348,15 @@ fn install_component_files(
     component: &crate::profile::Component,
     slot: Option<Slot>,
 ) -> Result<String> {
-    let vmid = ctx.settings.vmid;
     let rc = render_ctx(ctx, component, slot.unwrap_or(Slot::Blue));
-    for f in &component.files {
-        let text = render::file(&f.template, &rc)?;
-        let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
-        if let Some(dir) = std::path::Path::new(&f.path).parent() {
-            sh(
-                ctx.ct.as_ref(),
-                vmid,
-                &format!("mkdir -p {}", dir.display()),
-            )?;
-        }
-        // A file owned by the app user is readable by it; root keeps write access.
-        ctx.ct.write(vmid, &f.path, text.as_bytes(), mode, None)?;
-        if let Some(o) = &f.owner {
-            run(ctx.ct.as_ref(), vmid, &["chgrp", o, &f.path])?;
-        }
-    }
-    let unit_name = Layout::unit_name(ctx.profile.name.as_str(), component.name.as_str(), slot);
-    let unit = render::unit(component, &rc)?;
-    ctx.ct.write(
-        vmid,
-        &format!("/etc/systemd/system/{unit_name}"),
-        unit.as_bytes(),
-        0o644,
-        None,
-    )?;
-    Ok(unit_name)
+    crate::deploy::write_component_files(
+        ctx.ct.as_ref(),
+        ctx.settings.vmid,
+        &ctx.profile,
+        component,
+        &rc,
+        slot,
+    )
 }
 
 fn ensure_user(ctx: &InstallCtx, user: &str, home: &str) -> Result<()> {
@@ -456,7 +370,6 @@ fn ensure_user(ctx: &InstallCtx, user: &str, home: &str) -> Result<()> {
     Ok(())
 }
 
-/// Polls a URL inside the container until it answers the expected status.
 fn wait_healthy(
     ctx: &InstallCtx,
     unit: &str,
@@ -464,38 +377,14 @@ fn wait_healthy(
     expect: u16,
     deadline: Duration,
 ) -> Result<()> {
-    let end = Instant::now() + deadline;
-    let mut last = String::new();
-    while Instant::now() < end {
-        let out = ctx.ct.exec(
-            ctx.settings.vmid,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-m",
-                "5",
-                "-w",
-                "%{http_code}",
-                url,
-            ],
-        )?;
-        last = out.stdout.trim().to_string();
-        if last == expect.to_string() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    bail!(
-        "{unit} did not become healthy: {url} did not answer {expect} within {} s (last answer: {})\n  help: see `pct exec {} -- journalctl -u {unit}`",
-        deadline.as_secs(),
-        if last.is_empty() || last == "000" {
-            "no connection".into()
-        } else {
-            last
-        },
-        ctx.settings.vmid
+    crate::deploy::wait_healthy(
+        ctx.ct.as_ref(),
+        ctx.settings.vmid,
+        unit,
+        url,
+        expect,
+        Duration::from_secs(1),
+        deadline,
     )
 }
 

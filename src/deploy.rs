@@ -1,0 +1,318 @@
+//! Placing an app version into a slot of an existing container: the render context of a
+//! component, its files and unit, its release binary, and waiting for it to answer. Shared by
+//! install, update, rollback, reconfigure and restore, so they all write the same files.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::ct::{run, sh, CtAccess};
+use crate::engine::Reporter;
+use crate::instance::{Instance, Slot};
+use crate::profile::{Component, InstallMethod, Profile};
+use crate::release::ReleaseCache;
+use crate::render::{self, DbContext, ExtraLocation, Layout, RenderContext, TlsContext};
+
+/// What the files of an instance are rendered from.
+pub struct AppSettings<'a> {
+    pub profile: &'a Profile,
+    pub name: &'a str,
+    /// Answers to the profile's questions (and the install settings kept with them).
+    pub settings: &'a BTreeMap<String, String>,
+    pub secrets: &'a BTreeMap<String, String>,
+    pub db: DbContext,
+    pub tls: bool,
+}
+
+impl<'a> AppSettings<'a> {
+    pub fn of_instance(profile: &'a Profile, inst: &'a Instance) -> Self {
+        AppSettings {
+            profile,
+            name: &inst.name,
+            settings: &inst.settings,
+            secrets: &inst.secrets,
+            db: DbContext::for_instance(inst),
+            tls: inst.settings.get("tls").map(String::as_str) == Some("true"),
+        }
+    }
+
+    pub fn main_component(&self) -> &'a Component {
+        &self.profile.components[0]
+    }
+
+    /// Components after the main one that are switched on (`when:` answered yes).
+    pub fn extra_components(&self) -> Vec<&'a Component> {
+        enabled_extras(self.profile, self.settings)
+    }
+
+    /// The render context of `component` running `version` in `slot`.
+    pub fn render_context(
+        &self,
+        component: &Component,
+        slot: Slot,
+        version: &str,
+    ) -> RenderContext {
+        let p = self.profile.name.as_str();
+        let server_name = self
+            .settings
+            .get("public_url")
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "_".into());
+        let mut settings = self.settings.clone();
+        // Extra components reach the app through nginx, so they follow the active slot.
+        settings.insert("app_url".into(), "http://127.0.0.1".into());
+        RenderContext {
+            instance: self.name.to_string(),
+            slot: slot.as_str().into(),
+            port: slot_port(component, slot),
+            user: component.user.to_string(),
+            release_dir: Layout::release_dir(p, version),
+            data_dir: Layout::data_dir(p, slot),
+            env_file: format!("/etc/{p}/{}.env", component.name),
+            venv: Layout::venv(p, component.name.as_str()),
+            drain_s: component.drain_s,
+            settings,
+            secrets: self.secrets.clone(),
+            db: self.db.clone(),
+            tls: self.tls.then(|| TlsContext {
+                cert: format!("/etc/{p}/tls/cert.pem"),
+                key: format!("/etc/{p}/tls/key.pem"),
+            }),
+            server_name,
+            upstream_include: Layout::upstream_include(p),
+            upstream_name: Layout::upstream_name(p),
+            extra_locations: self
+                .extra_components()
+                .into_iter()
+                .map(|c| ExtraLocation {
+                    path: c.location.clone(),
+                    port: c.port.get(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn enabled_extras<'a>(
+    profile: &'a Profile,
+    settings: &BTreeMap<String, String>,
+) -> Vec<&'a Component> {
+    profile
+        .components
+        .iter()
+        .skip(1)
+        .filter(|c| match &c.when {
+            None => true,
+            Some(k) => settings.get(k.as_str()).map(String::as_str) == Some("true"),
+        })
+        .collect()
+}
+
+/// The port a component listens on in a slot (the green port where the profile gives one).
+pub fn slot_port(component: &Component, slot: Slot) -> u16 {
+    match (slot, component.green_port) {
+        (Slot::Green, Some(g)) => g.get(),
+        _ => component.port.get(),
+    }
+}
+
+/// Writes a component's files and its unit (for `slot`, or the slot-less unit of an extra
+/// component); returns the unit's name. Does not start it.
+pub fn write_component_files(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    profile: &Profile,
+    component: &Component,
+    rc: &RenderContext,
+    slot: Option<Slot>,
+) -> Result<String> {
+    for f in &component.files {
+        let text = render::file(&f.template, rc)?;
+        let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
+        if let Some(dir) = std::path::Path::new(&f.path).parent() {
+            sh(ct, vmid, &format!("mkdir -p {}", dir.display()))?;
+        }
+        // A file owned by the app user's group is readable by it; root keeps write access.
+        ct.write(vmid, &f.path, text.as_bytes(), mode, None)?;
+        if let Some(o) = &f.owner {
+            run(ct, vmid, &["chgrp", o, &f.path])?;
+        }
+    }
+    let unit_name = Layout::unit_name(profile.name.as_str(), component.name.as_str(), slot);
+    let unit = render::unit(component, rc)?;
+    ct.write(
+        vmid,
+        &format!("/etc/systemd/system/{unit_name}"),
+        unit.as_bytes(),
+        0o644,
+        None,
+    )?;
+    Ok(unit_name)
+}
+
+/// Downloads (or takes from the cache) and verifies `version`'s release, then places its
+/// binary in the container's release directory. The running slot is never touched.
+pub fn install_release(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    releases: &ReleaseCache,
+    profile: &Profile,
+    version: &str,
+    rep: &Reporter,
+) -> Result<()> {
+    let rel = profile
+        .release(version)
+        .with_context(|| format!("release {version} is not in the profile"))?;
+    let arch = crate::release::host_arch()?;
+    let artifact = rel.artifacts.get(arch).with_context(|| {
+        format!(
+            "{} {version} has no build for {arch}\n  help: choose another version (`launch-tui profiles show {}`)",
+            profile.title, profile.name
+        )
+    })?;
+    let mut last = 0u64;
+    let archive = releases.fetch(
+        profile.name.as_str(),
+        version,
+        artifact,
+        &mut |done, total| {
+            if done - last >= 8 << 20 || Some(done) == total {
+                last = done;
+                rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
+            }
+        },
+    )?;
+    rep.info(format!("verified sha256 {}", artifact.sha256.as_str()));
+    let InstallMethod::Release { binary } = &profile.components[0].install else {
+        bail!("the profile's first component must be installed from its release");
+    };
+    let staging = tempfile::tempdir()?;
+    let bin = releases.unpack_binary(&archive, artifact, staging.path(), binary)?;
+    let dir = Layout::release_dir(profile.name.as_str(), version);
+    // Pushed under a temporary name and renamed, so a crash never leaves half a binary that
+    // looks installed.
+    sh(ct, vmid, &format!("mkdir -p {dir}"))?;
+    ct.push(vmid, &bin, &format!("{dir}/.{binary}.new"), 0o755, None)?;
+    sh(
+        ct,
+        vmid,
+        &format!("mv -f {dir}/.{binary}.new {dir}/{binary}"),
+    )?;
+    rep.info(format!("{binary} {version} installed in {dir}"));
+    Ok(())
+}
+
+/// Polls `url` inside the container (every `interval`, each try with its own 5 s timeout)
+/// until it answers `expect`, for up to `deadline`. Gives up at once when the unit keeps
+/// failing (restarting), with its journal's last lines.
+pub fn wait_healthy(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    unit: &str,
+    url: &str,
+    expect: u16,
+    interval: Duration,
+    deadline: Duration,
+) -> Result<()> {
+    let end = Instant::now() + deadline;
+    loop {
+        let out = ct.exec(
+            vmid,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "5",
+                "-w",
+                "%{http_code}",
+                url,
+            ],
+        )?;
+        let last = out.stdout.trim().to_string();
+        if last == expect.to_string() {
+            return Ok(());
+        }
+        let restarts = ct
+            .exec(
+                vmid,
+                &["systemctl", "show", "-p", "NRestarts", "--value", unit],
+            )?
+            .stdout
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0);
+        if restarts >= 2 || Instant::now() >= end {
+            let journal = ct
+                .exec(
+                    vmid,
+                    &[
+                        "journalctl",
+                        "-u",
+                        unit,
+                        "-n",
+                        "5",
+                        "--no-pager",
+                        "-o",
+                        "cat",
+                    ],
+                )
+                .map(|o| o.stdout.trim().to_string())
+                .unwrap_or_default();
+            bail!(
+                "{unit} did not become healthy: {url} {} (last answer: {}){}\n  help: see `pct exec {vmid} -- journalctl -u {unit}`",
+                if restarts >= 2 {
+                    format!("kept failing ({restarts} restarts)")
+                } else {
+                    format!("did not answer {expect} within {} s", deadline.as_secs())
+                },
+                if last.is_empty() || last == "000" {
+                    "no connection".into()
+                } else {
+                    last
+                },
+                if journal.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  its journal ends with:\n    {}", journal.replace('\n', "\n    "))
+                }
+            );
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// Reads the version the app reports at its version probe, inside the container.
+pub fn running_version(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    component: &Component,
+    port: u16,
+) -> Result<Option<String>> {
+    let Some(v) = &component.health.version else {
+        return Ok(None);
+    };
+    let out = ct.exec(
+        vmid,
+        &[
+            "curl",
+            "-fsS",
+            "-m",
+            "5",
+            &format!("http://127.0.0.1:{port}{}", v.path),
+        ],
+    )?;
+    if !out.ok() {
+        bail!(
+            "the app's version probe http://127.0.0.1:{port}{} did not answer: {}",
+            v.path,
+            out.tail(2)
+        );
+    }
+    let info: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .with_context(|| format!("the version probe {} did not answer JSON", v.path))?;
+    Ok(info[&v.field].as_str().map(str::to_string))
+}
