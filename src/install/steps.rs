@@ -258,6 +258,8 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     match ctx.settings.database {
         DatabaseKind::Postgres => pkgs.push("postgresql"),
         DatabaseKind::Mariadb => pkgs.push("mariadb-server"),
+        // Consistent online copies of the database file (update, backup) use `.backup`.
+        DatabaseKind::Sqlite => pkgs.push("sqlite3"),
         _ => {}
     }
     if ctx
