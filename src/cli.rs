@@ -153,6 +153,9 @@ pub struct UpdateArgs {
     /// Wait this long for another operation on the instance to finish
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     pub wait: u64,
+    /// Seconds to watch the new version's health after the switch [default: the profile's, 30]
+    #[arg(long, value_name = "SECS")]
+    pub watch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +170,12 @@ pub struct RollbackArgs {
     /// Roll the whole container back to the pre-update Proxmox snapshot
     #[arg(long)]
     pub snapshot: bool,
+    /// Wait this long for another operation on the instance to finish
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub wait: u64,
+    /// Seconds to watch the previous version's health after the switch [default: the profile's]
+    #[arg(long, value_name = "SECS")]
+    pub watch: Option<u64>,
 }
 
 #[derive(Debug, Args)]

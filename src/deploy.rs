@@ -83,6 +83,7 @@ impl<'a> AppSettings<'a> {
             server_name,
             upstream_include: Layout::upstream_include(p),
             upstream_name: Layout::upstream_name(p),
+            hold_include: Layout::hold_include(p),
             extra_locations: self
                 .extra_components()
                 .into_iter()

@@ -59,6 +59,9 @@ pub struct Instance {
     /// Releases kept on disk in the container, newest last.
     #[serde(default)]
     pub releases: Vec<String>,
+    /// What the last update switched away from: `rollback` goes back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Previous>,
     /// The answers to the profile's questions, and the install settings (database kind ...).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -67,6 +70,16 @@ pub struct Instance {
     pub secrets: BTreeMap<String, String>,
     pub created: String,
     pub updated: String,
+}
+
+/// The release and slot an update left behind, with its data as it was at the switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Previous {
+    pub version: String,
+    pub slot: Slot,
+    /// When traffic left it: its data holds no writes made after this.
+    pub until: String,
 }
 
 /// The directory of instance records.
@@ -190,6 +203,7 @@ mod tests {
             },
             active_slot: Slot::Blue,
             releases: vec!["v2.5.0".into()],
+            previous: None,
             settings: BTreeMap::new(),
             secrets: [("service_secret".to_string(), "s3cret".to_string())]
                 .into_iter()

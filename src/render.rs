@@ -113,6 +113,8 @@ pub struct RenderContext {
     pub server_name: String,
     pub upstream_include: String,
     pub upstream_name: String,
+    /// A glob include (it may match nothing) holding the write hold during updates.
+    pub hold_include: String,
     pub extra_locations: Vec<ExtraLocation>,
 }
 
@@ -143,6 +145,14 @@ impl Layout {
     }
     pub fn upstream_include(profile: &str) -> String {
         format!("/etc/nginx/launch/{profile}-upstream.conf")
+    }
+    /// The write hold file (present only while an update holds writes).
+    pub fn hold_file(profile: &str) -> String {
+        format!("/etc/nginx/launch/{profile}-hold.conf")
+    }
+    /// How the site includes it: a glob, so nginx accepts the site when it is absent.
+    pub fn hold_include(profile: &str) -> String {
+        format!("/etc/nginx/launch/{profile}-hold*.conf")
     }
     pub fn upstream_name(profile: &str) -> String {
         format!("{profile}_active")
@@ -189,6 +199,20 @@ pub fn nginx_site(profile: &Profile, ctx: &RenderContext) -> Result<String, Rend
     render(&profile.nginx.site, ctx)
 }
 
+/// The write hold: while an update copies and migrates the data, requests that could write
+/// (anything but GET, HEAD, OPTIONS) are answered 503 with `Retry-After`; reads keep flowing.
+pub fn nginx_hold(retry_after_s: u32) -> String {
+    format!(
+        r#"# Written by launch-tui during an update; removed when the update ends.
+if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{
+    add_header Retry-After {retry_after_s} always;
+    add_header X-Launch-Hold 1 always;
+    return 503 '{{"message":"An update is in progress; please retry in a few seconds."}}';
+}}
+"#
+    )
+}
+
 /// The include that names the active slot; switching slots rewrites only this file.
 pub fn nginx_upstream(upstream_name: &str, port: u16) -> String {
     format!(
@@ -229,6 +253,7 @@ mod tests {
             server_name: "tasks.example.com".into(),
             upstream_include: "/etc/nginx/launch/vikunja-upstream.conf".into(),
             upstream_name: "vikunja_active".into(),
+            hold_include: "/etc/nginx/launch/vikunja-hold*.conf".into(),
             extra_locations: vec![ExtraLocation {
                 path: "/mcp".into(),
                 port: 8800,
@@ -302,6 +327,11 @@ mod tests {
             std::fs::write(&upstream, nginx_upstream("vikunja_active", 3456)).unwrap();
             let mut c = ctx(DbContext::sqlite(), None);
             c.upstream_include = upstream.display().to_string();
+            c.hold_include = d.join("hold*.conf").display().to_string();
+            // With TLS the write hold is in place too (as during an update), without it absent.
+            if tls {
+                std::fs::write(d.join("hold.conf"), nginx_hold(5)).unwrap();
+            }
             if tls {
                 let cert =
                     rcgen::generate_simple_self_signed(vec!["tasks.example.com".into()]).unwrap();

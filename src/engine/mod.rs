@@ -262,6 +262,18 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Test hook for crash safety: `LAUNCH_TEST_KILL_AFTER=STEP` kills this process with SIGKILL
+/// right after that step's work, before anything else is recorded: a power cut at the worst
+/// moment. The end-to-end tests use it to prove the next command finishes or undoes the work.
+fn kill_hook(step: &str) {
+    if std::env::var("LAUNCH_TEST_KILL_AFTER").is_ok_and(|s| s == step) {
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
 /// Runs a plan on the calling thread, sending events to `tx`. `keep_on_failure` skips the undo
 /// of completed steps (the user asked to keep a failed install for debugging).
 pub fn run_plan<C>(
@@ -316,6 +328,7 @@ pub fn run_plan<C>(
         let t = Instant::now();
         match step.run(ctx, &rep) {
             Ok(()) => {
+                kill_hook(&name);
                 send(Event::StepDone {
                     index,
                     name,

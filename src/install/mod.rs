@@ -115,6 +115,7 @@ impl InstallCtx {
             },
             active_slot: Slot::Blue,
             releases: vec![s.version.clone()],
+            previous: None,
             settings,
             secrets: self.secrets.clone(),
             created: now.clone(),

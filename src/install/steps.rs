@@ -541,6 +541,13 @@ fn nginx(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let site = render::nginx_site(&ctx.profile, &rc)?;
     let upstream = render::nginx_upstream(&Layout::upstream_name(&p), comp.port.get());
     sh(ctx.ct.as_ref(), vmid, "mkdir -p /etc/nginx/launch")?;
+    // Old workers get the drain time to finish after a reload, then let go (an update's switch).
+    crate::update::proxy::Proxy {
+        ct: ctx.ct.as_ref(),
+        vmid,
+        profile: &p,
+    }
+    .ensure_shutdown_timeout(comp.drain_s)?;
     ctx.ct.write(
         vmid,
         &Layout::upstream_include(&p),

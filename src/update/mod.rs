@@ -1,16 +1,679 @@
-//! `launch-tui update` and `rollback` (issue #5).
+//! `launch-tui update NAME` and `launch-tui rollback NAME`: a blue-green switch behind nginx.
+//! The new release starts in the other slot on a copy of the data while writes are held,
+//! passes the health gate, and only then gets the traffic; nginx's switch is proven by a request
+//! through it. One operation per instance at a time (the instance lock); a journal makes a run
+//! that was cut off finishable or undoable by the next command.
 
-use crate::cli::{Global, RollbackArgs, UpdateArgs};
+pub mod journal;
+pub mod proxy;
+pub mod steps;
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use crate::cli::{ChannelArg, Global, RollbackArgs, UpdateArgs};
 use crate::commands::{Outcome, Output};
+use crate::connect::connect;
+use crate::ct::{CtAccess, Pct};
+use crate::engine::render::{operation_log_path, timestamp, OperationViews};
+use crate::engine::{execute, FnStep, Plan};
 use crate::error::{LaunchError, Result};
-use crate::instance::check_instance_name;
+use crate::instance::{Instance, InstanceStore};
+use crate::oplock::{hostname, lock_instance, InstanceLock};
+use crate::profile::{Catalog, Channel, Profile};
+use crate::release::ReleaseCache;
+use crate::render::Layout;
+use journal::Journal;
+use steps::{Ctx, Metrics, Mode};
 
-pub fn run(_g: &Global, a: &UpdateArgs, _out: &Output) -> Result<Outcome> {
-    check_instance_name(&a.name)?;
-    Err(LaunchError::NotImplemented("update"))
+/// `v2.10.1` sorts after `v2.9.0`: numbers compare as numbers.
+pub fn version_key(v: &str) -> Vec<u64> {
+    v.trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
-pub fn rollback(_g: &Global, a: &RollbackArgs, _out: &Output) -> Result<Outcome> {
-    check_instance_name(&a.name)?;
-    Err(LaunchError::NotImplemented("rollback"))
+fn open(g: &Global, name: &str) -> Result<(InstanceStore, Profile, Instance)> {
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(name)?;
+    let profile = Catalog::new(&g.config).load(&inst.profile)?.profile;
+    Ok((store, profile, inst))
+}
+
+fn pct() -> Result<Box<dyn CtAccess>> {
+    Ok(Box::new(Pct::find()?))
+}
+
+/// The newest release the profile allows on `channel` (stable only, or stable and unstable).
+fn newest(profile: &Profile, channel: ChannelArg) -> Option<String> {
+    profile
+        .versions
+        .iter()
+        .filter(|r| channel == ChannelArg::Unstable || r.channel == Channel::Stable)
+        .map(|r| r.version.clone())
+        .max_by_key(|v| version_key(v))
+}
+
+fn ctx(
+    store: InstanceStore,
+    profile: Profile,
+    inst: Instance,
+    journal: Journal,
+    mode: Mode,
+    watch: Duration,
+    client: Option<crate::pve::Client>,
+) -> Result<Ctx> {
+    Ok(Ctx {
+        ct: pct()?,
+        client,
+        profile,
+        inst,
+        store,
+        releases: ReleaseCache::new(crate::install::cache_dir().join("releases")),
+        journal,
+        mode,
+        watch,
+        metrics: Metrics::default(),
+    })
+}
+
+/// Runs a one-step "recover" plan for an unfinished operation found in the journal (the caller
+/// holds the instance lock, so its process is gone). Returns what was done.
+fn recover_locked(
+    g: &Global,
+    out: &Output,
+    store: InstanceStore,
+    profile: Profile,
+    inst: Instance,
+    journal: Journal,
+) -> Result<String> {
+    let name = inst.name.clone();
+    let client = connect(g).ok().map(|c| c.client);
+    let mut c = ctx(
+        store,
+        profile,
+        inst,
+        journal,
+        Mode::Update,
+        Duration::ZERO,
+        client,
+    )?;
+    let log_path = operation_log_path(&name, "recover");
+    let done = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let said = done.clone();
+    let plan = Plan::new("recover", Some(name.clone())).step(FnStep::new(
+        "recover",
+        "Finishing or undoing the interrupted operation",
+        move |c: &mut Ctx, rep| {
+            let what = steps::recover(c, rep)?;
+            rep.info(what.clone());
+            *said.lock().unwrap() = what;
+            Ok(())
+        },
+    ));
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    execute(plan, &mut c, &mut views.all(), true).map_err(|e| {
+        LaunchError::Failed(anyhow!(
+            "could not finish or undo the interrupted operation on {name}: {e}\n  help: the journal stays in {}; see the log {} and run the command again",
+            Journal::path(&name).display(),
+            log_path.display()
+        ))
+    })?;
+    let what = done.lock().unwrap().clone();
+    Ok(what)
+}
+
+/// For `status`: finishes or undoes an operation that was cut off, when no process runs it any
+/// more. Returns what was done, or None when there was nothing to do (or it still runs).
+pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option<String>> {
+    if Journal::load(name)?.is_none() {
+        return Ok(None);
+    }
+    let (store, profile, inst) = open(g, name)?;
+    let vmid = inst.container.vmid;
+    let _lock = match lock_instance(name, "recover", Duration::ZERO, pct()?, vmid) {
+        Ok(l) => l,
+        Err(LaunchError::Locked(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Read again under the lock: the holder may have just finished.
+    let Some(journal) = Journal::load(name)? else {
+        return Ok(None);
+    };
+    recover_locked(g, out, store, profile, inst, journal).map(Some)
+}
+
+fn lock(g: &Global, name: &str, op: &str, wait: u64, vmid: u32) -> Result<InstanceLock> {
+    let _ = g;
+    let l = lock_instance(name, op, Duration::from_secs(wait), pct()?, vmid)?;
+    if let Some(h) = &l.took_over {
+        eprintln!(
+            "warning: took over the lock left by `{}` (pid {} on {}, since {}), which is no longer running",
+            h.operation, h.pid, h.host, h.since
+        );
+    }
+    Ok(l)
+}
+
+/// Enough free disk in the container for the data copy, a dump and the new release (at least
+/// the profile's minimum), checked before anything changes.
+fn preflight_disk(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> Result<String> {
+    let vmid = inst.container.vmid;
+    let p = profile.name.as_str();
+    let data = Layout::data_dir(p, inst.active_slot);
+    let out = crate::ct::sh(
+        ct,
+        vmid,
+        &format!("df -Pk /var/lib | tail -1; du -sk {data} 2>/dev/null | cut -f1"),
+    )
+    .map_err(LaunchError::Failed)?;
+    let mut lines = out.stdout.lines();
+    let avail_kib: u64 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let data_kib: u64 = lines
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let avail = avail_kib / 1024;
+    let data_mib = data_kib.div_ceil(1024);
+    // The copy for the new slot, a dump of the same size, and room for the release.
+    let need = (data_mib * 2 + 256).max(profile.resources.update_free_mib);
+    if avail < need {
+        let big = crate::ct::sh(
+            ct,
+            vmid,
+            "du -xk --max-depth=3 / 2>/dev/null | sort -rn | sed -n '2,7p'",
+        )
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+        let largest: Vec<String> = big
+            .lines()
+            .filter_map(|l| {
+                let (k, path) = l.split_once('\t')?;
+                Some(format!(
+                    "    {:>6} MiB  {path}",
+                    k.trim().parse::<u64>().ok()? / 1024
+                ))
+            })
+            .collect();
+        return Err(LaunchError::Failed(anyhow!(
+            "CT {vmid} has {avail} MiB free; the update needs {need} MiB (a copy of the {data_mib} MiB of data, a dump, the new release; at least the profile's {} MiB). Nothing was changed.\n  largest paths in the container:\n{}\n  help: free space in the container, or grow its disk: `pct resize {vmid} rootfs +{}G`",
+            profile.resources.update_free_mib,
+            largest.join("\n"),
+            (need - avail).div_ceil(1024).max(1)
+        )));
+    }
+    Ok(format!("{avail} MiB free, {need} MiB needed"))
+}
+
+fn confirm(g: &Global, what: &str, question: &str) -> Result<()> {
+    if g.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(LaunchError::bad_input(
+            what,
+            "this needs confirmation and there is no terminal to ask on",
+            "read the warning above, then pass --yes to confirm",
+        ));
+    }
+    let ok = inquire::Confirm::new(question)
+        .with_default(false)
+        .prompt()
+        .unwrap_or(false);
+    if !ok {
+        return Err(LaunchError::bad_input(
+            what,
+            "not confirmed; nothing was changed",
+            "pass --yes to confirm",
+        ));
+    }
+    Ok(())
+}
+
+fn new_journal(
+    op: &str,
+    inst: &Instance,
+    to_version: &str,
+    to_slot: crate::instance::Slot,
+) -> Journal {
+    Journal {
+        operation: op.into(),
+        instance: inst.name.clone(),
+        from_version: inst.app_version.clone(),
+        to_version: to_version.into(),
+        from_slot: inst.active_slot,
+        to_slot,
+        new_release: false,
+        started: timestamp(),
+        pid: std::process::id(),
+        host: hostname(),
+        snapshot: None,
+        dump: None,
+        steps_done: Vec::new(),
+    }
+}
+
+/// Runs an update or rollback plan and turns its end into an outcome.
+fn switch_plan(
+    g: &Global,
+    out: &Output,
+    c: &mut Ctx,
+    name: &str,
+    op: &str,
+) -> Result<(Duration, std::path::PathBuf)> {
+    let log_path = operation_log_path(name, op);
+    let plan = steps::plan(c);
+    crate::engine::handle_interrupts();
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    let t = Instant::now();
+    let _ = g;
+    match execute(plan, c, &mut views.all(), false) {
+        Ok(()) => Ok((t.elapsed(), log_path)),
+        Err(e) => {
+            let clean = e.undo_failures.is_empty();
+            if clean {
+                let _ = c.journal.remove();
+            }
+            Err(LaunchError::Failed(anyhow!(
+                "{op} of {name} to {} failed: {e}\n  {}\n  log: {}",
+                c.journal.to_version,
+                if clean {
+                    format!(
+                        "{} still serves: everything the {op} changed was undone",
+                        c.journal.from_version
+                    )
+                } else {
+                    format!(
+                        "not everything could be undone; the next `launch-tui status {name}` or `launch-tui {op} {name}` finishes the cleanup (journal: {})",
+                        Journal::path(name).display()
+                    )
+                },
+                log_path.display()
+            )))
+        }
+    }
+}
+
+pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
+    let (store, profile, inst) = open(g, &a.name)?;
+    if let Some(v) = &a.version {
+        let Some(rel) = profile.release(v) else {
+            let known: Vec<&str> = profile
+                .versions
+                .iter()
+                .map(|r| r.version.as_str())
+                .collect();
+            return Err(LaunchError::bad_input(
+                format!("--version {v}"),
+                format!("profile `{}` offers no such release", profile.name),
+                format!("choose one of: {}", known.join(", ")),
+            ));
+        };
+        if rel.channel == Channel::Unstable && a.channel == ChannelArg::Stable {
+            return Err(LaunchError::bad_input(
+                format!("--version {v}"),
+                "this is an unstable build",
+                "add --channel unstable to take it",
+            ));
+        }
+    }
+    let Some(newest) = newest(&profile, a.channel) else {
+        return Err(LaunchError::bad_input(
+            format!("--channel {:?}", a.channel).to_lowercase(),
+            format!(
+                "profile `{}` offers no release on this channel",
+                profile.name
+            ),
+            "use --channel stable",
+        ));
+    };
+    let target = a.version.clone().unwrap_or(newest.clone());
+    let ct = pct()?;
+    let vmid = inst.container.vmid;
+    let running = crate::deploy::running_version(
+        ct.as_ref(),
+        vmid,
+        &profile.components[0],
+        crate::deploy::slot_port(&profile.components[0], inst.active_slot),
+    )
+    .ok()
+    .flatten();
+    let pending = Journal::load(&a.name).map_err(LaunchError::Failed)?;
+    if a.check {
+        let mut text =
+            format!(
+            "{name}: {recorded} recorded, {running} running; newest allowed ({channel}): {newest}",
+            name = a.name,
+            recorded = inst.app_version,
+            running = running.as_deref().unwrap_or("unknown (the app did not answer)"),
+            channel = format!("{:?}", a.channel).to_lowercase(),
+        );
+        if let Some(r) = &running {
+            if r != &inst.app_version {
+                text.push_str(&format!(
+                    "\n  warning: the app reports {r}, the record says {}",
+                    inst.app_version
+                ));
+            }
+        }
+        if let Some(j) = &pending {
+            text.push_str(&format!(
+                "\n  an interrupted {} ({} → {}) is pending: `launch-tui update {}` finishes or undoes it",
+                j.operation, j.from_version, j.to_version, a.name
+            ));
+        }
+        let available = version_key(&target) > version_key(&inst.app_version);
+        text.push_str(&if available {
+            format!(
+                "\n  update available: {} → {target} (run `launch-tui update {}{}`)",
+                inst.app_version,
+                a.name,
+                a.version
+                    .as_ref()
+                    .map(|v| format!(" --version {v}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            "\n  nothing to do".into()
+        });
+        return Ok(Outcome::new(
+            text,
+            json!({
+                "instance": a.name, "recorded": inst.app_version, "running": running,
+                "newest": newest, "target": target, "update_available": available,
+                "pending_operation": pending.as_ref().map(|j| json!({"operation": j.operation, "from": j.from_version, "to": j.to_version, "started": j.started})),
+            }),
+        ));
+    }
+    if pending.is_none() && target == inst.app_version {
+        return Ok(Outcome::new(
+            format!(
+                "{} is at {target}, the newest release allowed: nothing to do.",
+                a.name
+            ),
+            json!({ "instance": a.name, "version": target, "updated": false }),
+        ));
+    }
+    if pending.is_none() && version_key(&target) < version_key(&inst.app_version) {
+        return Err(LaunchError::bad_input(
+            format!("--version {target}"),
+            format!("{target} is older than the running {}", inst.app_version),
+            format!("go back with `launch-tui rollback {}`", a.name),
+        ));
+    }
+    let _lock = lock(g, &a.name, "update", a.wait, vmid)?;
+    let (store, profile, mut inst) = if let Some(j) = Journal::load(&a.name)? {
+        let what = recover_locked(g, out, store, profile, inst, j)?;
+        eprintln!("{what}");
+        let again = open(g, &a.name)?;
+        if again.2.app_version == target {
+            return Ok(Outcome::new(
+                format!("{what}\n{} is at {target}.", a.name),
+                json!({ "instance": a.name, "version": target, "recovered": what }),
+            ));
+        }
+        again
+    } else {
+        (store, profile, inst)
+    };
+    if version_key(&target) < version_key(&inst.app_version) {
+        return Err(LaunchError::bad_input(
+            format!("--version {target}"),
+            format!("{target} is older than the running {}", inst.app_version),
+            format!("go back with `launch-tui rollback {}`", a.name),
+        ));
+    }
+    let disk = preflight_disk(ct.as_ref(), &profile, &inst)?;
+    let conn = connect(g)?;
+    if let Some(w) = conn.warning {
+        eprintln!("{w}");
+    }
+    let watch = Duration::from_secs(
+        a.watch
+            .unwrap_or(u64::from(profile.update.watch_s.unwrap_or(30))),
+    );
+    let journal = new_journal("update", &inst, &target, inst.active_slot.other());
+    journal.save().map_err(LaunchError::Failed)?;
+    let from = inst.app_version.clone();
+    inst.updated = inst.updated.clone();
+    let mut c = ctx(
+        store,
+        profile,
+        inst,
+        journal,
+        Mode::Update,
+        watch,
+        Some(conn.client),
+    )?;
+    let (took, log) = switch_plan(g, out, &mut c, &a.name, "update")?;
+    let held = c.metrics.held.unwrap_or_default();
+    let switch = c.metrics.switch.unwrap_or_default();
+    Ok(Outcome::new(
+        format!(
+            "Updated {name}: {from} → {target} in {:.1} s, without downtime.\n  writes held: {} ms (non-GET requests got 503 with Retry-After; reads kept flowing)\n  switch:      {} ms (proven by a request through nginx)\n  disk:        {disk}\n  previous:    {from} stays on disk; go back with `launch-tui rollback {name}`\n  log:         {}",
+            took.as_secs_f64(),
+            held.as_millis(),
+            switch.as_millis(),
+            log.display(),
+            name = a.name,
+        ),
+        json!({
+            "instance": a.name, "from": from, "to": target, "updated": true,
+            "elapsed_ms": took.as_millis() as u64, "writes_held_ms": held.as_millis() as u64,
+            "switch_ms": switch.as_millis() as u64,
+            "drain_ms": c.metrics.drained.map(|d| d.as_millis() as u64),
+            "snapshot": c.journal.snapshot, "log": log,
+        }),
+    ))
+}
+
+pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
+    let (store, profile, inst) = open(g, &a.name)?;
+    if a.snapshot {
+        return rollback_snapshot(g, a, store, inst);
+    }
+    let vmid = inst.container.vmid;
+    let _lock = lock(g, &a.name, "rollback", a.wait, vmid)?;
+    let (store, profile, inst) = if let Some(j) = Journal::load(&a.name)? {
+        let what = recover_locked(g, out, store, profile, inst, j)?;
+        eprintln!("{what}");
+        open(g, &a.name)?
+    } else {
+        (store, profile, inst)
+    };
+    let Some(prev) = inst.previous.clone() else {
+        return Err(LaunchError::bad_input(
+            format!("rollback {}", a.name),
+            format!(
+                "{} has no previous release to go back to (not updated since it was installed or restored, or already rolled back)",
+                a.name
+            ),
+            format!(
+                "`launch-tui rollback {} --snapshot` returns the whole container to the last pre-update snapshot",
+                a.name
+            ),
+        ));
+    };
+    let data_now = Layout::data_dir(profile.name.as_str(), inst.active_slot);
+    eprintln!(
+        "Rolling {name} back from {now} to {old} runs {old} on its data as it was at {until}, when the update switched away from it.\n  Writes made since then (on {now}) are not in it; they stay on disk in {data_now} (CT {vmid}) until the next update.",
+        name = a.name,
+        now = inst.app_version,
+        old = prev.version,
+        until = prev.until,
+    );
+    confirm(
+        g,
+        &format!("rollback {}", a.name),
+        &format!("Roll {} back to {}?", a.name, prev.version),
+    )?;
+    let watch = Duration::from_secs(
+        a.watch
+            .unwrap_or(u64::from(profile.update.watch_s.unwrap_or(30))),
+    );
+    let journal = new_journal("rollback", &inst, &prev.version, prev.slot);
+    journal.save().map_err(LaunchError::Failed)?;
+    let from = inst.app_version.clone();
+    let client = connect(g).ok().map(|c| c.client);
+    let mut c = ctx(store, profile, inst, journal, Mode::Rollback, watch, client)?;
+    let (took, log) = switch_plan(g, out, &mut c, &a.name, "rollback")?;
+    Ok(Outcome::new(
+        format!(
+            "Rolled {name} back: {from} → {to} in {:.1} s.\n  data: as it was at {until}; {from}'s data stays in {data_now} until the next update\n  log:  {}",
+            took.as_secs_f64(),
+            log.display(),
+            name = a.name,
+            to = prev.version,
+            until = prev.until,
+        ),
+        json!({
+            "instance": a.name, "from": from, "to": prev.version, "data_as_of": prev.until,
+            "kept_data": data_now, "switch_ms": c.metrics.switch.map(|d| d.as_millis() as u64),
+            "log": log,
+        }),
+    ))
+}
+
+/// `rollback --snapshot`: the whole container back to the newest pre-update snapshot, through
+/// the API; the record becomes the one the container held then.
+fn rollback_snapshot(
+    g: &Global,
+    a: &RollbackArgs,
+    store: InstanceStore,
+    inst: Instance,
+) -> Result<Outcome> {
+    let conn = connect(g)?;
+    let client = conn.client;
+    let node = inst.container.node.clone();
+    let vmid = inst.container.vmid;
+    let mut snaps: Vec<_> = client
+        .snapshots(&node, vmid)?
+        .into_iter()
+        .filter(|s| s.name.starts_with(steps::SNAPSHOT_PREFIX))
+        .collect();
+    snaps.sort_by(|x, y| x.name.cmp(&y.name));
+    let Some(snap) = snaps.pop() else {
+        return Err(LaunchError::bad_input(
+            format!("rollback {} --snapshot", a.name),
+            format!("CT {vmid} has no pre-update snapshot"),
+            "updates take one when the storage supports snapshots; restore a backup instead",
+        ));
+    };
+    eprintln!(
+        "Rolling CT {vmid} back to snapshot {} ({}): everything written in the container since then is lost.",
+        snap.name,
+        snap.description.as_deref().unwrap_or("").trim()
+    );
+    confirm(
+        g,
+        &format!("rollback {} --snapshot", a.name),
+        &format!("Roll CT {vmid} back to {}?", snap.name),
+    )?;
+    let host_lock = crate::oplock::lock_host(&a.name, "rollback", Duration::from_secs(a.wait))?;
+    let log_path = operation_log_path(&a.name, "rollback");
+    let snap_name = snap.name.clone();
+    struct SnapCtx {
+        client: crate::pve::Client,
+        ct: Box<dyn CtAccess>,
+        store: InstanceStore,
+        node: String,
+        vmid: u32,
+        name: String,
+        record: Option<Instance>,
+    }
+    let plan = Plan::new("rollback", Some(a.name.clone()))
+        .step(FnStep::new(
+            "rollback-snapshot",
+            format!("Rolling CT {vmid} back to {snap_name}"),
+            move |c: &mut SnapCtx, rep| {
+                let upid = c
+                    .client
+                    .rollback_snapshot(&c.node, c.vmid, &snap_name, true)?;
+                c.client
+                    .wait_task(&upid, Duration::from_secs(600), &mut |_| {})?;
+                rep.info(format!("CT {} is back at {snap_name}", c.vmid));
+                Ok(())
+            },
+        ))
+        .step(FnStep::new(
+            "record",
+            "Reading the record the container held then",
+            |c: &mut SnapCtx, rep| {
+                let end = Instant::now() + Duration::from_secs(60);
+                let text = loop {
+                    let out = c.ct.exec(c.vmid, &["cat", "/etc/launch/instance.yaml"]);
+                    match out {
+                        Ok(o) if o.ok() => break o.stdout,
+                        _ if Instant::now() > end => {
+                            anyhow::bail!("the container does not answer after the rollback")
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(500)),
+                    }
+                };
+                let mut rec: Instance = serde_yaml_ng::from_str(&text)?;
+                rec.name = c.name.clone();
+                c.store.save(&rec)?;
+                let _ = c.ct.exec(c.vmid, &["rm", "-f", crate::oplock::CT_LOCK]);
+                rep.info(format!("recorded {} {}", rec.name, rec.app_version));
+                c.record = Some(rec);
+                Ok(())
+            },
+        ))
+        .step(FnStep::new(
+            "verify",
+            "Checking the app through nginx",
+            |c: &mut SnapCtx, rep| {
+                let _ =
+                    c.ct.exec(c.vmid, &["systemctl", "is-system-running", "--wait"]);
+                crate::deploy::wait_healthy(
+                    c.ct.as_ref(),
+                    c.vmid,
+                    "nginx.service",
+                    "http://127.0.0.1/",
+                    200,
+                    Duration::from_secs(1),
+                    Duration::from_secs(60),
+                )?;
+                rep.info("the app answers through nginx");
+                Ok(())
+            },
+        ));
+    let mut c = SnapCtx {
+        client,
+        ct: pct()?,
+        store,
+        node,
+        vmid,
+        name: a.name.clone(),
+        record: None,
+    };
+    let mut views = OperationViews::open(&log_path, g.json, g.verbose > 0, !g.no_color)?;
+    execute(plan, &mut c, &mut views.all(), true).map_err(|e| {
+        LaunchError::Failed(anyhow!(
+            "rollback of {} to {} failed: {e}\n  log: {}",
+            a.name,
+            snap.name,
+            log_path.display()
+        ))
+    })?;
+    drop(host_lock);
+    let _ = Journal::load(&a.name).ok().flatten().map(|j| j.remove());
+    let version = c.record.map(|r| r.app_version).unwrap_or_default();
+    Ok(Outcome::new(
+        format!(
+            "Rolled CT {vmid} back to {}: {} {version} serves.\n  log: {}",
+            snap.name,
+            a.name,
+            log_path.display()
+        ),
+        json!({ "instance": a.name, "snapshot": snap.name, "version": version, "log": log_path }),
+    ))
 }

@@ -1,0 +1,228 @@
+//! `launch-load`: a bounded load loop against a Vikunja-shaped app, for the update tests and
+//! benchmarks. Workers mix reads (`GET /api/v1/info`, reading back a task they created) and
+//! writes (`PUT /api/v1/tasks`), until a stop file appears, a time limit or a request count.
+//! It prints one JSON summary: requests sent, failed (by kind), held (503 with Retry-After on a
+//! write: the documented write hold), the longest latency and the longest outage.
+//!
+//! Every request opens its own connection (`Connection: close`): Debian 12's nginx closes idle
+//! keep-alive connections of old workers at a reload, and a client that reuses one at that
+//! instant sees a reset no server-side change can prevent (nginx 1.27.4's
+//! `keepalive_min_timeout` is the fix; see README). Browsers retry such requests.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "launch-load",
+    about = "Bounded HTTP load for Launch's update tests"
+)]
+struct Args {
+    /// The app's base URL through nginx, e.g. http://10.77.3.2
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Stop after this many seconds at the latest
+    #[arg(long, default_value_t = 300)]
+    duration: u64,
+    /// Stop after this many requests at the latest
+    #[arg(long, default_value_t = 200_000)]
+    max_requests: u64,
+    /// Every Nth request of a worker is a write
+    #[arg(long, default_value_t = 4)]
+    write_every: u64,
+    /// Pause between a worker's requests (ms)
+    #[arg(long, default_value_t = 5)]
+    pause_ms: u64,
+    /// Per-request timeout (s)
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Stop when this file exists
+    #[arg(long)]
+    stop_file: Option<PathBuf>,
+}
+
+#[derive(Default, Serialize)]
+struct Summary {
+    sent: u64,
+    ok: u64,
+    failed: u64,
+    held: u64,
+    failures: BTreeMap<String, u64>,
+    first_failures: Vec<String>,
+    max_latency_ms: u64,
+    longest_outage_ms: u64,
+    duration_ms: u64,
+    created_ids: Vec<i64>,
+}
+
+struct Shared {
+    summary: Mutex<Summary>,
+    outage_since: Mutex<Option<Instant>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn record(&self, latency: Duration, result: Outcome) {
+        let now = Instant::now();
+        let mut s = self.summary.lock().unwrap();
+        s.sent += 1;
+        s.max_latency_ms = s.max_latency_ms.max(latency.as_millis() as u64);
+        let mut outage = self.outage_since.lock().unwrap();
+        match result {
+            Outcome::Ok(id) => {
+                s.ok += 1;
+                if let Some(id) = id {
+                    s.created_ids.push(id);
+                }
+                if let Some(since) = outage.take() {
+                    let ms = now.duration_since(since).as_millis() as u64;
+                    s.longest_outage_ms = s.longest_outage_ms.max(ms);
+                }
+            }
+            Outcome::Held => s.held += 1,
+            Outcome::Failed(kind, detail) => {
+                s.failed += 1;
+                *s.failures.entry(kind).or_default() += 1;
+                if s.first_failures.len() < 10 {
+                    s.first_failures.push(detail);
+                }
+                outage.get_or_insert(now - latency);
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Ok(Option<i64>),
+    Held,
+    Failed(String, String),
+}
+
+fn classify_err(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    }
+}
+
+fn worker(n: usize, a: &Args, http: &reqwest::blocking::Client, shared: &Shared, started: Instant) {
+    let mut mine: Vec<i64> = Vec::new();
+    let mut j: u64 = 0;
+    while !shared.stop.load(Ordering::SeqCst) {
+        j += 1;
+        let t = Instant::now();
+        let result = if j % a.write_every.max(1) == 0 {
+            let body = format!("{{\"title\":\"load-{n}-{j}\"}}");
+            match http
+                .put(format!("{}/api/v1/tasks", a.url))
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+            {
+                Ok(r) if r.status().as_u16() == 201 => {
+                    let id = r
+                        .json::<serde_json::Value>()
+                        .ok()
+                        .and_then(|v| v["id"].as_i64());
+                    if let Some(id) = id {
+                        mine.push(id);
+                    }
+                    Outcome::Ok(id)
+                }
+                Ok(r) if r.status().as_u16() == 503 && r.headers().contains_key("retry-after") => {
+                    Outcome::Held
+                }
+                Ok(r) => Outcome::Failed(
+                    format!("PUT {}", r.status().as_u16()),
+                    format!("PUT /api/v1/tasks answered {}", r.status()),
+                ),
+                Err(e) => Outcome::Failed(
+                    format!("PUT {}", classify_err(&e)),
+                    format!("PUT /api/v1/tasks: {e}"),
+                ),
+            }
+        } else {
+            let path = match mine.last() {
+                Some(id) if j % 2 == 1 => format!("/api/v1/tasks/{id}"),
+                _ => "/api/v1/info".to_string(),
+            };
+            match http.get(format!("{}{path}", a.url)).send() {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes();
+                    Outcome::Ok(None)
+                }
+                // A task this worker created and read back before is gone: data was lost.
+                Ok(r) => Outcome::Failed(
+                    format!("GET {}", r.status().as_u16()),
+                    format!("GET {path} answered {}", r.status()),
+                ),
+                Err(e) => Outcome::Failed(
+                    format!("GET {}", classify_err(&e)),
+                    format!("GET {path}: {e}"),
+                ),
+            }
+        };
+        shared.record(t.elapsed(), result);
+        let total = shared.summary.lock().unwrap().sent;
+        if total >= a.max_requests
+            || started.elapsed() >= Duration::from_secs(a.duration)
+            || a.stop_file.as_ref().is_some_and(|f| f.exists())
+        {
+            shared.stop.store(true, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(a.pause_ms));
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(a.timeout))
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .build()?;
+    let shared = Arc::new(Shared {
+        summary: Mutex::new(Summary::default()),
+        outage_since: Mutex::new(None),
+        stop: AtomicBool::new(false),
+    });
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for n in 0..a.concurrency.max(1) {
+            let (a, http, shared) = (&a, &http, &shared);
+            s.spawn(move || worker(n, a, http, shared, started));
+        }
+    });
+    let mut summary = std::mem::take(&mut *shared.summary.lock().unwrap());
+    if let Some(since) = shared.outage_since.lock().unwrap().take() {
+        // Still failing at the end: the outage lasted until now.
+        summary.longest_outage_ms = summary
+            .longest_outage_ms
+            .max(since.elapsed().as_millis() as u64);
+    }
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    summary.created_ids.sort_unstable();
+    eprintln!(
+        "launch-load: {} requests in {:.1} s: {} ok, {} failed, {} held (503 + Retry-After on writes); max latency {} ms; longest outage {} ms",
+        summary.sent,
+        summary.duration_ms as f64 / 1000.0,
+        summary.ok,
+        summary.failed,
+        summary.held,
+        summary.max_latency_ms,
+        summary.longest_outage_ms
+    );
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}

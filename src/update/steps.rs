@@ -1,0 +1,877 @@
+//! The steps of an update (and of a rollback, which is the same switch towards the slot an
+//! update left behind). Blue is the slot serving now, green the other one:
+//!
+//! release → snapshot → hold-writes → safety-copy → green → switch → drain → watch → finish
+//!
+//! Until `switch`, blue serves and every undo leaves it untouched. `switch` moves nginx to green
+//! and proves it; its undo moves nginx back. Each step marks the journal when done, so a run cut
+//! off anywhere is finished or undone by `recover` from what the container really looks like.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::journal::Journal;
+use super::proxy::Proxy;
+use crate::ct::{sh, CtAccess};
+use crate::deploy::{self, AppSettings};
+use crate::engine::render::timestamp;
+use crate::engine::{FnStep, Plan, Reporter};
+use crate::instance::{Instance, InstanceStore, Previous, Slot};
+use crate::profile::{Component, DatabaseKind, Profile};
+use crate::pve::Client;
+use crate::release::ReleaseCache;
+use crate::render::{DbContext, Layout};
+
+const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Snapshots taken before updates that are kept (older ones are deleted).
+pub const KEEP_SNAPSHOTS: usize = 3;
+pub const SNAPSHOT_PREFIX: &str = "launch-pre-update-";
+/// If launch-tui dies while writes are held and nobody runs it again, the container lifts the
+/// hold itself after this long (blue still serves then: the switch never happened or is whole).
+const HOLD_EXPIRY_S: u32 = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Update,
+    Rollback,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    pub hold_started: Option<Instant>,
+    pub held: Option<Duration>,
+    pub switch: Option<Duration>,
+    pub drained: Option<Duration>,
+}
+
+pub struct Ctx {
+    pub ct: Box<dyn CtAccess>,
+    pub client: Option<Client>,
+    pub profile: Profile,
+    pub inst: Instance,
+    pub store: InstanceStore,
+    pub releases: ReleaseCache,
+    pub journal: Journal,
+    pub mode: Mode,
+    pub watch: Duration,
+    pub metrics: Metrics,
+}
+
+impl Ctx {
+    fn vmid(&self) -> u32 {
+        self.inst.container.vmid
+    }
+    fn main(&self) -> &Component {
+        &self.profile.components[0]
+    }
+    fn proxy(&self) -> Proxy<'_> {
+        Proxy {
+            ct: self.ct.as_ref(),
+            vmid: self.vmid(),
+            profile: self.profile.name.as_str(),
+        }
+    }
+    fn from(&self) -> Slot {
+        self.journal.from_slot
+    }
+    fn to(&self) -> Slot {
+        self.journal.to_slot
+    }
+    fn port(&self, slot: Slot) -> u16 {
+        deploy::slot_port(self.main(), slot)
+    }
+    fn unit(&self, slot: Slot) -> String {
+        Layout::unit_name(
+            self.profile.name.as_str(),
+            self.main().name.as_str(),
+            Some(slot),
+        )
+    }
+    fn data_dir(&self, slot: Slot) -> String {
+        Layout::data_dir(self.profile.name.as_str(), slot)
+    }
+    fn server_db(&self) -> bool {
+        DbContext::for_instance(&self.inst).kind != DatabaseKind::Sqlite.label()
+    }
+}
+
+/// A step that marks the journal when it is done.
+fn step(
+    name: &'static str,
+    title: impl Into<String>,
+    mut run: impl FnMut(&mut Ctx, &Reporter) -> Result<()> + Send + 'static,
+) -> FnStep<Ctx> {
+    FnStep::new(name, title, move |c: &mut Ctx, rep| {
+        run(c, rep)?;
+        // `finish` ends the journal: nothing to mark after it.
+        if name == "finish" {
+            return Ok(());
+        }
+        c.journal.mark(name)
+    })
+}
+
+type StepFn = fn(&mut Ctx, &Reporter) -> Result<()>;
+
+/// A step whose undo also runs when the step itself fails half-way (the engine undoes only
+/// completed steps), so a failed green slot or switch never stays behind.
+fn undoable(
+    name: &'static str,
+    title: impl Into<String>,
+    run: StepFn,
+    undo: StepFn,
+) -> FnStep<Ctx> {
+    step(name, title, move |c: &mut Ctx, rep| {
+        let result = run(c, rep);
+        if result.is_err() {
+            if let Err(e) = undo(c, rep) {
+                rep.warn(format!("cleaning up after `{name}` failed too: {e:#}"));
+            }
+        }
+        result
+    })
+    .with_undo(undo)
+}
+
+pub fn plan(c: &Ctx) -> Plan<Ctx> {
+    let (from, to) = (&c.journal.from_version, &c.journal.to_version);
+    let mut plan = Plan::new(
+        match c.mode {
+            Mode::Update => "update",
+            Mode::Rollback => "rollback",
+        },
+        Some(c.inst.name.clone()),
+    )
+    .step(step(
+        "release",
+        format!("Placing release {to} beside {from}"),
+        release,
+    ));
+    if c.mode == Mode::Update && c.client.is_some() {
+        plan = plan.step(step(
+            "snapshot",
+            "Taking a Proxmox snapshot of the container",
+            snapshot,
+        ));
+    }
+    plan = plan
+        .step(undoable(
+            "hold-writes",
+            "Holding writes (reads keep flowing)",
+            hold,
+            release_hold,
+        ))
+        .step(step(
+            "safety-copy",
+            "Keeping a copy of the database and config",
+            safety_copy,
+        ))
+        .step(undoable(
+            "green",
+            format!("Starting {to} in the {} slot", c.journal.to_slot.as_str()),
+            green,
+            undo_green,
+        ))
+        .step(undoable(
+            "switch",
+            format!("Switching nginx to {to} and proving it"),
+            switch,
+            switch_back,
+        ))
+        .step(step(
+            "drain",
+            format!("Letting requests in flight to {from} finish, then lifting the hold"),
+            drain,
+        ))
+        .step(step(
+            "watch",
+            format!("Watching {to}'s health for {} s", c.watch.as_secs()),
+            watch,
+        ))
+        .step(step(
+            "finish",
+            format!("Stopping {from} and recording {to}"),
+            finish,
+        ));
+    plan
+}
+
+fn release(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let to = c.journal.to_version.clone();
+    let binary = match &c.main().install {
+        crate::profile::InstallMethod::Release { binary } => binary.clone(),
+        _ => bail!("the profile's first component must be installed from its release"),
+    };
+    let path = format!(
+        "{}/{binary}",
+        Layout::release_dir(c.profile.name.as_str(), &to)
+    );
+    if c.ct.exec(c.vmid(), &["test", "-x", &path])?.ok() {
+        rep.info(format!("{to} is already in the container ({path})"));
+        return Ok(());
+    }
+    if c.mode == Mode::Update {
+        c.journal.new_release = true;
+        c.journal.save()?;
+    }
+    deploy::install_release(c.ct.as_ref(), c.vmid(), &c.releases, &c.profile, &to, rep)
+}
+
+/// Whether the container's root disk can take a snapshot (PVE: not on plain dir/NFS storages
+/// with raw images).
+fn supports_snapshots(client: &Client, node: &str, storage: &str) -> bool {
+    client
+        .storages(node, &[])
+        .ok()
+        .and_then(|list| list.into_iter().find(|s| s.storage == storage))
+        .and_then(|s| s.kind)
+        .is_some_and(|k| {
+            matches!(
+                k.as_str(),
+                "lvmthin" | "zfspool" | "rbd" | "btrfs" | "cephfs"
+            )
+        })
+}
+
+fn snapshot(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let Some(client) = &c.client else {
+        return Ok(());
+    };
+    let node = c.inst.container.node.clone();
+    let vmid = c.vmid();
+    if !supports_snapshots(client, &node, &c.inst.container.storage) {
+        rep.warn(format!(
+            "storage `{}` cannot snapshot containers: relying on the data copy and dump only",
+            c.inst.container.storage
+        ));
+        return Ok(());
+    }
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]-[hour][minute][second]"
+        ))
+        .unwrap_or_default();
+    let name = format!("{SNAPSHOT_PREFIX}{stamp}");
+    let desc = format!(
+        "launch-tui: {} {} before the update to {}",
+        c.inst.name, c.journal.from_version, c.journal.to_version
+    );
+    let upid = client.create_snapshot(&node, vmid, &name, Some(&desc))?;
+    client.wait_task(&upid, TASK_TIMEOUT, &mut |_| {})?;
+    rep.info(format!("snapshot {name} of CT {vmid}"));
+    c.journal.snapshot = Some(name);
+    c.journal.save()?;
+    Ok(())
+}
+
+fn hold(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let drain = c.main().drain_s;
+    let vmid = c.vmid();
+    let p = c.profile.name.to_string();
+    let proxy = c.proxy();
+    if proxy.ensure_shutdown_timeout(drain)? {
+        rep.info(format!("nginx: worker_shutdown_timeout {drain}s"));
+    }
+    proxy.hold_on()?;
+    proxy.reload()?;
+    proxy.prove_hold(true)?;
+    c.metrics.hold_started = Some(Instant::now());
+    // The container lifts a hold left by a dead launch-tui by itself.
+    let hold_file = Layout::hold_file(&p);
+    let _ = c.ct.exec(
+        vmid,
+        &[
+            "systemctl",
+            "stop",
+            &format!("launch-hold-expiry-{p}.timer"),
+        ],
+    );
+    sh(
+        c.ct.as_ref(),
+        vmid,
+        &format!(
+            "systemd-run --quiet --unit launch-hold-expiry-{p} --on-active={HOLD_EXPIRY_S} /bin/sh -c 'rm -f {hold_file} && nginx -t -q && systemctl reload nginx'"
+        ),
+    )?;
+    rep.info("writes are held: non-GET requests get 503 with Retry-After");
+    // Requests nginx accepted before the hold run in its old workers; once they are gone,
+    // nothing writes to the data any more.
+    let limit = Duration::from_secs(u64::from(drain) + 3);
+    match c.proxy().wait_old_workers(limit)? {
+        Some(d) => rep.info(format!(
+            "requests accepted before the hold finished ({} ms)",
+            d.as_millis()
+        )),
+        None => bail!(
+            "requests accepted before the hold are still running after {} s\n  help: try again when long uploads are done, or raise drain_s in the profile",
+            limit.as_secs()
+        ),
+    }
+    Ok(())
+}
+
+fn cancel_hold_expiry(c: &Ctx) {
+    let _ = c.ct.exec(
+        c.vmid(),
+        &[
+            "systemctl",
+            "stop",
+            &format!("launch-hold-expiry-{}.timer", c.profile.name),
+        ],
+    );
+}
+
+fn release_hold(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let proxy = c.proxy();
+    if proxy.hold_present()? {
+        proxy.hold_off()?;
+        proxy.reload()?;
+        proxy.prove_hold(false)?;
+    }
+    cancel_hold_expiry(c);
+    if let Some(t) = c.metrics.hold_started.take() {
+        c.metrics.held = Some(t.elapsed());
+    }
+    rep.info("writes flow again");
+    Ok(())
+}
+
+/// Server databases: a dump taken while writes are held is the way back. A file database
+/// (SQLite) needs none: green runs on a copy and blue's data dir stays as it was.
+fn safety_copy(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    if !c.server_db() {
+        rep.info(format!(
+            "the {} slot's data ({}) stays untouched as the pre-update copy",
+            c.from().as_str(),
+            c.data_dir(c.from())
+        ));
+        return Ok(());
+    }
+    if c.mode == Mode::Rollback {
+        return Ok(());
+    }
+    let db = DbContext::for_instance(&c.inst);
+    let dir = format!("/var/backups/launch/{}", c.inst.name);
+    let stamp = timestamp().replace(':', "");
+    let file = format!("{dir}/pre-update-{}-{stamp}.sql", c.journal.from_version);
+    let dump = match db.kind.as_str() {
+        "postgres" | "external-postgres" => format!(
+            "PGPASSWORD=\"$(cat /run/launch-dbpw)\" pg_dump -h {h} -p {port} -U {u} --clean --if-exists {n} > {file}",
+            h = db.host, port = db.port, u = db.user, n = db.name
+        ),
+        _ => format!(
+            "MYSQL_PWD=\"$(cat /run/launch-dbpw)\" mariadb-dump -h {h} -P {port} -u {u} --single-transaction {n} > {file}",
+            h = db.host, port = db.port, u = db.user, n = db.name
+        ),
+    };
+    c.ct.write(
+        c.vmid(),
+        "/run/launch-dbpw",
+        db.password.as_bytes(),
+        0o600,
+        None,
+    )?;
+    let out = sh(
+        c.ct.as_ref(),
+        c.vmid(),
+        &format!("umask 077; mkdir -p {dir} && {dump}"),
+    );
+    let _ = c.ct.exec(c.vmid(), &["rm", "-f", "/run/launch-dbpw"]);
+    out.context("the pre-update database dump failed")?;
+    rep.info(format!("database dumped to {file} (in the container)"));
+    c.journal.dump = Some(file);
+    c.journal.save()?;
+    Ok(())
+}
+
+/// Renders and starts `slot` running `version`, then waits for the health gate.
+fn start_slot(c: &Ctx, slot: Slot, version: &str, rep: &Reporter) -> Result<()> {
+    let vmid = c.vmid();
+    let main = c.main().clone();
+    let app = AppSettings::of_instance(&c.profile, &c.inst);
+    let rc = app.render_context(&main, slot, version);
+    let unit =
+        deploy::write_component_files(c.ct.as_ref(), vmid, &c.profile, &main, &rc, Some(slot))?;
+    sh(
+        c.ct.as_ref(),
+        vmid,
+        &format!("systemctl daemon-reload && systemctl reset-failed {unit} 2>/dev/null; systemctl restart {unit}"),
+    )?;
+    let port = c.port(slot);
+    let url = format!("http://127.0.0.1:{port}{}", main.health.path);
+    let t = Instant::now();
+    deploy::wait_healthy(
+        c.ct.as_ref(),
+        vmid,
+        &unit,
+        &url,
+        main.health.expect_status,
+        Duration::from_secs(u64::from(main.health.interval_s.max(1))),
+        Duration::from_secs(u64::from(main.health.deadline_s)),
+    )?;
+    if let Some(running) = deploy::running_version(c.ct.as_ref(), vmid, &main, port)? {
+        if running != version {
+            bail!("{unit} answers, but reports version {running}, not {version}");
+        }
+    }
+    rep.info(format!(
+        "{unit} is healthy and reports {version} ({} ms)",
+        t.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let (from, to) = (c.data_dir(c.from()), c.data_dir(c.to()));
+    let user = c.main().user.to_string();
+    match c.mode {
+        Mode::Update => {
+            // Writes are held and nothing is in flight: a plain copy is consistent. The new
+            // version migrates its own copy; blue's stays as it was.
+            let t = Instant::now();
+            sh(
+                c.ct.as_ref(),
+                c.vmid(),
+                // The slot's previous data (what `rollback` goes back to) is set aside, not
+                // deleted, until this update has succeeded.
+                &format!("if [ -d {to} ] && [ ! -d {to}.previous ]; then mv {to} {to}.previous; fi; rm -rf {to} && cp -a --reflink=auto {from} {to} && chown -R {user}:{user} {to}"),
+            )?;
+            rep.info(format!(
+                "copied {from} to {to} ({} ms)",
+                t.elapsed().as_millis()
+            ));
+        }
+        Mode::Rollback => {
+            if !c.ct.exec(c.vmid(), &["test", "-d", &to])?.ok() {
+                bail!("{to} is gone: there is no pre-update data to roll back to\n  help: roll the whole container back with `launch-tui rollback {} --snapshot`, or restore a backup", c.inst.name);
+            }
+            if let Some(dump) = c.journal.dump.clone() {
+                restore_dump(c, &dump, rep)?;
+            }
+        }
+    }
+    let to_version = c.journal.to_version.clone();
+    start_slot(c, c.to(), &to_version, rep)
+}
+
+fn restore_dump(c: &Ctx, dump: &str, rep: &Reporter) -> Result<()> {
+    let db = DbContext::for_instance(&c.inst);
+    let load = match db.kind.as_str() {
+        "postgres" | "external-postgres" => format!(
+            "PGPASSWORD=\"$(cat /run/launch-dbpw)\" psql -q -v ON_ERROR_STOP=1 -h {h} -p {p} -U {u} {n} < {dump}",
+            h = db.host, p = db.port, u = db.user, n = db.name
+        ),
+        _ => format!(
+            "MYSQL_PWD=\"$(cat /run/launch-dbpw)\" mariadb -h {h} -P {p} -u {u} {n} < {dump}",
+            h = db.host, p = db.port, u = db.user, n = db.name
+        ),
+    };
+    c.ct.write(
+        c.vmid(),
+        "/run/launch-dbpw",
+        db.password.as_bytes(),
+        0o600,
+        None,
+    )?;
+    let out = sh(c.ct.as_ref(), c.vmid(), &load);
+    let _ = c.ct.exec(c.vmid(), &["rm", "-f", "/run/launch-dbpw"]);
+    out.context("restoring the pre-update database dump failed")?;
+    rep.info(format!("database restored from {dump}"));
+    Ok(())
+}
+
+fn undo_green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let unit = c.unit(c.to());
+    let _ = c.ct.exec(c.vmid(), &["systemctl", "stop", &unit]);
+    let _ =
+        c.ct.exec(c.vmid(), &["systemctl", "disable", "--quiet", &unit]);
+    if c.mode == Mode::Update {
+        let to = c.data_dir(c.to());
+        if c.journal.steps_done.iter().any(|s| s == "switch") {
+            // It served after the switch: what it holds may matter to someone.
+            let aside = format!("{to}.failed-{}", timestamp().replace(':', ""));
+            sh(c.ct.as_ref(), c.vmid(), &format!("mv {to} {aside}"))?;
+            rep.warn(format!(
+                "writes made on {} after the switch are kept aside in {aside}",
+                c.journal.to_version
+            ));
+        } else {
+            sh(c.ct.as_ref(), c.vmid(), &format!("rm -rf {to}"))?;
+        }
+        // What the slot held before this update comes back, so `rollback` still can.
+        sh(
+            c.ct.as_ref(),
+            c.vmid(),
+            &format!("if [ -d {to}.previous ]; then mv {to}.previous {to}; fi"),
+        )?;
+        match c.inst.previous.clone().filter(|p| p.slot == c.to()) {
+            Some(prev) => {
+                let main = c.main().clone();
+                let app = AppSettings::of_instance(&c.profile, &c.inst);
+                let rc = app.render_context(&main, prev.slot, &prev.version);
+                deploy::write_component_files(
+                    c.ct.as_ref(),
+                    c.vmid(),
+                    &c.profile,
+                    &main,
+                    &rc,
+                    Some(prev.slot),
+                )?;
+                sh(c.ct.as_ref(), c.vmid(), "systemctl daemon-reload")?;
+            }
+            None => {
+                sh(
+                    c.ct.as_ref(),
+                    c.vmid(),
+                    &format!("rm -f /etc/systemd/system/{unit} && systemctl daemon-reload"),
+                )?;
+            }
+        }
+        if c.journal.new_release {
+            let dir = Layout::release_dir(c.profile.name.as_str(), &c.journal.to_version);
+            sh(c.ct.as_ref(), c.vmid(), &format!("rm -rf {dir}"))?;
+        }
+    }
+    rep.info(format!(
+        "{unit} stopped and removed; {} untouched",
+        c.unit(c.from())
+    ));
+    Ok(())
+}
+
+/// Points nginx at the new slot while writes are still held. During a reload old and new
+/// workers accept requests side by side for a moment, so a read could still reach the old slot:
+/// harmless while nothing writes anywhere, which is why the hold is lifted only after the old
+/// workers are gone (`drain`).
+fn switch(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let port = c.port(c.to());
+    let proxy = c.proxy();
+    proxy.set_upstream(port)?;
+    let t = Instant::now();
+    proxy.reload()?;
+    proxy.prove_upstream(port)?;
+    let switch = t.elapsed();
+    c.metrics.switch = Some(switch);
+    rep.info(format!(
+        "nginx sends requests to 127.0.0.1:{port} ({}): proven {} ms after the reload",
+        c.journal.to_version,
+        switch.as_millis()
+    ));
+    Ok(())
+}
+
+fn switch_back(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let from = c.from();
+    let unit = c.unit(from);
+    let active =
+        c.ct.exec(c.vmid(), &["systemctl", "is-active", "--quiet", &unit])?
+            .ok();
+    if !active {
+        let v = c.journal.from_version.clone();
+        start_slot(c, from, &v, rep)?;
+    }
+    let port = c.port(from);
+    let proxy = c.proxy();
+    proxy.set_upstream(port)?;
+    proxy.hold_off()?;
+    proxy.reload()?;
+    proxy.prove_upstream(port)?;
+    rep.warn(format!(
+        "switched back: {} serves again",
+        c.journal.from_version
+    ));
+    Ok(())
+}
+
+/// Lets the requests still in flight to the old slot finish (nginx's old workers; cut at the
+/// drain time by `worker_shutdown_timeout`), then lifts the write hold: from here on only the
+/// new slot sees requests.
+fn drain(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let limit = Duration::from_secs(u64::from(c.main().drain_s) + 3);
+    match c.proxy().wait_old_workers(limit)? {
+        Some(d) => {
+            c.metrics.drained = Some(d);
+            rep.info(format!(
+                "requests in flight to {} finished ({} ms)",
+                c.journal.from_version,
+                d.as_millis()
+            ));
+        }
+        None => rep.warn(format!(
+            "nginx cut the requests still in flight to {} after {} s (worker_shutdown_timeout)",
+            c.journal.from_version,
+            limit.as_secs()
+        )),
+    }
+    let proxy = c.proxy();
+    proxy.hold_off()?;
+    proxy.reload()?;
+    proxy.prove_hold(false)?;
+    cancel_hold_expiry(c);
+    if let Some(h) = c.metrics.hold_started.take() {
+        c.metrics.held = Some(h.elapsed());
+    }
+    if let Some(h) = c.metrics.held {
+        rep.info(format!(
+            "writes flow again, to {}; they were held for {} ms",
+            c.journal.to_version,
+            h.as_millis()
+        ));
+    }
+    Ok(())
+}
+
+fn watch(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let main = c.main().clone();
+    let port = c.port(c.to());
+    let direct = format!("http://127.0.0.1:{port}{}", main.health.path);
+    let through = format!("http://127.0.0.1{}", main.health.path);
+    let end = Instant::now() + c.watch;
+    let mut failures = 0;
+    let mut checks = 0;
+    while Instant::now() < end {
+        for url in [&direct, &through] {
+            let out = c.ct.exec(
+                c.vmid(),
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-m",
+                    "5",
+                    "-w",
+                    "%{http_code}",
+                    url,
+                ],
+            )?;
+            checks += 1;
+            if out.stdout.trim() == main.health.expect_status.to_string() {
+                failures = 0;
+            } else {
+                failures += 1;
+                rep.warn(format!("{url} answered {}", out.stdout.trim()));
+                // Two failures in a row: not a blip.
+                if failures >= 2 {
+                    bail!(
+                        "{} failed its health check after the switch ({url} answered {})",
+                        c.journal.to_version,
+                        out.stdout.trim()
+                    );
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    rep.info(format!("{checks} health checks passed"));
+    Ok(())
+}
+
+/// The record after a switch to `to` (shared by `finish` and `recover`).
+pub fn switched_record(
+    inst: &Instance,
+    profile: &Profile,
+    j: &Journal,
+    switched_at: String,
+) -> Instance {
+    let mut next = inst.clone();
+    next.app_version = j.to_version.clone();
+    next.active_slot = j.to_slot;
+    next.updated = timestamp();
+    match j.operation.as_str() {
+        "rollback" => {
+            next.previous = None;
+        }
+        _ => {
+            next.previous = Some(Previous {
+                version: j.from_version.clone(),
+                slot: j.from_slot,
+                until: switched_at,
+            });
+            next.releases.retain(|r| r != &j.to_version);
+            next.releases.push(j.to_version.clone());
+            let keep = profile.update.keep_releases.unwrap_or(3).max(2) as usize;
+            while next.releases.len() > keep {
+                next.releases.remove(0);
+            }
+        }
+    }
+    next
+}
+
+/// Stops the old slot, makes the new one the one that starts on boot, writes the record on the
+/// host and in the container, prunes old releases and snapshots, and ends the journal.
+pub fn commit(
+    ct: &dyn CtAccess,
+    client: Option<&Client>,
+    profile: &Profile,
+    store: &InstanceStore,
+    inst: &mut Instance,
+    j: &Journal,
+    rep: &Reporter,
+) -> Result<()> {
+    let vmid = inst.container.vmid;
+    let p = profile.name.as_str();
+    let comp = profile.components[0].name.as_str();
+    let old = Layout::unit_name(p, comp, Some(j.from_slot));
+    let new = Layout::unit_name(p, comp, Some(j.to_slot));
+    sh(
+        ct,
+        vmid,
+        &format!("systemctl enable --quiet {new} && systemctl disable --quiet --now {old}"),
+    )?;
+    rep.info(format!("{old} stopped; {new} starts on boot"));
+    let set_aside = format!("{}.previous", Layout::data_dir(p, j.to_slot));
+    sh(ct, vmid, &format!("rm -rf {set_aside}"))?;
+    let next = switched_record(inst, profile, j, timestamp());
+    store.save(&next)?;
+    let text = serde_yaml_ng::to_string(&next)?;
+    ct.write(
+        vmid,
+        "/etc/launch/instance.yaml",
+        text.as_bytes(),
+        0o600,
+        None,
+    )?;
+    // Releases no longer listed (and not run by either slot) go.
+    let keep: Vec<String> = next
+        .releases
+        .iter()
+        .chain(std::iter::once(&j.from_version))
+        .map(|v| Layout::release_dir(p, v))
+        .collect();
+    let list = ct.exec(
+        vmid,
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("ls -d {}/releases/* 2>/dev/null", Layout::app_dir(p)),
+        ],
+    )?;
+    for dir in list.stdout.lines().map(str::trim).filter(|d| !d.is_empty()) {
+        if !keep.iter().any(|k| k == dir) {
+            sh(ct, vmid, &format!("rm -rf {dir}"))?;
+            rep.info(format!("removed the old release {dir}"));
+        }
+    }
+    if let Some(client) = client {
+        prune_snapshots(client, &next, rep);
+    }
+    *inst = next;
+    j.remove()?;
+    Ok(())
+}
+
+fn prune_snapshots(client: &Client, inst: &Instance, rep: &Reporter) {
+    let node = &inst.container.node;
+    let vmid = inst.container.vmid;
+    let Ok(list) = client.snapshots(node, vmid) else {
+        return;
+    };
+    let mut ours: Vec<String> = list
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n.starts_with(SNAPSHOT_PREFIX))
+        .collect();
+    ours.sort();
+    while ours.len() > KEEP_SNAPSHOTS {
+        let name = ours.remove(0);
+        match client
+            .delete_snapshot(node, vmid, &name, false)
+            .map_err(anyhow::Error::from)
+            .and_then(|u| {
+                client
+                    .wait_task(&u, TASK_TIMEOUT, &mut |_| {})
+                    .map_err(Into::into)
+            }) {
+            Ok(_) => rep.info(format!("deleted the old snapshot {name}")),
+            Err(e) => rep.warn(format!("could not delete the old snapshot {name}: {e:#}")),
+        }
+    }
+}
+
+fn finish(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let j = c.journal.clone();
+    let mut inst = c.inst.clone();
+    commit(
+        c.ct.as_ref(),
+        c.client.as_ref(),
+        &c.profile,
+        &c.store,
+        &mut inst,
+        &j,
+        rep,
+    )?;
+    c.inst = inst;
+    Ok(())
+}
+
+/// Finishes or undoes an operation that was cut off, from the container's real state: if nginx
+/// already names the new slot and it is healthy, the switch is completed; otherwise the old
+/// slot is made to serve again and the new one removed. Returns what was done.
+pub fn recover(c: &mut Ctx, rep: &Reporter) -> Result<String> {
+    let j = c.journal.clone();
+    let to_port = c.port(j.to_slot);
+    let upstream = c.proxy().upstream_port()?;
+    rep.warn(format!(
+        "found an unfinished {} of {} ({} → {}, started {} by pid {} on {})",
+        j.operation, j.instance, j.from_version, j.to_version, j.started, j.pid, j.host
+    ));
+    if upstream == Some(to_port) {
+        let unit = c.unit(j.to_slot);
+        let healthy = {
+            let active =
+                c.ct.exec(c.vmid(), &["systemctl", "is-active", "--quiet", &unit])?
+                    .ok();
+            if !active {
+                let _ = c.ct.exec(c.vmid(), &["systemctl", "start", &unit]);
+            }
+            let main = c.main().clone();
+            deploy::wait_healthy(
+                c.ct.as_ref(),
+                c.vmid(),
+                &unit,
+                &format!("http://127.0.0.1:{to_port}{}", main.health.path),
+                main.health.expect_status,
+                Duration::from_secs(1),
+                Duration::from_secs(u64::from(main.health.deadline_s)),
+            )
+            .is_ok()
+        };
+        if healthy {
+            let proxy = c.proxy();
+            proxy.hold_off()?;
+            proxy.reload()?;
+            proxy.prove_upstream(to_port)?;
+            cancel_hold_expiry(c);
+            let mut inst = c.inst.clone();
+            commit(
+                c.ct.as_ref(),
+                c.client.as_ref(),
+                &c.profile,
+                &c.store,
+                &mut inst,
+                &j,
+                rep,
+            )?;
+            c.inst = inst;
+            return Ok(format!(
+                "finished the interrupted {}: {} serves",
+                j.operation, j.to_version
+            ));
+        }
+        rep.warn(format!("{} is not healthy: undoing instead", j.to_version));
+    }
+    // Undo: the old slot serves (started again if needed, nginx pointed back, hold lifted),
+    // then the new one goes.
+    c.journal.steps_done.retain(|s| s != "switch");
+    switch_back(c, rep)?;
+    cancel_hold_expiry(c);
+    undo_green(c, rep)?;
+    c.journal.remove()?;
+    Ok(format!(
+        "undid the interrupted {}: {} serves as before",
+        j.operation, j.from_version
+    ))
+}

@@ -1,0 +1,68 @@
+//! The load of the update tests: `launch-load` (crates/loadgen) as a child process, from the
+//! host through nginx to the container's address, bounded in time and count.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use super::lab::workspace_bin;
+
+pub struct Load {
+    child: Child,
+    stop_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Load {
+    /// Starts 4 workers against `http://IP`; they stop on `stop()`, or after 240 s at most.
+    pub fn start(ip: &str) -> Load {
+        let dir = tempfile::tempdir().unwrap();
+        let stop_file = dir.path().join("stop");
+        let child = Command::new(workspace_bin("launch-load"))
+            .args(["--url", &format!("http://{ip}")])
+            .args(["--concurrency", "4", "--duration", "240", "--pause-ms", "5"])
+            .arg("--stop-file")
+            .arg(&stop_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Let it reach a steady state before anything changes.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Load {
+            child,
+            stop_file,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the load and returns its summary (printed for the test log).
+    pub fn stop(self) -> serde_json::Value {
+        std::fs::write(&self.stop_file, b"").unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        let summary = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{}", summary.trim());
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "launch-load printed no summary ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                summary
+            )
+        })
+    }
+}
+
+/// Asserts a load saw no failed request, naming the first failures when it did.
+pub fn assert_no_failures(what: &str, s: &serde_json::Value) {
+    assert!(
+        s["sent"].as_u64().unwrap_or(0) > 50,
+        "{what}: the load barely ran: {s}"
+    );
+    assert_eq!(
+        s["failed"].as_u64(),
+        Some(0),
+        "{what}: failed requests: {} {}",
+        s["failures"],
+        s["first_failures"]
+    );
+}
