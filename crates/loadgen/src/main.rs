@@ -122,7 +122,7 @@ fn worker(n: usize, a: &Args, http: &reqwest::blocking::Client, shared: &Shared,
     while !shared.stop.load(Ordering::SeqCst) {
         j += 1;
         let t = Instant::now();
-        let result = if j % a.write_every.max(1) == 0 {
+        let result = if j.is_multiple_of(a.write_every.max(1)) {
             let body = format!("{{\"title\":\"load-{n}-{j}\"}}");
             match http
                 .put(format!("{}/api/v1/tasks", a.url))
