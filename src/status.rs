@@ -138,6 +138,23 @@ impl Report {
 
 pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
+    // An update or rollback that was cut off (kill, power loss) is finished or undone first,
+    // when no process runs it any more; its progress goes to stderr, never into --json.
+    let names: Vec<String> = match (&a.name, a.all) {
+        (Some(n), _) => vec![n.clone()],
+        (None, true) => store.list()?.into_iter().map(|i| i.name).collect(),
+        (None, false) => Vec::new(),
+    };
+    let quiet = Output {
+        json: false,
+        color: out.color,
+        verbose: out.verbose,
+    };
+    for n in names {
+        if let Some(what) = crate::update::recover_unfinished(g, &quiet, &n)? {
+            eprintln!("{n}: {what}");
+        }
+    }
     let instances = match (&a.name, a.all) {
         (Some(n), _) => vec![store.load(n)?],
         (None, true) => store.list()?,
@@ -311,6 +328,30 @@ fn component_units(inst: &Instance, profile: &Profile) -> Vec<(Component, String
         .collect()
 }
 
+/// An update or rollback still in its journal: running now (its lock is held), or one that
+/// could not be finished.
+fn operation_check(name: &str) -> Check {
+    match crate::update::journal::Journal::load(name) {
+        Ok(None) => Check::ok("operation", "no unfinished operation"),
+        Ok(Some(j)) => Check::warn(
+            "operation",
+            format!(
+                "an {} ({} → {}) started {} by pid {} on {} has not finished",
+                j.operation, j.from_version, j.to_version, j.started, j.pid, j.host
+            ),
+            format!(
+                "wait for it; if it no longer runs: launch-tui {} {name}",
+                j.operation
+            ),
+        ),
+        Err(e) => Check::warn(
+            "operation",
+            format!("{e:#}"),
+            format!("move the journal aside and run launch-tui status {name}"),
+        ),
+    }
+}
+
 pub fn check_instance(
     client: Arc<Client>,
     ct: std::result::Result<Arc<dyn CtAccess>, String>,
@@ -321,6 +362,7 @@ pub fn check_instance(
     let node = inst.container.node.clone();
     let mut checks = Vec::new();
     let start = Instant::now();
+    checks.push(operation_check(&inst.name));
     let status_call = {
         let client = client.clone();
         let node = node.clone();

@@ -86,6 +86,7 @@ fn status_end_to_end() {
         "http-slot",
         "version",
         "database",
+        "operation",
     ] {
         assert!(
             stdout.contains(&format!("OK    {id}")),

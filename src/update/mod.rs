@@ -93,15 +93,12 @@ fn recover_locked(
 ) -> Result<String> {
     let name = inst.name.clone();
     let client = connect(g).ok().map(|c| c.client);
-    let mut c = ctx(
-        store,
-        profile,
-        inst,
-        journal,
-        Mode::Update,
-        Duration::ZERO,
-        client,
-    )?;
+    let mode = if journal.operation == "rollback" {
+        Mode::Rollback
+    } else {
+        Mode::Update
+    };
+    let mut c = ctx(store, profile, inst, journal, mode, Duration::ZERO, client)?;
     let log_path = operation_log_path(&name, "recover");
     let done = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let said = done.clone();

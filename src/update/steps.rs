@@ -435,7 +435,8 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
                 c.vmid(),
                 // The slot's previous data (what `rollback` goes back to) is set aside, not
                 // deleted, until this update has succeeded.
-                &format!("if [ -d {to} ] && [ ! -d {to}.previous ]; then mv {to} {to}.previous; fi; rm -rf {to} && cp -a --reflink=auto {from} {to} && chown -R {user}:{user} {to}"),
+                // An empty `.previous` with a marker says there was nothing to keep.
+                &format!("if [ ! -d {to}.previous ]; then if [ -d {to} ]; then mv {to} {to}.previous; else mkdir -p {to}.previous && touch {to}.previous/.launch-empty; fi; fi; rm -rf {to} && cp -a --reflink=auto {from} {to} && chown -R {user}:{user} {to}"),
             )?;
             rep.info(format!(
                 "copied {from} to {to} ({} ms)",
@@ -488,7 +489,12 @@ fn undo_green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
         c.ct.exec(c.vmid(), &["systemctl", "disable", "--quiet", &unit]);
     if c.mode == Mode::Update {
         let to = c.data_dir(c.to());
-        if c.journal.steps_done.iter().any(|s| s == "switch") {
+        let copied =
+            c.ct.exec(c.vmid(), &["test", "-d", &format!("{to}.previous")])?
+                .ok();
+        if !copied {
+            // Cut off before the copy began: the slot still holds its own data.
+        } else if c.journal.steps_done.iter().any(|s| s == "switch") {
             // It served after the switch: what it holds may matter to someone.
             let aside = format!("{to}.failed-{}", timestamp().replace(':', ""));
             sh(c.ct.as_ref(), c.vmid(), &format!("mv {to} {aside}"))?;
@@ -503,7 +509,7 @@ fn undo_green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
         sh(
             c.ct.as_ref(),
             c.vmid(),
-            &format!("if [ -d {to}.previous ]; then mv {to}.previous {to}; fi"),
+            &format!("if [ -e {to}.previous/.launch-empty ]; then rm -rf {to}.previous; elif [ -d {to}.previous ]; then rm -rf {to} && mv {to}.previous {to}; fi"),
         )?;
         match c.inst.previous.clone().filter(|p| p.slot == c.to()) {
             Some(prev) => {
