@@ -80,6 +80,10 @@ pub struct Previous {
     pub slot: Slot,
     /// When traffic left it: its data holds no writes made after this.
     pub until: String,
+    /// A server database's dump taken before the update (in the container), which `rollback`
+    /// restores; none for SQLite (the slot's own copy is the way back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<String>,
 }
 
 /// The directory of instance records.

@@ -260,7 +260,9 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         DatabaseKind::Mariadb => pkgs.push("mariadb-server"),
         // Consistent online copies of the database file (update, backup) use `.backup`.
         DatabaseKind::Sqlite => pkgs.push("sqlite3"),
-        _ => {}
+        // The clients dump and restore an external server's database (update, backup).
+        DatabaseKind::ExternalPostgres => pkgs.push("postgresql-client"),
+        DatabaseKind::ExternalMariadb => pkgs.push("mariadb-client"),
     }
     if ctx
         .extra_components()

@@ -516,7 +516,8 @@ pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
         a.watch
             .unwrap_or(u64::from(profile.update.watch_s.unwrap_or(30))),
     );
-    let journal = new_journal("rollback", &inst, &prev.version, prev.slot);
+    let mut journal = new_journal("rollback", &inst, &prev.version, prev.slot);
+    journal.dump = prev.dump.clone();
     journal.save().map_err(LaunchError::Failed)?;
     let from = inst.app_version.clone();
     let client = connect(g).ok().map(|c| c.client);

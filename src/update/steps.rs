@@ -694,6 +694,7 @@ pub fn switched_record(
                 version: j.from_version.clone(),
                 slot: j.from_slot,
                 until: switched_at,
+                dump: j.dump.clone(),
             });
             next.releases.retain(|r| r != &j.to_version);
             next.releases.push(j.to_version.clone());
