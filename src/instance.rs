@@ -59,6 +59,10 @@ pub struct Instance {
     /// Releases kept on disk in the container, newest last.
     #[serde(default)]
     pub releases: Vec<String>,
+    /// Versions of the extra components installed beside the app (`mcp: 0.10.3`), checked
+    /// against a release's `requires` before an update.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, String>,
     /// What the last update switched away from: `rollback` goes back to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Previous>,
@@ -208,6 +212,7 @@ mod tests {
             active_slot: Slot::Blue,
             releases: vec!["v2.5.0".into()],
             previous: None,
+            components: BTreeMap::new(),
             settings: BTreeMap::new(),
             secrets: [("service_secret".to_string(), "s3cret".to_string())]
                 .into_iter()

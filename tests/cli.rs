@@ -176,11 +176,7 @@ fn bad_instance_name_is_bad_input() {
 #[test]
 fn unbuilt_operations_say_so_with_exit_1() {
     let cfg = tempfile::tempdir().unwrap();
-    for (args, op) in [
-        (vec!["update", "vikunja"], "update"),
-        (vec!["rollback", "vikunja"], "rollback"),
-        (vec!["backup", "vikunja"], "backup"),
-    ] {
+    for (args, op) in [(vec!["reconfigure", "vikunja"], "reconfigure")] {
         bin(cfg.path())
             .args(&args)
             .assert()
@@ -188,6 +184,27 @@ fn unbuilt_operations_say_so_with_exit_1() {
             .stderr(predicate::str::contains(format!(
                 "`{op}` is not implemented yet"
             )))
+            .stderr(no_panic());
+    }
+}
+
+#[test]
+fn update_and_rollback_of_an_unknown_instance_are_bad_input() {
+    let cfg = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["update", "vikunja"],
+        vec!["update", "vikunja", "--check"],
+        vec!["rollback", "vikunja", "--yes"],
+        vec!["rollback", "vikunja", "--snapshot", "--yes"],
+    ] {
+        bin(cfg.path())
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "instance `vikunja`: no such instance",
+            ))
+            .stderr(predicate::str::contains("help:"))
             .stderr(no_panic());
     }
 }

@@ -116,6 +116,15 @@ impl InstallCtx {
             active_slot: Slot::Blue,
             releases: vec![s.version.clone()],
             previous: None,
+            components: self
+                .extra_components()
+                .filter_map(|c| match &c.install {
+                    crate::profile::InstallMethod::Pip { version, .. } => {
+                        Some((c.name.to_string(), version.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
             settings,
             secrets: self.secrets.clone(),
             created: now.clone(),

@@ -260,6 +260,15 @@ pub struct Release {
     pub channel: Channel,
     /// Per architecture (`amd64`, `arm64`): where to download and the sum to check.
     pub artifacts: BTreeMap<String, Artifact>,
+    /// The source commit of a build from the app's main branch (unstable channel), shown by
+    /// `update --check`.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// Components that must move together with this release: the lowest version of each that
+    /// works with it (`mcp: 0.10.0`). An update to this release is refused while an installed
+    /// component is older.
+    #[serde(default)]
+    pub requires: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -607,6 +616,20 @@ impl Profile {
                         format!("versions[{i}].artifacts.{arch}"),
                         "an archive needs `binary`: the executable's name inside it".into(),
                         "add `binary: NAME`",
+                    );
+                }
+            }
+            for name in r.requires.keys() {
+                if !self
+                    .components
+                    .iter()
+                    .skip(1)
+                    .any(|c| c.name.as_str() == name)
+                {
+                    issue(
+                        format!("versions[{i}].requires.{name}"),
+                        format!("`{name}` is not one of the profile's extra components"),
+                        "name a component listed after the first under `components:`",
                     );
                 }
             }

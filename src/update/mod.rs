@@ -37,6 +37,35 @@ pub fn version_key(v: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Components that must move with the app: every installed extra component must be at least
+/// the version the target release `requires`. Checked before anything changes.
+pub fn check_requires(profile: &Profile, inst: &Instance, target: &str) -> Result<()> {
+    let Some(rel) = profile.release(target) else {
+        return Ok(());
+    };
+    let problems: Vec<crate::error::InvalidValue> = rel
+        .requires
+        .iter()
+        .filter_map(|(comp, min)| {
+            let have = inst.components.get(comp)?;
+            (version_key(have) < version_key(min)).then(|| crate::error::InvalidValue {
+                field: format!("{comp} (installed with {})", inst.name),
+                value: have.clone(),
+                problem: format!("{} {target} needs {comp} {min} or newer", profile.title),
+                help: format!(
+                    "choose a release that works with {comp} {have} (--version; see `launch-tui profiles show {}`), or update {comp} first",
+                    profile.name
+                ),
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LaunchError::InvalidValues(problems))
+    }
+}
+
 fn open(g: &Global, name: &str) -> Result<(InstanceStore, Profile, Instance)> {
     let store = InstanceStore::new(&g.config);
     let inst = store.load(name)?;
@@ -333,6 +362,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
         ));
     };
     let target = a.version.clone().unwrap_or(newest.clone());
+    check_requires(&profile, &inst, &target)?;
     let ct = pct()?;
     let vmid = inst.container.vmid;
     let running = crate::deploy::running_version(
@@ -366,6 +396,11 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
                 "\n  an interrupted {} ({} → {}) is pending: `launch-tui update {}` finishes or undoes it",
                 j.operation, j.from_version, j.to_version, a.name
             ));
+        }
+        if let Some(rel) = profile.release(&target) {
+            if let Some(commit) = &rel.commit {
+                text.push_str(&format!("\n  {target} is built from commit {commit}"));
+            }
         }
         let available = version_key(&target) > version_key(&inst.app_version);
         text.push_str(&if available {
@@ -674,4 +709,42 @@ fn rollback_snapshot(
         ),
         json!({ "instance": a.name, "snapshot": snap.name, "version": version, "log": log_path }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert!(version_key("v2.10.0") > version_key("v2.9.1"));
+        assert!(version_key("v1.0.0") < version_key("v2.0.0"));
+        assert_eq!(version_key("v2.5.0"), vec![2, 5, 0]);
+    }
+
+    #[test]
+    fn a_component_too_old_for_the_target_is_refused() {
+        let mut profile = Catalog::new(std::path::Path::new("/nonexistent"))
+            .load("vikunja")
+            .unwrap()
+            .profile;
+        profile.versions[0]
+            .requires
+            .insert("mcp".into(), "0.11.0".into());
+        let target = profile.versions[0].version.clone();
+        let mut inst: Instance = serde_yaml_ng::from_str(
+            "name: vikunja\nprofile: vikunja\napp_version: v2.4.0\ncontainer: {node: pve, vmid: 100, hostname: vikunja, storage: local-lvm}\ncreated: x\nupdated: x\n",
+        )
+        .unwrap();
+        // Not installed: nothing to move together.
+        check_requires(&profile, &inst, &target).unwrap();
+        inst.components.insert("mcp".into(), "0.10.3".into());
+        let err = check_requires(&profile, &inst, &target).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::ExitCode::BadInput);
+        let msg = err.to_string();
+        assert!(msg.contains("needs mcp 0.11.0 or newer"), "{msg}");
+        assert!(msg.contains("\"0.10.3\""), "{msg}");
+        inst.components.insert("mcp".into(), "0.11.2".into());
+        check_requires(&profile, &inst, &target).unwrap();
+    }
 }
