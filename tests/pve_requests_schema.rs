@@ -199,6 +199,7 @@ fn cases() -> Vec<(&'static str, ApiRequest)> {
         )),
         case!(snapshot_rollback("pve", 101, "pre_update_20240601", false)),
         case!(snapshot_rollback("pve", 101, "pre_update_20240601", true)),
+        case!(lxc_resize("pve", 101, 8)),
         case!(snapshot_delete("pve", 101, "pre_update_20240601", false)),
         case!(snapshot_delete("pve", 101, "pre_update_20240601", true)),
         case!(lxc_interfaces("pve", 101)),

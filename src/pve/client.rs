@@ -291,6 +291,12 @@ impl Client {
         self.upid(&requests::snapshot_rollback(node, vmid, name, start))
     }
 
+    /// Grows the container's root disk to `size_gib`.
+    pub fn resize_ct(&self, node: &str, vmid: u32, size_gib: u32) -> Result<Upid, PveError> {
+        self.check_ct(node, vmid)?;
+        self.upid(&requests::lxc_resize(node, vmid, size_gib))
+    }
+
     pub fn delete_snapshot(
         &self,
         node: &str,

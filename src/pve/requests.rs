@@ -139,6 +139,7 @@ pub const BUILDERS: &[&str] = &[
     "lxc_shutdown",
     "lxc_stop",
     "lxc_delete",
+    "lxc_resize",
     "snapshot_list",
     "snapshot_create",
     "snapshot_rollback",
@@ -324,6 +325,13 @@ pub fn snapshot_rollback(node: &str, vmid: u32, name: &str, start: bool) -> ApiR
         format!("{}/snapshot/{name}/rollback", ct_path(node, vmid)),
     )
     .flag_if("start", start)
+}
+
+/// `PUT .../resize`: grows the root disk to `size_gib` (PVE never shrinks; answers a task).
+pub fn lxc_resize(node: &str, vmid: u32, size_gib: u32) -> ApiRequest {
+    ApiRequest::new(Method::Put, format!("{}/resize", ct_path(node, vmid)))
+        .param("disk", "rootfs")
+        .param("size", format!("{size_gib}G"))
 }
 
 pub fn snapshot_delete(node: &str, vmid: u32, name: &str, force: bool) -> ApiRequest {
