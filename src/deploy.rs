@@ -317,3 +317,130 @@ pub fn running_version(
         .with_context(|| format!("the version probe {} did not answer JSON", v.path))?;
     Ok(info[&v.field].as_str().map(str::to_string))
 }
+
+/// Creates the app's database and its user on a local PostgreSQL or MariaDB in the container
+/// (installed and started first if needed). The password travels in a private file, never on
+/// a command line. Returns the app's database settings.
+pub fn create_local_database(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    kind: crate::profile::DatabaseKind,
+    profile: &str,
+    password: &str,
+) -> Result<DbContext> {
+    use crate::profile::DatabaseKind;
+    let name = profile.replace('-', "_");
+    let (package, sql, runner, unit, port, owner) = match kind {
+        DatabaseKind::Postgres => (
+            "postgresql",
+            format!(
+                "CREATE ROLE {name} LOGIN PASSWORD '{password}';\nCREATE DATABASE {name} OWNER {name};\n"
+            ),
+            "runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -f /run/launch-db.sql",
+            "postgresql.service",
+            5432,
+            Some("postgres"),
+        ),
+        DatabaseKind::Mariadb => (
+            "mariadb-server",
+            format!(
+                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\nCREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}';\nCREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'localhost';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'127.0.0.1';\nFLUSH PRIVILEGES;\n"
+            ),
+            "mariadb < /run/launch-db.sql",
+            "mariadb.service",
+            3306,
+            None,
+        ),
+        other => bail!("{} is not a local database server", other.label()),
+    };
+    sh(
+        ct,
+        vmid,
+        &format!(
+            "command -v {} >/dev/null 2>&1 || {{ export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends {package} >/dev/null; }}; systemctl enable --now {unit}",
+            if kind == DatabaseKind::Postgres { "psql" } else { "mariadb" }
+        ),
+    )?;
+    ct.write(vmid, "/run/launch-db.sql", sql.as_bytes(), 0o600, owner)?;
+    let result = sh(ct, vmid, runner);
+    let _ = ct.exec(vmid, &["rm", "-f", "/run/launch-db.sql"]);
+    result?;
+    Ok(DbContext {
+        kind: kind.label().into(),
+        host: "127.0.0.1".into(),
+        port,
+        name: name.clone(),
+        user: name,
+        password: password.to_string(),
+        local_unit: Some(unit.into()),
+    })
+}
+
+/// Runs the app's own command (`migrate`, `dump` ...) as its user with the slot unit's
+/// environment and working directory, so it sees the same config and data as the service.
+pub fn run_app_command(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    unit: &str,
+    user: &str,
+    binary: &str,
+    args: &[String],
+    input: Option<&str>,
+) -> Result<crate::ct::ExecOutput> {
+    let show = crate::ct::run(
+        ct,
+        vmid,
+        &[
+            "systemctl",
+            "show",
+            "-p",
+            "Environment",
+            "-p",
+            "WorkingDirectory",
+            unit,
+        ],
+    )?;
+    let mut env = Vec::new();
+    let mut dir = "/".to_string();
+    for line in show.stdout.lines() {
+        if let Some(v) = line.strip_prefix("Environment=") {
+            env.extend(v.split_whitespace().map(str::to_string));
+        } else if let Some(v) = line.strip_prefix("WorkingDirectory=") {
+            dir = v.trim().to_string();
+        }
+    }
+    const INPUT: &str = "/run/launch-app-input";
+    // The command's arguments pass through `sh` as "$@": no quoting to get wrong.
+    let mut argv: Vec<String> = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "exec \"$@\" < {}",
+            if input.is_some() { INPUT } else { "/dev/null" }
+        ),
+        "sh".into(),
+        "/usr/sbin/runuser".into(),
+        "-u".into(),
+        user.into(),
+        "--".into(),
+        "/usr/bin/env".into(),
+        "-C".into(),
+        dir,
+    ];
+    argv.extend(env);
+    argv.push(binary.to_string());
+    argv.extend(args.iter().cloned());
+    if let Some(text) = input {
+        ct.write(
+            vmid,
+            INPUT,
+            format!("{text}\n").as_bytes(),
+            0o600,
+            Some(user),
+        )?;
+    }
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = crate::ct::run(ct, vmid, &refs);
+    let _ = ct.exec(vmid, &["rm", "-f", INPUT]);
+    out
+}

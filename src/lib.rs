@@ -17,6 +17,7 @@ pub mod oplock;
 pub mod profile;
 pub mod prompt;
 pub mod pve;
+pub mod reconfigure;
 pub mod release;
 pub mod render;
 pub mod status;

@@ -174,19 +174,6 @@ fn bad_instance_name_is_bad_input() {
 }
 
 #[test]
-fn unbuilt_operations_say_so_with_exit_1() {
-    let cfg = tempfile::tempdir().unwrap();
-    bin(cfg.path())
-        .args(["reconfigure", "vikunja"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "`reconfigure` is not implemented yet",
-        ))
-        .stderr(no_panic());
-}
-
-#[test]
 fn update_and_rollback_of_an_unknown_instance_are_bad_input() {
     let cfg = tempfile::tempdir().unwrap();
     for args in [
@@ -194,6 +181,7 @@ fn update_and_rollback_of_an_unknown_instance_are_bad_input() {
         vec!["update", "vikunja", "--check"],
         vec!["rollback", "vikunja", "--yes"],
         vec!["rollback", "vikunja", "--snapshot", "--yes"],
+        vec!["reconfigure", "vikunja", "--set", "timezone=Europe/Berlin"],
     ] {
         bin(cfg.path())
             .args(&args)

@@ -88,18 +88,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Status(a) => crate::status::run(g, &a, out),
         Command::Update(a) => crate::update::run(g, &a, out),
         Command::Rollback(a) => crate::update::rollback(g, &a, out),
-        Command::Reconfigure(a) => {
-            for s in &a.set {
-                if !s.contains('=') {
-                    return Err(LaunchError::bad_input(
-                        format!("--set {s}"),
-                        "expected KEY=VALUE",
-                        "write it like --set public_url=https://tasks.example.com",
-                    ));
-                }
-            }
-            not_yet(&a.name, "reconfigure")
-        }
+        Command::Reconfigure(a) => crate::reconfigure::run(g, &a, out),
         Command::Backup(a) => crate::backup::backup(g, &a, out),
         Command::Backups(a) => crate::backup::backups(g, &a, out),
         Command::Restore(a) => {
@@ -128,13 +117,6 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             ))
         }
     }
-}
-
-/// An operation that exists on the command line but is not built yet: the name is checked
-/// first, so bad input still gets exit 2.
-fn not_yet(name: &str, op: &'static str) -> Result<Outcome> {
-    check_instance_name(name)?;
-    Err(LaunchError::NotImplemented(op))
 }
 
 fn list(g: &Global) -> Result<Outcome> {

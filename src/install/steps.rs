@@ -13,7 +13,7 @@ use crate::engine::{FnStep, Plan, Reporter};
 use crate::instance::Slot;
 use crate::profile::{DatabaseKind, InstallMethod};
 use crate::pve::{ContentType, CreateCt, Features, IpConfig, NetConfig, RootFs, TaskProgress};
-use crate::render::{self, DbContext, Layout, RenderContext};
+use crate::render::{self, Layout, RenderContext};
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
@@ -275,54 +275,16 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
 }
 
 fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
-    let s = &ctx.settings;
-    let vmid = s.vmid;
-    let name = ctx.profile.name.to_string().replace('-', "_");
     let password = ctx.secret("db_password");
-    let (sql, runner, unit, port) = match s.database {
-        DatabaseKind::Postgres => (
-            format!(
-                "CREATE ROLE {name} LOGIN PASSWORD '{password}';\nCREATE DATABASE {name} OWNER {name};\n"
-            ),
-            "runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -f /run/launch-db.sql",
-            "postgresql.service",
-            5432,
-        ),
-        _ => (
-            format!(
-                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\nCREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}';\nCREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'localhost';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'127.0.0.1';\nFLUSH PRIVILEGES;\n"
-            ),
-            "mariadb < /run/launch-db.sql",
-            "mariadb.service",
-            3306,
-        ),
-    };
-    let owner = if s.database == DatabaseKind::Postgres {
-        Some("postgres")
-    } else {
-        None
-    };
-    // The password travels in a private file, never on a command line.
-    sh(
+    let db = crate::deploy::create_local_database(
         ctx.ct.as_ref(),
-        vmid,
-        &format!("systemctl enable --now {unit}"),
+        ctx.settings.vmid,
+        ctx.settings.database,
+        ctx.profile.name.as_str(),
+        &password,
     )?;
-    ctx.ct
-        .write(vmid, "/run/launch-db.sql", sql.as_bytes(), 0o600, owner)?;
-    let result = sh(ctx.ct.as_ref(), vmid, runner);
-    let _ = ctx.ct.exec(vmid, &["rm", "-f", "/run/launch-db.sql"]);
-    result?;
-    rep.info(format!("database {name} and its user created"));
-    ctx.db = DbContext {
-        kind: s.database.label().into(),
-        host: "127.0.0.1".into(),
-        port,
-        name: name.clone(),
-        user: name,
-        password,
-        local_unit: Some(unit.into()),
-    };
+    rep.info(format!("database {} and its user created", db.name));
+    ctx.db = db;
     Ok(())
 }
 

@@ -508,6 +508,16 @@ pub struct Migrations {
     pub on_start: bool,
     #[serde(default)]
     pub command: Vec<String>,
+    /// The app's own export of its whole state to one file (`{file}` is replaced), run with
+    /// the slot's environment; with `import`, it moves the data to another database kind.
+    #[serde(default)]
+    pub export: Vec<String>,
+    /// Loads such a file into the configured database (`{file}` is replaced).
+    #[serde(default)]
+    pub import: Vec<String>,
+    /// A line the import reads on its standard input (a confirmation it asks for).
+    #[serde(default)]
+    pub import_input: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

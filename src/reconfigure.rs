@@ -1,0 +1,1021 @@
+//! `launch-tui reconfigure NAME`: safe changes to a running instance. Every value is checked
+//! before anything changes; then the files are rendered again from the profile and the new
+//! record, `nginx -t`, the app restarts with a health check, and a failure anywhere puts the
+//! previous files, settings and resources back. Without `--set` it shows the settings and any
+//! drift between the record and the container's real files (and asks, on a terminal).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::json;
+
+use crate::cli::{Global, ReconfigureArgs};
+use crate::commands::{Outcome, Output};
+use crate::connect::connect;
+use crate::ct::{sh, CtAccess, Pct};
+use crate::deploy::{self, AppSettings};
+use crate::engine::render::{operation_log_path, timestamp, OperationViews};
+use crate::engine::{execute, FnStep, Plan, Reporter};
+use crate::error::{InvalidValue, LaunchError, Result};
+use crate::install::settings::check_answer;
+use crate::instance::{Instance, InstanceStore};
+use crate::oplock::lock_instance;
+use crate::profile::{Catalog, DatabaseKind, Profile, QuestionKind};
+use crate::pve::{Client, CtConfigUpdate};
+use crate::render::{self, Layout};
+use crate::update::proxy::Proxy;
+
+/// Settings that are not the profile's questions.
+const OWN_KEYS: &[&str] = &[
+    "tls_cert",
+    "tls_key",
+    "tls",
+    "cores",
+    "memory_mib",
+    "swap_mib",
+    "disk_gib",
+    "database",
+];
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Resources {
+    cores: Option<u32>,
+    memory_mib: Option<u64>,
+    swap_mib: Option<u64>,
+    disk_gib: Option<u32>,
+}
+
+impl Resources {
+    fn any(&self) -> bool {
+        *self != Resources::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Tls {
+    Set { cert: PathBuf, key: PathBuf },
+    Off,
+}
+
+/// What a validated reconfigure will do.
+struct Change {
+    /// The record as it will be.
+    next: Instance,
+    tls: Option<Tls>,
+    resources: Resources,
+    database: Option<DatabaseKind>,
+    /// Human lines: `public_url: A → B`.
+    lines: Vec<String>,
+}
+
+struct Ctx {
+    ct: Box<dyn CtAccess>,
+    client: Option<Client>,
+    profile: Profile,
+    store: InstanceStore,
+    before: Instance,
+    change: Change,
+    /// Files as they were (None: did not exist), to put back on failure.
+    saved: Vec<(String, Option<Vec<u8>>)>,
+    old_resources: Resources,
+    interruption: Option<Duration>,
+}
+
+impl Ctx {
+    fn vmid(&self) -> u32 {
+        self.before.container.vmid
+    }
+    fn proxy(&self) -> Proxy<'_> {
+        Proxy {
+            ct: self.ct.as_ref(),
+            vmid: self.vmid(),
+            profile: self.profile.name.as_str(),
+        }
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+}
+
+fn bad(
+    field: &str,
+    value: &str,
+    problem: impl Into<String>,
+    help: impl Into<String>,
+) -> InvalidValue {
+    InvalidValue {
+        field: field.into(),
+        value: value.into(),
+        problem: problem.into(),
+        help: help.into(),
+    }
+}
+
+fn check_pem(field: &str, path: &str, want_key: bool) -> std::result::Result<(), InvalidValue> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        bad(
+            field,
+            path,
+            format!("cannot read it: {e}"),
+            "give the path of a PEM file on this host",
+        )
+    })?;
+    let mut rd = std::io::BufReader::new(&bytes[..]);
+    let ok = if want_key {
+        matches!(rustls_pemfile::private_key(&mut rd), Ok(Some(_)))
+    } else {
+        rustls_pemfile::certs(&mut rd).filter(|c| c.is_ok()).count() > 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            path,
+            if want_key {
+                "no PEM private key in it"
+            } else {
+                "no PEM certificate in it"
+            },
+            "use the PEM files your CA gave you (fullchain.pem and privkey.pem for Let's Encrypt)",
+        ))
+    }
+}
+
+/// Checks every change against the profile and the instance; nothing is touched.
+fn validate(
+    profile: &Profile,
+    inst: &Instance,
+    sets: &BTreeMap<String, String>,
+    ct: &dyn CtAccess,
+) -> Result<Change> {
+    let mut problems = Vec::new();
+    let mut next = inst.clone();
+    let mut lines = Vec::new();
+    let mut resources = Resources::default();
+    let mut tls = None;
+    let mut database = None;
+    let settable: Vec<String> = profile
+        .questions
+        .iter()
+        .map(|q| q.key.to_string())
+        .filter(|k| k != "admin_email")
+        .chain(OWN_KEYS.iter().map(|k| k.to_string()))
+        .collect();
+    for (key, value) in sets {
+        let current = inst.settings.get(key).cloned().unwrap_or_default();
+        if key == "admin_email" {
+            problems.push(bad(
+                key,
+                value,
+                "the admin email is used once, to create the admin account; the app keeps it in its own database",
+                "change the account's email in the app (Vikunja: Settings → General)",
+            ));
+            continue;
+        }
+        if let Some(q) = profile.question(key) {
+            if let Err(e) = check_answer(q.kind, value, q.min, q.max, &q.choices) {
+                problems.push(bad(
+                    key,
+                    value,
+                    e,
+                    q.help.clone().unwrap_or_else(|| q.prompt.clone()),
+                ));
+                continue;
+            }
+            let value = match q.kind {
+                QuestionKind::Bool => matches!(value.as_str(), "true" | "yes" | "1").to_string(),
+                _ => value.clone(),
+            };
+            // A component switched on by this question must have been installed.
+            if let Some(c) = profile
+                .components
+                .iter()
+                .skip(1)
+                .find(|c| c.when.as_ref().is_some_and(|w| w.as_str() == key))
+            {
+                if value == "true" && current != "true" {
+                    let venv = Layout::venv(profile.name.as_str(), c.name.as_str());
+                    let installed = ct
+                        .exec(inst.container.vmid, &["test", "-d", &venv])
+                        .map(|o| o.ok())
+                        .unwrap_or(false);
+                    if !installed {
+                        problems.push(bad(
+                            key,
+                            &value,
+                            format!("{} was not installed with this instance, and installing it afterwards is not supported yet", c.name),
+                            format!("reinstall with `{key}: true` and restore a backup into it (`launch-tui restore ... --to-new`)"),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            if key == "public_url" {
+                let (old, new) = (host_of(&current), host_of(&value));
+                if let (Some(old), Some(new)) = (old, new) {
+                    if old != new && old.parse::<std::net::IpAddr>().is_err() {
+                        let mut hosts: Vec<String> = inst
+                            .settings
+                            .get("old_hosts")
+                            .map(|h| h.split(',').map(str::to_string).collect())
+                            .unwrap_or_default();
+                        hosts.retain(|h| h != &new && !h.is_empty());
+                        if !hosts.contains(&old) {
+                            hosts.push(old);
+                        }
+                        next.settings.insert("old_hosts".into(), hosts.join(","));
+                    }
+                }
+            }
+            if value != current {
+                lines.push(format!("{key}: {current} → {value}"));
+                next.settings.insert(key.clone(), value);
+            }
+            continue;
+        }
+        match key.as_str() {
+            "cores" => match value.parse::<u32>() {
+                Ok(n) if (profile.resources.minimum.cores..=512).contains(&n) => {
+                    resources.cores = Some(n);
+                    lines.push(format!("cores → {n}"));
+                }
+                _ => problems.push(bad(
+                    key,
+                    value,
+                    format!(
+                        "expected a whole number from {} (the profile's minimum)",
+                        profile.resources.minimum.cores
+                    ),
+                    "e.g. --set cores=2",
+                )),
+            },
+            "memory_mib" => match value.parse::<u64>() {
+                Ok(n) if n >= profile.resources.minimum.memory_mib => {
+                    resources.memory_mib = Some(n);
+                    lines.push(format!("memory → {n} MiB"));
+                }
+                _ => problems.push(bad(
+                    key,
+                    value,
+                    format!(
+                        "expected MiB, at least the profile's minimum {}",
+                        profile.resources.minimum.memory_mib
+                    ),
+                    "e.g. --set memory_mib=2048",
+                )),
+            },
+            "swap_mib" => match value.parse::<u64>() {
+                Ok(n) => {
+                    resources.swap_mib = Some(n);
+                    lines.push(format!("swap → {n} MiB"));
+                }
+                _ => problems.push(bad(key, value, "expected MiB", "e.g. --set swap_mib=512")),
+            },
+            "disk_gib" => match value.parse::<u32>() {
+                Ok(n) if n as u64 >= profile.resources.minimum.disk_gib as u64 => {
+                    resources.disk_gib = Some(n);
+                    lines.push(format!("disk → {n} GiB (grows only)"));
+                }
+                _ => problems.push(bad(
+                    key,
+                    value,
+                    format!(
+                        "expected GiB, at least the profile's minimum {}",
+                        profile.resources.minimum.disk_gib
+                    ),
+                    "e.g. --set disk_gib=8",
+                )),
+            },
+            "tls" if value == "off" => {
+                if inst.settings.get("tls").map(String::as_str) == Some("true") {
+                    tls = Some(Tls::Off);
+                    next.settings.remove("tls");
+                    lines.push("TLS → off (HTTP only)".into());
+                }
+            }
+            "tls" => problems.push(bad(
+                key,
+                value,
+                "only `off` is accepted here",
+                "to turn TLS on, give --set tls_cert=FILE --set tls_key=FILE",
+            )),
+            "tls_cert" | "tls_key" => {
+                let (Some(cert), Some(k)) = (sets.get("tls_cert"), sets.get("tls_key")) else {
+                    problems.push(bad(
+                        key,
+                        value,
+                        "a certificate needs its key, and a key its certificate",
+                        "give both --set tls_cert=FILE and --set tls_key=FILE",
+                    ));
+                    continue;
+                };
+                if key == "tls_cert" {
+                    let mut ok = true;
+                    if let Err(p) = check_pem("tls_cert", cert, false) {
+                        problems.push(p);
+                        ok = false;
+                    }
+                    if let Err(p) = check_pem("tls_key", k, true) {
+                        problems.push(p);
+                        ok = false;
+                    }
+                    if ok {
+                        tls = Some(Tls::Set {
+                            cert: cert.into(),
+                            key: k.into(),
+                        });
+                        next.settings.insert("tls".into(), "true".into());
+                        lines.push(format!("TLS certificate → {cert}"));
+                    }
+                }
+            }
+            "database" => {
+                let now = inst
+                    .settings
+                    .get("database")
+                    .cloned()
+                    .unwrap_or_else(|| "sqlite".into());
+                let kind = match value.as_str() {
+                    "postgres" => Some(DatabaseKind::Postgres),
+                    "mariadb" => Some(DatabaseKind::Mariadb),
+                    _ => None,
+                };
+                match kind {
+                    _ if *value == now => {}
+                    Some(k) if now == "sqlite" && profile.databases.supported.contains(&k) => {
+                        let m = profile.migrations.as_ref();
+                        if m.is_none_or(|m| m.export.is_empty() || m.import.is_empty()) {
+                            problems.push(bad(key, value, format!("profile `{}` has no export/import commands to move the data with", profile.name), "add migrations.export and migrations.import to the profile"));
+                        } else {
+                            database = Some(k);
+                            next.settings.insert("database".into(), value.clone());
+                            lines.push(format!("database: {now} → {value} (the data moves with the app's own export/import)"));
+                        }
+                    }
+                    _ => problems.push(bad(
+                        key,
+                        value,
+                        format!(
+                            "from {now}, only a move to a local postgres or mariadb is supported"
+                        ),
+                        "e.g. --set database=postgres",
+                    )),
+                }
+            }
+            _ => problems.push(bad(
+                key,
+                value,
+                if key.contains("port") {
+                    "ports are the profile's (both slots' ports and nginx's), not a setting"
+                        .to_string()
+                } else {
+                    "not a setting of this instance".to_string()
+                },
+                format!("settable: {}", settable.join(", ")),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(LaunchError::InvalidValues(problems));
+    }
+    Ok(Change {
+        next,
+        tls,
+        resources,
+        database,
+        lines,
+    })
+}
+
+/// A file the record renders into the container: path, text, mode, owner group.
+type Rendered = (String, String, u32, Option<String>);
+
+/// Every file the record renders into the container.
+fn rendered_files(profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<Rendered>> {
+    let app = AppSettings::of_instance(profile, inst);
+    let main = &profile.components[0];
+    let rc = app.render_context(main, inst.active_slot, &inst.app_version);
+    let mut out = Vec::new();
+    let mut component =
+        |c: &crate::profile::Component, rc: &render::RenderContext, slot| -> anyhow::Result<()> {
+            for f in &c.files {
+                let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
+                out.push((
+                    f.path.clone(),
+                    render::file(&f.template, rc)?,
+                    mode,
+                    f.owner.as_ref().map(|o| o.to_string()),
+                ));
+            }
+            out.push((
+                format!(
+                    "/etc/systemd/system/{}",
+                    Layout::unit_name(profile.name.as_str(), c.name.as_str(), slot)
+                ),
+                render::unit(c, rc)?,
+                0o644,
+                None,
+            ));
+            Ok(())
+        };
+    component(main, &rc, Some(inst.active_slot))?;
+    for c in app.extra_components() {
+        let rc = app.render_context(c, inst.active_slot, &inst.app_version);
+        component(c, &rc, None)?;
+    }
+    out.push((
+        Layout::nginx_site(profile.name.as_str()),
+        render::nginx_site(profile, &rc)?,
+        0o644,
+        None,
+    ));
+    Ok(out)
+}
+
+/// Files in the container that differ from what the record renders (edited by hand?).
+fn drift(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (path, text, _, _) in rendered_files(profile, inst)? {
+        let have = ct.exec(inst.container.vmid, &["cat", &path])?;
+        if !have.ok() {
+            out.push(format!("{path} is missing"));
+        } else if have.stdout != text {
+            out.push(format!(
+                "{path} differs from what the record renders (edited by hand?)"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn show(inst: &Instance, drifts: &[String], profile: &Profile) -> String {
+    let mut t = format!(
+        "{} ({} {}, CT {})\n",
+        inst.name, profile.title, inst.app_version, inst.container.vmid
+    );
+    for (k, v) in &inst.settings {
+        if k == "old_hosts" {
+            continue;
+        }
+        t.push_str(&format!("  {k:<16} {v}\n"));
+    }
+    if drifts.is_empty() {
+        t.push_str("  no drift: the container's files are what the record renders\n");
+    } else {
+        for d in drifts {
+            t.push_str(&format!(
+                "  drift: {d}; reconfigure writes the record's version\n"
+            ));
+        }
+    }
+    t.push_str(&format!(
+        "change with: launch-tui reconfigure {} --set KEY=VALUE (public_url, timezone, max_upload_mib, registration, mcp, tls_cert+tls_key, tls=off, cores, memory_mib, swap_mib, disk_gib, database)",
+        inst.name
+    ));
+    t
+}
+
+fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in sets {
+        let Some((k, v)) = s.split_once('=') else {
+            return Err(LaunchError::bad_input(
+                format!("--set {s}"),
+                "expected KEY=VALUE",
+                "write it like --set public_url=https://tasks.example.com",
+            ));
+        };
+        if out
+            .insert(k.trim().to_string(), v.trim().to_string())
+            .is_some()
+        {
+            return Err(LaunchError::bad_input(
+                format!("--set {k}"),
+                "given twice",
+                "give each setting once",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn ask(inst: &Instance) -> Result<BTreeMap<String, String>> {
+    let keys: Vec<&str> = inst
+        .settings
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !matches!(*k, "old_hosts" | "os" | "database" | "tls" | "admin_email"))
+        .chain(["memory_mib", "cores", "disk_gib", "database"])
+        .collect();
+    let key = inquire::Select::new("Change which setting?", keys)
+        .prompt()
+        .map_err(|e| LaunchError::Failed(anyhow!("cancelled: {e}")))?;
+    let current = inst.settings.get(key).cloned().unwrap_or_default();
+    let value = inquire::Text::new(&format!("New value for {key}:"))
+        .with_default(&current)
+        .prompt()
+        .map_err(|e| LaunchError::Failed(anyhow!("cancelled: {e}")))?;
+    Ok([(key.to_string(), value)].into_iter().collect())
+}
+
+fn main_unit(c: &Ctx) -> String {
+    Layout::unit_name(
+        c.profile.name.as_str(),
+        c.profile.components[0].name.as_str(),
+        Some(c.before.active_slot),
+    )
+}
+
+fn resources_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let client = c.client.as_ref().context("no API connection")?;
+    let node = c.before.container.node.clone();
+    let vmid = c.vmid();
+    let cfg = client.ct_config(&node, vmid)?;
+    c.old_resources = Resources {
+        cores: cfg.cores,
+        memory_mib: cfg.memory,
+        swap_mib: cfg.swap,
+        disk_gib: None,
+    };
+    let r = c.change.resources.clone();
+    if r.cores.is_some() || r.memory_mib.is_some() || r.swap_mib.is_some() {
+        client.update_ct_config(
+            &node,
+            vmid,
+            &CtConfigUpdate {
+                digest: Some(cfg.digest.clone()),
+                cores: r.cores,
+                memory: r.memory_mib,
+                swap: r.swap_mib,
+                ..Default::default()
+            },
+        )?;
+        rep.info("container resources updated through the API");
+    }
+    if let Some(gib) = r.disk_gib {
+        let upid = client.resize_ct(&node, vmid, gib)?;
+        client.wait_task(&upid, Duration::from_secs(600), &mut |_| {})?;
+        rep.info(format!("root disk grown to {gib} GiB"));
+    }
+    Ok(())
+}
+
+fn undo_resources(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let Some(client) = c.client.as_ref() else {
+        return Ok(());
+    };
+    let o = c.old_resources.clone();
+    let r = &c.change.resources;
+    if r.cores.is_some() || r.memory_mib.is_some() || r.swap_mib.is_some() {
+        client.update_ct_config(
+            &c.before.container.node,
+            c.vmid(),
+            &CtConfigUpdate {
+                cores: r.cores.and(o.cores),
+                memory: r.memory_mib.and(o.memory_mib),
+                swap: r.swap_mib.and(o.swap_mib),
+                ..Default::default()
+            },
+        )?;
+        rep.info("container resources set back");
+    }
+    if r.disk_gib.is_some() {
+        rep.warn("the root disk stays grown (disks cannot shrink)");
+    }
+    Ok(())
+}
+
+fn hold(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let p = c.proxy();
+    p.hold_on()?;
+    p.reload()?;
+    p.prove_hold(true)?;
+    if p.wait_old_workers(Duration::from_secs(15))?.is_none() {
+        bail!("requests accepted before the hold are still running after 15 s; try again later");
+    }
+    rep.info("writes are held while the data moves (non-GET requests get 503 with Retry-After)");
+    Ok(())
+}
+
+fn release_hold(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let p = c.proxy();
+    if p.hold_present()? {
+        p.hold_off()?;
+        p.reload()?;
+        p.prove_hold(false)?;
+        rep.info("writes flow again");
+    }
+    Ok(())
+}
+
+fn binary(profile: &Profile) -> anyhow::Result<String> {
+    match &profile.components[0].install {
+        crate::profile::InstallMethod::Release { binary } => Ok(binary.clone()),
+        _ => bail!("the profile's first component must be installed from its release"),
+    }
+}
+
+const EXPORT_FILE: &str = "launch-reconfigure-export.zip";
+
+fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let m = c
+        .profile
+        .migrations
+        .clone()
+        .context("no migrations section")?;
+    let user = c.profile.components[0].user.to_string();
+    let vmid = c.vmid();
+    let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
+    sh(c.ct.as_ref(), vmid, &format!("mkdir -p /run/launch-export && chown {user}: /run/launch-export && chmod 0700 /run/launch-export && rm -rf {data}/files.pre-reconfigure && cp -a {data}/files {data}/files.pre-reconfigure 2>/dev/null || true"))?;
+    let bin = format!(
+        "{}/{}",
+        Layout::release_dir(c.profile.name.as_str(), &c.before.app_version),
+        binary(&c.profile)?
+    );
+    let args: Vec<String> = m
+        .export
+        .iter()
+        .map(|a| a.replace("{file}", EXPORT_FILE))
+        .collect();
+    deploy::run_app_command(c.ct.as_ref(), vmid, &main_unit(c), &user, &bin, &args, None)?;
+    rep.info("the app exported its data");
+    let kind = c.change.database.context("no database change")?;
+    let password = c
+        .before
+        .secrets
+        .get("db_password")
+        .cloned()
+        .unwrap_or_default();
+    let db = deploy::create_local_database(
+        c.ct.as_ref(),
+        vmid,
+        kind,
+        c.profile.name.as_str(),
+        &password,
+    )?;
+    rep.info(format!("{} database {} is ready", kind.label(), db.name));
+    Ok(())
+}
+
+fn import_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let m = c
+        .profile
+        .migrations
+        .clone()
+        .context("no migrations section")?;
+    let user = c.profile.components[0].user.to_string();
+    let bin = format!(
+        "{}/{}",
+        Layout::release_dir(c.profile.name.as_str(), &c.before.app_version),
+        binary(&c.profile)?
+    );
+    let args: Vec<String> = m
+        .import
+        .iter()
+        .map(|a| a.replace("{file}", EXPORT_FILE))
+        .collect();
+    deploy::run_app_command(
+        c.ct.as_ref(),
+        c.vmid(),
+        &main_unit(c),
+        &user,
+        &bin,
+        &args,
+        m.import_input.as_deref(),
+    )?;
+    rep.info("the app imported its data into the new database");
+    Ok(())
+}
+
+fn undo_import(c: &mut Ctx, _rep: &Reporter) -> anyhow::Result<()> {
+    // The import replaced the files directory with the export's copy; the original comes back.
+    let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
+    sh(c.ct.as_ref(), c.vmid(), &format!("if [ -d {data}/files.pre-reconfigure ]; then rm -rf {data}/files && mv {data}/files.pre-reconfigure {data}/files; fi"))?;
+    Ok(())
+}
+
+fn write_files(c: &mut Ctx, files: &[Rendered]) -> anyhow::Result<()> {
+    let vmid = c.vmid();
+    for (path, text, mode, owner) in files {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            sh(c.ct.as_ref(), vmid, &format!("mkdir -p {}", dir.display()))?;
+        }
+        c.ct.write(vmid, path, text.as_bytes(), *mode, None)?;
+        if let Some(o) = owner {
+            crate::ct::run(c.ct.as_ref(), vmid, &["chgrp", o, path])?;
+        }
+    }
+    Ok(())
+}
+
+fn files_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let vmid = c.vmid();
+    let p = c.profile.name.to_string();
+    let mut files = rendered_files(&c.profile, &c.change.next)?;
+    // TLS files: pushed from the host (the key stays 0600).
+    let tls_paths = [
+        format!("/etc/{p}/tls/cert.pem"),
+        format!("/etc/{p}/tls/key.pem"),
+    ];
+    let mut all: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
+    all.extend(tls_paths.iter().cloned());
+    for path in &all {
+        let have = c.ct.exec(vmid, &["cat", path])?;
+        c.saved
+            .push((path.clone(), have.ok().then(|| have.stdout.into_bytes())));
+    }
+    if let Some(Tls::Set { cert, key }) = &c.change.tls {
+        files.push((
+            tls_paths[0].clone(),
+            std::fs::read_to_string(cert)?,
+            0o644,
+            None,
+        ));
+        files.push((
+            tls_paths[1].clone(),
+            std::fs::read_to_string(key)?,
+            0o600,
+            None,
+        ));
+    }
+    write_files(c, &files)?;
+    sh(c.ct.as_ref(), vmid, "systemctl daemon-reload")?;
+    rep.info(format!("{} files written from the profile", files.len()));
+    Ok(())
+}
+
+/// Puts every saved file back, reloads nginx and restarts the app on them.
+fn undo_files(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let vmid = c.vmid();
+    for (path, content) in c.saved.clone() {
+        match content {
+            Some(bytes) => {
+                let mode = if path.ends_with("key.pem") || path.ends_with(".env") {
+                    0o600
+                } else {
+                    0o644
+                };
+                c.ct.write(vmid, &path, &bytes, mode, None)?;
+            }
+            None => {
+                c.ct.exec(vmid, &["rm", "-f", &path])?;
+            }
+        }
+    }
+    // Group ownership of the app's config as rendered.
+    for f in &c.profile.components[0].files {
+        if let Some(o) = &f.owner {
+            let _ = c.ct.exec(vmid, &["chgrp", o.as_str(), &f.path]);
+        }
+    }
+    sh(c.ct.as_ref(), vmid, "systemctl daemon-reload")?;
+    c.proxy().reload()?;
+    restart_app(c, &c.before.clone(), rep)?;
+    rep.warn("the previous files and settings are back");
+    Ok(())
+}
+
+fn nginx_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let p = c.proxy();
+    p.reload()?;
+    let port = deploy::slot_port(&c.profile.components[0], c.before.active_slot);
+    p.prove_upstream(port)?;
+    rep.info("nginx -t ok; reloaded, and it answers");
+    Ok(())
+}
+
+/// Restarts the active slot (and switched-on extra components) on the files of `inst`, and
+/// waits for health; returns how long the app did not answer.
+fn restart_app(c: &mut Ctx, inst: &Instance, rep: &Reporter) -> anyhow::Result<Duration> {
+    let vmid = c.vmid();
+    let main = c.profile.components[0].clone();
+    let unit = main_unit(c);
+    let port = deploy::slot_port(&main, inst.active_slot);
+    let t = Instant::now();
+    sh(c.ct.as_ref(), vmid, &format!("systemctl restart {unit}"))?;
+    deploy::wait_healthy(
+        c.ct.as_ref(),
+        vmid,
+        &unit,
+        &format!("http://127.0.0.1:{port}{}", main.health.path),
+        main.health.expect_status,
+        Duration::from_millis(100),
+        Duration::from_secs(u64::from(main.health.deadline_s)),
+    )?;
+    let took = t.elapsed();
+    let app = AppSettings::of_instance(&c.profile, inst);
+    let on: Vec<String> = app
+        .extra_components()
+        .iter()
+        .map(|e| e.name.to_string())
+        .collect();
+    for e in c.profile.components.iter().skip(1) {
+        let u = Layout::unit_name(c.profile.name.as_str(), e.name.as_str(), None);
+        if on.contains(&e.name.to_string()) {
+            sh(
+                c.ct.as_ref(),
+                vmid,
+                &format!("systemctl enable --quiet {u} && systemctl restart {u}"),
+            )?;
+        } else {
+            let _ =
+                c.ct.exec(vmid, &["systemctl", "disable", "--now", "--quiet", &u]);
+        }
+    }
+    rep.info(format!(
+        "{unit} restarted: the app did not answer for {} ms",
+        took.as_millis()
+    ));
+    Ok(took)
+}
+
+fn restart_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let next = c.change.next.clone();
+    let took = restart_app(c, &next, rep)?;
+    c.interruption = Some(took);
+    Ok(())
+}
+
+fn record_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let mut next = c.change.next.clone();
+    next.updated = timestamp();
+    c.store.save(&next)?;
+    let text = serde_yaml_ng::to_string(&next)?;
+    c.ct.write(
+        c.vmid(),
+        "/etc/launch/instance.yaml",
+        text.as_bytes(),
+        0o600,
+        None,
+    )?;
+    let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
+    let _ = c.ct.exec(
+        c.vmid(),
+        &[
+            "rm",
+            "-rf",
+            &format!("{data}/files.pre-reconfigure"),
+            "/run/launch-export",
+        ],
+    );
+    rep.info(format!(
+        "recorded {}",
+        c.store.path_of(&next.name).display()
+    ));
+    Ok(())
+}
+
+pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
+    let sets = parse_sets(&a.set)?;
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(&a.name)?;
+    let profile = Catalog::new(&g.config).load(&inst.profile)?.profile;
+    let ct: Box<dyn CtAccess> = Box::new(Pct::find()?);
+    let vmid = inst.container.vmid;
+    let sets = if sets.is_empty() {
+        let drifts = drift(ct.as_ref(), &profile, &inst).map_err(LaunchError::Failed)?;
+        let text = show(&inst, &drifts, &profile);
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            return Ok(Outcome::new(
+                text,
+                json!({ "instance": inst.name, "settings": inst.settings, "drift": drifts }),
+            ));
+        }
+        eprintln!("{text}");
+        ask(&inst)?
+    } else {
+        sets
+    };
+    let change = validate(&profile, &inst, &sets, ct.as_ref())?;
+    if change.lines.is_empty() {
+        return Ok(Outcome::new(
+            format!(
+                "{}: nothing to change (the values are the current ones).",
+                a.name
+            ),
+            json!({ "instance": a.name, "changed": [] }),
+        ));
+    }
+    let _lock = lock_instance(
+        &a.name,
+        "reconfigure",
+        Duration::ZERO,
+        Box::new(Pct::find()?),
+        vmid,
+    )?;
+    let client = if change.resources.any() {
+        let conn = connect(g)?;
+        if let Some(w) = conn.warning {
+            eprintln!("{w}");
+        }
+        Some(conn.client)
+    } else {
+        None
+    };
+    let mut plan = Plan::new("reconfigure", Some(a.name.clone()));
+    if change.resources.any() {
+        plan = plan.step(
+            FnStep::new(
+                "resources",
+                "Changing the container's resources",
+                resources_step,
+            )
+            .with_undo(undo_resources),
+        );
+    }
+    let moving = change.database.is_some();
+    if moving {
+        plan = plan
+            .step(
+                FnStep::new("hold-writes", "Holding writes while the data moves", hold)
+                    .with_undo(release_hold),
+            )
+            .step(FnStep::new(
+                "export",
+                "Exporting the data with the app's own dump",
+                export_step,
+            ));
+    }
+    plan = plan.step(
+        FnStep::new("files", "Writing the files from the profile", files_step)
+            .with_undo(undo_files),
+    );
+    if moving {
+        plan = plan.step(
+            FnStep::new(
+                "import",
+                "Importing the data into the new database",
+                import_step,
+            )
+            .with_undo(undo_import),
+        );
+    }
+    plan = plan
+        .step(FnStep::new(
+            "nginx",
+            "Checking and reloading nginx",
+            nginx_step,
+        ))
+        .step(FnStep::new(
+            "restart",
+            "Restarting the app and checking its health",
+            restart_step,
+        ));
+    if moving {
+        plan = plan.step(FnStep::new(
+            "release-hold",
+            "Letting writes flow again",
+            release_hold,
+        ));
+    }
+    plan = plan.step(FnStep::new(
+        "record",
+        "Recording the new settings",
+        record_step,
+    ));
+    let lines = change.lines.clone();
+    let mut c = Ctx {
+        ct,
+        client,
+        profile,
+        store,
+        before: inst,
+        change,
+        saved: Vec::new(),
+        old_resources: Resources::default(),
+        interruption: None,
+    };
+    let log_path = operation_log_path(&a.name, "reconfigure");
+    crate::engine::handle_interrupts();
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    execute(plan, &mut c, &mut views.all(), false).map_err(|e| {
+        LaunchError::Failed(anyhow!(
+            "reconfigure of {} failed: {e}\n  {}\n  log: {}",
+            a.name,
+            if e.undo_failures.is_empty() {
+                "the previous files, settings and resources are back; the instance serves as before"
+            } else {
+                "some changes could not be undone: see the log"
+            },
+            log_path.display()
+        ))
+    })?;
+    let ms = c.interruption.map(|d| d.as_millis() as u64);
+    Ok(Outcome::new(
+        format!(
+            "Reconfigured {}:\n  {}\n  restart: the app did not answer for {} ms\n  log: {}",
+            a.name,
+            lines.join("\n  "),
+            ms.unwrap_or(0),
+            log_path.display()
+        ),
+        json!({ "instance": a.name, "changed": lines, "interruption_ms": ms, "log": log_path }),
+    ))
+}
