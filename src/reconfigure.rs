@@ -943,10 +943,14 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
                 export_step,
             ));
     }
-    plan = plan.step(
-        FnStep::new("files", "Writing the files from the profile", files_step)
-            .with_undo(undo_files),
-    );
+    // Resources alone need no new files and no restart.
+    let rerender = change.next.settings != inst.settings || change.tls.is_some();
+    if rerender {
+        plan = plan.step(
+            FnStep::new("files", "Writing the files from the profile", files_step)
+                .with_undo(undo_files),
+        );
+    }
     if moving {
         plan = plan.step(
             FnStep::new(
@@ -957,17 +961,19 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
             .with_undo(undo_import),
         );
     }
-    plan = plan
-        .step(FnStep::new(
-            "nginx",
-            "Checking and reloading nginx",
-            nginx_step,
-        ))
-        .step(FnStep::new(
-            "restart",
-            "Restarting the app and checking its health",
-            restart_step,
-        ));
+    if rerender {
+        plan = plan
+            .step(FnStep::new(
+                "nginx",
+                "Checking and reloading nginx",
+                nginx_step,
+            ))
+            .step(FnStep::new(
+                "restart",
+                "Restarting the app and checking its health",
+                restart_step,
+            ));
+    }
     if moving {
         plan = plan.step(FnStep::new(
             "release-hold",
@@ -1010,10 +1016,13 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
     let ms = c.interruption.map(|d| d.as_millis() as u64);
     Ok(Outcome::new(
         format!(
-            "Reconfigured {}:\n  {}\n  restart: the app did not answer for {} ms\n  log: {}",
+            "Reconfigured {}:\n  {}\n  restart: {}\n  log: {}",
             a.name,
             lines.join("\n  "),
-            ms.unwrap_or(0),
+            match ms {
+                Some(ms) => format!("the app did not answer for {ms} ms"),
+                None => "none needed".into(),
+            },
             log_path.display()
         ),
         json!({ "instance": a.name, "changed": lines, "interruption_ms": ms, "log": log_path }),
