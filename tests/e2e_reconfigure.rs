@@ -272,6 +272,11 @@ fn reconfigure_end_to_end() {
         &["reconfigure", "vikunja", "--set", "memory_mib=1536"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restart: none needed"),
+        "{}",
+        text(&out)
+    );
     let conf = Command::new(lab::workspace_bin("pve-lab"))
         .arg("--state")
         .arg(lab.path())
