@@ -9,48 +9,13 @@
 //!
 //! One scenario in one test: container tests must not run in parallel on one bridge.
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/lab.rs"]
 mod lab;
 
-use std::process::Command;
-use std::time::Duration;
-
+use app::{assert_rows, client, create_task, install, pvesh_get, record};
 use lab::{fixture_profile, http_get, launch, text, Config, Lab, Releases};
-
-fn record(cfg: &Config) -> serde_yaml_ng::Value {
-    let text = std::fs::read_to_string(cfg.path().join("instances/vikunja.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap()
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap()
-}
-
-fn create_task(ip: &str, title: &str) -> i64 {
-    let r = client()
-        .put(format!("http://{ip}/api/v1/tasks"))
-        .header("Content-Type", "application/json")
-        .body(format!("{{\"title\":\"{title}\"}}"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    r.json::<serde_json::Value>().unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-fn assert_rows(ip: &str, ids: &[i64], what: &str) {
-    for id in ids {
-        let (status, body) = http_get(&format!("http://{ip}/api/v1/tasks/{id}"));
-        assert_eq!(status, 200, "{what}: task {id}: {body}");
-    }
-}
 
 fn ct_sha(lab: &Lab, vmid: &str, path: &str) -> String {
     lab.pct_ok(&["exec", vmid, "--", "sha256sum", path])
@@ -70,32 +35,7 @@ fn reconfigure_end_to_end() {
     let lab = Lab::start();
     let rel = Releases::start();
     let cfg = Config::new(&fixture_profile(&rel, None));
-    let answers = cfg.path().join("answers.yaml");
-    std::fs::write(
-        &answers,
-        "public_url: http://tasks.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\n",
-    )
-    .unwrap();
-    let out = launch(
-        &lab,
-        &cfg,
-        &[
-            "install",
-            "vikunja",
-            "--yes",
-            "--answers",
-            answers.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let ip = record(&cfg)["container"]["ip"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let vmid = record(&cfg)["container"]["vmid"]
-        .as_u64()
-        .unwrap()
-        .to_string();
+    let (ip, vmid) = install(&lab, &cfg, "");
     let rows: Vec<i64> = (0..20)
         .map(|i| create_task(&ip, &format!("row-{i}")))
         .collect();
@@ -191,7 +131,7 @@ fn reconfigure_end_to_end() {
         "http://todo.lab.example/tasks/1"
     );
     assert_eq!(
-        record(&cfg)["settings"]["public_url"].as_str(),
+        record(&cfg, "vikunja")["settings"]["public_url"].as_str(),
         Some("http://todo.lab.example")
     );
     let out = launch(&lab, &cfg, &["reconfigure", "vikunja"]);
@@ -234,7 +174,7 @@ fn reconfigure_end_to_end() {
         200,
         "still serves"
     );
-    assert!(record(&cfg)["settings"]["tls"].is_null());
+    assert!(record(&cfg, "vikunja")["settings"]["tls"].is_null());
     // A matching pair: HTTPS on 443.
     let out = launch(
         &lab,
@@ -277,19 +217,7 @@ fn reconfigure_end_to_end() {
         "{}",
         text(&out)
     );
-    let conf = Command::new(lab::workspace_bin("pve-lab"))
-        .arg("--state")
-        .arg(lab.path())
-        .args([
-            "pvesh",
-            "get",
-            &format!("/nodes/pve/lxc/{vmid}/config"),
-            "--output-format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let conf: serde_json::Value = serde_json::from_slice(&conf.stdout).unwrap();
+    let conf = pvesh_get(&lab, &format!("/nodes/pve/lxc/{vmid}/config"));
     assert_eq!(
         conf["memory"].to_string().trim_matches('"'),
         "1536",
@@ -306,7 +234,7 @@ fn reconfigure_end_to_end() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_rows(&ip, &rows, "rows after the move to PostgreSQL");
     assert_eq!(
-        record(&cfg)["settings"]["database"].as_str(),
+        record(&cfg, "vikunja")["settings"]["database"].as_str(),
         Some("postgres")
     );
     let conf = lab.pct_ok(&["exec", &vmid, "--", "cat", config]);

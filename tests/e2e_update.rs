@@ -11,6 +11,8 @@
 //!
 //! One scenario in one test: container tests must not run in parallel on one bridge.
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/lab.rs"]
 mod lab;
 #[path = "support/load.rs"]
@@ -19,55 +21,9 @@ mod load;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use app::{assert_rows, create_task, created_ids, install, pvesh_get, record, version_at};
 use lab::{fixture_profile, http_get, launch, text, Config, Lab, Releases};
 use load::{assert_no_failures, Load};
-
-fn record(cfg: &Config) -> serde_yaml_ng::Value {
-    let text = std::fs::read_to_string(cfg.path().join("instances/vikunja.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap()
-}
-
-fn version_at(ip: &str) -> String {
-    let (status, body) = http_get(&format!("http://{ip}/api/v1/info"));
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["version"].as_str().unwrap().to_string()
-}
-
-fn create_task(ip: &str, title: &str) -> i64 {
-    let c = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let r = c
-        .put(format!("http://{ip}/api/v1/tasks"))
-        .header("Content-Type", "application/json")
-        .body(format!("{{\"title\":\"{title}\"}}"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    r.json::<serde_json::Value>().unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-/// Every id answers 200 through nginx.
-fn assert_rows(ip: &str, ids: &[i64], what: &str) {
-    for id in ids {
-        let (status, body) = http_get(&format!("http://{ip}/api/v1/tasks/{id}"));
-        assert_eq!(status, 200, "{what}: task {id}: {body}");
-    }
-}
-
-fn ids(summary: &serde_json::Value) -> Vec<i64> {
-    summary["created_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect()
-}
 
 #[test]
 fn update_end_to_end() {
@@ -82,32 +38,7 @@ fn update_end_to_end() {
     );
     assert!(profile.contains("deadline_s: 15"));
     let cfg = Config::new(&profile);
-    let answers = cfg.path().join("answers.yaml");
-    std::fs::write(
-        &answers,
-        "public_url: http://tasks.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\n",
-    )
-    .unwrap();
-    let out = launch(
-        &lab,
-        &cfg,
-        &[
-            "install",
-            "vikunja",
-            "--yes",
-            "--answers",
-            answers.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let ip = record(&cfg)["container"]["ip"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let vmid = record(&cfg)["container"]["vmid"]
-        .as_u64()
-        .unwrap()
-        .to_string();
+    let (ip, vmid) = install(&lab, &cfg, "");
     let before: Vec<i64> = (0..20)
         .map(|i| create_task(&ip, &format!("before-{i}")))
         .collect();
@@ -200,14 +131,24 @@ fn update_end_to_end() {
         "{so}"
     );
     // Data first: every row the load was told was written must be on v2.
-    assert_rows(&ip, &ids(&summary), "rows written during the update");
+    assert_rows(
+        &ip,
+        &created_ids(&summary),
+        "rows written during the update",
+    );
     assert_no_failures("update v1 → v2", &summary);
     assert_eq!(version_at(&ip), "v2.0.0");
-    assert_eq!(record(&cfg)["app_version"].as_str(), Some("v2.0.0"));
-    assert_eq!(record(&cfg)["active_slot"].as_str(), Some("green"));
+    assert_eq!(
+        record(&cfg, "vikunja")["app_version"].as_str(),
+        Some("v2.0.0")
+    );
+    assert_eq!(
+        record(&cfg, "vikunja")["active_slot"].as_str(),
+        Some("green")
+    );
     // Rows written on v1 (before and during the update) are readable on v2.
     assert_rows(&ip, &before, "rows written before the update");
-    let during = ids(&summary);
+    let during = created_ids(&summary);
     assert!(!during.is_empty(), "the load wrote nothing: {summary}");
     assert_rows(&ip, &during, "rows written during the update");
     // v2's migration ran on its copy: old rows became priority 1.
@@ -221,19 +162,7 @@ fn update_end_to_end() {
     assert!(listing.contains("inactive\nactive"), "{listing}");
     assert!(!cfg.path().join("state/journal/vikunja.json").exists());
     // A Proxmox snapshot was taken before the update.
-    let snaps = Command::new(lab::workspace_bin("pve-lab"))
-        .arg("--state")
-        .arg(lab.path())
-        .args([
-            "pvesh",
-            "get",
-            &format!("/nodes/pve/lxc/{vmid}/snapshot"),
-            "--output-format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let snaps = String::from_utf8_lossy(&snaps.stdout);
+    let snaps = pvesh_get(&lab, &format!("/nodes/pve/lxc/{vmid}/snapshot")).to_string();
     assert!(snaps.contains("launch-pre-update-"), "{snaps}");
 
     // 3. Nothing to do now.
@@ -266,8 +195,15 @@ fn update_end_to_end() {
     assert!(err.contains("log:"), "{err}");
     assert_no_failures("update to v3-broken", &summary);
     assert_eq!(version_at(&ip), "v2.0.0");
-    assert_eq!(record(&cfg)["app_version"].as_str(), Some("v2.0.0"));
-    assert_rows(&ip, &ids(&summary), "rows written during the failed update");
+    assert_eq!(
+        record(&cfg, "vikunja")["app_version"].as_str(),
+        Some("v2.0.0")
+    );
+    assert_rows(
+        &ip,
+        &created_ids(&summary),
+        "rows written during the failed update",
+    );
     assert!(!cfg.path().join("state/journal/vikunja.json").exists());
 
     // 5. rollback to v1: needs confirmation; then v1 serves on its pre-update data.
@@ -283,7 +219,10 @@ fn update_end_to_end() {
     eprintln!("rollback:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(version_at(&ip), "v1.0.0");
-    assert_eq!(record(&cfg)["active_slot"].as_str(), Some("blue"));
+    assert_eq!(
+        record(&cfg, "vikunja")["active_slot"].as_str(),
+        Some("blue")
+    );
     // The documented data behaviour: rows from before the update are there; a row written on
     // v2 is not (its data stays in the green slot's directory until the next update).
     assert_rows(
@@ -315,7 +254,10 @@ fn update_end_to_end() {
     eprintln!("rollback --snapshot:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(version_at(&ip), "v2.0.0");
-    assert_eq!(record(&cfg)["app_version"].as_str(), Some("v2.0.0"));
+    assert_eq!(
+        record(&cfg, "vikunja")["app_version"].as_str(),
+        Some("v2.0.0")
+    );
     assert_rows(
         &ip,
         &before,

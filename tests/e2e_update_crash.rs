@@ -11,14 +11,15 @@
 //!
 //! One scenario in one test: container tests must not run in parallel on one bridge.
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "support/lab.rs"]
 mod lab;
 #[path = "support/load.rs"]
 mod load;
 
-use std::time::Duration;
-
-use lab::{fixture_profile, http_get, launch, text, Config, Lab, Releases};
+use app::{assert_rows, create_task, created_ids, install, record, version_at};
+use lab::{fixture_profile, launch, text, Config, Lab, Releases};
 use load::{assert_no_failures, Load};
 
 const STEPS: &[&str] = &[
@@ -33,43 +34,6 @@ const STEPS: &[&str] = &[
     "finish",
 ];
 
-fn record(cfg: &Config) -> serde_yaml_ng::Value {
-    let text = std::fs::read_to_string(cfg.path().join("instances/vikunja.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap()
-}
-
-fn version_at(ip: &str) -> String {
-    let (status, body) = http_get(&format!("http://{ip}/api/v1/info"));
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["version"].as_str().unwrap().to_string()
-}
-
-fn create_task(ip: &str, title: &str) -> i64 {
-    let c = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let r = c
-        .put(format!("http://{ip}/api/v1/tasks"))
-        .header("Content-Type", "application/json")
-        .body(format!("{{\"title\":\"{title}\"}}"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    r.json::<serde_json::Value>().unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-fn assert_rows(ip: &str, ids: &[i64], what: &str) {
-    for id in ids {
-        let (status, body) = http_get(&format!("http://{ip}/api/v1/tasks/{id}"));
-        assert_eq!(status, 200, "{what}: task {id}: {body}");
-    }
-}
-
 /// launch-tui with the kill hook set.
 fn launch_killed(lab: &Lab, cfg: &Config, step: &str) -> std::process::Output {
     std::env::set_var("LAUNCH_TEST_KILL_AFTER", step);
@@ -83,28 +47,7 @@ fn update_survives_kill_at_every_step() {
     let lab = Lab::start();
     let rel = Releases::start();
     let cfg = Config::new(&fixture_profile(&rel, None));
-    let answers = cfg.path().join("answers.yaml");
-    std::fs::write(
-        &answers,
-        "public_url: http://tasks.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\n",
-    )
-    .unwrap();
-    let out = launch(
-        &lab,
-        &cfg,
-        &[
-            "install",
-            "vikunja",
-            "--yes",
-            "--answers",
-            answers.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let ip = record(&cfg)["container"]["ip"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (ip, _vmid) = install(&lab, &cfg, "");
     let journal = cfg.path().join("state/journal/vikunja.json");
 
     for (i, step) in STEPS.iter().enumerate() {
@@ -152,12 +95,7 @@ fn update_survives_kill_at_every_step() {
             (out, load.stop())
         };
         eprintln!("killed after {step}; then `{next}`:\n{}", text(&out));
-        let ids: Vec<i64> = summary["created_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let ids: Vec<i64> = created_ids(&summary);
         assert!(
             !journal.exists(),
             "`{next}` after a kill at {step} left the journal:\n{}",
@@ -165,7 +103,10 @@ fn update_survives_kill_at_every_step() {
         );
         let v = version_at(&ip);
         assert!(v == "v1.0.0" || v == "v2.0.0", "after `{next}`: {v}");
-        assert_eq!(record(&cfg)["app_version"].as_str(), Some(v.as_str()));
+        assert_eq!(
+            record(&cfg, "vikunja")["app_version"].as_str(),
+            Some(v.as_str())
+        );
         // Every row written before the update is there; so is every write the load was told
         // succeeded (unless a rollback deliberately went back to the pre-update data).
         assert_rows(
