@@ -417,4 +417,21 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
     app.ip = rec["container"]["ip"].as_str().unwrap().to_string();
     app.vmid = rec["container"]["vmid"].as_u64().unwrap().to_string();
     assert_eq!(app.state(&lab), changed, "the data is back in the new container");
+    // The record took the archive's secrets, which match the restored accounts and tokens.
+    let http = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let login = http
+        .post(format!("http://{}/api/v1/login", app.ip))
+        .json(&serde_json::json!({
+            "username": "admin",
+            "password": rec["secrets"]["admin_password"].as_str().unwrap(),
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200, "admin login with the kept password");
+    let user = http
+        .get(format!("http://{}/api/v1/user", app.ip))
+        .bearer_auth(rec["secrets"]["mcp_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(user.status().as_u16(), 200, "the MCP token from the archive");
 }

@@ -29,9 +29,7 @@ pub fn default_dir(name: &str) -> PathBuf {
     state_dir().join("backups").join(name)
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
-}
+use take::mib;
 
 struct BackupCtx {
     ct: Box<dyn CtAccess>,

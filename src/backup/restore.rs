@@ -316,7 +316,7 @@ fn stage(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
             return Err(e);
         }
     }
-    rep.info(format!("{} MiB staged in {stage}", bytes >> 20));
+    rep.info(format!("{} staged in {stage}", take::mib(bytes)));
     Ok(())
 }
 
@@ -546,9 +546,14 @@ fn config(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     c.old_record = Some(c.inst.clone());
     render_all(c, &merged)?;
     c.inst = merged;
+    let settings = AppSettings::of_instance(&c.loaded.profile, &c.inst);
+    let written: Vec<String> = std::iter::once(settings.main_component())
+        .chain(settings.extra_components())
+        .flat_map(|comp| comp.files.iter().map(|f| f.path.clone()))
+        .collect();
     rep.info(format!(
         "config rendered from the restored record ({})",
-        rendered.join(", ")
+        written.join(", ")
     ));
     Ok(())
 }

@@ -25,6 +25,10 @@ pub struct BackupArchive {
     pub entries: usize,
 }
 
+pub fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+}
+
 /// Quotes a value for `sh`.
 pub fn q(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -271,16 +275,15 @@ pub fn take(
         .map_err(|e| explain(e, vmid, dir, "the partial archive was removed"))
 }
 
-/// Adds what a full disk needs to an error (and what happened to the partial archive).
+/// Says what happened to the partial archive, and what to do when a disk is full.
 pub fn explain(e: anyhow::Error, vmid: u32, dir: &Path, partial: &str) -> anyhow::Error {
     if is_disk_full(&e) {
-        e.context(format!(
-            "a disk is full (the container's, CT {vmid}, or the one holding {}); {partial}\n  help: free space (`pct exec {vmid} -- df -h`, `df -h {}`), grow the container's disk (`pct resize {vmid} rootfs +2G`) or write elsewhere with --to DIR",
-            dir.display(),
-            dir.display()
-        ))
+        anyhow::anyhow!(
+            "a disk is full (the container's, CT {vmid}, or the one holding {d}): {e:#}; {partial}\n  help: free space (`pct exec {vmid} -- df -h`, `df -h {d}`), grow the container's disk (`pct resize {vmid} rootfs +2G`) or write elsewhere with --to DIR",
+            d = dir.display(),
+        )
     } else {
-        e.context(partial.to_string())
+        anyhow::anyhow!("{e:#}; {partial}")
     }
 }
 
@@ -425,9 +428,9 @@ fn take_inner(
     };
     drop(stage);
     rep.info(format!(
-        "{} entries, {} MiB of data streamed",
+        "{} entries, {} of data streamed",
         writer.entries().len(),
-        bytes >> 20
+        mib(bytes)
     ));
 
     let manifest = Manifest {
@@ -460,11 +463,7 @@ fn take_inner(
         let _ = d.sync_all();
     }
     let _ = mark_verified(&final_path);
-    rep.info(format!(
-        "{} ({} MiB) verified",
-        final_path.display(),
-        size >> 20
-    ));
+    rep.info(format!("{} ({}) verified", final_path.display(), mib(size)));
     Ok(BackupArchive {
         path: final_path,
         size,
