@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lab::{
-    fixture_profile, http_get, http_get_bytes, http_put_bytes, http_put_json, install_with,
-    launch, text, workspace_bin, Config, Lab, Releases,
+    fixture_profile, http_get, http_get_bytes, http_put_bytes, http_put_json, install_with, launch,
+    text, workspace_bin, Config, Lab, Releases,
 };
 use sha2::Digest;
 
@@ -157,10 +157,13 @@ fn rebuild(
                     tar::EntryType::Directory => "dir",
                     _ => "file",
                 };
-                m["entries"].as_array_mut().unwrap().push(serde_json::json!({
-                    "path": n, "kind": kind, "size": d.len(), "mode": 0o644,
-                    "sha256": hex::encode(sha2::Sha256::digest(d)), "link": l,
-                }));
+                m["entries"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({
+                        "path": n, "kind": kind, "size": d.len(), "mode": 0o644,
+                        "sha256": hex::encode(sha2::Sha256::digest(d)), "link": l,
+                    }));
             }
             data = serde_json::to_vec(&m).unwrap();
             h.set_size(data.len() as u64);
@@ -242,7 +245,10 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
     let out = launch(&lab, &cfg, &["backups", "vikunja"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&name) && stdout.contains("verified 20"), "{stdout}");
+    assert!(
+        stdout.contains(&name) && stdout.contains("verified 20"),
+        "{stdout}"
+    );
     let out = launch(
         &lab,
         &cfg,
@@ -285,7 +291,12 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         &dotdot,
         true,
         |_| {},
-        &[(tar::EntryType::Regular, "data/../../../etc/evil", b"x", None)],
+        &[(
+            tar::EntryType::Regular,
+            "data/../../../etc/evil",
+            b"x",
+            None,
+        )],
     );
     let absolute = bad.join("absolute.tar.zst");
     rebuild(
@@ -302,8 +313,18 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         true,
         |_| {},
         &[
-            (tar::EntryType::Symlink, "data/files/evil", b"", Some("/etc")),
-            (tar::EntryType::Regular, "data/files/evil/cron.d/x", b"x", None),
+            (
+                tar::EntryType::Symlink,
+                "data/files/evil",
+                b"",
+                Some("/etc"),
+            ),
+            (
+                tar::EntryType::Regular,
+                "data/files/evil/cron.d/x",
+                b"x",
+                None,
+            ),
         ],
     );
     let other_version = bad.join("v2.tar.zst");
@@ -324,13 +345,22 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         (&through_link, "points to the absolute path `/etc`"),
         (&other_version, "launch-tui update vikunja --version v2.0.0"),
     ] {
-        let out = launch(&lab, &cfg, &["restore", "vikunja", archive.to_str().unwrap()]);
+        let out = launch(
+            &lab,
+            &cfg,
+            &["restore", "vikunja", archive.to_str().unwrap()],
+        );
         eprintln!("restore {}:\n{}", archive.display(), text(&out));
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expect), "{expect}: {stderr}");
         assert!(stderr.contains("nothing was changed"), "{stderr}");
-        assert_eq!(app.state(&lab), changed, "{} touched the instance", archive.display());
+        assert_eq!(
+            app.state(&lab),
+            changed,
+            "{} touched the instance",
+            archive.display()
+        );
         assert_eq!(all_files(&backups), before);
     }
     let out = launch(
@@ -355,7 +385,11 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
     let safety = list.iter().find(|p| **p != good).unwrap().clone();
     assert!(String::from_utf8_lossy(&out.stdout).contains(safety.to_str().unwrap()));
     // ... and the safety backup undoes the restore.
-    let out = launch(&lab, &cfg, &["restore", "vikunja", safety.to_str().unwrap()]);
+    let out = launch(
+        &lab,
+        &cfg,
+        &["restore", "vikunja", safety.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(app.state(&lab), changed);
 
@@ -383,7 +417,11 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         .status()
         .unwrap();
     assert!(mount.success());
-    let out = launch(&lab, &cfg, &["backup", "vikunja", "--to", tiny.to_str().unwrap()]);
+    let out = launch(
+        &lab,
+        &cfg,
+        &["backup", "vikunja", "--to", tiny.to_str().unwrap()],
+    );
     let left = all_files(&tiny);
     let _ = Command::new("umount").arg(&tiny).status();
     eprintln!("backup to a full host disk:\n{}", text(&out));
@@ -393,7 +431,11 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
     assert_eq!(app.state(&lab), changed, "the app kept serving");
 
     // 7. Uninstall keeping the data, then the same name back from it in a new container.
-    let out = launch(&lab, &cfg, &["uninstall", "vikunja", "--keep-data", "--yes"]);
+    let out = launch(
+        &lab,
+        &cfg,
+        &["uninstall", "vikunja", "--keep-data", "--yes"],
+    );
     eprintln!("uninstall --keep-data:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -406,7 +448,13 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
     let out = launch(
         &lab,
         &cfg,
-        &["restore", "vikunja", kept.to_str().unwrap(), "--to-new", "vikunja"],
+        &[
+            "restore",
+            "vikunja",
+            kept.to_str().unwrap(),
+            "--to-new",
+            "vikunja",
+        ],
     );
     eprintln!("restore --to-new:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -416,9 +464,16 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
     .unwrap();
     app.ip = rec["container"]["ip"].as_str().unwrap().to_string();
     app.vmid = rec["container"]["vmid"].as_u64().unwrap().to_string();
-    assert_eq!(app.state(&lab), changed, "the data is back in the new container");
+    assert_eq!(
+        app.state(&lab),
+        changed,
+        "the data is back in the new container"
+    );
     // The record took the archive's secrets, which match the restored accounts and tokens.
-    let http = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     let login = http
         .post(format!("http://{}/api/v1/login", app.ip))
         .json(&serde_json::json!({
@@ -427,11 +482,19 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         }))
         .send()
         .unwrap();
-    assert_eq!(login.status().as_u16(), 200, "admin login with the kept password");
+    assert_eq!(
+        login.status().as_u16(),
+        200,
+        "admin login with the kept password"
+    );
     let user = http
         .get(format!("http://{}/api/v1/user", app.ip))
         .bearer_auth(rec["secrets"]["mcp_token"].as_str().unwrap())
         .send()
         .unwrap();
-    assert_eq!(user.status().as_u16(), 200, "the MCP token from the archive");
+    assert_eq!(
+        user.status().as_u16(),
+        200,
+        "the MCP token from the archive"
+    );
 }

@@ -7,11 +7,16 @@
 mod lab;
 
 use lab::{
-    fixture_profile, http_get, http_get_bytes, http_put_bytes, http_put_json, install_with,
-    launch, text, Config, Lab, Releases,
+    fixture_profile, http_get, http_get_bytes, http_put_bytes, http_put_json, install_with, launch,
+    text, Config, Lab, Releases,
 };
 
-fn snapshot(lab: &Lab, ip: &str, vmid: &str, attachments: &[(i64, i64)]) -> (String, Vec<u16>, String) {
+fn snapshot(
+    lab: &Lab,
+    ip: &str,
+    vmid: &str,
+    attachments: &[(i64, i64)],
+) -> (String, Vec<u16>, String) {
     let (s, tasks) = http_get(&format!("http://{ip}/api/v1/tasks"));
     assert_eq!(s, 200, "{tasks}");
     let codes = attachments
@@ -65,8 +70,13 @@ fn postgres_round_trip() {
         );
         assert!(s == 200 || s == 201, "{v}");
         let t = v["id"].as_i64().unwrap();
-        let body: Vec<u8> = (0..100_000u32).map(|x| (x.wrapping_mul(2654435761) >> (i + 3)) as u8).collect();
-        let (s, a) = http_put_bytes(&format!("http://{ip}/api/v1/tasks/{t}/attachments?name=f{i}"), body);
+        let body: Vec<u8> = (0..100_000u32)
+            .map(|x| (x.wrapping_mul(2654435761) >> (i + 3)) as u8)
+            .collect();
+        let (s, a) = http_put_bytes(
+            &format!("http://{ip}/api/v1/tasks/{t}/attachments?name=f{i}"),
+            body,
+        );
         assert_eq!(s, 201, "{a}");
         made.push((t, a["id"].as_i64().unwrap()));
     }
@@ -80,26 +90,56 @@ fn postgres_round_trip() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-v1.0.0.tar.gz") && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .find(|p| {
+            p.to_string_lossy().ends_with("-v1.0.0.tar.gz")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
         .expect("a .tar.gz archive");
     // It opens with plain `tar xz`, manifest first, the SQL dump inside.
-    let out = std::process::Command::new("tar").arg("-tzf").arg(&archive).output().unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.starts_with("manifest.json\n") && listing.contains("db/postgres.sql"), "{listing}");
+    assert!(
+        listing.starts_with("manifest.json\n") && listing.contains("db/postgres.sql"),
+        "{listing}"
+    );
 
     // Change everything: a new task and attachment, a renamed task.
-    let (s, v) = http_put_json(&format!("http://{ip}/api/v1/tasks"), &serde_json::json!({ "title": "late" }));
+    let (s, v) = http_put_json(
+        &format!("http://{ip}/api/v1/tasks"),
+        &serde_json::json!({ "title": "late" }),
+    );
     assert!(s == 200 || s == 201, "{v}");
     let late = v["id"].as_i64().unwrap();
-    let (s, a) = http_put_bytes(&format!("http://{ip}/api/v1/tasks/{late}/attachments?name=late"), vec![1u8; 5000]);
+    let (s, a) = http_put_bytes(
+        &format!("http://{ip}/api/v1/tasks/{late}/attachments?name=late"),
+        vec![1u8; 5000],
+    );
     assert_eq!(s, 201, "{a}");
     lab.pct_ok(&[
-        "exec", &vmid, "--", "runuser", "-u", "postgres", "--", "psql", "-d", "vikunja", "-c",
+        "exec",
+        &vmid,
+        "--",
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        "psql",
+        "-d",
+        "vikunja",
+        "-c",
         "UPDATE tasks SET title = 'renamed' WHERE id = 1",
     ]);
     assert_ne!(snapshot(&lab, &ip, &vmid, &made), at_backup);
 
-    let out = launch(&lab, &cfg, &["restore", "vikunja", archive.to_str().unwrap()]);
+    let out = launch(
+        &lab,
+        &cfg,
+        &["restore", "vikunja", archive.to_str().unwrap()],
+    );
     eprintln!("restore:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(snapshot(&lab, &ip, &vmid, &made), at_backup);
@@ -107,7 +147,16 @@ fn postgres_round_trip() {
     assert_eq!(s, 404, "the task made after the backup is gone");
     // The previous database was dropped once the restored one answered.
     let dbs = lab.pct_ok(&[
-        "exec", &vmid, "--", "runuser", "-u", "postgres", "--", "psql", "-At", "-c",
+        "exec",
+        &vmid,
+        "--",
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        "psql",
+        "-At",
+        "-c",
         "SELECT datname FROM pg_database ORDER BY 1",
     ]);
     assert!(!dbs.contains("launch_old"), "{dbs}");

@@ -512,7 +512,12 @@ impl ArchiveWriter {
         let out = create_private(tmp)?;
         self.partial.add(tmp.to_path_buf());
         let mut head = Compressor::new(out, self.compression)?;
-        let mut h = header(tar::EntryType::Regular, 0o600, json.len() as u64, ("root", "root"));
+        let mut h = header(
+            tar::EntryType::Regular,
+            0o600,
+            json.len() as u64,
+            ("root", "root"),
+        );
         h.set_path(MANIFEST)?;
         h.set_cksum();
         head.write_all(h.as_bytes())?;
@@ -606,7 +611,9 @@ pub fn walk(
         )));
     }
     if first.header().entry_type() != tar::EntryType::Regular || first.size() > MANIFEST_MAX {
-        bail!(problem(format!("{MANIFEST} is not a plain file of sane size")));
+        bail!(problem(format!(
+            "{MANIFEST} is not a plain file of sane size"
+        )));
     }
     let mut json = Vec::new();
     let mut first = first;
@@ -630,10 +637,7 @@ pub fn walk(
             .to_string_lossy()
             .into_owned();
         let path = check_entry_path(&raw)?;
-        if let Some(s) = symlinks
-            .iter()
-            .find(|s| path.starts_with(&format!("{s}/")))
-        {
+        if let Some(s) = symlinks.iter().find(|s| path.starts_with(&format!("{s}/"))) {
             bail!(problem(format!(
                 "entry `{path}` goes through the symlink `{s}`"
             )));
@@ -679,8 +683,18 @@ pub fn walk(
             }
         }
         let owner = (
-            e.header().username().ok().flatten().unwrap_or("root").to_string(),
-            e.header().groupname().ok().flatten().unwrap_or("root").to_string(),
+            e.header()
+                .username()
+                .ok()
+                .flatten()
+                .unwrap_or("root")
+                .to_string(),
+            e.header()
+                .groupname()
+                .ok()
+                .flatten()
+                .unwrap_or("root")
+                .to_string(),
         );
         let size = e.size();
         if kind == EntryKind::File && size != rec.size {
@@ -760,7 +774,9 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
         .ok_or_else(|| problem("the archive is empty"))??;
     let p = first.path()?.to_string_lossy().into_owned();
     if p.trim_start_matches("./") != MANIFEST || first.size() > MANIFEST_MAX {
-        bail!(problem(format!("the archive does not start with {MANIFEST}")));
+        bail!(problem(format!(
+            "the archive does not start with {MANIFEST}"
+        )));
     }
     let mut json = Vec::new();
     first.read_to_end(&mut json)?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::archive::{self, EntryKind, Manifest};
-use super::take::{self, q, Stage};
+use super::take::{self, q};
 use crate::ct::{sh, CtAccess};
 use crate::deploy::{self, AppSettings};
 use crate::engine::{FnStep, Plan, Reporter};
@@ -89,23 +89,21 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
         .step(FnStep::new(
             "lock",
             format!("Locking {name}"),
-            |c: &mut RestoreCtx, _| {
-                match lock_instance(
-                    &c.inst.name,
-                    "restore",
-                    Duration::ZERO,
-                    Box::new(crate::ct::Pct::find()?),
-                    c.vmid(),
-                ) {
-                    Ok(l) => {
-                        c.lock = Some(l);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let text = e.to_string();
-                        c.refusal = Some(e);
-                        bail!("{text}")
-                    }
+            |c: &mut RestoreCtx, _| match lock_instance(
+                &c.inst.name,
+                "restore",
+                Duration::ZERO,
+                Box::new(crate::ct::Pct::find()?),
+                c.vmid(),
+            ) {
+                Ok(l) => {
+                    c.lock = Some(l);
+                    Ok(())
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    c.refusal = Some(e);
+                    bail!("{text}")
                 }
             },
         ));
@@ -130,12 +128,8 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
         ));
     }
     plan.step(
-        FnStep::new(
-            "stage",
-            "Streaming the archive into the container",
-            stage,
-        )
-        .with_undo(|c: &mut RestoreCtx, _| c.sh(&format!("rm -rf {}", q(&c.stage())))),
+        FnStep::new("stage", "Streaming the archive into the container", stage)
+            .with_undo(|c: &mut RestoreCtx, _| c.sh(&format!("rm -rf {}", q(&c.stage())))),
     )
     .step(
         FnStep::new("stop-app", "Stopping the app", |c: &mut RestoreCtx, rep| {
@@ -147,13 +141,19 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
     )
     .step(FnStep::new("database", "Restoring the database", database).with_undo(database_undo))
     .step(FnStep::new("files", "Restoring the app's files", files).with_undo(files_undo))
-    .step(FnStep::new("config", "Restoring the config and the record", config).with_undo(config_undo))
+    .step(
+        FnStep::new("config", "Restoring the config and the record", config).with_undo(config_undo),
+    )
     .step(FnStep::new(
         "start-app",
         "Starting the app and checking its health",
         start_app,
     ))
-    .step(FnStep::new("cleanup", "Removing the previous state", cleanup))
+    .step(FnStep::new(
+        "cleanup",
+        "Removing the previous state",
+        cleanup,
+    ))
 }
 
 fn verify_archive(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
@@ -205,7 +205,8 @@ fn check(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
                 "the archive holds a {} instance, `{name}` is {}",
                 m.profile.name, c.inst.profile
             ),
-            "restore it into an instance of the same app, or into a new one with --to-new NAME2".into(),
+            "restore it into an instance of the same app, or into a new one with --to-new NAME2"
+                .into(),
         );
     }
     let kind = DbContext::for_instance(&c.inst).kind;
@@ -254,10 +255,11 @@ fn stage(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         s = q(&stage),
         root = q(&format!("/var/lib/{}", c.p()))
     ))?;
-    let mut child = c
-        .ct
-        .spawn(vmid, &["tar", "-x", "-C", &stage, "-f", "-"], true)?;
-    let stdin = child.stdin().context("no input pipe to tar in the container")?;
+    let mut child =
+        c.ct.spawn(vmid, &["tar", "-x", "-C", &stage, "-f", "-"], true)?;
+    let stdin = child
+        .stdin()
+        .context("no input pipe to tar in the container")?;
     let mut out = tar::Builder::new(BufWriter::with_capacity(1 << 20, stdin));
     let mut bytes = 0u64;
     let mut last = 0u64;
@@ -418,7 +420,10 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         }
         other => bail!("database kind `{other}` cannot be restored"),
     }
-    rep.info(format!("{} database restored from {}", db.kind, m.database.entry));
+    rep.info(format!(
+        "{} database restored from {}",
+        db.kind, m.database.entry
+    ));
     Ok(())
 }
 
@@ -426,7 +431,13 @@ fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
     let db = DbContext::for_instance(&c.inst);
     match db.kind.as_str() {
         "sqlite" => {
-            let file = c.loaded.profile.backup.sqlite_file.clone().unwrap_or_default();
+            let file = c
+                .loaded
+                .profile
+                .backup
+                .sqlite_file
+                .clone()
+                .unwrap_or_default();
             let f = format!("{}/{file}", c.data_dir());
             c.sh(&format!(
                 "F={f}\nrm -f \"$F\"\nfor x in '' -wal -shm -journal; do if [ -e \"$F.launch-old$x\" ]; then mv \"$F.launch-old$x\" \"$F$x\"; fi; done\n",
@@ -512,8 +523,13 @@ fn render_all(c: &RestoreCtx, inst: &Instance) -> Result<()> {
     c.store.save(inst)?;
     let text = serde_yaml_ng::to_string(inst)?;
     c.sh("mkdir -p /etc/launch && chmod 0700 /etc/launch")?;
-    c.ct
-        .write(vmid, "/etc/launch/instance.yaml", text.as_bytes(), 0o600, None)?;
+    c.ct.write(
+        vmid,
+        "/etc/launch/instance.yaml",
+        text.as_bytes(),
+        0o600,
+        None,
+    )?;
     Ok(())
 }
 
@@ -654,13 +670,4 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         rep.warn(format!("could not remove the previous state: {e:#}"));
     }
     Ok(())
-}
-
-/// A restore's stage directory is removed however the run ends.
-pub fn stage_guard(c: &RestoreCtx) -> Stage<'_> {
-    Stage {
-        ct: c.ct.as_ref(),
-        vmid: c.vmid(),
-        path: c.stage(),
-    }
 }

@@ -40,7 +40,9 @@ pub fn data_paths(p: &LoadedProfile) -> Result<Vec<String>> {
     for raw in &p.profile.backup.paths {
         let ok = !raw.is_empty()
             && !raw.starts_with('/')
-            && raw.split('/').all(|c| !c.is_empty() && c != ".." && c != ".");
+            && raw
+                .split('/')
+                .all(|c| !c.is_empty() && c != ".." && c != ".");
         if !ok {
             bail!(
                 "profile {}: backup path `{raw}` must be relative to the data directory (like `files`), without `..`\n  help: fix `backup.paths` in the profile",
@@ -367,7 +369,9 @@ fn take_inner(
         &["tar", "-C", &stage.path, "-cf", "-", "db", "config", "data"],
         false,
     )?;
-    let stdout = child.stdout().context("no output from tar in the container")?;
+    let stdout = child
+        .stdout()
+        .context("no output from tar in the container")?;
     let streamed = (|| -> Result<u64> {
         let mut ar = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, stdout));
         let mut bytes = 0u64;

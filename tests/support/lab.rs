@@ -372,7 +372,13 @@ pub fn install_with(lab: &Lab, cfg: &Config, file: &str, answers: &str) -> serde
     let out = launch(
         lab,
         cfg,
-        &["install", "vikunja", "--yes", "--answers", path.to_str().unwrap()],
+        &[
+            "install",
+            "vikunja",
+            "--yes",
+            "--answers",
+            path.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "install: {}", text(&out));
     let name = answers

@@ -50,12 +50,25 @@ fn good(dir: &Path, c: Compression) -> PathBuf {
     let tmp = dir.join(format!("good.{}", extension(c)));
     let mut w = ArchiveWriter::create(&tmp, c).unwrap();
     w.add_dir("db", 0o700, ("root", "root")).unwrap();
-    w.add_file("db/vikunja.db", 0o640, ("vikunja", "vikunja"), 5, &b"hello"[..])
+    w.add_file(
+        "db/vikunja.db",
+        0o640,
+        ("vikunja", "vikunja"),
+        5,
+        &b"hello"[..],
+    )
+    .unwrap();
+    w.add_dir("data/files", 0o750, ("vikunja", "vikunja"))
         .unwrap();
-    w.add_dir("data/files", 0o750, ("vikunja", "vikunja")).unwrap();
     let big = vec![7u8; 300_000];
-    w.add_file("data/files/1", 0o640, ("vikunja", "vikunja"), big.len() as u64, &big[..])
-        .unwrap();
+    w.add_file(
+        "data/files/1",
+        0o640,
+        ("vikunja", "vikunja"),
+        big.len() as u64,
+        &big[..],
+    )
+    .unwrap();
     w.add_link("data/files/latest", "1", false, 0o777, ("root", "root"))
         .unwrap();
     w.finish(&tmp, manifest(vec![])).unwrap();
@@ -284,7 +297,11 @@ fn newer_format_is_refused_with_help() {
     let json = serde_json::to_vec(&m).unwrap();
     raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
     let p = d.path().join("f2.tar.zst");
-    std::fs::write(&p, zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
     let t = refused(&p);
     assert!(t.contains("format is 2") && t.contains("help:"), "{t}");
 }
