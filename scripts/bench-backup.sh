@@ -6,7 +6,7 @@
 # the fixture Vikunja on SQLite); the data is generated once into /var/tmp and everything is
 # removed at the end.
 #
-#   sudo ./scripts/bench-backup.sh            (after `cargo build --workspace`)
+#   sudo ./scripts/bench-backup.sh            (after `cargo build --workspace`; about 2 minutes)
 #   BENCH_PREFIX=plabb BENCH_SUBNET=10.77.9.0/24 override the lab's host-side names.
 set -euo pipefail
 
@@ -138,19 +138,24 @@ EOF
     raw=$(du -sb "$WORK/data" | cut -f1)
 
     say "measuring"
+    LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
     local l=(env PATH="$WORK/lab/bin:$PATH" LAUNCH_STATE_DIR="$WORK/state" LAUNCH_LOG_DIR="$WORK/log"
         LAUNCH_CACHE_DIR="$WORK/cache" NO_COLOR=1 "$(bin_dir)/launch-tui" --config "$WORK/config"
         --host "https://127.0.0.1:$LAB_PORT" --fingerprint "$(cat "$WORK/lab/fingerprint")"
         --token-file "$WORK/lab/token")
-    local archive
-    measure backup "${l[@]}" backup vikunja
+    # Three backups (the machine may be shared: the spread shows it), then a restore of the
+    # first, then the baselines once each.
+    local archive n
+    for n in 1 2 3; do
+        measure "backup$n" "${l[@]}" backup vikunja
+    done
     archive=$(ls "$WORK"/state/backups/vikunja/vikunja-*.tar.zst | head -1)
     measure restore "${l[@]}" restore vikunja "$archive"
     measure gz tar -C "$WORK" -czf "$WORK/baseline.tar.gz" data
     measure zs tar -C "$WORK" -I zstd -cf "$WORK/baseline.tar.zst" data
-    local b r gz zs
-    b=$(cat "$WORK/backup.time") r=$(cat "$WORK/restore.time")
-    gz=$(cat "$WORK/gz.time") zs=$(cat "$WORK/zs.time")
+    local b1 b2 b3 r gz zs
+    b1=$(cat "$WORK/backup1.time") b2=$(cat "$WORK/backup2.time") b3=$(cat "$WORK/backup3.time")
+    r=$(cat "$WORK/restore.time") gz=$(cat "$WORK/gz.time") zs=$(cat "$WORK/zs.time")
     local asize gsize zsize
     asize=$(stat -c %s "$archive")
     gsize=$(stat -c %s "$WORK/baseline.tar.gz")
@@ -158,17 +163,21 @@ EOF
     local tasks
     tasks=$(curl -fsS "http://$ip/api/v1/tasks" | grep -o '"id":' | wc -l)
 
-    printf '\n%s tasks, %s attachments, %.0f MiB of data (%s cores)\n' "$tasks" "$FILES" \
-        "$(awk -v b="$raw" 'BEGIN{print b/1048576}')" "$(nproc)"
+    printf '\n%s tasks, %s attachments, %.0f MiB of data (%s cores; load before: %s)\n' "$tasks" "$FILES" \
+        "$(awk -v b="$raw" 'BEGIN{print b/1048576}')" "$(nproc)" "$LOAD"
     printf '%-36s %9s %10s %10s %7s\n' what seconds peak_MiB size_MiB ratio
     row() { # name "secs peak" size
         printf '%-36s %9s %10s %10.0f %7.3f\n' "$1" "${2% *}" "${2#* }" \
             "$(awk -v s="$3" 'BEGIN{print s/1048576}')" "$(awk -v s="$3" -v r="$raw" 'BEGIN{print s/r}')"
     }
-    row "launch-tui backup (zstd, verified)" "$b" "$asize"
+    row "launch-tui backup #1 (zstd, verified)" "$b1" "$asize"
+    row "launch-tui backup #2" "$b2" "$asize"
+    row "launch-tui backup #3" "$b3" "$asize"
     row "launch-tui restore (+ safety backup)" "$r" "$asize"
     row "baseline: tar czf" "$gz" "$gsize"
     row "baseline: tar -I zstd -cf" "$zs" "$zsize"
+    printf '\nbackup #1, phase by phase (from its log):\n'
+    sed -n 's/.*info: \(.* in [0-9]* ms\)$/  \1/p' "$(ls "$WORK"/log/vikunja/backup-*.log | head -1)"
     printf '\nrestore, step by step (from its log):\n'
     sed -n 's/.* done \([a-z-]*\) in \([0-9]*\) ms/  \1 \2 ms/p' "$WORK"/log/vikunja/restore-*.log
 }

@@ -4,15 +4,17 @@
 //! `data/`. Everything here runs on the host and is independent of containers, so the checks a
 //! restore relies on are unit-tested on crafted archives.
 //!
-//! Writing streams: the entries go to a compressed spool file while their hashes are taken, then
-//! the final file is the manifest (its own compressed frame) followed by the spool's bytes, so
-//! the manifest comes first without holding anything in memory. zstd and gzip both read
-//! concatenated frames as one stream, and so do `tar -I zstd` and `tar xz`.
+//! Writing streams: the entries are compressed into the file after a reserved head region while
+//! their hashes are taken; the manifest (its own compressed frame) then goes into the head, so it
+//! comes first without holding anything in memory. For zstd the rest of the head is a skippable
+//! frame, so a large archive is written once; a small one (or gzip, which has no skippable
+//! frames) is compacted by copying. zstd and gzip both read concatenated frames as one stream,
+//! and so do `tar -I zstd` and `tar xz`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -28,6 +30,10 @@ pub const MANIFEST: &str = "manifest.json";
 /// The top-level directories an archive may hold besides the manifest.
 pub const ROOTS: &[&str] = &["db", "config", "data"];
 const MANIFEST_MAX: u64 = 16 << 20;
+/// Room kept at the start of a new archive for the compressed manifest.
+const HEAD: u64 = 1 << 20;
+/// Archives with less data than this are compacted (no reserved head left in them).
+const IN_PLACE_MIN: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -297,15 +303,25 @@ impl Compressor {
         })
     }
 
+    /// Ends the stream; the file is not synced (the caller syncs what it keeps).
     fn finish(self) -> Result<File> {
         let w = match self {
             Compressor::Zstd(e) => e.finish()?,
             Compressor::Gzip(e) => e.finish()?,
         };
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        Ok(f)
+        Ok(w.into_inner().map_err(|e| e.into_error())?)
     }
+}
+
+fn compress_to_vec(data: &[u8], c: Compression) -> Result<Vec<u8>> {
+    Ok(match c {
+        Compression::Zstd => zstd::bulk::compress(data, 3)?,
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data)?;
+            e.finish()?
+        }
+    })
 }
 
 impl Write for Compressor {
@@ -325,6 +341,7 @@ impl Write for Compressor {
 
 fn create_private(path: &Path) -> Result<File> {
     OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
@@ -364,35 +381,38 @@ impl Drop for Partial {
     }
 }
 
-/// Writes one archive: entries first (to a spool, hashed as they pass), then `finish` puts
-/// the manifest in front and moves the result to its temporary name.
+/// Writes one archive: entries first (after the reserved head, hashed as they pass), then
+/// `finish` puts the manifest in front.
 pub struct ArchiveWriter {
-    spool_path: PathBuf,
-    spool: tar::Builder<Compressor>,
+    tmp: PathBuf,
+    body: tar::Builder<Compressor>,
     compression: Compression,
     entries: Vec<EntryRecord>,
     seen: BTreeSet<String>,
     symlinks: BTreeSet<String>,
     partial: Partial,
+    /// From this much data on, a zstd archive keeps its head instead of being compacted.
+    pub in_place_min: u64,
 }
 
 impl ArchiveWriter {
-    /// `tmp` is the archive's temporary path; the spool goes next to it.
+    /// Creates `tmp` (mode 0600), removed again unless `finish` succeeds.
     pub fn create(tmp: &Path, compression: Compression) -> Result<ArchiveWriter> {
-        let spool_path = tmp.with_extension("spool");
         let mut partial = Partial::new();
-        let f = create_private(&spool_path)?;
-        partial.add(spool_path.clone());
-        let mut spool = tar::Builder::new(Compressor::new(f, compression)?);
-        spool.mode(tar::HeaderMode::Complete);
+        let mut f = create_private(tmp)?;
+        partial.add(tmp.to_path_buf());
+        f.seek(SeekFrom::Start(HEAD))?;
+        let mut body = tar::Builder::new(Compressor::new(f, compression)?);
+        body.mode(tar::HeaderMode::Complete);
         Ok(ArchiveWriter {
-            spool_path,
-            spool,
+            tmp: tmp.to_path_buf(),
+            body,
             compression,
             entries: Vec::new(),
             seen: BTreeSet::new(),
             symlinks: BTreeSet::new(),
             partial,
+            in_place_min: IN_PLACE_MIN,
         })
     }
 
@@ -414,7 +434,7 @@ impl ArchiveWriter {
         let path = check_entry_path(path)?;
         self.note(&path)?;
         let mut h = header(tar::EntryType::Directory, mode, 0, owner);
-        self.spool.append_data(&mut h, &path, io::empty())?;
+        self.body.append_data(&mut h, &path, io::empty())?;
         self.entries.push(EntryRecord {
             path,
             kind: EntryKind::Dir,
@@ -439,7 +459,7 @@ impl ArchiveWriter {
         self.note(&path)?;
         let mut h = header(tar::EntryType::Regular, mode, size, owner);
         let mut r = Hashing::new(data.take(size));
-        self.spool
+        self.body
             .append_data(&mut h, &path, &mut r)
             .with_context(|| format!("cannot write {path} into the archive"))?;
         let (n, sha) = r.finish();
@@ -474,7 +494,7 @@ impl ArchiveWriter {
             tar::EntryType::Symlink
         };
         let mut h = header(kind, mode, 0, owner);
-        self.spool.append_link(&mut h, &path, target)?;
+        self.body.append_link(&mut h, &path, target)?;
         if !hard {
             self.symlinks.insert(path.clone());
         }
@@ -497,21 +517,19 @@ impl ArchiveWriter {
         &self.entries
     }
 
-    /// Writes `tmp`: the manifest (with every entry's record), then the spooled entries.
-    /// Returns the archive's size. `tmp` is removed again if anything fails.
-    pub fn finish(mut self, tmp: &Path, mut manifest: Manifest) -> Result<u64> {
+    /// Puts the manifest (with every entry's record) in front of the entries and syncs the
+    /// file. Returns the archive's size. The file is removed again if anything fails.
+    pub fn finish(mut self, mut manifest: Manifest) -> Result<u64> {
         manifest.entries = std::mem::take(&mut self.entries);
-        let spool = self
-            .spool
+        let file = self
+            .body
             .into_inner()
             .context("cannot finish the archive")?
             .finish()
             .context("cannot finish the archive")?;
-        drop(spool);
+        let end = file.metadata()?.len();
         let json = serde_json::to_vec_pretty(&manifest)?;
-        let out = create_private(tmp)?;
-        self.partial.add(tmp.to_path_buf());
-        let mut head = Compressor::new(out, self.compression)?;
+        let mut plain = Vec::with_capacity(json.len() + 1024);
         let mut h = header(
             tar::EntryType::Regular,
             0o600,
@@ -520,18 +538,37 @@ impl ArchiveWriter {
         );
         h.set_path(MANIFEST)?;
         h.set_cksum();
-        head.write_all(h.as_bytes())?;
-        head.write_all(&json)?;
-        let pad = (512 - json.len() % 512) % 512;
-        head.write_all(&vec![0u8; pad])?;
-        let mut out = head.finish()?;
-        let mut spool = File::open(&self.spool_path)?;
-        io::copy(&mut spool, &mut out).context("cannot write the archive")?;
-        out.sync_all().context("cannot write the archive")?;
-        let size = out.metadata()?.len();
-        std::fs::remove_file(&self.spool_path)?;
-        self.partial.forget(&self.spool_path.clone());
-        self.partial.forget(tmp);
+        plain.extend_from_slice(h.as_bytes());
+        plain.extend_from_slice(&json);
+        plain.resize(plain.len() + (512 - json.len() % 512) % 512, 0);
+        let head = compress_to_vec(&plain, self.compression)?;
+        let fits = head.len() as u64 + 8 <= HEAD;
+        let size =
+            if self.compression == Compression::Zstd && fits && end - HEAD >= self.in_place_min {
+                // The manifest frame, then a skippable frame over the rest of the head (a hole).
+                let mut skip = Vec::with_capacity(8);
+                skip.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+                skip.extend_from_slice(&((HEAD - head.len() as u64 - 8) as u32).to_le_bytes());
+                file.write_all_at(&head, 0)?;
+                file.write_all_at(&skip, head.len() as u64)?;
+                file.sync_all().context("cannot write the archive")?;
+                end
+            } else {
+                let compact = self.tmp.with_extension("compact");
+                let mut out = create_private(&compact)?;
+                self.partial.add(compact.clone());
+                out.write_all(&head)?;
+                let mut body = file;
+                body.seek(SeekFrom::Start(HEAD))?;
+                io::copy(&mut body, &mut out).context("cannot write the archive")?;
+                out.sync_all().context("cannot write the archive")?;
+                let size = out.metadata()?.len();
+                std::fs::rename(&compact, &self.tmp).context("cannot write the archive")?;
+                self.partial.forget(&compact);
+                size
+            };
+        let tmp = self.tmp.clone();
+        self.partial.forget(&tmp);
         Ok(size)
     }
 }

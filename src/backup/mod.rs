@@ -110,6 +110,8 @@ pub fn backup(g: &Global, a: &BackupArgs, out: &Output) -> Result<Outcome> {
         locked: None,
         result: None,
     };
+    // Ctrl+C stops the streaming child; the step then fails and removes the partial archive.
+    crate::engine::handle_interrupts();
     let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     let r = execute(plan, &mut ctx, &mut views.all(), false);
     drop(ctx.lock.take());

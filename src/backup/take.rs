@@ -312,6 +312,19 @@ fn take_inner(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
+    // A run killed outright (SIGKILL, power loss) cannot clean up after itself: its leftovers
+    // are recognisable by name, and this instance's lock is held, so none of them is in use.
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&format!(".{}-", inst.name))
+                && (n.ends_with(".partial") || n.ends_with(".compact"))
+            {
+                rep.info(format!("removing {n}, left by an interrupted backup"));
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let final_path = fresh_name(dir, &inst.name, &inst.app_version, compression);
     let file_name = final_path
         .file_name()
@@ -358,12 +371,14 @@ fn take_inner(
             paths.join(", ")
         }
     ));
+    let t = std::time::Instant::now();
     sh(ct, vmid, &script).context("preparing the backup in the container failed")?;
     drop(_secrets);
+    rep.info(format!("prepared in {} ms", t.elapsed().as_millis()));
+    let t = std::time::Instant::now();
 
     // 2. Stream it out into the archive.
     let mut writer = ArchiveWriter::create(&tmp, compression)?;
-    partial.add(tmp.with_extension("spool"));
     let mut child = ct.spawn(
         vmid,
         &["tar", "-C", &stage.path, "-cf", "-", "db", "config", "data"],
@@ -432,10 +447,12 @@ fn take_inner(
     };
     drop(stage);
     rep.info(format!(
-        "{} entries, {} of data streamed",
+        "{} entries, {} of data streamed in {} ms",
         writer.entries().len(),
-        mib(bytes)
+        mib(bytes),
+        t.elapsed().as_millis()
     ));
+    let t = std::time::Instant::now();
 
     let manifest = Manifest {
         format: archive::FORMAT,
@@ -456,10 +473,19 @@ fn take_inner(
         },
         entries: Vec::new(),
     };
-    let size = writer.finish(&tmp, manifest)?;
+    let size = writer.finish(manifest)?;
+    rep.info(format!(
+        "manifest put first in {} ms",
+        t.elapsed().as_millis()
+    ));
+    let t = std::time::Instant::now();
 
     // 3. Read it back before it gets its real name.
     let m = archive::walk(&tmp, |_, _| Ok(())).context("the new archive failed verification")?;
+    rep.info(format!(
+        "read back and verified in {} ms",
+        t.elapsed().as_millis()
+    ));
     std::fs::rename(&tmp, &final_path)
         .with_context(|| format!("cannot move the archive to {}", final_path.display()))?;
     partial.forget(&tmp);

@@ -47,8 +47,13 @@ fn manifest(entries: Vec<EntryRecord>) -> Manifest {
 }
 
 fn good(dir: &Path, c: Compression) -> PathBuf {
+    good_with(dir, c, u64::MAX)
+}
+
+fn good_with(dir: &Path, c: Compression, in_place_min: u64) -> PathBuf {
     let tmp = dir.join(format!("good.{}", extension(c)));
     let mut w = ArchiveWriter::create(&tmp, c).unwrap();
+    w.in_place_min = in_place_min;
     w.add_dir("db", 0o700, ("root", "root")).unwrap();
     w.add_file(
         "db/vikunja.db",
@@ -71,7 +76,7 @@ fn good(dir: &Path, c: Compression) -> PathBuf {
     .unwrap();
     w.add_link("data/files/latest", "1", false, 0o777, ("root", "root"))
         .unwrap();
-    w.finish(&tmp, manifest(vec![])).unwrap();
+    w.finish(manifest(vec![])).unwrap();
     tmp
 }
 
@@ -164,9 +169,32 @@ fn round_trip_both_compressions_manifest_first() {
         assert_eq!(m.entries.len(), 5);
         assert_eq!(seen[1], ("db/vikunja.db".into(), 5, "vikunja".into()));
         assert_eq!(read_manifest(&p).unwrap(), m);
-        // Only the archive is left: the spool is gone.
-        assert!(!p.with_extension("spool").exists());
+        // Only the archive is left, compact (small archives keep no reserved head).
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(std::fs::metadata(&p).unwrap().len() < 64 << 10);
         std::fs::remove_file(&p).unwrap();
+    }
+}
+
+#[test]
+fn large_zstd_archives_keep_their_head_as_a_skippable_frame() {
+    let d = tempfile::tempdir().unwrap();
+    let p = good_with(d.path(), Compression::Zstd, 0);
+    assert!(std::fs::metadata(&p).unwrap().len() > HEAD);
+    let m = walk(&p, |_, _| Ok(())).unwrap();
+    assert_eq!(m.entries.len(), 5);
+    assert_eq!(read_manifest(&p).unwrap(), m);
+    // The zstd tool reads it as well (skippable frames are part of the format).
+    if let Ok(out) = std::process::Command::new("zstd")
+        .arg("-t")
+        .arg(&p)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -323,6 +351,7 @@ fn a_failed_write_leaves_no_partial_files() {
     let d = tempfile::tempdir().unwrap();
     let tmp = d.path().join(".x.tar.zst.partial");
     let mut w = ArchiveWriter::create(&tmp, Compression::Zstd).unwrap();
+    assert!(tmp.exists());
     assert!(w
         .add_file("data/f", 0o600, ("root", "root"), 1 << 20, Failing(4096))
         .is_err());
