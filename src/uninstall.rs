@@ -69,13 +69,22 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
     if a.keep_data {
         let loaded = crate::profile::Catalog::new(&g.config).load(&inst.profile)?;
         let pct = crate::ct::Pct::find()?;
-        lock = Some(crate::oplock::lock_instance(
-            &a.name,
-            "uninstall",
-            Duration::ZERO,
-            Box::new(crate::ct::Pct::find()?),
-            inst.container.vmid,
-        )?);
+        let vmid = inst.container.vmid;
+        lock = Some(
+            crate::oplock::lock_instance(
+                &a.name,
+                "uninstall",
+                Duration::ZERO,
+                Box::new(crate::ct::Pct::find()?),
+                vmid,
+            )
+            .map_err(|e| match e {
+                LaunchError::Locked(_) => e,
+                e => LaunchError::Failed(anyhow::anyhow!(
+                    "cannot take the final backup, so nothing was removed: {e}\n  help: the container must be running for --keep-data (`pct start {vmid}`); or uninstall without --keep-data"
+                )),
+            })?,
+        );
         keep = Some((Box::new(pct) as Box<dyn crate::ct::CtAccess>, loaded));
     }
     let conn = connect(g)?;
