@@ -671,3 +671,77 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::{Container, Slot};
+
+    fn inst(name: &str, vmid: u32, kv: &[(&str, &str)], secrets: &[(&str, &str)]) -> Instance {
+        Instance {
+            name: name.into(),
+            profile: "vikunja".into(),
+            app_version: "v1.0.0".into(),
+            container: Container {
+                node: "pve".into(),
+                vmid,
+                hostname: name.into(),
+                ip: Some(format!("10.0.0.{vmid}")),
+                storage: "local".into(),
+            },
+            active_slot: if vmid == 1 { Slot::Blue } else { Slot::Green },
+            releases: vec!["v1.0.0".into()],
+            settings: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created: "c".into(),
+            updated: "u".into(),
+        }
+    }
+
+    #[test]
+    fn the_record_takes_answers_and_secrets_but_keeps_its_container_and_database() {
+        let target = inst(
+            "new",
+            2,
+            &[
+                ("database", "postgres"),
+                ("public_url", "http://new"),
+                ("tls", "true"),
+            ],
+            &[("db_password", "target-db"), ("service_secret", "fresh")],
+        );
+        let archived = inst(
+            "old",
+            1,
+            &[
+                ("database", "postgres"),
+                ("public_url", "http://old"),
+                ("timezone", "Europe/Paris"),
+            ],
+            &[
+                ("db_password", "old-db"),
+                ("service_secret", "kept"),
+                ("mcp_token", "tk_old"),
+            ],
+        );
+        let m = merged_record(&target, &archived);
+        assert_eq!(m.name, "new");
+        assert_eq!(m.container, target.container);
+        assert_eq!(m.active_slot, Slot::Green);
+        assert_eq!(m.settings["public_url"], "http://old");
+        assert_eq!(m.settings["timezone"], "Europe/Paris");
+        assert_eq!(
+            m.settings["tls"], "true",
+            "the target's own TLS setting stays"
+        );
+        assert_eq!(m.secrets["db_password"], "target-db");
+        assert_eq!(m.secrets["service_secret"], "kept");
+        assert_eq!(m.secrets["mcp_token"], "tk_old");
+    }
+}
