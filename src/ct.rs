@@ -43,6 +43,73 @@ pub trait CtAccess: Send + Sync {
     ) -> Result<()>;
     /// Copies a host file into the container.
     fn push(&self, vmid: u32, src: &Path, dst: &str, mode: u32, owner: Option<&str>) -> Result<()>;
+    /// Starts `argv` in the container with its stdout (and, with `stdin`, its stdin) as pipes,
+    /// so large data streams through with flat memory (backups, restores).
+    fn spawn(&self, vmid: u32, argv: &[&str], stdin: bool) -> Result<Streaming> {
+        let _ = (vmid, argv, stdin);
+        bail!("streaming commands into a container is not supported here")
+    }
+}
+
+/// A command running in a container whose output (or input) is a pipe. Its stderr is
+/// collected on a thread, so a chatty command never blocks on a full pipe.
+pub struct Streaming {
+    child: std::process::Child,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    what: String,
+}
+
+impl Streaming {
+    pub fn new(mut child: std::process::Child, what: String) -> Streaming {
+        let stderr = child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = std::io::Read::read_to_string(&mut e, &mut s);
+                s
+            })
+        });
+        Streaming {
+            child,
+            stderr,
+            what,
+        }
+    }
+
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    pub fn stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Waits for the command; fails with its exit code and the last lines of its stderr.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.child.stdin.take());
+        drop(self.child.stdout.take());
+        let status = self.child.wait()?;
+        let err = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if !status.success() {
+            let lines: Vec<&str> = err.lines().collect();
+            bail!(
+                "`{}` failed (exit {}):\n{}",
+                self.what,
+                status.code().unwrap_or(-1),
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the command (after a failure on our side).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs `argv` and fails with its last output lines when it exits non-zero.
@@ -148,5 +215,24 @@ impl CtAccess for Pct {
             );
         }
         Ok(())
+    }
+
+    fn spawn(&self, vmid: u32, argv: &[&str], stdin: bool) -> Result<Streaming> {
+        let child = Command::new(&self.program)
+            .arg("exec")
+            .arg(vmid.to_string())
+            .arg("--keep-env")
+            .arg("0")
+            .arg("--")
+            .args(argv)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.program.display()))?;
+        Ok(Streaming::new(
+            child,
+            format!("{} in CT {vmid}", argv.join(" ")),
+        ))
     }
 }

@@ -1,6 +1,6 @@
 //! `launch-tui uninstall NAME`: confirm (type the name, or `--yes`), then stop and destroy the
-//! instance's container through the API (purge) and remove its record. Logs stay. Keeping the
-//! data (`--keep-data`) needs the backup of issue #7 and is refused until then.
+//! instance's container through the API (purge) and remove its record. Logs stay. With
+//! `--keep-data` a final backup is taken (and verified) first; nothing is removed without it.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ struct Ctx {
     client: Client,
     inst: Instance,
     store: InstanceStore,
+    /// For `--keep-data`: the container access, the profile, and the kept archive.
+    keep: Option<(Box<dyn crate::ct::CtAccess>, crate::profile::LoadedProfile)>,
+    kept: Option<crate::backup::BackupArchive>,
+    lock: Option<crate::oplock::InstanceLock>,
 }
 
 fn wait(c: &Client, upid: &crate::pve::Upid) -> anyhow::Result<()> {
@@ -59,12 +63,30 @@ fn confirm(g: &Global, name: &str) -> Result<()> {
 pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
     let inst = store.load(&a.name)?;
-    if a.keep_data {
-        return Err(LaunchError::NotImplemented(
-            "uninstall --keep-data (it takes a final backup; backups are not built yet)",
-        ));
-    }
     confirm(g, &a.name)?;
+    let mut keep = None;
+    let mut lock = None;
+    if a.keep_data {
+        let loaded = crate::profile::Catalog::new(&g.config).load(&inst.profile)?;
+        let pct = crate::ct::Pct::find()?;
+        let vmid = inst.container.vmid;
+        lock = Some(
+            crate::oplock::lock_instance(
+                &a.name,
+                "uninstall",
+                Duration::ZERO,
+                Box::new(crate::ct::Pct::find()?),
+                vmid,
+            )
+            .map_err(|e| match e {
+                LaunchError::Locked(_) => e,
+                e => LaunchError::Failed(anyhow::anyhow!(
+                    "cannot take the final backup, so nothing was removed: {e}\n  help: the container must be running for --keep-data (`pct start {vmid}`); or uninstall without --keep-data"
+                )),
+            })?,
+        );
+        keep = Some((Box::new(pct) as Box<dyn crate::ct::CtAccess>, loaded));
+    }
     let conn = connect(g)?;
     if let Some(w) = conn.warning {
         eprintln!("{w}");
@@ -72,7 +94,31 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
     let vmid = inst.container.vmid;
     let node = inst.container.node.clone();
     let log_path = operation_log_path(&a.name, "uninstall");
-    let plan = Plan::new("uninstall", Some(a.name.clone()))
+    let mut plan = Plan::new("uninstall", Some(a.name.clone()));
+    if a.keep_data {
+        plan = plan.step(FnStep::new(
+            "final-backup",
+            format!("Taking a final backup of {} (--keep-data)", a.name),
+            |c: &mut Ctx, rep| {
+                let (ct, loaded) = c.keep.as_ref().context("no container access")?;
+                let dir = crate::backup::default_dir(&c.inst.name);
+                let r = crate::backup::take::take(
+                    ct.as_ref(),
+                    &c.inst,
+                    loaded,
+                    &dir,
+                    crate::cli::Compression::Zstd,
+                    "uninstall --keep-data",
+                    rep,
+                )
+                .context("the final backup failed, so nothing was removed\n  help: fix the cause (is the container running? `pct start VMID`), or uninstall without --keep-data")?;
+                rep.info(format!("kept {}", r.path.display()));
+                c.kept = Some(r);
+                Ok(())
+            },
+        ));
+    }
+    let plan = plan
         .step(FnStep::new(
             "stop-container",
             format!("Stopping container {vmid}"),
@@ -125,7 +171,13 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
         client: conn.client,
         inst,
         store,
+        keep,
+        kept: None,
+        lock: None,
     };
+    // The lock's file lives in the container, which is gone afterwards: only the host lock
+    // matters once the container is destroyed.
+    ctx.lock = lock;
     let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     execute(plan, &mut ctx, &mut views.all(), true).map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
@@ -134,13 +186,24 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
             log_path.display()
         ))
     })?;
+    drop(ctx.lock.take());
     let logs = log_root().join(&a.name);
+    let kept = match &ctx.kept {
+        Some(k) => format!(
+            "\n  kept: the data in {path} ({size} bytes, verified)\n  reinstall from it: launch-tui restore {name} {path} --to-new {name}",
+            path = k.path.display(),
+            size = k.size,
+            name = a.name
+        ),
+        None => String::new(),
+    };
     Ok(Outcome::new(
         format!(
-            "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}",
+            "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}{kept}",
             name = a.name,
             logs = logs.display()
         ),
-        json!({ "instance": a.name, "vmid": vmid, "node": node, "logs": logs }),
+        json!({ "instance": a.name, "vmid": vmid, "node": node, "logs": logs,
+                "kept_archive": ctx.kept.as_ref().map(|k| k.path.clone()) }),
     ))
 }

@@ -1,21 +1,526 @@
-//! `launch-tui backup`, `backups` and `restore` (issue #7).
+//! `launch-tui backup`, `backups` and `restore` (issue #7): verified, portable archives of an
+//! instance (database dump, config, files, and the record that a faithful restore needs), and
+//! restores into the same instance or into a new container.
 
-use crate::cli::{BackupArgs, BackupsArgs, Global, RestoreArgs};
+pub mod archive;
+pub mod restore;
+pub mod take;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::cli::{BackupArgs, BackupsArgs, Compression, Global, RestoreArgs};
 use crate::commands::{Outcome, Output};
+use crate::ct::{CtAccess, Pct};
+use crate::engine::render::{operation_log_path, OperationViews};
+use crate::engine::{execute, FnStep, Plan};
 use crate::error::{LaunchError, Result};
-use crate::instance::check_instance_name;
+use crate::instance::{check_instance_name, Instance, InstanceStore};
+use crate::oplock::{lock_instance, state_dir, InstanceLock};
+use crate::profile::{Catalog, LoadedProfile};
 
-pub fn backup(_g: &Global, a: &BackupArgs, _out: &Output) -> Result<Outcome> {
-    check_instance_name(&a.name)?;
-    Err(LaunchError::NotImplemented("backup"))
+pub use take::BackupArchive;
+
+/// Where an instance's archives go unless `--to` says otherwise.
+pub fn default_dir(name: &str) -> PathBuf {
+    state_dir().join("backups").join(name)
 }
 
-pub fn backups(_g: &Global, a: &BackupsArgs, _out: &Output) -> Result<Outcome> {
-    check_instance_name(&a.name)?;
-    Err(LaunchError::NotImplemented("backups"))
+use take::mib;
+
+struct BackupCtx {
+    ct: Box<dyn CtAccess>,
+    inst: Instance,
+    loaded: LoadedProfile,
+    dir: PathBuf,
+    compression: Compression,
+    lock: Option<InstanceLock>,
+    locked: Option<LaunchError>,
+    result: Option<BackupArchive>,
 }
 
-pub fn restore(_g: &Global, a: &RestoreArgs, _out: &Output) -> Result<Outcome> {
+pub fn backup(g: &Global, a: &BackupArgs, out: &Output) -> Result<Outcome> {
     check_instance_name(&a.name)?;
-    Err(LaunchError::NotImplemented("restore"))
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(&a.name)?;
+    let loaded = Catalog::new(&g.config).load(&inst.profile)?;
+    let dir = a.to.clone().unwrap_or_else(|| default_dir(&a.name));
+    let vmid = inst.container.vmid;
+    let log_path = operation_log_path(&a.name, "backup");
+    let plan = Plan::new("backup", Some(a.name.clone()))
+        .step(FnStep::new(
+            "lock",
+            format!("Locking {}", a.name),
+            |c: &mut BackupCtx, _| {
+                match lock_instance(
+                    &c.inst.name,
+                    "backup",
+                    Duration::ZERO,
+                    Box::new(Pct::find()?),
+                    c.inst.container.vmid,
+                ) {
+                    Ok(l) => c.lock = Some(l),
+                    Err(e @ LaunchError::Locked(_)) => {
+                        let t = e.to_string();
+                        c.locked = Some(e);
+                        anyhow::bail!("{t}");
+                    }
+                    Err(e) => {
+                        return Err(take::explain(
+                            anyhow::anyhow!("cannot lock the instance: {e}"),
+                            c.inst.container.vmid,
+                            &c.dir,
+                            "nothing was written",
+                        ))
+                    }
+                }
+                Ok(())
+            },
+        ))
+        .step(FnStep::new(
+            "backup",
+            format!(
+                "Backing up {} (database, config, files) from CT {vmid}",
+                a.name
+            ),
+            |c: &mut BackupCtx, rep| {
+                let r = take::take(
+                    c.ct.as_ref(),
+                    &c.inst,
+                    &c.loaded,
+                    &c.dir,
+                    c.compression,
+                    "backup",
+                    rep,
+                )?;
+                c.result = Some(r);
+                Ok(())
+            },
+        ));
+    let mut ctx = BackupCtx {
+        ct: Box::new(Pct::find()?),
+        inst,
+        loaded,
+        dir,
+        compression: a.compress,
+        lock: None,
+        locked: None,
+        result: None,
+    };
+    // Ctrl+C stops the streaming child; the step then fails and removes the partial archive.
+    crate::engine::handle_interrupts();
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    let r = execute(plan, &mut ctx, &mut views.all(), false);
+    drop(ctx.lock.take());
+    if let Err(e) = r {
+        if let Some(l) = ctx.locked.take() {
+            return Err(l);
+        }
+        return Err(LaunchError::Failed(anyhow::anyhow!(
+            "backup of {} failed: {}\n  log: {}",
+            a.name,
+            e.error
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": "),
+            log_path.display()
+        )));
+    }
+    let r = ctx.result.expect("backup step ran");
+    Ok(Outcome::new(
+        format!(
+            "Backed up {name}: {path}\n  {size}, {n} entries, verified; mode 0600 (it holds the instance's secrets)\n  restore: launch-tui restore {name} {path}",
+            name = a.name,
+            path = r.path.display(),
+            size = mib(r.size),
+            n = r.entries
+        ),
+        json!({ "instance": a.name, "archive": r.path, "size": r.size, "entries": r.entries, "verified": true }),
+    ))
 }
+
+/// What `backups` shows about one archive's verification.
+fn verification_state(path: &Path) -> String {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return "unreadable".into();
+    };
+    let Ok(text) = std::fs::read_to_string(take::verified_marker(path)) else {
+        return "not verified".into();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default();
+    if v["size"].as_u64() == Some(meta.len()) && v["mtime_ns"].as_str() == Some(mtime.as_str()) {
+        format!("verified {}", v["verified"].as_str().unwrap_or("?"))
+    } else {
+        "changed since verified".into()
+    }
+}
+
+pub fn backups(g: &Global, a: &BackupsArgs, _out: &Output) -> Result<Outcome> {
+    check_instance_name(&a.name)?;
+    let _ = g;
+    if let Some(path) = &a.verify {
+        return verify(&a.name, path);
+    }
+    let dir = default_dir(&a.name);
+    let mut found = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = archive::parse_file_name(&a.name, &file) {
+                found.push((n, e.path()));
+            }
+        }
+    }
+    found.sort_by_key(|(n, _)| n.created);
+    if found.is_empty() {
+        return Ok(Outcome::new(
+            format!(
+                "No backups of {} in {}. Take one with `launch-tui backup {}`.",
+                a.name,
+                dir.display(),
+                a.name
+            ),
+            json!({ "instance": a.name, "dir": dir, "backups": [] }),
+        ));
+    }
+    let mut text = format!(
+        "{:<20}  {:<10}  {:>10}  {:<32}  {}\n",
+        "CREATED (UTC)", "VERSION", "SIZE", "STATE", "ARCHIVE"
+    );
+    let mut data = Vec::new();
+    for (n, path) in &found {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let state = verification_state(path);
+        let reason = archive::read_manifest(path)
+            .map(|m| m.reason)
+            .unwrap_or_else(|e| format!("unreadable: {e}"));
+        let created = n
+            .created
+            .format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{created:<20}  {:<10}  {:>10}  {state:<32}  {}\n",
+            n.version,
+            mib(size),
+            path.display()
+        ));
+        data.push(json!({
+            "archive": path, "created": created, "version": n.version, "size": size,
+            "state": state, "reason": reason,
+        }));
+    }
+    text.push_str(&format!(
+        "re-check one: launch-tui backups {} --verify ARCHIVE",
+        a.name
+    ));
+    Ok(Outcome::new(
+        text,
+        json!({ "instance": a.name, "dir": dir, "backups": data }),
+    ))
+}
+
+fn verify(name: &str, path: &Path) -> Result<Outcome> {
+    if !path.is_file() {
+        return Err(LaunchError::bad_input(
+            path.display().to_string(),
+            "no such archive",
+            format!("list the backups with `launch-tui backups {name}`"),
+        ));
+    }
+    match archive::walk(path, |_, _| Ok(())) {
+        Ok(m) => {
+            let _ = take::mark_verified(path);
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            Ok(Outcome::new(
+                format!(
+                    "{}: verified: format {}, {} entries (sha256 and size of each), {} of {} {} taken {} ({}), {}",
+                    path.display(),
+                    m.format,
+                    m.entries.len(),
+                    m.instance.name,
+                    m.profile.name,
+                    m.app_version,
+                    m.created,
+                    m.reason,
+                    mib(size)
+                ),
+                json!({ "archive": path, "verified": true, "entries": m.entries.len(),
+                        "instance": m.instance.name, "version": m.app_version, "created": m.created }),
+            ))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(take::verified_marker(path));
+            if archive::is_archive_problem(&e) {
+                Err(LaunchError::bad_input(
+                    path.display().to_string(),
+                    format!("verification failed: {e:#}"),
+                    "do not restore from it; use another backup (`launch-tui backups NAME`)",
+                ))
+            } else {
+                Err(LaunchError::Failed(
+                    e.context(format!("cannot verify {}", path.display())),
+                ))
+            }
+        }
+    }
+}
+
+pub fn restore(g: &Global, a: &RestoreArgs, out: &Output) -> Result<Outcome> {
+    check_instance_name(&a.name)?;
+    if let Some(new) = &a.to_new {
+        return restore_to_new(g, a, new, out);
+    }
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(&a.name)?;
+    let loaded = Catalog::new(&g.config).load(&inst.profile)?;
+    let ctx = restore::RestoreCtx {
+        ct: Box::new(Pct::find()?),
+        store,
+        loaded,
+        inst,
+        archive: a.archive.clone(),
+        backup_dir: default_dir(&a.name),
+        safety: true,
+        manifest: None,
+        refusal: None,
+        lock: None,
+        safety_archive: None,
+        old_record: None,
+    };
+    run_restore(ctx, &a.name, out)
+}
+
+fn run_restore(mut ctx: restore::RestoreCtx, name: &str, out: &Output) -> Result<Outcome> {
+    let log_path = operation_log_path(name, "restore");
+    let plan = restore::plan(&ctx);
+    crate::engine::handle_interrupts();
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    let r = execute(plan, &mut ctx, &mut views.all(), false);
+    drop(ctx.lock.take());
+    if let Err(e) = r {
+        if let Some(refusal) = ctx.refusal.take() {
+            return Err(refusal);
+        }
+        let undo = if e.undo_failures.is_empty() {
+            "the instance was put back as it was".to_string()
+        } else {
+            "some steps could not be undone (see above)".to_string()
+        };
+        let safety = ctx
+            .safety_archive
+            .as_ref()
+            .map(|p| {
+                format!(
+                    "\n  the state before the restore is in {} (`launch-tui restore {name} {}`)",
+                    p.display(),
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        return Err(LaunchError::Failed(anyhow::anyhow!(
+            "restore of {name} failed: {e}\n  {undo}{safety}\n  log: {}",
+            log_path.display()
+        )));
+    }
+    let m = ctx.manifest.as_ref().expect("verified");
+    let safety = ctx
+        .safety_archive
+        .as_ref()
+        .map(|p| {
+            format!(
+                "\n  undo:      launch-tui restore {name} {}  (the safety backup)",
+                p.display()
+            )
+        })
+        .unwrap_or_default();
+    Ok(Outcome::new(
+        format!(
+            "Restored {name} from {} ({} {}, taken {}); it answers its health check.{safety}\n  log:       {}",
+            ctx.archive.display(),
+            m.profile.name,
+            m.app_version,
+            m.created,
+            log_path.display()
+        ),
+        json!({ "instance": name, "archive": ctx.archive, "version": m.app_version,
+                "safety_backup": ctx.safety_archive, "log": log_path }),
+    ))
+}
+
+/// `restore NAME ARCHIVE --to-new NAME2`: install a new instance of the archive's app version
+/// with the archive's answers (the install flow, unchanged), then restore into it.
+fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Result<Outcome> {
+    let store = InstanceStore::new(&g.config);
+    let bad = |problem: String, help: String| {
+        LaunchError::bad_input(a.archive.display().to_string(), problem, help)
+    };
+    if store.path_of(new).exists() {
+        return Err(LaunchError::bad_input(
+            format!("--to-new {new}"),
+            "an instance with this name is already installed; nothing was changed",
+            format!(
+                "choose another name, or restore into it: `launch-tui restore {new} {}`",
+                a.archive.display()
+            ),
+        ));
+    }
+    // Verified before anything is created; the TLS certificate and key (if any) come out
+    // on the way, for the new install.
+    let tls_dir = tempfile::Builder::new()
+        .prefix("launch-restore-tls")
+        .tempdir()
+        .map_err(|e| LaunchError::Failed(e.into()))?;
+    let mut tls: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let m = archive::walk(&a.archive, |e, data| {
+        let p = &e.record.path;
+        if e.record.kind == archive::EntryKind::File
+            && p.starts_with("config/etc/")
+            && (p.ends_with("/tls/cert.pem") || p.ends_with("/tls/key.pem"))
+        {
+            let file = if p.ends_with("cert.pem") {
+                "cert.pem"
+            } else {
+                "key.pem"
+            };
+            let dst = tls_dir.path().join(file);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&dst)?;
+            std::io::copy(data, &mut f)?;
+            tls.insert(file.into(), dst);
+        }
+        Ok(())
+    })
+    .map_err(|e| {
+        if archive::is_archive_problem(&e) {
+            bad(
+                format!("refused, nothing was created: {e:#}"),
+                format!("use another archive (`launch-tui backups {}`)", a.name),
+            )
+        } else {
+            LaunchError::Failed(e)
+        }
+    })?;
+    if m.instance.name != a.name {
+        return Err(bad(
+            format!(
+                "the archive holds instance `{}`, not `{}`; nothing was created",
+                m.instance.name, a.name
+            ),
+            format!(
+                "name the archive's instance: `launch-tui restore {} {} --to-new {new}`",
+                m.instance.name,
+                a.archive.display()
+            ),
+        ));
+    }
+    if m.database.kind.starts_with("external-") {
+        return Err(bad(
+            format!(
+                "the archive's database is {} ({}); a new instance would share it with the original; nothing was created",
+                m.database.kind,
+                m.instance.settings.get("db_host").cloned().unwrap_or_default()
+            ),
+            "restore into the existing instance instead (`launch-tui restore NAME ARCHIVE`), or install a new instance on a new database and restore into it".into(),
+        ));
+    }
+    let catalog = Catalog::new(&g.config);
+    let loaded = catalog.load(&m.profile.name)?;
+    // The answers: the archive's, minus what belongs to the old container.
+    let known: Vec<String> = crate::install::settings::CONTAINER_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .chain(loaded.profile.questions.iter().map(|q| q.key.to_string()))
+        .collect();
+    let mut answers: BTreeMap<String, String> = m
+        .instance
+        .settings
+        .iter()
+        .filter(|(k, _)| known.contains(k) && !k.starts_with("db_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    answers.insert("name".into(), new.to_string());
+    answers.insert("version".into(), m.app_version.clone());
+    if m.instance.settings.get("tls").map(String::as_str) == Some("true") {
+        if let (Some(c), Some(k)) = (tls.get("cert.pem"), tls.get("key.pem")) {
+            answers.insert("tls_cert".into(), c.display().to_string());
+            answers.insert("tls_key".into(), k.display().to_string());
+        }
+    }
+    let answers_file = tls_dir.path().join("answers.yaml");
+    let yaml = serde_yaml_ng::to_string(&answers)
+        .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot write the answers: {e}")))?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&answers_file)
+            .map_err(|e| LaunchError::Failed(e.into()))?;
+        f.write_all(yaml.as_bytes())
+            .map_err(|e| LaunchError::Failed(e.into()))?;
+    }
+    let mut g2 = g.clone();
+    g2.yes = true;
+    let args = crate::cli::InstallArgs {
+        profile: Some(m.profile.name.clone()),
+        answers: Some(answers_file),
+        name: Some(new.to_string()),
+        force: false,
+        keep_on_failure: false,
+    };
+    crate::install::run(&g2, &args, out).map_err(|e| {
+        LaunchError::Failed(anyhow::anyhow!(
+            "restore of {} into a new instance {new} failed while installing it: {e}",
+            a.archive.display()
+        ))
+    })?;
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(new)?;
+    let ctx = restore::RestoreCtx {
+        ct: Box::new(Pct::find()?),
+        store,
+        loaded,
+        inst,
+        archive: a.archive.clone(),
+        backup_dir: default_dir(new),
+        safety: false,
+        manifest: None,
+        refusal: None,
+        lock: None,
+        safety_archive: None,
+        old_record: None,
+    };
+    let vmid = ctx.inst.container.vmid;
+    let ip = ctx.inst.container.ip.clone().unwrap_or_default();
+    match run_restore(ctx, new, out) {
+        Ok(o) => Ok(Outcome::new(
+            format!(
+                "{}\n  new instance {new} in CT {vmid} (from this host: http://{ip}/)",
+                o.text
+            ),
+            o.data,
+        )),
+        Err(e) => Err(LaunchError::Failed(anyhow::anyhow!(
+            "{e}\n  the new instance {new} (CT {vmid}) was installed but holds no restored data: retry with `launch-tui restore {new} {}` or remove it with `launch-tui uninstall {new} --yes`",
+            a.archive.display()
+        ))),
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -493,12 +493,18 @@ pub struct Nginx {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupDef {
-    /// Directories in the container holding uploaded files and attachments.
+    /// Directories (or files) holding uploaded files and attachments, relative to the active
+    /// slot's data directory (`/var/lib/PROFILE/SLOT`), e.g. `files`.
     #[serde(default)]
     pub paths: Vec<String>,
-    /// Config files that a faithful restore needs (they may hold secrets).
+    /// Config files (absolute paths in the container) that a faithful restore needs (they may
+    /// hold secrets). Files Launch renders from templates are re-rendered from the restored
+    /// instance record; others are put back as they were. Missing ones are skipped.
     #[serde(default)]
     pub config: Vec<String>,
+    /// The SQLite database file, relative to the data directory, for instances on SQLite.
+    #[serde(default)]
+    pub sqlite_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -324,3 +324,69 @@ pub fn http_get(url: &str) -> (u16, String) {
         Err(e) => (0, e.to_string()),
     }
 }
+
+/// PUTs a JSON body (the fixture app's task API); returns the status and the answer.
+pub fn http_put_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = c.put(url).json(body).send().unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().unwrap_or_default())
+}
+
+/// PUTs raw bytes (the fixture app's attachment upload); returns the status and the answer.
+pub fn http_put_bytes(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = c.put(url).body(body).send().unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().unwrap_or_default())
+}
+
+/// GETs raw bytes; status 0 when the request failed.
+pub fn http_get_bytes(url: &str) -> (u16, Vec<u8>) {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .build()
+        .unwrap();
+    match c.get(url).send() {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.bytes().map(|b| b.to_vec()).unwrap_or_default())
+        }
+        Err(_) => (0, Vec::new()),
+    }
+}
+
+/// Installs the fixture Vikunja with these answers (YAML lines); returns the instance record.
+pub fn install_with(lab: &Lab, cfg: &Config, file: &str, answers: &str) -> serde_yaml_ng::Value {
+    let path = cfg.path().join(file);
+    std::fs::write(&path, answers).unwrap();
+    let out = launch(
+        lab,
+        cfg,
+        &[
+            "install",
+            "vikunja",
+            "--yes",
+            "--answers",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "install: {}", text(&out));
+    let name = answers
+        .lines()
+        .find_map(|l| l.strip_prefix("name: "))
+        .unwrap_or("vikunja")
+        .trim()
+        .to_string();
+    let rec = std::fs::read_to_string(cfg.path().join(format!("instances/{name}.yaml"))).unwrap();
+    serde_yaml_ng::from_str(&rec).unwrap()
+}

@@ -1,0 +1,824 @@
+//! The backup archive format: a tar (zstd or gzip) whose first entry is `manifest.json` (the
+//! instance record, the profile, the app version and the size and sha256 of every other entry),
+//! then the database dump under `db/`, config files under `config/` and the app's files under
+//! `data/`. Everything here runs on the host and is independent of containers, so the checks a
+//! restore relies on are unit-tested on crafted archives.
+//!
+//! Writing streams: the entries are compressed into the file after a reserved head region while
+//! their hashes are taken; the manifest (its own compressed frame) then goes into the head, so it
+//! comes first without holding anything in memory. For zstd the rest of the head is a skippable
+//! frame, so a large archive is written once; a small one (or gzip, which has no skippable
+//! frames) is compacted by copying. zstd and gzip both read concatenated frames as one stream,
+//! and so do `tar -I zstd` and `tar xz`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cli::Compression;
+use crate::instance::{Instance, Slot};
+
+/// The archive format this build writes and reads.
+pub const FORMAT: u32 = 1;
+pub const MANIFEST: &str = "manifest.json";
+/// The top-level directories an archive may hold besides the manifest.
+pub const ROOTS: &[&str] = &["db", "config", "data"];
+const MANIFEST_MAX: u64 = 16 << 20;
+/// Room kept at the start of a new archive for the compressed manifest.
+const HEAD: u64 = 1 << 20;
+/// Archives with less data than this are compacted (no reserved head left in them).
+const IN_PLACE_MIN: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// `launch-tui X.Y.Z`.
+    pub tool: String,
+    /// Why it was taken: `backup`, `safety backup before restore`, `uninstall --keep-data`.
+    pub reason: String,
+    pub instance: Instance,
+    pub profile: ProfileRef,
+    pub app_version: String,
+    /// The slot whose data directory was backed up.
+    pub slot: Slot,
+    pub database: DatabaseDump,
+    pub entries: Vec<EntryRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProfileRef {
+    pub name: String,
+    pub format: u32,
+    /// sha256 of the profile's YAML as it was loaded (the profile's version, in effect).
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatabaseDump {
+    /// `sqlite`, `postgres`, `mariadb`, `external-postgres`, `external-mariadb`.
+    pub kind: String,
+    /// The entry holding it: a SQLite file (`db/NAME`) or an SQL dump (`db/*.sql`).
+    pub entry: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub path: String,
+    pub kind: EntryKind,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub mode: u32,
+    /// The target of a link (relative, and inside the archive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// Why an archive is refused: always the archive's fault, so the command exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ArchiveProblem(pub String);
+
+fn problem(s: impl Into<String>) -> anyhow::Error {
+    ArchiveProblem(s.into()).into()
+}
+
+/// Whether a failure is the archive's (refuse, exit 2) rather than the machine's.
+pub fn is_archive_problem(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<ArchiveProblem>())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+pub fn extension(c: Compression) -> &'static str {
+    match c {
+        Compression::Zstd => "tar.zst",
+        Compression::Gzip => "tar.gz",
+    }
+}
+
+/// `NAME-YYYYMMDDTHHMMSSZ-VERSION.tar.zst` (UTC), what `status` reads the newest backup's age from.
+pub fn file_name(name: &str, when: time::OffsetDateTime, version: &str, c: Compression) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let ts = when
+        .to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default();
+    let version: String = version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{name}-{ts}-{version}.{}", extension(c))
+}
+
+/// An archive file name taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveName {
+    pub created: time::OffsetDateTime,
+    pub version: String,
+}
+
+pub fn parse_file_name(name: &str, file: &str) -> Option<ArchiveName> {
+    let rest = file.strip_prefix(name)?.strip_prefix('-')?;
+    let rest = rest
+        .strip_suffix(".tar.zst")
+        .or_else(|| rest.strip_suffix(".tar.gz"))?;
+    let (ts, version) = (rest.get(..16)?, rest.get(16..)?.strip_prefix('-')?);
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let created = time::PrimitiveDateTime::parse(ts, &fmt).ok()?.assume_utc();
+    if version.is_empty() {
+        return None;
+    }
+    Some(ArchiveName {
+        created,
+        version: version.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+/// Checks an entry's path and returns it normalized (no `./`, no trailing `/`). Refuses
+/// absolute paths, `..`, and anything outside the known top-level directories.
+pub fn check_entry_path(raw: &str) -> Result<String> {
+    if raw.starts_with('/') {
+        bail!(problem(format!("entry `{raw}` has an absolute path")));
+    }
+    let mut parts = Vec::new();
+    for c in Path::new(raw).components() {
+        match c {
+            Component::Normal(p) => parts.push(
+                p.to_str()
+                    .ok_or_else(|| problem(format!("entry `{raw}` is not valid UTF-8")))?
+                    .to_string(),
+            ),
+            Component::CurDir => {}
+            Component::ParentDir => bail!(problem(format!("entry `{raw}` contains `..`"))),
+            Component::RootDir | Component::Prefix(_) => {
+                bail!(problem(format!("entry `{raw}` has an absolute path")))
+            }
+        }
+    }
+    let Some(first) = parts.first() else {
+        bail!(problem(format!("entry `{raw}` has an empty path")));
+    };
+    if !ROOTS.contains(&first.as_str()) {
+        bail!(problem(format!(
+            "entry `{raw}` is outside {}",
+            ROOTS
+                .iter()
+                .map(|r| format!("{r}/"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(parts.join("/"))
+}
+
+/// A link target must be relative and stay inside the top-level directory of the link.
+pub fn check_link_target(entry: &str, target: &str, hard: bool) -> Result<()> {
+    if target.starts_with('/') {
+        bail!(problem(format!(
+            "link `{entry}` points to the absolute path `{target}`"
+        )));
+    }
+    if hard {
+        // A hard link names another entry of the archive.
+        return check_entry_path(target).map(|_| ()).map_err(|_| {
+            problem(format!(
+                "hard link `{entry}` points outside the archive (`{target}`)"
+            ))
+        });
+    }
+    let root = entry.split('/').next().unwrap_or_default();
+    let mut stack: Vec<&str> = entry.split('/').collect();
+    stack.pop();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                stack.pop();
+                if stack.is_empty() {
+                    bail!(problem(format!(
+                        "symlink `{entry}` points outside the archive (`{target}`)"
+                    )));
+                }
+            }
+            p => stack.push(p),
+        }
+    }
+    if stack.first() != Some(&root) {
+        bail!(problem(format!(
+            "symlink `{entry}` points outside its directory (`{target}`)"
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hashing
+
+/// Passes bytes through while hashing and counting them.
+pub struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R> Hashing<R> {
+    pub fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    pub fn finish(self) -> (u64, String) {
+        (self.count, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+enum Compressor {
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl Compressor {
+    fn new(file: File, c: Compression) -> Result<Self> {
+        let w = BufWriter::with_capacity(1 << 20, file);
+        Ok(match c {
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, 3)?;
+                let threads = std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(1);
+                if threads > 1 {
+                    e.multithread(threads)?;
+                }
+                e.include_checksum(true)?;
+                Compressor::Zstd(e)
+            }
+            Compression::Gzip => Compressor::Gzip(flate2::write::GzEncoder::new(
+                w,
+                flate2::Compression::default(),
+            )),
+        })
+    }
+
+    /// Ends the stream; the file is not synced (the caller syncs what it keeps).
+    fn finish(self) -> Result<File> {
+        let w = match self {
+            Compressor::Zstd(e) => e.finish()?,
+            Compressor::Gzip(e) => e.finish()?,
+        };
+        Ok(w.into_inner().map_err(|e| e.into_error())?)
+    }
+}
+
+fn compress_to_vec(data: &[u8], c: Compression) -> Result<Vec<u8>> {
+    Ok(match c {
+        Compression::Zstd => zstd::bulk::compress(data, 3)?,
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data)?;
+            e.finish()?
+        }
+    })
+}
+
+impl Write for Compressor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Zstd(e) => e.write(buf),
+            Compressor::Gzip(e) => e.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Zstd(e) => e.flush(),
+            Compressor::Gzip(e) => e.flush(),
+        }
+    }
+}
+
+fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Files that are removed when dropped unless kept: a failure at any point leaves no partial
+/// archive behind.
+pub struct Partial {
+    paths: Vec<PathBuf>,
+}
+
+impl Partial {
+    pub fn new() -> Self {
+        Partial { paths: Vec::new() }
+    }
+    pub fn add(&mut self, p: PathBuf) {
+        self.paths.push(p);
+    }
+    pub fn forget(&mut self, p: &Path) {
+        self.paths.retain(|x| x != p);
+    }
+}
+
+impl Default for Partial {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Writes one archive: entries first (after the reserved head, hashed as they pass), then
+/// `finish` puts the manifest in front.
+pub struct ArchiveWriter {
+    tmp: PathBuf,
+    body: tar::Builder<Compressor>,
+    compression: Compression,
+    entries: Vec<EntryRecord>,
+    seen: BTreeSet<String>,
+    symlinks: BTreeSet<String>,
+    partial: Partial,
+    /// From this much data on, a zstd archive keeps its head instead of being compacted.
+    pub in_place_min: u64,
+}
+
+impl ArchiveWriter {
+    /// Creates `tmp` (mode 0600), removed again unless `finish` succeeds.
+    pub fn create(tmp: &Path, compression: Compression) -> Result<ArchiveWriter> {
+        let mut partial = Partial::new();
+        let mut f = create_private(tmp)?;
+        partial.add(tmp.to_path_buf());
+        f.seek(SeekFrom::Start(HEAD))?;
+        let mut body = tar::Builder::new(Compressor::new(f, compression)?);
+        body.mode(tar::HeaderMode::Complete);
+        Ok(ArchiveWriter {
+            tmp: tmp.to_path_buf(),
+            body,
+            compression,
+            entries: Vec::new(),
+            seen: BTreeSet::new(),
+            symlinks: BTreeSet::new(),
+            partial,
+            in_place_min: IN_PLACE_MIN,
+        })
+    }
+
+    fn note(&mut self, path: &str) -> Result<()> {
+        if !self.seen.insert(path.to_string()) {
+            bail!("entry `{path}` appears twice");
+        }
+        if let Some(s) = self
+            .symlinks
+            .iter()
+            .find(|s| path.starts_with(&format!("{s}/")))
+        {
+            bail!("entry `{path}` goes through the symlink `{s}`");
+        }
+        Ok(())
+    }
+
+    pub fn add_dir(&mut self, path: &str, mode: u32, owner: (&str, &str)) -> Result<()> {
+        let path = check_entry_path(path)?;
+        self.note(&path)?;
+        let mut h = header(tar::EntryType::Directory, mode, 0, owner);
+        self.body.append_data(&mut h, &path, io::empty())?;
+        self.entries.push(EntryRecord {
+            path,
+            kind: EntryKind::Dir,
+            size: 0,
+            sha256: None,
+            mode,
+            link: None,
+        });
+        Ok(())
+    }
+
+    /// Streams a file of `size` bytes from `data` into the archive, hashing it on the way.
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        owner: (&str, &str),
+        size: u64,
+        data: impl Read,
+    ) -> Result<()> {
+        let path = check_entry_path(path)?;
+        self.note(&path)?;
+        let mut h = header(tar::EntryType::Regular, mode, size, owner);
+        let mut r = Hashing::new(data.take(size));
+        self.body
+            .append_data(&mut h, &path, &mut r)
+            .with_context(|| format!("cannot write {path} into the archive"))?;
+        let (n, sha) = r.finish();
+        if n != size {
+            bail!("{path}: the stream ended after {n} of {size} bytes");
+        }
+        self.entries.push(EntryRecord {
+            path,
+            kind: EntryKind::File,
+            size,
+            sha256: Some(sha),
+            mode,
+            link: None,
+        });
+        Ok(())
+    }
+
+    pub fn add_link(
+        &mut self,
+        path: &str,
+        target: &str,
+        hard: bool,
+        mode: u32,
+        owner: (&str, &str),
+    ) -> Result<()> {
+        let path = check_entry_path(path)?;
+        check_link_target(&path, target, hard)?;
+        self.note(&path)?;
+        let kind = if hard {
+            tar::EntryType::Link
+        } else {
+            tar::EntryType::Symlink
+        };
+        let mut h = header(kind, mode, 0, owner);
+        self.body.append_link(&mut h, &path, target)?;
+        if !hard {
+            self.symlinks.insert(path.clone());
+        }
+        self.entries.push(EntryRecord {
+            path,
+            kind: if hard {
+                EntryKind::Hardlink
+            } else {
+                EntryKind::Symlink
+            },
+            size: 0,
+            sha256: None,
+            mode,
+            link: Some(target.to_string()),
+        });
+        Ok(())
+    }
+
+    pub fn entries(&self) -> &[EntryRecord] {
+        &self.entries
+    }
+
+    /// Puts the manifest (with every entry's record) in front of the entries and syncs the
+    /// file. Returns the archive's size. The file is removed again if anything fails.
+    pub fn finish(mut self, mut manifest: Manifest) -> Result<u64> {
+        manifest.entries = std::mem::take(&mut self.entries);
+        let file = self
+            .body
+            .into_inner()
+            .context("cannot finish the archive")?
+            .finish()
+            .context("cannot finish the archive")?;
+        let end = file.metadata()?.len();
+        let json = serde_json::to_vec_pretty(&manifest)?;
+        let mut plain = Vec::with_capacity(json.len() + 1024);
+        let mut h = header(
+            tar::EntryType::Regular,
+            0o600,
+            json.len() as u64,
+            ("root", "root"),
+        );
+        h.set_path(MANIFEST)?;
+        h.set_cksum();
+        plain.extend_from_slice(h.as_bytes());
+        plain.extend_from_slice(&json);
+        plain.resize(plain.len() + (512 - json.len() % 512) % 512, 0);
+        let head = compress_to_vec(&plain, self.compression)?;
+        let fits = head.len() as u64 + 8 <= HEAD;
+        let size =
+            if self.compression == Compression::Zstd && fits && end - HEAD >= self.in_place_min {
+                // The manifest frame, then a skippable frame over the rest of the head (a hole).
+                let mut skip = Vec::with_capacity(8);
+                skip.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+                skip.extend_from_slice(&((HEAD - head.len() as u64 - 8) as u32).to_le_bytes());
+                file.write_all_at(&head, 0)?;
+                file.write_all_at(&skip, head.len() as u64)?;
+                file.sync_all().context("cannot write the archive")?;
+                end
+            } else {
+                let compact = self.tmp.with_extension("compact");
+                let mut out = create_private(&compact)?;
+                self.partial.add(compact.clone());
+                out.write_all(&head)?;
+                let mut body = file;
+                body.seek(SeekFrom::Start(HEAD))?;
+                io::copy(&mut body, &mut out).context("cannot write the archive")?;
+                out.sync_all().context("cannot write the archive")?;
+                let size = out.metadata()?.len();
+                std::fs::rename(&compact, &self.tmp).context("cannot write the archive")?;
+                self.partial.forget(&compact);
+                size
+            };
+        let tmp = self.tmp.clone();
+        self.partial.forget(&tmp);
+        Ok(size)
+    }
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64, owner: (&str, &str)) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode & 0o7777);
+    h.set_size(size);
+    h.set_mtime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
+    let _ = h.set_username(owner.0);
+    let _ = h.set_groupname(owner.1);
+    h
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and verifying
+
+/// Opens an archive for reading, zstd or gzip by its magic bytes.
+pub fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic)?;
+    drop(f);
+    let f = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    );
+    if n >= 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(f)?))
+    } else if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(f)))
+    } else {
+        Err(problem(format!(
+            "{} is not a backup archive (neither zstd nor gzip)",
+            path.display()
+        )))
+    }
+}
+
+/// One checked entry handed to a consumer while an archive is walked.
+pub struct CheckedEntry<'a> {
+    pub record: &'a EntryRecord,
+    pub owner: (String, String),
+}
+
+/// Reads the whole archive, checking everything a restore relies on: the manifest comes first
+/// and is of a known format; every other entry is listed in it, with the same kind, size and
+/// sha256; paths are relative, without `..`, inside the known directories, not through a
+/// symlink; links stay inside; no device files; nothing is missing or doubled. `consume` sees
+/// each entry (and may read its data) before its hash is checked, so a consumer must treat
+/// what it got as provisional until this returns Ok.
+pub fn walk(
+    path: &Path,
+    mut consume: impl FnMut(&CheckedEntry, &mut dyn Read) -> Result<()>,
+) -> Result<Manifest> {
+    let reader = open(path)?;
+    let mut ar = tar::Archive::new(reader);
+    let damaged = |e: io::Error| problem(format!("the archive is damaged or truncated: {e}"));
+    let mut entries = ar.entries().map_err(damaged)?;
+    let first = entries
+        .next()
+        .ok_or_else(|| problem("the archive is empty (no manifest)"))?
+        .map_err(damaged)?;
+    let first_path = first
+        .path()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if first_path.trim_start_matches("./") != MANIFEST {
+        bail!(problem(format!(
+            "the archive does not start with {MANIFEST} (its first entry is `{first_path}`): it was not made by launch-tui backup, or was repacked"
+        )));
+    }
+    if first.header().entry_type() != tar::EntryType::Regular || first.size() > MANIFEST_MAX {
+        bail!(problem(format!(
+            "{MANIFEST} is not a plain file of sane size"
+        )));
+    }
+    let mut json = Vec::new();
+    let mut first = first;
+    first.read_to_end(&mut json).map_err(damaged)?;
+    let manifest = parse_manifest(&json)?;
+    let listed: BTreeMap<&str, &EntryRecord> = manifest
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e))
+        .collect();
+    if listed.len() != manifest.entries.len() {
+        bail!(problem("the manifest lists an entry twice"));
+    }
+    let mut seen = BTreeSet::new();
+    let mut symlinks: Vec<String> = Vec::new();
+    for e in entries {
+        let mut e = e.map_err(damaged)?;
+        let raw = e
+            .path()
+            .map_err(|err| problem(format!("an entry has an unreadable path: {err}")))?
+            .to_string_lossy()
+            .into_owned();
+        let path = check_entry_path(&raw)?;
+        if let Some(s) = symlinks.iter().find(|s| path.starts_with(&format!("{s}/"))) {
+            bail!(problem(format!(
+                "entry `{path}` goes through the symlink `{s}`"
+            )));
+        }
+        let kind = match e.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink,
+            tar::EntryType::Link => EntryKind::Hardlink,
+            tar::EntryType::Char | tar::EntryType::Block => {
+                bail!(problem(format!("entry `{path}` is a device file")))
+            }
+            other => bail!(problem(format!(
+                "entry `{path}` is of a kind backups never hold ({other:?})"
+            ))),
+        };
+        let Some(rec) = listed.get(path.as_str()) else {
+            bail!(problem(format!("entry `{path}` is not in the manifest")));
+        };
+        if rec.kind != kind {
+            bail!(problem(format!(
+                "entry `{path}` is a {kind:?} but the manifest says {:?}",
+                rec.kind
+            )));
+        }
+        if !seen.insert(path.clone()) {
+            bail!(problem(format!("entry `{path}` appears twice")));
+        }
+        if matches!(kind, EntryKind::Symlink | EntryKind::Hardlink) {
+            let target = e
+                .link_name()
+                .map_err(|err| problem(format!("link `{path}` is unreadable: {err}")))?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            check_link_target(&path, &target, kind == EntryKind::Hardlink)?;
+            if rec.link.as_deref() != Some(target.as_str()) {
+                bail!(problem(format!(
+                    "link `{path}` points to `{target}`, not where the manifest says"
+                )));
+            }
+            if kind == EntryKind::Symlink {
+                symlinks.push(path.clone());
+            }
+        }
+        let owner = (
+            e.header()
+                .username()
+                .ok()
+                .flatten()
+                .unwrap_or("root")
+                .to_string(),
+            e.header()
+                .groupname()
+                .ok()
+                .flatten()
+                .unwrap_or("root")
+                .to_string(),
+        );
+        let size = e.size();
+        if kind == EntryKind::File && size != rec.size {
+            bail!(problem(format!(
+                "entry `{path}` is {size} bytes, the manifest says {}",
+                rec.size
+            )));
+        }
+        let checked = CheckedEntry { record: rec, owner };
+        let mut hashing = Hashing::new(&mut e);
+        consume(&checked, &mut hashing)?;
+        io::copy(&mut hashing, &mut io::sink()).map_err(damaged)?;
+        let (n, sha) = hashing.finish();
+        if kind == EntryKind::File {
+            if n != rec.size {
+                bail!(problem(format!(
+                    "entry `{path}` is truncated ({n} of {} bytes)",
+                    rec.size
+                )));
+            }
+            if rec.sha256.as_deref() != Some(sha.as_str()) {
+                bail!(problem(format!(
+                    "entry `{path}` does not match its sha256 in the manifest (the archive is damaged)"
+                )));
+            }
+        }
+    }
+    if let Some(missing) = manifest
+        .entries
+        .iter()
+        .find(|r| !seen.contains(r.path.as_str()))
+    {
+        bail!(problem(format!(
+            "entry `{}` is listed in the manifest but missing from the archive (truncated?)",
+            missing.path
+        )));
+    }
+    if !seen.contains(manifest.database.entry.as_str()) {
+        bail!(problem(format!(
+            "the database dump `{}` is missing",
+            manifest.database.entry
+        )));
+    }
+    Ok(manifest)
+}
+
+fn parse_manifest(json: &[u8]) -> Result<Manifest> {
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|e| problem(format!("{MANIFEST} is not valid JSON: {e}")))?;
+    match v.get("format").and_then(|f| f.as_u64()) {
+        Some(f) if f == FORMAT as u64 => {}
+        Some(f) => bail!(problem(format!(
+            "the archive's format is {f}; this launch-tui reads format {FORMAT}\n  help: restore it with the launch-tui version that wrote it (see `tool` in its {MANIFEST})"
+        ))),
+        None => bail!(problem(format!("{MANIFEST} has no format version"))),
+    }
+    let m: Manifest = serde_json::from_value(v)
+        .map_err(|e| problem(format!("{MANIFEST} is not a launch-tui manifest: {e}")))?;
+    for e in &m.entries {
+        let p = check_entry_path(&e.path)?;
+        if p != e.path {
+            bail!(problem(format!(
+                "the manifest lists `{}`, which is not a normalized path",
+                e.path
+            )));
+        }
+    }
+    Ok(m)
+}
+
+/// Reads only the manifest (the first entry), for listing.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let mut ar = tar::Archive::new(open(path)?);
+    let mut entries = ar.entries()?;
+    let mut first = entries
+        .next()
+        .ok_or_else(|| problem("the archive is empty"))??;
+    let p = first.path()?.to_string_lossy().into_owned();
+    if p.trim_start_matches("./") != MANIFEST || first.size() > MANIFEST_MAX {
+        bail!(problem(format!(
+            "the archive does not start with {MANIFEST}"
+        )));
+    }
+    let mut json = Vec::new();
+    first.read_to_end(&mut json)?;
+    parse_manifest(&json)
+}
+
+#[cfg(test)]
+mod tests;

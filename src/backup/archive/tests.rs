@@ -1,0 +1,384 @@
+use super::*;
+use crate::instance::{Container, Instance, Slot};
+
+fn instance() -> Instance {
+    Instance {
+        name: "vikunja".into(),
+        profile: "vikunja".into(),
+        app_version: "v1.0.0".into(),
+        container: Container {
+            node: "pve".into(),
+            vmid: 100,
+            hostname: "vikunja".into(),
+            ip: None,
+            storage: "local".into(),
+        },
+        active_slot: Slot::Blue,
+        releases: vec![],
+        settings: Default::default(),
+        secrets: [("service_secret".to_string(), "s".to_string())]
+            .into_iter()
+            .collect(),
+        created: "2026-01-01T00:00:00Z".into(),
+        updated: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn manifest(entries: Vec<EntryRecord>) -> Manifest {
+    Manifest {
+        format: FORMAT,
+        created: "2026-01-01T00:00:00Z".into(),
+        tool: "test".into(),
+        reason: "test".into(),
+        instance: instance(),
+        profile: ProfileRef {
+            name: "vikunja".into(),
+            format: 1,
+            sha256: "0".into(),
+        },
+        app_version: "v1.0.0".into(),
+        slot: Slot::Blue,
+        database: DatabaseDump {
+            kind: "sqlite".into(),
+            entry: "db/vikunja.db".into(),
+        },
+        entries,
+    }
+}
+
+fn good(dir: &Path, c: Compression) -> PathBuf {
+    good_with(dir, c, u64::MAX)
+}
+
+fn good_with(dir: &Path, c: Compression, in_place_min: u64) -> PathBuf {
+    let tmp = dir.join(format!("good.{}", extension(c)));
+    let mut w = ArchiveWriter::create(&tmp, c).unwrap();
+    w.in_place_min = in_place_min;
+    w.add_dir("db", 0o700, ("root", "root")).unwrap();
+    w.add_file(
+        "db/vikunja.db",
+        0o640,
+        ("vikunja", "vikunja"),
+        5,
+        &b"hello"[..],
+    )
+    .unwrap();
+    w.add_dir("data/files", 0o750, ("vikunja", "vikunja"))
+        .unwrap();
+    let big = vec![7u8; 300_000];
+    w.add_file(
+        "data/files/1",
+        0o640,
+        ("vikunja", "vikunja"),
+        big.len() as u64,
+        &big[..],
+    )
+    .unwrap();
+    w.add_link("data/files/latest", "1", false, 0o777, ("root", "root"))
+        .unwrap();
+    w.finish(manifest(vec![])).unwrap();
+    tmp
+}
+
+/// A raw tar entry, with the name written byte for byte (the tar crate's own setters refuse
+/// `..` and absolute paths, which is what these tests need to craft).
+fn raw_entry(
+    b: &mut tar::Builder<Vec<u8>>,
+    kind: tar::EntryType,
+    name: &str,
+    data: &[u8],
+    link: Option<&str>,
+) {
+    let mut h = tar::Header::new_old();
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    let old = h.as_old_mut();
+    old.name[..name.len()].copy_from_slice(name.as_bytes());
+    if let Some(l) = link {
+        old.linkname[..l.len()].copy_from_slice(l.as_bytes());
+    }
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+fn sha(d: &[u8]) -> String {
+    hex::encode(Sha256::digest(d))
+}
+
+fn file_rec(path: &str, d: &[u8]) -> EntryRecord {
+    EntryRecord {
+        path: path.into(),
+        kind: EntryKind::File,
+        size: d.len() as u64,
+        sha256: Some(sha(d)),
+        mode: 0o644,
+        link: None,
+    }
+}
+
+/// An archive with a valid manifest listing `records`, then `entries` as given.
+fn crafted(
+    dir: &Path,
+    with_manifest: bool,
+    records: Vec<EntryRecord>,
+    entries: &[(tar::EntryType, &str, &[u8], Option<&str>)],
+) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let db = b"db!";
+    let mut recs = vec![file_rec("db/vikunja.db", db)];
+    recs.extend(records);
+    if with_manifest {
+        let json = serde_json::to_vec(&manifest(recs)).unwrap();
+        raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
+    }
+    raw_entry(&mut b, tar::EntryType::Regular, "db/vikunja.db", db, None);
+    for (k, n, d, l) in entries {
+        raw_entry(&mut b, *k, n, d, *l);
+    }
+    let tar = b.into_inner().unwrap();
+    let p = dir.join("crafted.tar.zst");
+    std::fs::write(&p, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    p
+}
+
+fn refused(p: &Path) -> String {
+    let e = walk(p, |_, _| Ok(())).unwrap_err();
+    assert!(is_archive_problem(&e), "{e:#}");
+    format!("{e:#}")
+}
+
+#[test]
+fn round_trip_both_compressions_manifest_first() {
+    let d = tempfile::tempdir().unwrap();
+    for c in [Compression::Zstd, Compression::Gzip] {
+        let p = good(d.path(), c);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let mut seen = Vec::new();
+        let m = walk(&p, |e, r| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)?;
+            seen.push((e.record.path.clone(), v.len(), e.owner.0.clone()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(m.entries.len(), 5);
+        assert_eq!(seen[1], ("db/vikunja.db".into(), 5, "vikunja".into()));
+        assert_eq!(read_manifest(&p).unwrap(), m);
+        // Only the archive is left, compact (small archives keep no reserved head).
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(std::fs::metadata(&p).unwrap().len() < 64 << 10);
+        std::fs::remove_file(&p).unwrap();
+    }
+}
+
+#[test]
+fn large_zstd_archives_keep_their_head_as_a_skippable_frame() {
+    let d = tempfile::tempdir().unwrap();
+    let p = good_with(d.path(), Compression::Zstd, 0);
+    assert!(std::fs::metadata(&p).unwrap().len() > HEAD);
+    let m = walk(&p, |_, _| Ok(())).unwrap();
+    assert_eq!(m.entries.len(), 5);
+    assert_eq!(read_manifest(&p).unwrap(), m);
+    // The zstd tool reads it as well (skippable frames are part of the format).
+    if let Ok(out) = std::process::Command::new("zstd")
+        .arg("-t")
+        .arg(&p)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn flipped_byte_and_truncation_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = good(d.path(), Compression::Zstd);
+    let orig = std::fs::read(&p).unwrap();
+    // In the compressed bytes (bit rot).
+    let mut b = orig.clone();
+    let i = b.len() * 2 / 3;
+    b[i] ^= 0x20;
+    std::fs::write(&p, &b).unwrap();
+    refused(&p);
+    // In the data, with valid compression: the sha256 catches it.
+    let mut plain = zstd::decode_all(&orig[..]).unwrap();
+    let at = plain.windows(5).position(|w| w == b"hello").unwrap();
+    plain[at] = b'j';
+    std::fs::write(&p, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
+    assert!(refused(&p).contains("does not match its sha256"));
+    // Truncated.
+    std::fs::write(&p, &orig[..orig.len() / 2]).unwrap();
+    refused(&p);
+}
+
+#[test]
+fn missing_manifest_and_unlisted_entries_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = crafted(d.path(), false, vec![], &[]);
+    assert!(refused(&p).contains("does not start with manifest.json"));
+    let p = crafted(
+        d.path(),
+        true,
+        vec![],
+        &[(tar::EntryType::Regular, "data/extra", b"x", None)],
+    );
+    assert!(refused(&p).contains("not in the manifest"));
+    let p = crafted(d.path(), true, vec![file_rec("data/gone", b"x")], &[]);
+    assert!(refused(&p).contains("missing from the archive"));
+    let p = crafted(d.path(), true, vec![], &[]);
+    walk(&p, |_, _| Ok(())).unwrap();
+}
+
+#[test]
+fn escaping_paths_links_and_devices_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = crafted(
+        d.path(),
+        true,
+        vec![],
+        &[(tar::EntryType::Regular, "data/../../etc/evil", b"x", None)],
+    );
+    assert!(refused(&p).contains("contains `..`"));
+    let p = crafted(
+        d.path(),
+        true,
+        vec![],
+        &[(tar::EntryType::Regular, "/etc/evil", b"x", None)],
+    );
+    assert!(refused(&p).contains("absolute path"));
+    let link = EntryRecord {
+        path: "data/out".into(),
+        kind: EntryKind::Symlink,
+        size: 0,
+        sha256: None,
+        mode: 0o777,
+        link: Some("/etc".into()),
+    };
+    let p = crafted(
+        d.path(),
+        true,
+        vec![link.clone(), file_rec("data/out/passwd", b"x")],
+        &[
+            (tar::EntryType::Symlink, "data/out", b"", Some("/etc")),
+            (tar::EntryType::Regular, "data/out/passwd", b"x", None),
+        ],
+    );
+    assert!(refused(&p).contains("points to the absolute path"));
+    let rel = EntryRecord {
+        link: Some("../../etc".into()),
+        ..link
+    };
+    let p = crafted(
+        d.path(),
+        true,
+        vec![rel],
+        &[(tar::EntryType::Symlink, "data/out", b"", Some("../../etc"))],
+    );
+    assert!(refused(&p).contains("points outside"));
+    let p = crafted(
+        d.path(),
+        true,
+        vec![],
+        &[(tar::EntryType::Char, "data/null", b"", None)],
+    );
+    assert!(refused(&p).contains("device file"));
+}
+
+#[test]
+fn a_file_through_an_inside_symlink_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let link = EntryRecord {
+        path: "data/alias".into(),
+        kind: EntryKind::Symlink,
+        size: 0,
+        sha256: None,
+        mode: 0o777,
+        link: Some("files".into()),
+    };
+    let p = crafted(
+        d.path(),
+        true,
+        vec![link, file_rec("data/alias/x", b"x")],
+        &[
+            (tar::EntryType::Symlink, "data/alias", b"", Some("files")),
+            (tar::EntryType::Regular, "data/alias/x", b"x", None),
+        ],
+    );
+    assert!(refused(&p).contains("goes through the symlink"));
+}
+
+#[test]
+fn newer_format_is_refused_with_help() {
+    let d = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut m = serde_json::to_value(manifest(vec![])).unwrap();
+    m["format"] = 2.into();
+    let json = serde_json::to_vec(&m).unwrap();
+    raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
+    let p = d.path().join("f2.tar.zst");
+    std::fs::write(
+        &p,
+        zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+    let t = refused(&p);
+    assert!(t.contains("format is 2") && t.contains("help:"), "{t}");
+}
+
+#[test]
+fn a_failed_write_leaves_no_partial_files() {
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            buf[..n].fill(1);
+            Ok(n)
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let tmp = d.path().join(".x.tar.zst.partial");
+    let mut w = ArchiveWriter::create(&tmp, Compression::Zstd).unwrap();
+    assert!(tmp.exists());
+    assert!(w
+        .add_file("data/f", 0o600, ("root", "root"), 1 << 20, Failing(4096))
+        .is_err());
+    drop(w);
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn names_carry_time_and_version() {
+    let t = time::macros::datetime!(2026-11-27 16:05:09 UTC);
+    let n = file_name("vikunja-2", t, "v2.5.0-rc1", Compression::Zstd);
+    assert_eq!(n, "vikunja-2-20261127T160509Z-v2.5.0-rc1.tar.zst");
+    let p = parse_file_name("vikunja-2", &n).unwrap();
+    assert_eq!(p.created, t);
+    assert_eq!(p.version, "v2.5.0-rc1");
+    // Another instance's archive whose name starts the same is not ours.
+    assert!(parse_file_name("vikunja", &n).is_none());
+    assert!(parse_file_name("vikunja-2", ".vikunja-2-x.tar.zst.partial").is_none());
+}
+
+#[test]
+fn link_targets() {
+    check_link_target("data/files/a", "b", false).unwrap();
+    check_link_target("data/files/a", "../x", false).unwrap();
+    assert!(check_link_target("data/a", "../../x", false).is_err());
+    assert!(check_link_target("data/a", "../config/x", false).is_err());
+    assert!(check_link_target("data/a", "/x", false).is_err());
+    check_link_target("data/a", "data/b", true).unwrap();
+    assert!(check_link_target("data/a", "../b", true).is_err());
+}
