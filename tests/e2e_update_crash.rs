@@ -24,6 +24,7 @@ use load::{assert_no_failures, Load};
 
 const STEPS: &[&str] = &[
     "release",
+    "safety-backup",
     "snapshot",
     "hold-writes",
     "safety-copy",

@@ -691,6 +691,8 @@ mod tests {
             },
             active_slot: if vmid == 1 { Slot::Blue } else { Slot::Green },
             releases: vec!["v1.0.0".into()],
+            previous: None,
+            components: Default::default(),
             settings: kv
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -27,6 +27,9 @@ pub struct Journal {
     pub host: String,
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// The safety backup archive taken before anything changed (on the host).
+    #[serde(default)]
+    pub backup: Option<String>,
     /// A server database's pre-update dump, inside the container.
     #[serde(default)]
     pub dump: Option<String>,

@@ -66,11 +66,10 @@ pub fn check_requires(profile: &Profile, inst: &Instance, target: &str) -> Resul
     }
 }
 
-fn open(g: &Global, name: &str) -> Result<(InstanceStore, Profile, Instance)> {
-    let store = InstanceStore::new(&g.config);
-    let inst = store.load(name)?;
+fn open(g: &Global, name: &str) -> Result<(Profile, Instance)> {
+    let inst = InstanceStore::new(&g.config).load(name)?;
     let profile = Catalog::new(&g.config).load(&inst.profile)?.profile;
-    Ok((store, profile, inst))
+    Ok((profile, inst))
 }
 
 fn pct() -> Result<Box<dyn CtAccess>> {
@@ -88,7 +87,7 @@ fn newest(profile: &Profile, channel: ChannelArg) -> Option<String> {
 }
 
 fn ctx(
-    store: InstanceStore,
+    g: &Global,
     profile: Profile,
     inst: Instance,
     journal: Journal,
@@ -96,9 +95,12 @@ fn ctx(
     watch: Duration,
     client: Option<crate::pve::Client>,
 ) -> Result<Ctx> {
+    let loaded = Catalog::new(&g.config).load(profile.name.as_str())?;
+    let store = InstanceStore::new(&g.config);
     Ok(Ctx {
         ct: pct()?,
         client,
+        loaded,
         profile,
         inst,
         store,
@@ -115,7 +117,6 @@ fn ctx(
 fn recover_locked(
     g: &Global,
     out: &Output,
-    store: InstanceStore,
     profile: Profile,
     inst: Instance,
     journal: Journal,
@@ -127,7 +128,7 @@ fn recover_locked(
     } else {
         Mode::Update
     };
-    let mut c = ctx(store, profile, inst, journal, mode, Duration::ZERO, client)?;
+    let mut c = ctx(g, profile, inst, journal, mode, Duration::ZERO, client)?;
     let log_path = operation_log_path(&name, "recover");
     let done = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let said = done.clone();
@@ -159,7 +160,7 @@ pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option
     if Journal::load(name)?.is_none() {
         return Ok(None);
     }
-    let (store, profile, inst) = open(g, name)?;
+    let (profile, inst) = open(g, name)?;
     let vmid = inst.container.vmid;
     let _lock = match lock_instance(name, "recover", Duration::ZERO, pct()?, vmid) {
         Ok(l) => l,
@@ -170,7 +171,7 @@ pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option
     let Some(journal) = Journal::load(name)? else {
         return Ok(None);
     };
-    recover_locked(g, out, store, profile, inst, journal).map(Some)
+    recover_locked(g, out, profile, inst, journal).map(Some)
 }
 
 fn lock(g: &Global, name: &str, op: &str, wait: u64, vmid: u32) -> Result<InstanceLock> {
@@ -282,6 +283,7 @@ fn new_journal(
         pid: std::process::id(),
         host: hostname(),
         snapshot: None,
+        backup: None,
         dump: None,
         steps_done: Vec::new(),
     }
@@ -329,7 +331,7 @@ fn switch_plan(
 }
 
 pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
-    let (store, profile, inst) = open(g, &a.name)?;
+    let (profile, inst) = open(g, &a.name)?;
     if let Some(v) = &a.version {
         let Some(rel) = profile.release(v) else {
             let known: Vec<&str> = profile
@@ -442,11 +444,11 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
         ));
     }
     let _lock = lock(g, &a.name, "update", a.wait, vmid)?;
-    let (store, profile, mut inst) = if let Some(j) = Journal::load(&a.name)? {
-        let what = recover_locked(g, out, store, profile, inst, j)?;
+    let (profile, mut inst) = if let Some(j) = Journal::load(&a.name)? {
+        let what = recover_locked(g, out, profile, inst, j)?;
         eprintln!("{what}");
         let again = open(g, &a.name)?;
-        if again.2.app_version == target {
+        if again.1.app_version == target {
             return Ok(Outcome::new(
                 format!("{what}\n{} is at {target}.", a.name),
                 json!({ "instance": a.name, "version": target, "recovered": what }),
@@ -454,7 +456,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
         }
         again
     } else {
-        (store, profile, inst)
+        (profile, inst)
     };
     if version_key(&target) < version_key(&inst.app_version) {
         return Err(LaunchError::bad_input(
@@ -477,7 +479,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     let from = inst.app_version.clone();
     inst.updated = inst.updated.clone();
     let mut c = ctx(
-        store,
+        g,
         profile,
         inst,
         journal,
@@ -508,18 +510,18 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
 }
 
 pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
-    let (store, profile, inst) = open(g, &a.name)?;
+    let (profile, inst) = open(g, &a.name)?;
     if a.snapshot {
-        return rollback_snapshot(g, a, store, inst);
+        return rollback_snapshot(g, a, InstanceStore::new(&g.config), inst);
     }
     let vmid = inst.container.vmid;
     let _lock = lock(g, &a.name, "rollback", a.wait, vmid)?;
-    let (store, profile, inst) = if let Some(j) = Journal::load(&a.name)? {
-        let what = recover_locked(g, out, store, profile, inst, j)?;
+    let (profile, inst) = if let Some(j) = Journal::load(&a.name)? {
+        let what = recover_locked(g, out, profile, inst, j)?;
         eprintln!("{what}");
         open(g, &a.name)?
     } else {
-        (store, profile, inst)
+        (profile, inst)
     };
     let Some(prev) = inst.previous.clone() else {
         return Err(LaunchError::bad_input(
@@ -556,7 +558,7 @@ pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
     journal.save().map_err(LaunchError::Failed)?;
     let from = inst.app_version.clone();
     let client = connect(g).ok().map(|c| c.client);
-    let mut c = ctx(store, profile, inst, journal, Mode::Rollback, watch, client)?;
+    let mut c = ctx(g, profile, inst, journal, Mode::Rollback, watch, client)?;
     let (took, log) = switch_plan(g, out, &mut c, &a.name, "rollback")?;
     Ok(Outcome::new(
         format!(

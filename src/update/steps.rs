@@ -48,6 +48,8 @@ pub struct Metrics {
 pub struct Ctx {
     pub ct: Box<dyn CtAccess>,
     pub client: Option<Client>,
+    /// The profile as loaded (its source goes into the safety backup's manifest).
+    pub loaded: crate::profile::LoadedProfile,
     pub profile: Profile,
     pub inst: Instance,
     pub store: InstanceStore,
@@ -148,6 +150,13 @@ pub fn plan(c: &Ctx) -> Plan<Ctx> {
         format!("Placing release {to} beside {from}"),
         release,
     ));
+    if c.mode == Mode::Update {
+        plan = plan.step(step(
+            "safety-backup",
+            format!("Taking a verified backup of {from}"),
+            safety_backup,
+        ));
+    }
     if c.mode == Mode::Update && c.client.is_some() {
         plan = plan.step(step(
             "snapshot",
@@ -216,6 +225,29 @@ fn release(c: &mut Ctx, rep: &Reporter) -> Result<()> {
         c.journal.save()?;
     }
     deploy::install_release(c.ct.as_ref(), c.vmid(), &c.releases, &c.profile, &to, rep)
+}
+
+/// A full backup archive (database, config, files) while the old version still serves, in the
+/// instance's backup directory: the way back if everything else fails.
+fn safety_backup(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let dir = crate::backup::default_dir(&c.inst.name);
+    let archive = crate::backup::take::take(
+        c.ct.as_ref(),
+        &c.inst,
+        &c.loaded,
+        &dir,
+        crate::cli::Compression::Zstd,
+        "update",
+        rep,
+    )?;
+    rep.info(format!(
+        "safety backup {} ({})",
+        archive.path.display(),
+        crate::backup::take::mib(archive.size)
+    ));
+    c.journal.backup = Some(archive.path.display().to_string());
+    c.journal.save()?;
+    Ok(())
 }
 
 /// Whether the container's root disk can take a snapshot (PVE: not on plain dir/NFS storages

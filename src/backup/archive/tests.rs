@@ -15,6 +15,8 @@ fn instance() -> Instance {
         },
         active_slot: Slot::Blue,
         releases: vec![],
+        previous: None,
+        components: Default::default(),
         settings: Default::default(),
         secrets: [("service_secret".to_string(), "s".to_string())]
             .into_iter()
