@@ -1,5 +1,5 @@
 //! Taking a backup of a running instance. In the container: a consistent database dump
-//! (SQLite's online `.backup`, `pg_dump`, `mariadb-dump`, each a consistent snapshot while the
+//! (SQLite's `VACUUM INTO`, `pg_dump`, `mariadb-dump`, each a consistent snapshot while the
 //! app serves), then a hard-link snapshot of the app's files (taken after the dump, so every
 //! row's file is there) and copies of the config files, in a staging directory next to the
 //! data. That directory streams out through `tar` into the archive writer on the host.
@@ -181,9 +181,12 @@ fn dump_script(db: &DbContext, data_dir: &str, p: &LoadedProfile, entry: &str) -
                 )
             })?;
             let src = format!("{data_dir}/{file}");
+            // One read transaction (`VACUUM INTO`): a consistent copy even while the app keeps
+            // writing, which `.backup` restarts on forever under a steady write load;
+            // `.timeout` waits for a write in progress instead of failing "database is locked".
             format!(
                 "test -f {src} || {{ echo \"no database at {src}\" >&2; exit 3; }}\n\
-                 sqlite3 {src} \".backup '$S/{entry}'\"\n\
+                 sqlite3 {src} '.timeout 30000' \"VACUUM INTO '$S/{entry}'\"\n\
                  test \"$(sqlite3 \"$S\"/{e} 'PRAGMA quick_check')\" = ok || {{ echo 'the copied database fails its check' >&2; exit 3; }}\n",
                 src = q(&src),
                 e = q(entry),
@@ -433,6 +436,9 @@ fn take_inner(
                 }
             }
         }
+        // tar pads its output after the end-of-archive blocks; read it all, or tar dies of
+        // SIGPIPE (exit 141) when the pipe closes before it is done writing.
+        std::io::copy(&mut ar.into_inner(), &mut std::io::sink())?;
         Ok(bytes)
     })();
     let bytes = match streamed {

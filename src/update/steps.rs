@@ -383,33 +383,16 @@ fn safety_copy(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     if c.mode == Mode::Rollback {
         return Ok(());
     }
-    let db = DbContext::for_instance(&c.inst);
     let dir = format!("/var/backups/launch/{}", c.inst.name);
     let stamp = timestamp().replace(':', "");
     let file = format!("{dir}/pre-update-{}-{stamp}.sql", c.journal.from_version);
-    let dump = match db.kind.as_str() {
-        "postgres" | "external-postgres" => format!(
-            "PGPASSWORD=\"$(cat /run/launch-dbpw)\" pg_dump -h {h} -p {port} -U {u} --clean --if-exists {n} > {file}",
-            h = db.host, port = db.port, u = db.user, n = db.name
+    let out = db_client(
+        c,
+        &format!("umask 077; mkdir -p {dir} && pg_dump --clean --if-exists {{conn}} > {file}"),
+        &format!(
+            "umask 077; mkdir -p {dir} && mariadb-dump --single-transaction {{conn}} > {file}"
         ),
-        _ => format!(
-            "MYSQL_PWD=\"$(cat /run/launch-dbpw)\" mariadb-dump -h {h} -P {port} -u {u} --single-transaction {n} > {file}",
-            h = db.host, port = db.port, u = db.user, n = db.name
-        ),
-    };
-    c.ct.write(
-        c.vmid(),
-        "/run/launch-dbpw",
-        db.password.as_bytes(),
-        0o600,
-        None,
-    )?;
-    let out = sh(
-        c.ct.as_ref(),
-        c.vmid(),
-        &format!("umask 077; mkdir -p {dir} && {dump}"),
     );
-    let _ = c.ct.exec(c.vmid(), &["rm", "-f", "/run/launch-dbpw"]);
     out.context("the pre-update database dump failed")?;
     rep.info(format!("database dumped to {file} (in the container)"));
     c.journal.dump = Some(file);
@@ -488,27 +471,43 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     start_slot(c, c.to(), &to_version, rep)
 }
 
-fn restore_dump(c: &Ctx, dump: &str, rep: &Reporter) -> Result<()> {
+/// Runs a database client script in the container with the instance's credentials: `{conn}`
+/// becomes the connection options; the password goes through a private file, never argv.
+fn db_client(c: &Ctx, postgres: &str, mariadb: &str) -> Result<crate::ct::ExecOutput> {
+    const PW: &str = "/run/launch-dbpw";
     let db = DbContext::for_instance(&c.inst);
-    let load = match db.kind.as_str() {
-        "postgres" | "external-postgres" => format!(
-            "PGPASSWORD=\"$(cat /run/launch-dbpw)\" psql -q -v ON_ERROR_STOP=1 -h {h} -p {p} -U {u} {n} < {dump}",
-            h = db.host, p = db.port, u = db.user, n = db.name
+    let (env, script) = match db.kind.as_str() {
+        "postgres" | "external-postgres" => (
+            "PGPASSWORD",
+            postgres.replace(
+                "{conn}",
+                &format!("-h {} -p {} -U {} {}", db.host, db.port, db.user, db.name),
+            ),
         ),
-        _ => format!(
-            "MYSQL_PWD=\"$(cat /run/launch-dbpw)\" mariadb -h {h} -P {p} -u {u} {n} < {dump}",
-            h = db.host, p = db.port, u = db.user, n = db.name
+        _ => (
+            "MYSQL_PWD",
+            mariadb.replace(
+                "{conn}",
+                &format!("-h {} -P {} -u {} {}", db.host, db.port, db.user, db.name),
+            ),
         ),
     };
-    c.ct.write(
+    c.ct.write(c.vmid(), PW, db.password.as_bytes(), 0o600, None)?;
+    let out = sh(
+        c.ct.as_ref(),
         c.vmid(),
-        "/run/launch-dbpw",
-        db.password.as_bytes(),
-        0o600,
-        None,
-    )?;
-    let out = sh(c.ct.as_ref(), c.vmid(), &load);
-    let _ = c.ct.exec(c.vmid(), &["rm", "-f", "/run/launch-dbpw"]);
+        &format!("{env}=\"$(cat {PW})\"; export {env}; rm -f {PW}; {script}"),
+    );
+    let _ = c.ct.exec(c.vmid(), &["rm", "-f", PW]);
+    out
+}
+
+fn restore_dump(c: &Ctx, dump: &str, rep: &Reporter) -> Result<()> {
+    let out = db_client(
+        c,
+        &format!("psql -q -v ON_ERROR_STOP=1 {{conn}} < {dump}"),
+        &format!("mariadb {{conn}} < {dump}"),
+    );
     out.context("restoring the pre-update database dump failed")?;
     rep.info(format!("database restored from {dump}"));
     Ok(())
