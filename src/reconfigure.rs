@@ -38,6 +38,11 @@ const OWN_KEYS: &[&str] = &[
     "swap_mib",
     "disk_gib",
     "database",
+    "db_host",
+    "db_port",
+    "db_user",
+    "db_name",
+    "db_password_file",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -345,28 +350,65 @@ fn validate(
                 let kind = match value.as_str() {
                     "postgres" => Some(DatabaseKind::Postgres),
                     "mariadb" => Some(DatabaseKind::Mariadb),
+                    "external-postgres" => Some(DatabaseKind::ExternalPostgres),
+                    "external-mariadb" => Some(DatabaseKind::ExternalMariadb),
                     _ => None,
                 };
+                let m = profile.migrations.as_ref();
                 match kind {
-                    _ if *value == now => {}
-                    Some(k) if now == "sqlite" && profile.databases.supported.contains(&k) => {
-                        let m = profile.migrations.as_ref();
+                    _ if *value == now && !sets.contains_key("db_host") => {}
+                    Some(k) if profile.databases.supported.contains(&k) => {
                         if m.is_none_or(|m| m.export.is_empty() || m.import.is_empty()) {
                             problems.push(bad(key, value, format!("profile `{}` has no export/import commands to move the data with", profile.name), "add migrations.export and migrations.import to the profile"));
-                        } else {
-                            database = Some(k);
-                            next.settings.insert("database".into(), value.clone());
-                            lines.push(format!("database: {now} → {value} (the data moves with the app's own export/import)"));
+                            continue;
                         }
+                        if matches!(k, DatabaseKind::ExternalPostgres | DatabaseKind::ExternalMariadb) {
+                            match external_db(k, sets) {
+                                Ok(ext) => {
+                                    for (f, v) in [("db_host", &ext.host), ("db_user", &ext.user), ("db_name", &ext.name)] {
+                                        next.settings.insert(f.into(), v.clone());
+                                    }
+                                    next.settings.insert("db_port".into(), ext.port.to_string());
+                                    next.secrets.insert("db_password".into(), ext.password);
+                                }
+                                Err(mut p) => {
+                                    problems.append(&mut p);
+                                    continue;
+                                }
+                            }
+                        } else {
+                            for f in ["db_host", "db_port", "db_user", "db_name"] {
+                                next.settings.remove(f);
+                            }
+                            // A local server gets the password generated at install.
+                            if now.starts_with("external-") {
+                                let pw = rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 32);
+                                next.secrets.insert("db_password".into(), pw);
+                            }
+                        }
+                        database = Some(k);
+                        next.settings.insert("database".into(), value.clone());
+                        lines.push(format!("database: {now} → {value} (the data moves with the app's own export/import)"));
                     }
                     _ => problems.push(bad(
                         key,
                         value,
-                        format!(
-                            "from {now}, only a move to a local postgres or mariadb is supported"
-                        ),
-                        "e.g. --set database=postgres",
+                        format!("not one of this profile's databases ({})", profile.databases.supported.iter().map(|d| d.label()).collect::<Vec<_>>().join(", ")),
+                        "e.g. --set database=postgres, or --set database=external-postgres --set db_host=HOST --set db_user=USER --set db_name=NAME --set db_password_file=FILE",
                     )),
+                }
+            }
+            "db_host" | "db_port" | "db_user" | "db_name" | "db_password_file" => {
+                if !sets
+                    .get("database")
+                    .is_some_and(|d| d.starts_with("external-"))
+                {
+                    problems.push(bad(
+                        key,
+                        value,
+                        "belongs to a move to an external database",
+                        "add --set database=external-postgres (or external-mariadb)",
+                    ));
                 }
             }
             _ => problems.push(bad(
@@ -396,6 +438,94 @@ fn validate(
 
 /// A file the record renders into the container: path, text, mode, owner group.
 type Rendered = (String, String, u32, Option<String>);
+
+/// The external database a move goes to: every field given, the password from a private
+/// file (never the command line), and the server answering.
+fn external_db(
+    kind: DatabaseKind,
+    sets: &BTreeMap<String, String>,
+) -> std::result::Result<crate::install::settings::ExternalDb, Vec<InvalidValue>> {
+    let mut problems = Vec::new();
+    let mut need = |k: &str| match sets.get(k) {
+        Some(v) if !v.is_empty() => v.clone(),
+        _ => {
+            problems.push(bad(
+                k,
+                "",
+                "needed for an external database",
+                format!("add --set {k}=..."),
+            ));
+            String::new()
+        }
+    };
+    let host = need("db_host");
+    let user = need("db_user");
+    let name = need("db_name");
+    let pw_file = need("db_password_file");
+    let default_port = if kind == DatabaseKind::ExternalMariadb {
+        3306
+    } else {
+        5432
+    };
+    let port = match sets.get("db_port").map(|p| p.parse::<u16>()) {
+        None => default_port,
+        Some(Ok(p)) if p > 0 => p,
+        Some(_) => {
+            problems.push(bad(
+                "db_port",
+                sets["db_port"].as_str(),
+                "not a port number",
+                "e.g. 5432",
+            ));
+            default_port
+        }
+    };
+    let mut password = String::new();
+    if !pw_file.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(&pw_file)
+            .and_then(|m| std::fs::read_to_string(&pw_file).map(|t| (m, t)))
+        {
+            Ok((m, _)) if m.permissions().mode() & 0o077 != 0 => problems.push(bad(
+                "db_password_file",
+                &pw_file,
+                format!(
+                    "mode {:o}: others can read the password",
+                    m.permissions().mode() & 0o777
+                ),
+                format!("chmod 600 {pw_file}"),
+            )),
+            Ok((_, t)) => password = t.trim_end_matches(['\n', '\r']).to_string(),
+            Err(e) => problems.push(bad(
+                "db_password_file",
+                &pw_file,
+                format!("cannot read it: {e}"),
+                "give a file holding only the password, mode 0600",
+            )),
+        }
+    }
+    if problems.is_empty() {
+        if let Err(e) = crate::install::settings::db_reachable(&host, port) {
+            problems.push(bad(
+                "db_host",
+                &format!("{host}:{port}"),
+                e,
+                "check the address, and that the server accepts connections from this network",
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(crate::install::settings::ExternalDb {
+            host,
+            port,
+            user,
+            password,
+            name,
+        })
+    } else {
+        Err(problems)
+    }
+}
 
 /// Every file the record renders into the container.
 fn rendered_files(profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<Rendered>> {
@@ -476,7 +606,7 @@ fn show(inst: &Instance, drifts: &[String], profile: &Profile) -> String {
         }
     }
     t.push_str(&format!(
-        "change with: launch-tui reconfigure {} --set KEY=VALUE (public_url, timezone, max_upload_mib, registration, mcp, tls_cert+tls_key, tls=off, cores, memory_mib, swap_mib, disk_gib, database)",
+        "change with: launch-tui reconfigure {} --set KEY=VALUE (public_url, timezone, max_upload_mib, registration, mcp, tls_cert+tls_key, tls=off, cores, memory_mib, swap_mib, disk_gib, database[+db_host, db_port, db_user, db_name, db_password_file])",
         inst.name
     ));
     t
@@ -647,8 +777,16 @@ fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     deploy::run_app_command(c.ct.as_ref(), vmid, &main_unit(c), &user, &bin, &args, None)?;
     rep.info("the app exported its data");
     let kind = c.change.database.context("no database change")?;
+    if matches!(
+        kind,
+        DatabaseKind::ExternalPostgres | DatabaseKind::ExternalMariadb
+    ) {
+        // The server's admin created the database and its user; the import fills it.
+        return Ok(());
+    }
     let password = c
-        .before
+        .change
+        .next
         .secrets
         .get("db_password")
         .cloned()
@@ -1027,4 +1165,55 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
         ),
         json!({ "instance": a.name, "changed": lines, "interruption_ms": ms, "log": log_path }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sets(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn external_database_needs_every_field_and_a_private_password_file() {
+        let err = external_db(
+            DatabaseKind::ExternalPostgres,
+            &sets(&[("db_host", "db.lan")]),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["db_user", "db_name", "db_password_file"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        let good = [
+            ("db_host", "127.0.0.1"),
+            ("db_port", port.as_str()),
+            ("db_user", "vikunja"),
+            ("db_name", "vikunja"),
+            ("db_password_file", pw.to_str().unwrap()),
+        ];
+        let err = external_db(DatabaseKind::ExternalPostgres, &sets(&good)).unwrap_err();
+        assert!(err[0].help.contains("chmod 600"), "{:?}", err);
+        // The password never shows in the problem.
+        assert!(!format!("{err:?}").contains("s3cret"));
+
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ok = external_db(DatabaseKind::ExternalPostgres, &sets(&good)).unwrap();
+        assert_eq!(ok.password, "s3cret");
+        assert_eq!(ok.port.to_string(), port);
+
+        drop(listener);
+        let err = external_db(DatabaseKind::ExternalPostgres, &sets(&good)).unwrap_err();
+        assert!(err[0].problem.contains("nothing answers"), "{:?}", err);
+    }
 }
