@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use super::lab::workspace_bin;
 
 pub struct Load {
-    child: Child,
+    child: Option<Child>,
     stop_file: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -30,16 +30,16 @@ impl Load {
         // Let it reach a steady state before anything changes.
         std::thread::sleep(std::time::Duration::from_millis(1500));
         Load {
-            child,
+            child: Some(child),
             stop_file,
             _dir: dir,
         }
     }
 
     /// Stops the load and returns its summary (printed for the test log).
-    pub fn stop(self) -> serde_json::Value {
+    pub fn stop(mut self) -> serde_json::Value {
         std::fs::write(&self.stop_file, b"").unwrap();
-        let out = self.child.wait_with_output().unwrap();
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
         let summary = String::from_utf8_lossy(&out.stderr);
         eprintln!("{}", summary.trim());
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -49,6 +49,17 @@ impl Load {
                 summary
             )
         })
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails half-way must not leave its load running against the next test's lab
+    /// (which reuses the same addresses).
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
