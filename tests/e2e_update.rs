@@ -51,6 +51,10 @@ fn update_end_to_end() {
         stdout.contains("update available: v1.0.0 → v2.0.0"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("upstream's newest release is v2.1.0, newer than the v2.0.0"),
+        "{stdout}"
+    );
     assert_eq!(version_at(&ip), "v1.0.0");
 
     // Bad input changes nothing: an unknown version, an unstable one without the channel.

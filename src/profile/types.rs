@@ -165,6 +165,10 @@ pub struct Profile {
     pub description: String,
     #[serde(default)]
     pub links: BTreeMap<String, HttpUrl>,
+    /// Where the app announces its newest release (a JSON document): `update --check` says
+    /// when upstream is ahead of the releases this profile pins.
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
     pub resources: Resources,
     pub os: OsChoice,
     pub versions: Vec<Release>,
@@ -421,6 +425,14 @@ fn default_timeout() -> u32 {
 }
 fn default_deadline() -> u32 {
     60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub latest: HttpUrl,
+    /// The JSON field holding the version (`tag_name` for GitHub releases).
+    pub field: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

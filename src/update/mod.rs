@@ -76,6 +76,27 @@ fn pct() -> Result<Box<dyn CtAccess>> {
     Ok(Box::new(Pct::find()?))
 }
 
+/// What upstream announces as its newest release (None when the profile names no source).
+fn upstream_latest(profile: &Profile) -> Option<std::result::Result<String, String>> {
+    let up = profile.upstream.as_ref()?;
+    let got = (|| -> anyhow::Result<String> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .user_agent(concat!("launch-tui/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let v: serde_json::Value = http
+            .get(up.latest.as_str())
+            .send()?
+            .error_for_status()?
+            .json()?;
+        v[&up.field]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no `{}` in its answer", up.field))
+    })();
+    Some(got.map_err(|e| format!("{} did not answer: {e:#}", up.latest.as_str())))
+}
+
 /// The newest release the profile allows on `channel` (stable only, or stable and unstable).
 fn newest(profile: &Profile, channel: ChannelArg) -> Option<String> {
     profile
@@ -404,6 +425,15 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
                 text.push_str(&format!("\n  {target} is built from commit {commit}"));
             }
         }
+        let upstream = upstream_latest(&profile);
+        match &upstream {
+            Some(Ok(v)) if version_key(v) > version_key(&newest) => text.push_str(&format!(
+                "\n  upstream's newest release is {v}, newer than the {newest} this profile pins: a newer profile (or launch-tui) offers it with its verified sha256"
+            )),
+            Some(Ok(v)) => text.push_str(&format!("\n  upstream's newest release is {v}")),
+            Some(Err(e)) => text.push_str(&format!("\n  upstream: {e}")),
+            None => {}
+        }
         let available = version_key(&target) > version_key(&inst.app_version);
         text.push_str(&if available {
             format!(
@@ -423,6 +453,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
             json!({
                 "instance": a.name, "recorded": inst.app_version, "running": running,
                 "newest": newest, "target": target, "update_available": available,
+                "upstream": upstream.map(|u| match u { Ok(v) => json!({"latest": v}), Err(e) => json!({"error": e}) }),
                 "pending_operation": pending.as_ref().map(|j| json!({"operation": j.operation, "from": j.from_version, "to": j.to_version, "started": j.started})),
             }),
         ));

@@ -186,6 +186,8 @@ impl Releases {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // What the fixture's "GitHub" says is upstream's newest release.
+        std::fs::write(dir.path().join("latest.json"), r#"{"tag_name":"v2.1.0"}"#).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -244,6 +246,11 @@ pub fn fixture_profile(rel: &Releases, sha_override: Option<(&str, &str)>) -> St
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/vikunja.yaml"),
     )
     .unwrap();
+    // Upstream's "latest release" document, served by the same loopback server.
+    let real = real.replace(
+        "https://api.github.com/repos/go-vikunja/vikunja/releases/latest",
+        &format!("{}/latest.json", rel.base_url),
+    );
     let start = real.find("versions:\n").unwrap();
     let end = real.find("\nquestions:").unwrap();
     let mut versions = String::from("versions:\n");
