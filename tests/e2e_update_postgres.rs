@@ -7,6 +7,9 @@
 //! and psql, HTTP from the host through nginx (`launch-load`). Stood in: Proxmox VE (pve-lab)
 //! and the Vikunja releases (fixture v1.0.0, and v2.0.0 which adds a column on start).
 //!
+//! At the end, `status` on this instance (issue #6): the database server stopped, then the
+//! container's disk filled with the lab's fault; each is reported with its fix.
+//!
 //! One scenario in one test: container tests must not run in parallel on one bridge.
 
 #[path = "support/app.rs"]
@@ -64,4 +67,49 @@ fn update_and_rollback_on_postgres() {
     );
     let after = create_task(&ip, "after-rollback");
     assert_rows(&ip, &[after], "a row written after the rollback");
+
+    // status: the database server stopped → exit 4, the database named, the command to fix it.
+    lab.pct_ok(&["exec", &vmid, "--", "systemctl", "stop", "postgresql"]);
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    eprintln!("status (postgres stopped):\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("FAIL") && l.contains("database"))
+        .unwrap_or_else(|| panic!("no database failure: {stdout}"));
+    assert!(line.contains("postgresql.service"), "{line}");
+    assert!(
+        stdout.contains(&format!(
+            "pct exec {vmid} -- systemctl restart postgresql.service"
+        )),
+        "{stdout}"
+    );
+    lab.pct_ok(&["exec", &vmid, "--", "systemctl", "start", "postgresql"]);
+
+    // status: the disk filled (the lab's fault) → the disk check names it, with what to free.
+    let fill = std::process::Command::new(lab::workspace_bin("pve-lab"))
+        .arg("--state")
+        .arg(lab.path())
+        .args(["fault", "fill-disk", &vmid])
+        .output()
+        .unwrap();
+    assert!(
+        fill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fill.stderr)
+    );
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    eprintln!("status (disk full):\n{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" disk ") && (l.contains("FAIL") || l.contains("WARN")))
+        .unwrap_or_else(|| panic!("no disk problem reported: {stdout}"));
+    assert!(line.contains("free"), "{line}");
+    assert!(stdout.contains("largest paths"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("pct resize {vmid} rootfs")),
+        "{stdout}"
+    );
 }
