@@ -275,7 +275,12 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
 
 /// `--notify`: sends an unhealthy report as `notify.yaml` says and logs every run to
 /// `health.log` (with what was sent), so a quiet day is on record too.
-fn notify(g: &Global, report: &Report, data: &serde_json::Value, bad: &[String]) -> health::Notified {
+fn notify(
+    g: &Global,
+    report: &Report,
+    data: &serde_json::Value,
+    bad: &[String],
+) -> health::Notified {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -830,7 +835,9 @@ fn tls_fix(name: &str) -> String {
 
 /// The date in `openssl x509 -enddate -noout` output (`notAfter=Jun  1 12:00:00 2030 GMT`).
 pub fn parse_openssl_enddate(text: &str) -> Option<OffsetDateTime> {
-    let v = text.lines().find_map(|l| l.trim().strip_prefix("notAfter="))?;
+    let v = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("notAfter="))?;
     // Days below 10 are padded with a space; one space between fields makes parsing simple.
     let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
     let fmt = time::macros::format_description!(
@@ -866,18 +873,23 @@ pub fn tls_expiry_check(
             tls_fix(name),
         );
     }
-    let msg = format!(
-        "the certificate {cert} is valid until {} ({days} day(s) left)",
-        day(not_after)
-    );
     if days < TLS_WARN_DAYS {
         Check::warn(
             "tls",
-            format!("{msg}, under {TLS_WARN_DAYS}"),
+            format!(
+                "the certificate {cert} expires on {} ({days} day(s) left, under {TLS_WARN_DAYS}): renew it",
+                day(not_after)
+            ),
             tls_fix(name),
         )
     } else {
-        Check::ok("tls", msg)
+        Check::ok(
+            "tls",
+            format!(
+                "the certificate {cert} is valid until {} ({days} day(s) left)",
+                day(not_after)
+            ),
+        )
     }
 }
 
@@ -1399,14 +1411,25 @@ mod tests {
         let fix = "launch-tui reconfigure v --set tls_cert=FILE --set tls_key=FILE";
         let c = tls_expiry_check(at("2030-03-01T00:00:00Z"), now, cert, "v");
         assert_eq!(c.status, Level::Ok, "{c:?}");
-        assert!(c.message.contains("valid until 2030-03-01 (59 day(s) left)"), "{c:?}");
+        assert!(
+            c.message
+                .contains("valid until 2030-03-01 (59 day(s) left)"),
+            "{c:?}"
+        );
         let c = tls_expiry_check(at("2030-01-11T00:00:00Z"), now, cert, "v");
         assert_eq!(c.status, Level::Warn);
-        assert!(c.message.contains("(10 day(s) left), under 14"), "{c:?}");
+        assert!(
+            c.message
+                .contains("expires on 2030-01-11 (10 day(s) left, under 14): renew it"),
+            "{c:?}"
+        );
         assert_eq!(c.fix.as_deref(), Some(fix));
         let c = tls_expiry_check(at("2029-12-29T00:00:00Z"), now, cert, "v");
         assert_eq!(c.status, Level::Fail);
-        assert!(c.message.contains("expired on 2029-12-29 (3 day(s) ago)"), "{c:?}");
+        assert!(
+            c.message.contains("expired on 2029-12-29 (3 day(s) ago)"),
+            "{c:?}"
+        );
         assert_eq!(c.fix.as_deref(), Some(fix));
     }
 
@@ -1428,8 +1451,14 @@ mod tests {
             parse_backup_time("vikunja", "vikunja-20261127T160509Z-v1.zip"),
             None
         );
-        assert_eq!(parse_backup_time("vikunja", "vikunja-20261327T160509Z-v1.tar.gz"), None);
-        assert_eq!(parse_backup_time("vikunja", "vikunja-20261127T160509Z-.tar.gz"), None);
+        assert_eq!(
+            parse_backup_time("vikunja", "vikunja-20261327T160509Z-v1.tar.gz"),
+            None
+        );
+        assert_eq!(
+            parse_backup_time("vikunja", "vikunja-20261127T160509Z-.tar.gz"),
+            None
+        );
     }
 
     #[test]

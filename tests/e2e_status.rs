@@ -163,7 +163,10 @@ fn status_end_to_end() {
     );
     // No TLS and no backup yet: OK lines, the second one saying how to take a backup.
     assert!(stdout.contains("OK    tls "), "{stdout}");
-    assert!(stdout.contains("no TLS: nginx serves HTTP only"), "{stdout}");
+    assert!(
+        stdout.contains("no TLS: nginx serves HTTP only"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("no backup yet: take one with `launch-tui backup vikunja`"),
         "{stdout}"
@@ -197,8 +200,14 @@ fn status_end_to_end() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("WARN  backup "), "{stdout}");
-    assert!(stdout.contains("the newest backup is 10d 0h old"), "{stdout}");
-    assert!(stdout.contains("fix: launch-tui backup vikunja"), "{stdout}");
+    assert!(
+        stdout.contains("the newest backup is 10d 0h old"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: launch-tui backup vikunja"),
+        "{stdout}"
+    );
     std::fs::remove_file(&archive).unwrap();
 
     // 2. The app unit stopped: exit 4, the unit named, its restart command printed; the JSON
@@ -416,8 +425,9 @@ fn status_end_to_end() {
     eprintln!("install with TLS and the daily check:\n{}", text(&out));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("daily check: wrote and verified launch-health.service and launch-health.timer"),
+        String::from_utf8_lossy(&out.stdout).contains(
+            "daily check: wrote and verified launch-health.service and launch-health.timer"
+        ),
         "{}",
         text(&out)
     );
@@ -455,8 +465,8 @@ fn status_end_to_end() {
     assert_eq!(tls["status"], "warn", "{tls:#}");
     let msg = tls["message"].as_str().unwrap();
     assert!(
-        msg.contains("/etc/vikunja/tls/cert.pem is valid until")
-            && msg.contains("day(s) left), under 14"),
+        msg.contains("/etc/vikunja/tls/cert.pem expires on")
+            && msg.contains("day(s) left, under 14): renew it"),
         "{msg}"
     );
     assert_eq!(

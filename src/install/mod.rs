@@ -399,13 +399,17 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         Ok(()) => {
             // The timer is host-wide and comes after the instance works: a failure to set it
             // up is a warning with the way to do it, never a reason to undo the install.
-            let health = ctx.settings.health_check.then(|| {
-                match crate::status::health::install_timer(g) {
-                    Ok(t) if t.enabled => (true, t.message),
-                    Ok(t) => (false, t.message),
-                    Err(e) => (false, format!("the daily health check was not set up: {e:#}")),
-                }
-            });
+            let health =
+                ctx.settings
+                    .health_check
+                    .then(|| match crate::status::health::install_timer(g) {
+                        Ok(t) if t.enabled => (true, t.message),
+                        Ok(t) => (false, t.message),
+                        Err(e) => (
+                            false,
+                            format!("the daily health check was not set up: {e:#}"),
+                        ),
+                    });
             if let Some((false, m)) = &health {
                 eprintln!("warning: {m}");
             }

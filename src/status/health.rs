@@ -102,7 +102,10 @@ pub fn service_unit(cmd: &[String], env: &[(String, String)]) -> String {
          Type=oneshot\n",
     );
     for (k, v) in env {
-        out.push_str(&format!("Environment={}\n", systemd_word(&format!("{k}={v}"))));
+        out.push_str(&format!(
+            "Environment={}\n",
+            systemd_word(&format!("{k}={v}"))
+        ));
     }
     let exec: Vec<String> = cmd.iter().map(|w| systemd_word(w)).collect();
     out.push_str(&format!("ExecStart={}\n", exec.join(" ")));
@@ -136,7 +139,10 @@ pub fn verify_units(paths: &[PathBuf]) -> anyhow::Result<()> {
         .context("cannot run systemd-analyze (help: apt-get install systemd)")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || stderr.contains("Unknown") {
-        bail!("systemd-analyze verify refused the units: {}", stderr.trim());
+        bail!(
+            "systemd-analyze verify refused the units: {}",
+            stderr.trim()
+        );
     }
     Ok(())
 }
@@ -194,10 +200,7 @@ pub fn install_timer(g: &Global) -> anyhow::Result<TimerSetup> {
             enabled: false,
         });
     }
-    for argv in [
-        &["daemon-reload"][..],
-        &["enable", "--now", TIMER][..],
-    ] {
+    for argv in [&["daemon-reload"][..], &["enable", "--now", TIMER][..]] {
         let out = Command::new("systemctl")
             .args(argv)
             .output()
@@ -300,9 +303,10 @@ pub fn post_webhook(url: &str, body: &Value) -> std::result::Result<String, Stri
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     match client.post(parsed).json(body).send() {
-        Ok(r) if r.status().is_success() => {
-            Ok(format!("posted the report to the webhook at {at} ({})", r.status()))
-        }
+        Ok(r) if r.status().is_success() => Ok(format!(
+            "posted the report to the webhook at {at} ({})",
+            r.status()
+        )),
         Ok(r) => {
             let status = r.status();
             let text: String = r.text().unwrap_or_default().chars().take(200).collect();
@@ -498,7 +502,10 @@ mod tests {
             "AB:CD",
         ]);
         let cmd = command_line(Path::new("/usr/local/bin/launch-tui"), &g);
-        let env = vec![("LAUNCH_STATE_DIR".to_string(), "/srv/launch%state".to_string())];
+        let env = vec![(
+            "LAUNCH_STATE_DIR".to_string(),
+            "/srv/launch%state".to_string(),
+        )];
         let service = service_unit(&cmd, &env);
         insta::assert_snapshot!("health_service", service);
         insta::assert_snapshot!("health_timer", timer_unit());
@@ -569,8 +576,9 @@ mod tests {
         let n = send(&cfg, &json!({"result": "unhealthy"}), "t", "x", None);
         assert!(!n.sent, "{n:?}");
         assert!(
-            n.message
-                .contains(&format!("not sent: cannot reach the webhook at http://127.0.0.1:{port}")),
+            n.message.contains(&format!(
+                "not sent: cannot reach the webhook at http://127.0.0.1:{port}"
+            )),
             "{n:?}"
         );
         assert!(!n.message.contains("s3cret"), "the token leaked: {n:?}");
@@ -608,7 +616,13 @@ mod tests {
             webhook: None,
             github_repo: Some("acme/ops".into()),
         };
-        let n = send(&cfg, &json!({}), "launch: v unhealthy", "FAIL  disk", Some(&gh));
+        let n = send(
+            &cfg,
+            &json!({}),
+            "launch: v unhealthy",
+            "FAIL  disk",
+            Some(&gh),
+        );
         assert!(n.sent, "{n:?}");
         assert_eq!(
             n.message,
@@ -616,7 +630,9 @@ mod tests {
         );
         let got = std::fs::read_to_string(&log).unwrap();
         assert!(
-            got.starts_with("issue create --repo acme/ops --title launch: v unhealthy --body-file -\n"),
+            got.starts_with(
+                "issue create --repo acme/ops --title launch: v unhealthy --body-file -\n"
+            ),
             "{got}"
         );
         assert!(got.contains("FAIL  disk"), "{got}");
