@@ -74,11 +74,13 @@ main() {
     # show up in (or slow down) these figures.
     export LAUNCH_STATE_DIR=$LAUNCH_TRY_DIR/state LAUNCH_LOG_DIR=$LAUNCH_TRY_DIR/log
     "$here/try-local.sh" down >/dev/null 2>&1 || true
+    mkdir -p "$LAUNCH_TRY_DIR"
     trap cleanup EXIT
     local i
     for i in $(seq 1 "$INSTANCES"); do
         say "installing instance $i of $INSTANCES"
-        "$here/try-local.sh" >/dev/null
+        "$here/try-local.sh" >"$LAUNCH_TRY_DIR/install-$i.log" 2>&1 ||
+            { tail -30 "$LAUNCH_TRY_DIR/install-$i.log" >&2; die "install $i failed"; }
     done
     local n
     n=$(launch list --json | python3 -c 'import json,sys; print(len(json.loads(sys.stdin.readline())["instances"]))')

@@ -19,9 +19,9 @@
 //! null. An instance is healthy when none of its checks failed (warnings do not change the exit
 //! code). Check ids: `container`, `memory`, `disk`, `unit:UNIT`, `http-nginx`, `http-slot`,
 //! `version`, `update`, `database`, `tls`, `backup`, `operation`, `profile`. With `--notify`
-//! the object also has `"notify": {"sent": bool, "message": "..."}`. The exit code is 0 when every instance is
-//! healthy and 4 otherwise; then the object is printed with `"result": "unhealthy"`, followed
-//! by the usual error line (`{"result":"error","exit_code":4,...}`).
+//! the object also has `"notify": {"sent": bool, "message": "..."}`. The exit code is 0 when
+//! every instance is healthy and 4 otherwise; then the object is printed with `"result":
+//! "unhealthy"`, followed by the usual error line (`{"result":"error","exit_code":4,...}`).
 
 pub mod health;
 
