@@ -7,20 +7,23 @@
 #
 #   sudo ./scripts/try-local.sh          # install (again: a new instance each run)
 #   sudo ./scripts/try-local.sh down     # stop the lab, remove its containers and records
+#
+# LAUNCH_TRY_DIR, LAUNCH_TRY_PORT, LAUNCH_TRY_RELEASE_PORT, LAUNCH_TRY_PREFIX and
+# LAUNCH_TRY_SUBNET move it elsewhere, so a benchmark can run beside another lab.
 set -euo pipefail
 
-TRY=/var/lib/launch-try
+TRY=${LAUNCH_TRY_DIR:-/var/lib/launch-try}
 LAB_STATE=$TRY/lab
 CONFIG=$TRY/config
 RELEASES=$TRY/releases
-PORT=8006
-RELEASE_PORT=18080
+PORT=${LAUNCH_TRY_PORT:-8006}
+RELEASE_PORT=${LAUNCH_TRY_RELEASE_PORT:-18080}
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need '$1' (command not found)"; }
 
-bin_dir() { echo "$(cd "$(dirname "$0")/.." && pwd)/target/debug"; }
+bin_dir() { echo "${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/debug"; }
 
 build() {
     need_cmd cargo
@@ -78,7 +81,8 @@ lab_up() {
         return
     fi
     say "starting pve-lab (the first run builds a Debian 12 template with debootstrap: about a minute)"
-    "$(bin_dir)/pve-lab" up --state "$LAB_STATE" --port "$PORT" --yes >/dev/null
+    "$(bin_dir)/pve-lab" up --state "$LAB_STATE" --port "$PORT" --yes \
+        --prefix "${LAUNCH_TRY_PREFIX:-plab0}" --subnet "${LAUNCH_TRY_SUBNET:-10.77.0.0/24}" >/dev/null
 }
 
 install_vikunja() {

@@ -136,6 +136,10 @@ pub struct StatusArgs {
     /// Also write Prometheus textfile metrics here
     #[arg(long, value_name = "FILE")]
     pub prometheus: Option<PathBuf>,
+    /// When unhealthy, send the report as configured in CONFIG/notify.yaml (a webhook, or a
+    /// GitHub issue through `gh`); every run is also logged to /var/log/launch/health.log
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,8 @@
 //! `launch-tui status NAME|--all`: checks each instance's container, units, HTTP health (through
-//! nginx and on the active slot), version, database, disk and memory, concurrently and each
-//! with its own time limit, and says for every problem the exact command that fixes it.
+//! nginx and on the active slot), version, database, disk, memory, TLS certificate and the age
+//! of its last backup, concurrently and each with its own time limit, and says for every
+//! problem the exact command that fixes it. `--notify` (the daily timer, see [`health`]) also
+//! reports an unhealthy result to a webhook or as a GitHub issue.
 //!
 //! `--json` prints one object (this schema is stable; fields are only ever added):
 //!
@@ -16,17 +18,22 @@
 //! `status` is `ok`, `warn` or `fail`; `fix` is present on every `warn` and `fail`. `ip` may be
 //! null. An instance is healthy when none of its checks failed (warnings do not change the exit
 //! code). Check ids: `container`, `memory`, `disk`, `unit:UNIT`, `http-nginx`, `http-slot`,
-//! `version`, `update`, `database`, `profile`. The exit code is 0 when every instance is
-//! healthy and 4 otherwise; then the object is printed with `"result": "unhealthy"`, followed
-//! by the usual error line (`{"result":"error","exit_code":4,...}`).
+//! `version`, `update`, `database`, `tls`, `backup`, `operation`, `profile`. With `--notify`
+//! the object also has `"notify": {"sent": bool, "message": "..."}`. The exit code is 0 when
+//! every instance is healthy and 4 otherwise; then the object is printed with `"result":
+//! "unhealthy"`, followed by the usual error line (`{"result":"error","exit_code":4,...}`).
+
+pub mod health;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
+use time::OffsetDateTime;
 
 use crate::cli::{Global, StatusArgs};
 use crate::commands::{Outcome, Output};
@@ -49,6 +56,10 @@ const API_CHECK_LIMIT: Duration = Duration::from_secs(15);
 const DISK_WARN_FREE_PCT: u64 = 20;
 const DISK_FAIL_FREE_PCT: u64 = 10;
 const MEM_WARN_PCT: u64 = 80;
+/// A certificate with less than this left is renewed now, not on the day it expires.
+const TLS_WARN_DAYS: i64 = 14;
+/// The newest backup may be this old before status asks for a new one.
+const BACKUP_WARN_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -221,19 +232,6 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
     }
     let mut data = serde_json::to_value(&report)
         .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot encode the status: {e}")))?;
-    let text = render_text(&report, out.color);
-    if report.healthy() {
-        return Ok(Outcome::new(text, data));
-    }
-    // `run` prints only the error when a command fails; the checks must reach the user too.
-    if out.json {
-        if let serde_json::Value::Object(m) = &mut data {
-            m.insert("result".into(), "unhealthy".into());
-        }
-        println!("{data}");
-    } else {
-        println!("{text}");
-    }
     let bad: Vec<String> = report
         .instances
         .iter()
@@ -248,11 +246,68 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
             format!("{} ({})", i.name, failed.join(", "))
         })
         .collect();
+    if a.notify {
+        let n = notify(g, &report, &data, &bad);
+        eprintln!("notify: {}", n.message);
+        if let serde_json::Value::Object(m) = &mut data {
+            m.insert("notify".into(), n.to_json());
+        }
+    }
+    let text = render_text(&report, out.color);
+    if report.healthy() {
+        return Ok(Outcome::new(text, data));
+    }
+    // `run` prints only the error when a command fails; the checks must reach the user too.
+    if out.json {
+        if let serde_json::Value::Object(m) = &mut data {
+            m.insert("result".into(), "unhealthy".into());
+        }
+        println!("{data}");
+    } else {
+        println!("{text}");
+    }
     Err(LaunchError::Unhealthy(format!(
         "{} instance(s) unhealthy: {}\n  help: run the `fix:` commands shown above",
         bad.len(),
         bad.join("; ")
     )))
+}
+
+/// `--notify`: sends an unhealthy report as `notify.yaml` says and logs every run to
+/// `health.log` (with what was sent), so a quiet day is on record too.
+fn notify(
+    g: &Global,
+    report: &Report,
+    data: &serde_json::Value,
+    bad: &[String],
+) -> health::Notified {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let now = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut body = data.clone();
+    if let serde_json::Value::Object(m) = &mut body {
+        let result = if report.healthy() { "ok" } else { "unhealthy" };
+        m.insert("result".into(), result.into());
+        m.insert("host".into(), host.clone().into());
+        m.insert("time".into(), now.clone().into());
+    }
+    let title = format!("launch on {host}: {} unhealthy", bad.join("; "));
+    let text = format!(
+        "`launch-tui status --all` on {host} at {now} found {} unhealthy instance(s). Each problem line is followed by the command that fixes it.\n\n```\n{}\n```\n",
+        bad.len(),
+        render_text(report, false)
+    );
+    let n = health::notify(&g.config, report.healthy(), &body, &title, &text);
+    if let serde_json::Value::Object(m) = &mut body {
+        m.insert("notify".into(), n.to_json());
+    }
+    if let Err(e) = health::append_log(&body) {
+        eprintln!("warning: the health log was not written: {e:#}");
+    }
+    n
 }
 
 /// A check running on its own thread, reported as hanging if it outlives its limit. Plain
@@ -363,6 +418,11 @@ pub fn check_instance(
     let mut checks = Vec::new();
     let start = Instant::now();
     checks.push(operation_check(&inst.name));
+    checks.push(backup_check(
+        &crate::oplock::state_dir().join("backups").join(&inst.name),
+        &inst.name,
+        OffsetDateTime::now_utc(),
+    ));
     let status_call = {
         let client = client.clone();
         let node = node.clone();
@@ -494,6 +554,19 @@ pub fn check_instance(
                     CT_CHECK_LIMIT,
                     format!("the database check in CT {vmid}"),
                     move || vec![database_check(ct.as_ref(), vmid, &db, &file, &user, &name)],
+                ));
+            }
+            if inst.settings.get("tls").map(String::as_str) != Some("true") {
+                checks.push(Check::ok("tls", "no TLS: nginx serves HTTP only"));
+            } else if let Some(ct) = &ct {
+                let ct = ct.clone();
+                let cert = format!("/etc/{}/tls/cert.pem", p.name);
+                let name = inst.name.clone();
+                pending.push(spawn_check(
+                    "tls",
+                    CT_CHECK_LIMIT,
+                    format!("`openssl x509` in CT {vmid}"),
+                    move || vec![tls_check(ct.as_ref(), vmid, &cert, &name)],
                 ));
             }
             let ip = inst.container.ip.clone();
@@ -752,6 +825,154 @@ pub fn disk_check(ct: &dyn CtAccess, vmid: u32) -> Check {
         Check::fail("disk", format!("{msg}, under {DISK_FAIL_FREE_PCT}%"), fix)
     } else {
         Check::warn("disk", format!("{msg}, under {DISK_WARN_FREE_PCT}%"), fix)
+    }
+}
+
+/// The command that replaces an instance's certificate.
+fn tls_fix(name: &str) -> String {
+    format!("launch-tui reconfigure {name} --set tls_cert=FILE --set tls_key=FILE")
+}
+
+/// The date in `openssl x509 -enddate -noout` output (`notAfter=Jun  1 12:00:00 2030 GMT`).
+pub fn parse_openssl_enddate(text: &str) -> Option<OffsetDateTime> {
+    let v = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("notAfter="))?;
+    // Days below 10 are padded with a space; one space between fields makes parsing simple.
+    let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+    let fmt = time::macros::format_description!(
+        "[month repr:short] [day padding:none] [hour]:[minute]:[second] [year] GMT"
+    );
+    time::PrimitiveDateTime::parse(&v, fmt)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+fn day(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    t.format(fmt).unwrap_or_default()
+}
+
+/// Warn under 14 days left, fail once expired: browsers refuse the site from that moment.
+pub fn tls_expiry_check(
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+    cert: &str,
+    name: &str,
+) -> Check {
+    let left = not_after - now;
+    let days = left.whole_days();
+    if left.is_negative() {
+        return Check::fail(
+            "tls",
+            format!(
+                "the certificate {cert} expired on {} ({} day(s) ago): browsers refuse the site",
+                day(not_after),
+                -days
+            ),
+            tls_fix(name),
+        );
+    }
+    if days < TLS_WARN_DAYS {
+        Check::warn(
+            "tls",
+            format!(
+                "the certificate {cert} expires on {} ({days} day(s) left, under {TLS_WARN_DAYS}): renew it",
+                day(not_after)
+            ),
+            tls_fix(name),
+        )
+    } else {
+        Check::ok(
+            "tls",
+            format!(
+                "the certificate {cert} is valid until {} ({days} day(s) left)",
+                day(not_after)
+            ),
+        )
+    }
+}
+
+pub fn tls_check(ct: &dyn CtAccess, vmid: u32, cert: &str, name: &str) -> Check {
+    let out = match ct_exec(
+        ct,
+        vmid,
+        &["openssl", "x509", "-enddate", "-noout", "-in", cert],
+    ) {
+        Ok(o) if o.ok() => o,
+        Ok(o) => {
+            return Check::fail(
+                "tls",
+                format!("cannot read the certificate {cert}: {}", o.tail(2)),
+                tls_fix(name),
+            )
+        }
+        Err(e) => return Check::fail("tls", e, format!("pct exec {vmid} -- ls -l {cert}")),
+    };
+    match parse_openssl_enddate(&out.stdout) {
+        Some(t) => tls_expiry_check(t, OffsetDateTime::now_utc(), cert, name),
+        None => Check::fail(
+            "tls",
+            format!(
+                "cannot read the expiry date of {cert} from `{}`",
+                out.stdout.trim()
+            ),
+            format!("pct exec {vmid} -- openssl x509 -noout -dates -in {cert}"),
+        ),
+    }
+}
+
+/// The time in a backup archive's name, `NAME-YYYYMMDDTHHMMSSZ-VERSION.tar.zst` (or
+/// `.tar.gz`); `None` for anything else (another instance's archive, a partial file).
+pub fn parse_backup_time(name: &str, file: &str) -> Option<OffsetDateTime> {
+    crate::backup::archive::parse_file_name(name, file).map(|a| a.created)
+}
+
+fn human_age(d: time::Duration) -> String {
+    human_duration(d.whole_seconds().max(0) as u64)
+}
+
+/// The age of the newest backup in `dir`, by the time in the archives' names (a copied file's
+/// mtime says nothing about when the backup was taken). No backup yet is not a problem of the
+/// instance (a fresh install has none), so it is an OK line that says how to take one.
+pub fn backup_check(dir: &Path, name: &str, now: OffsetDateTime) -> Check {
+    let take = format!("launch-tui backup {name}");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Check::ok("backup", format!("no backup yet: take one with `{take}`"))
+        }
+        Err(e) => {
+            return Check::warn(
+                "backup",
+                format!("cannot read the backups in {}: {e}", dir.display()),
+                format!("ls -ld {}  (then `{take}`)", dir.display()),
+            )
+        }
+    };
+    let newest = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            parse_backup_time(name, &file).map(|t| (t, file))
+        })
+        .max();
+    let Some((taken, file)) = newest else {
+        return Check::ok(
+            "backup",
+            format!("no backup yet in {}: take one with `{take}`", dir.display()),
+        );
+    };
+    let age = now - taken;
+    let msg = format!("the newest backup is {} old ({file})", human_age(age));
+    if age > time::Duration::days(BACKUP_WARN_DAYS) {
+        Check::warn(
+            "backup",
+            format!("{msg}, over {BACKUP_WARN_DAYS} days"),
+            take,
+        )
+    } else {
+        Check::ok("backup", msg)
     }
 }
 
@@ -1151,6 +1372,117 @@ mod tests {
         assert_eq!(
             checks[1].fix.as_deref(),
             Some("pct exec 1 -- systemctl restart app-blue.service")
+        );
+    }
+
+    fn at(s: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn openssl_enddate_parses() {
+        assert_eq!(
+            parse_openssl_enddate("notAfter=Jun  1 12:00:05 2030 GMT\n"),
+            Some(at("2030-06-01T12:00:05Z"))
+        );
+        assert_eq!(
+            parse_openssl_enddate("notAfter=Dec 24 00:00:00 2029 GMT"),
+            Some(at("2029-12-24T00:00:00Z"))
+        );
+        assert_eq!(parse_openssl_enddate("notAfter=soon"), None);
+        assert_eq!(parse_openssl_enddate("unable to load certificate"), None);
+    }
+
+    #[test]
+    fn tls_warns_under_14_days_and_fails_once_expired() {
+        let now = at("2030-01-01T00:00:00Z");
+        let cert = "/etc/vikunja/tls/cert.pem";
+        let fix = "launch-tui reconfigure v --set tls_cert=FILE --set tls_key=FILE";
+        let c = tls_expiry_check(at("2030-03-01T00:00:00Z"), now, cert, "v");
+        assert_eq!(c.status, Level::Ok, "{c:?}");
+        assert!(
+            c.message
+                .contains("valid until 2030-03-01 (59 day(s) left)"),
+            "{c:?}"
+        );
+        let c = tls_expiry_check(at("2030-01-11T00:00:00Z"), now, cert, "v");
+        assert_eq!(c.status, Level::Warn);
+        assert!(
+            c.message
+                .contains("expires on 2030-01-11 (10 day(s) left, under 14): renew it"),
+            "{c:?}"
+        );
+        assert_eq!(c.fix.as_deref(), Some(fix));
+        let c = tls_expiry_check(at("2029-12-29T00:00:00Z"), now, cert, "v");
+        assert_eq!(c.status, Level::Fail);
+        assert!(
+            c.message.contains("expired on 2029-12-29 (3 day(s) ago)"),
+            "{c:?}"
+        );
+        assert_eq!(c.fix.as_deref(), Some(fix));
+    }
+
+    #[test]
+    fn backup_names_parse() {
+        let t = parse_backup_time("vikunja-2", "vikunja-2-20261127T160509Z-v2.5.0-rc1.tar.zst");
+        assert_eq!(t, Some(at("2026-11-27T16:05:09Z")));
+        assert!(parse_backup_time("vikunja", "vikunja-20261127T160509Z-v1.tar.gz").is_some());
+        // Another instance whose name starts the same, partial files, other suffixes.
+        assert_eq!(
+            parse_backup_time("vikunja", "vikunja-2-20261127T160509Z-v1.tar.zst"),
+            None
+        );
+        assert_eq!(
+            parse_backup_time("vikunja", ".vikunja-20261127T160509Z-v1.tar.zst.partial"),
+            None
+        );
+        assert_eq!(
+            parse_backup_time("vikunja", "vikunja-20261127T160509Z-v1.zip"),
+            None
+        );
+        assert_eq!(
+            parse_backup_time("vikunja", "vikunja-20261327T160509Z-v1.tar.gz"),
+            None
+        );
+        assert_eq!(
+            parse_backup_time("vikunja", "vikunja-20261127T160509Z-.tar.gz"),
+            None
+        );
+    }
+
+    #[test]
+    fn backup_age_from_the_newest_archive() {
+        let d = tempfile::tempdir().unwrap();
+        let now = at("2030-01-20T12:00:00Z");
+        let gone = d.path().join("none");
+        let c = backup_check(&gone, "v", now);
+        assert_eq!(c.status, Level::Ok);
+        assert!(c.message.contains("no backup yet"), "{c:?}");
+        assert!(c.message.contains("`launch-tui backup v`"), "{c:?}");
+        assert_eq!(c.fix, None);
+
+        let dir = d.path().join("v");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("notes.txt"), "").unwrap();
+        let c = backup_check(&dir, "v", now);
+        assert_eq!(c.status, Level::Ok);
+        assert!(c.message.contains("no backup yet"), "{c:?}");
+
+        // 9 days old: a warning with the command.
+        std::fs::write(dir.join("v-20300111T120000Z-v1.0.0.tar.gz"), "").unwrap();
+        let c = backup_check(&dir, "v", now);
+        assert_eq!(c.status, Level::Warn, "{c:?}");
+        assert!(c.message.contains("9d 0h old"), "{c:?}");
+        assert_eq!(c.fix.as_deref(), Some("launch-tui backup v"));
+
+        // A newer one (by its name, whatever the files' times) makes it fresh again.
+        std::fs::write(dir.join("v-20300120T090000Z-v1.0.0.tar.zst"), "").unwrap();
+        let c = backup_check(&dir, "v", now);
+        assert_eq!(c.status, Level::Ok, "{c:?}");
+        assert!(
+            c.message
+                .contains("3h 00m old (v-20300120T090000Z-v1.0.0.tar.zst)"),
+            "{c:?}"
         );
     }
 

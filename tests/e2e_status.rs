@@ -1,11 +1,75 @@
 //! End to end: `launch-tui status` through its real binary against pve-lab, on a real
-//! installed instance (systemd-nspawn container, nginx, the fixture app): healthy, a stopped
-//! app unit, and a stopped container, each with the exit code and the fix it must print.
+//! installed instance (systemd-nspawn container, nginx, the fixture app): healthy, an old
+//! backup, a stopped app unit (and `--notify` posting it to a webhook of the test's own on
+//! loopback, then a webhook that fails), and a stopped container, each with the exit code and
+//! the fix it must print; then a second instance installed with a self-signed certificate that
+//! expires in 5 days (the TLS warning) and the daily health check opted in (its units written
+//! and verified by `systemd-analyze verify`; this machine's systemd is not PID 1).
 
 #[path = "support/lab.rs"]
 mod lab;
 
-use lab::{fixture_profile, http_get, launch, text, workspace_bin, Config, Lab, Releases};
+use std::sync::{Arc, Mutex};
+
+use lab::{
+    fixture_profile, http_get, launch, launch_env, text, workspace_bin, Config, Lab, Releases,
+};
+
+/// A webhook receiver on loopback: `/hook` records each body and answers 200, `/broken`
+/// answers 500.
+struct Webhook {
+    port: u16,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(move |body: String| {
+                    let seen = seen.clone();
+                    async move {
+                        let v = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+                        seen.lock().unwrap().push(v);
+                        "ok"
+                    }
+                }),
+            )
+            .route(
+                "/broken",
+                axum::routing::post(|| async {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+                }),
+            );
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Webhook {
+            port,
+            bodies,
+            _runtime: runtime,
+        }
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
 
 fn record(cfg: &Config, name: &str) -> serde_yaml_ng::Value {
     let text = std::fs::read_to_string(cfg.path().join(format!("instances/{name}.yaml"))).unwrap();
@@ -20,7 +84,25 @@ fn status_json(out: &std::process::Output) -> serde_json::Value {
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}\n{}", text(out)));
     }
     let first = stdout.lines().next().unwrap_or_default();
-    serde_json::from_str(first).unwrap()
+    let v: serde_json::Value = serde_json::from_str(first).unwrap();
+    // Every status object, healthy or not, validates against the documented schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("docs/status.schema.json compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "status --json does not match docs/status.schema.json: {errors:#?}\n{v:#}"
+    );
+    v
 }
 
 fn check<'a>(v: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
@@ -97,6 +179,16 @@ fn status_end_to_end() {
         stdout.contains("v2.0.0 is available"),
         "the newer stable release: {stdout}"
     );
+    // No TLS and no backup yet: OK lines, the second one saying how to take a backup.
+    assert!(stdout.contains("OK    tls "), "{stdout}");
+    assert!(
+        stdout.contains("no TLS: nginx serves HTTP only"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no backup yet: take one with `launch-tui backup vikunja`"),
+        "{stdout}"
+    );
 
     let out = launch(&lab, &cfg, &["status", "vikunja", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -110,6 +202,31 @@ fn status_end_to_end() {
         .unwrap()
         .iter()
         .all(|c| c["status"] == "ok" && c.get("fix").is_none()));
+
+    // 1b. A backup 10 days old: a warning with the command, still healthy (exit 0).
+    let backups = cfg.path().join("state/backups/vikunja");
+    std::fs::create_dir_all(&backups).unwrap();
+    let old = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+    let stamp = old
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap();
+    let archive = backups.join(format!("vikunja-{stamp}-v1.0.0.tar.zst"));
+    std::fs::write(&archive, b"").unwrap();
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("WARN  backup "), "{stdout}");
+    assert!(
+        stdout.contains("the newest backup is 10d 0h old"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: launch-tui backup vikunja"),
+        "{stdout}"
+    );
+    std::fs::remove_file(&archive).unwrap();
 
     // 2. The app unit stopped: exit 4, the unit named, its restart command printed; the JSON
     //    object still comes out on stdout.
@@ -151,6 +268,67 @@ fn status_end_to_end() {
         .to_string();
     let err: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(err["exit_code"], 4);
+
+    // 2b. `--notify` (what the daily timer runs) posts the unhealthy report to the webhook in
+    //     notify.yaml, says so, and logs the run; the token in the URL is never printed.
+    let hook = Webhook::start();
+    let notify_yaml = cfg.path().join("notify.yaml");
+    write_private(
+        &notify_yaml,
+        &format!(
+            "webhook: http://127.0.0.1:{}/hook?token=s3cret\n",
+            hook.port
+        ),
+    );
+    let out = launch(&lab, &cfg, &["status", "--all", "--json", "--notify"]);
+    eprintln!("status --notify (unit stopped):\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "notify: posted the report to the webhook at http://127.0.0.1:{} (200 OK)",
+            hook.port
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("s3cret"), "{}", text(&out));
+    let v = status_json(&out);
+    assert_eq!(v["notify"]["sent"], true, "{v:#}");
+    let bodies = hook.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let b = &bodies[0];
+    assert_eq!(b["result"], "unhealthy", "{b:#}");
+    assert_eq!(b["instances"][0]["name"], "vikunja", "{b:#}");
+    assert_eq!(b["instances"][0]["healthy"], false, "{b:#}");
+    assert!(b["host"].is_string() && b["time"].is_string(), "{b:#}");
+    let failed = check(b, &format!("unit:{unit}"));
+    assert_eq!(
+        failed["fix"],
+        format!("pct exec {vmid} -- systemctl restart {unit}")
+    );
+    let log = std::fs::read_to_string(cfg.path().join("log/health.log")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(line["result"], "unhealthy");
+    assert_eq!(line["notify"]["sent"], true);
+
+    // A webhook that fails is reported (what it answered), not a crash; the exit stays 4.
+    write_private(
+        &notify_yaml,
+        &format!("webhook: http://127.0.0.1:{}/broken\n", hook.port),
+    );
+    let out = launch(&lab, &cfg, &["status", "vikunja", "--json", "--notify"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "notify: not sent: the webhook at http://127.0.0.1:{} answered 500 Internal Server Error: boom",
+            hook.port
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(status_json(&out)["notify"]["sent"], false);
+    std::fs::remove_file(&notify_yaml).unwrap();
 
     // 3. Started again: healthy.
     lab.pct_ok(&["exec", &vmid, "--", "systemctl", "start", unit]);
@@ -227,4 +405,90 @@ fn status_end_to_end() {
     let out = launch(&lab, &cfg, &["status", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("installed instances: vikunja"));
+
+    // 6. A second instance with TLS, its self-signed certificate valid for 5 more days, and
+    //    the daily health check opted in.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["tls.lab.example".to_string()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(5);
+    let cert = params.self_signed(&key).unwrap();
+    let cert_file = cfg.path().join("tls-cert.pem");
+    let key_file = cfg.path().join("tls-key.pem");
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    write_private(&key_file, &key.serialize_pem());
+    let answers = cfg.path().join("tls-answers.yaml");
+    std::fs::write(
+        &answers,
+        format!(
+            "name: tls\npublic_url: https://tls.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\ntls_cert: {}\ntls_key: {}\nhealth_check: true\n",
+            cert_file.display(),
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let units = cfg.path().join("systemd");
+    let out = launch_env(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "vikunja",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+        &[("LAUNCH_SYSTEMD_DIR", units.to_str().unwrap())],
+    );
+    eprintln!("install with TLS and the daily check:\n{}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "daily check: wrote and verified launch-health.service and launch-health.timer"
+        ),
+        "{}",
+        text(&out)
+    );
+    let service = std::fs::read_to_string(units.join("launch-health.service")).unwrap();
+    assert!(
+        service.contains(&format!(
+            "--config {} --host https://127.0.0.1:{}",
+            cfg.path().display(),
+            lab.port
+        )),
+        "{service}"
+    );
+    assert!(
+        service.contains(" --no-color status --all --json --notify\n"),
+        "{service}"
+    );
+    let timer = std::fs::read_to_string(units.join("launch-health.timer")).unwrap();
+    assert!(
+        timer.contains("OnCalendar=daily\nPersistent=true\nRandomizedDelaySec="),
+        "{timer}"
+    );
+    let verify = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.join("launch-health.service"))
+        .arg(units.join("launch-health.timer"))
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+
+    let out = launch(&lab, &cfg, &["status", "tls", "--json"]);
+    eprintln!("status (certificate expiring):\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = status_json(&out);
+    let tls = check(&v, "tls");
+    assert_eq!(tls["status"], "warn", "{tls:#}");
+    let msg = tls["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/etc/vikunja/tls/cert.pem expires on")
+            && msg.contains("day(s) left, under 14): renew it"),
+        "{msg}"
+    );
+    assert_eq!(
+        tls["fix"],
+        "launch-tui reconfigure tls --set tls_cert=FILE --set tls_key=FILE"
+    );
 }

@@ -397,6 +397,22 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     let keep_first = a.keep_on_failure || interactive;
     match execute(plan, &mut ctx, &mut views.all(), keep_first) {
         Ok(()) => {
+            // The timer is host-wide and comes after the instance works: a failure to set it
+            // up is a warning with the way to do it, never a reason to undo the install.
+            let health =
+                ctx.settings
+                    .health_check
+                    .then(|| match crate::status::health::install_timer(g) {
+                        Ok(t) if t.enabled => (true, t.message),
+                        Ok(t) => (false, t.message),
+                        Err(e) => (
+                            false,
+                            format!("the daily health check was not set up: {e:#}"),
+                        ),
+                    });
+            if let Some((false, m)) = &health {
+                eprintln!("warning: {m}");
+            }
             let ip = ctx.ip.clone().unwrap_or_default();
             let url = ctx
                 .settings
@@ -404,20 +420,23 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
                 .get("public_url")
                 .cloned()
                 .unwrap_or_default();
-            Ok(Outcome::new(
-                format!(
-                    "{title} {version} is running in CT {vmid}.\n  open:        {url}  (from this host: http://{ip}/)\n  credentials: {record} (mode 0600)\n  log:         {log}\n  next:        launch-tui status {name} · launch-tui backup {name} · launch-tui update {name}",
-                    title = ctx.profile.title,
-                    version = ctx.settings.version,
-                    vmid = ctx.settings.vmid,
-                    record = ctx.store.path_of(&name).display(),
-                    log = log_path.display(),
-                ),
-                json!({
-                    "instance": name, "vmid": ctx.settings.vmid, "ip": ip, "url": url,
-                    "version": ctx.settings.version, "log": log_path,
-                }),
-            ))
+            let mut text = format!(
+                "{title} {version} is running in CT {vmid}.\n  open:        {url}  (from this host: http://{ip}/)\n  credentials: {record} (mode 0600)\n  log:         {log}\n  next:        launch-tui status {name} · launch-tui backup {name} · launch-tui update {name}",
+                title = ctx.profile.title,
+                version = ctx.settings.version,
+                vmid = ctx.settings.vmid,
+                record = ctx.store.path_of(&name).display(),
+                log = log_path.display(),
+            );
+            let mut data = json!({
+                "instance": name, "vmid": ctx.settings.vmid, "ip": ip, "url": url,
+                "version": ctx.settings.version, "log": log_path,
+            });
+            if let Some((enabled, m)) = health {
+                text.push_str(&format!("\n  daily check: {m}"));
+                data["health_check"] = json!({ "enabled": enabled, "message": m });
+            }
+            Ok(Outcome::new(text, data))
         }
         Err(e) => {
             let vmid = ctx.settings.vmid;

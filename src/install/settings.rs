@@ -53,6 +53,8 @@ pub struct InstallSettings {
     pub external_db: Option<ExternalDb>,
     pub tls: Option<(String, String)>,
     pub version: String,
+    /// Set up the host's daily health check (`launch-health.timer`) after the install.
+    pub health_check: bool,
     /// Answers to the profile's own questions, by key.
     pub app: BTreeMap<String, String>,
 }
@@ -102,6 +104,7 @@ pub const CONTAINER_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "version",
+    "health_check",
 ];
 
 /// Secret answers: never echoed in errors or logs.
@@ -541,6 +544,22 @@ pub fn resolve(
         }
     };
 
+    let health_check = match get("health_check") {
+        None => false,
+        Some(v) => match check_answer(QuestionKind::Bool, &v, None, None, &[]) {
+            Ok(()) => matches!(v.as_str(), "true" | "yes" | "1"),
+            Err(e) => {
+                bad(
+                    "health_check",
+                    &v,
+                    e,
+                    "true sets up a daily `launch-tui status --all --notify` on this host".into(),
+                );
+                false
+            }
+        },
+    };
+
     let version = get("version")
         .or_else(|| {
             profile
@@ -631,6 +650,7 @@ pub fn resolve(
         external_db,
         tls,
         version,
+        health_check,
         app,
     })
 }

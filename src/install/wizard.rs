@@ -562,6 +562,17 @@ impl Wizard<'_> {
         for q in rest {
             self.ask_question(q)?;
         }
+        let daily = self
+            .prefill
+            .get("health_check")
+            .is_some_and(|v| v == "true");
+        let daily = self.p.confirm(
+            "health_check",
+            "Check every instance daily on this host (a systemd timer; problems are sent where /etc/launch/notify.yaml says)?",
+            daily,
+        )?;
+        self.answers
+            .insert("health_check".into(), daily.to_string());
         let summary = summary(self.profile, self.facts, &self.answers);
         writeln!(self.out, "{}", summary)?;
         Ok(Round::Done)
@@ -1199,6 +1210,12 @@ pub fn summary(profile: &Profile, facts: &NodeFacts, a: &BTreeMap<String, String
             None => "HTTP only (port 80)".into(),
         },
     );
+    if get("health_check") == Some("true") {
+        line(
+            "Daily check",
+            "launch-health.timer on this host (status --all --notify)".into(),
+        );
+    }
     line(
         "Version",
         get("version")
@@ -1452,6 +1469,7 @@ mod tests {
             ("max_upload_mib", "0"),
             ("max_upload_mib", "50"),
             ("registration", "y"),
+            ("health_check", "y"),
             ("confirm", "y"),
         ]);
         s
@@ -1545,6 +1563,8 @@ mod tests {
         assert_eq!(s.app["mcp"], "false");
         assert_eq!(s.app["registration"], "true");
         assert_eq!(s.app["max_upload_mib"], "50");
+        assert!(s.health_check, "the daily check was asked for");
+        assert!(out.contains("launch-health.timer"), "{out}");
     }
 
     #[test]

@@ -397,3 +397,26 @@ pub fn install_with(lab: &Lab, cfg: &Config, file: &str, answers: &str) -> serde
     let rec = std::fs::read_to_string(cfg.path().join(format!("instances/{name}.yaml"))).unwrap();
     serde_yaml_ng::from_str(&rec).unwrap()
 }
+
+/// `launch` with extra environment (e.g. `LAUNCH_SYSTEMD_DIR` for the health timer's units).
+pub fn launch_env(lab: &Lab, cfg: &Config, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = env!("CARGO_BIN_EXE_launch-tui");
+    let mut cmd = Command::new(bin);
+    cmd.env("PATH", lab.path_env())
+        .env("NO_COLOR", "1")
+        .env("LAUNCH_CONFIG", cfg.path())
+        .env("LAUNCH_LOG_DIR", cfg.path().join("log"))
+        .env("LAUNCH_CACHE_DIR", cfg.path().join("cache"))
+        .env("LAUNCH_STATE_DIR", cfg.path().join("state"))
+        .env_remove("LAUNCH_PVE_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
+        .args(["--fingerprint", &lab.fingerprint()])
+        .arg("--token-file")
+        .arg(lab.path().join("token"))
+        .args(args)
+        .output()
+        .unwrap()
+}
