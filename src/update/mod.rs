@@ -195,8 +195,7 @@ pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option
     recover_locked(g, out, profile, inst, journal).map(Some)
 }
 
-fn lock(g: &Global, name: &str, op: &str, wait: u64, vmid: u32) -> Result<InstanceLock> {
-    let _ = g;
+fn lock(name: &str, op: &str, wait: u64, vmid: u32) -> Result<InstanceLock> {
     let l = lock_instance(name, op, Duration::from_secs(wait), pct()?, vmid)?;
     if let Some(h) = &l.took_over {
         eprintln!(
@@ -312,7 +311,6 @@ fn new_journal(
 
 /// Runs an update or rollback plan and turns its end into an outcome.
 fn switch_plan(
-    g: &Global,
     out: &Output,
     c: &mut Ctx,
     name: &str,
@@ -323,7 +321,6 @@ fn switch_plan(
     crate::engine::handle_interrupts();
     let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     let t = Instant::now();
-    let _ = g;
     match execute(plan, c, &mut views.all(), false) {
         Ok(()) => Ok((t.elapsed(), log_path)),
         Err(e) => {
@@ -474,8 +471,8 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
             format!("go back with `launch-tui rollback {}`", a.name),
         ));
     }
-    let _lock = lock(g, &a.name, "update", a.wait, vmid)?;
-    let (profile, mut inst) = if let Some(j) = Journal::load(&a.name)? {
+    let _lock = lock(&a.name, "update", a.wait, vmid)?;
+    let (profile, inst) = if let Some(j) = Journal::load(&a.name)? {
         let what = recover_locked(g, out, profile, inst, j)?;
         eprintln!("{what}");
         let again = open(g, &a.name)?;
@@ -508,7 +505,6 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     let journal = new_journal("update", &inst, &target, inst.active_slot.other());
     journal.save().map_err(LaunchError::Failed)?;
     let from = inst.app_version.clone();
-    inst.updated = inst.updated.clone();
     let mut c = ctx(
         g,
         profile,
@@ -518,7 +514,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
         watch,
         Some(conn.client),
     )?;
-    let (took, log) = switch_plan(g, out, &mut c, &a.name, "update")?;
+    let (took, log) = switch_plan(out, &mut c, &a.name, "update")?;
     let held = c.metrics.held.unwrap_or_default();
     let switch = c.metrics.switch.unwrap_or_default();
     Ok(Outcome::new(
@@ -546,7 +542,7 @@ pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
         return rollback_snapshot(g, a, InstanceStore::new(&g.config), inst);
     }
     let vmid = inst.container.vmid;
-    let _lock = lock(g, &a.name, "rollback", a.wait, vmid)?;
+    let _lock = lock(&a.name, "rollback", a.wait, vmid)?;
     let (profile, inst) = if let Some(j) = Journal::load(&a.name)? {
         let what = recover_locked(g, out, profile, inst, j)?;
         eprintln!("{what}");
@@ -590,7 +586,7 @@ pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
     let from = inst.app_version.clone();
     let client = connect(g).ok().map(|c| c.client);
     let mut c = ctx(g, profile, inst, journal, Mode::Rollback, watch, client)?;
-    let (took, log) = switch_plan(g, out, &mut c, &a.name, "rollback")?;
+    let (took, log) = switch_plan(out, &mut c, &a.name, "rollback")?;
     Ok(Outcome::new(
         format!(
             "Rolled {name} back: {from} → {to} in {:.1} s.\n  data: as it was at {until}; {from}'s data stays in {data_now} until the next update\n  log:  {}",
