@@ -62,7 +62,7 @@ impl<'a> AppSettings<'a> {
             .unwrap_or_else(|| "_".into());
         let mut settings = self.settings.clone();
         // Extra components reach the app through nginx, so they follow the active slot.
-        settings.insert("app_url".into(), "http://127.0.0.1".into());
+        settings.insert("app_url".into(), local_url(self.settings));
         RenderContext {
             instance: self.name.to_string(),
             slot: slot.as_str().into(),
@@ -83,6 +83,8 @@ impl<'a> AppSettings<'a> {
             server_name,
             upstream_include: Layout::upstream_include(p),
             upstream_name: Layout::upstream_name(p),
+            http_port: http_port(self.settings),
+            https_port: https_port(self.settings),
             hold_include: Layout::hold_include(p),
             extra_locations: self
                 .extra_components()
@@ -93,6 +95,37 @@ impl<'a> AppSettings<'a> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// nginx's public HTTP port: 80 unless `reconfigure --set http_port=N` moved it.
+pub fn http_port(settings: &BTreeMap<String, String>) -> u16 {
+    settings
+        .get("http_port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(80)
+}
+
+pub fn https_port(settings: &BTreeMap<String, String>) -> u16 {
+    settings
+        .get("https_port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(443)
+}
+
+/// The app through nginx, from inside the container (no trailing slash).
+pub fn local_url(settings: &BTreeMap<String, String>) -> String {
+    match http_port(settings) {
+        80 => "http://127.0.0.1".into(),
+        p => format!("http://127.0.0.1:{p}"),
+    }
+}
+
+/// The app through nginx at `host` (an address), from the Proxmox VE host.
+pub fn public_base(host: &str, settings: &BTreeMap<String, String>) -> String {
+    match http_port(settings) {
+        80 => format!("http://{host}"),
+        p => format!("http://{host}:{p}"),
     }
 }
 

@@ -43,6 +43,8 @@ const OWN_KEYS: &[&str] = &[
     "db_user",
     "db_name",
     "db_password_file",
+    "http_port",
+    "https_port",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -87,6 +89,8 @@ struct Ctx {
     saved: Vec<(String, Option<Vec<u8>>)>,
     old_resources: Resources,
     interruption: Option<Duration>,
+    /// The HTTP port nginx's current files listen on (changes with the files).
+    nginx_port: u16,
 }
 
 impl Ctx {
@@ -98,6 +102,7 @@ impl Ctx {
             ct: self.ct.as_ref(),
             vmid: self.vmid(),
             profile: self.profile.name.as_str(),
+            http_port: self.nginx_port,
         }
     }
 }
@@ -398,6 +403,24 @@ fn validate(
                     )),
                 }
             }
+            "http_port" | "https_port" => {
+                let inside: Vec<u16> = profile
+                    .components
+                    .iter()
+                    .flat_map(|c| [Some(c.port.get()), c.green_port.map(|g| g.get())])
+                    .flatten()
+                    .collect();
+                match value.parse::<u16>() {
+                    Ok(n) if n > 0 && !inside.contains(&n) => {
+                        if inst.settings.get(key.as_str()).map(String::as_str) != Some(value.as_str()) {
+                            next.settings.insert(key.clone(), n.to_string());
+                            lines.push(format!("nginx {key} → {n}"));
+                        }
+                    }
+                    Ok(n) if n > 0 => problems.push(bad(key, value, format!("port {n} is used inside the container by the app ({})", inside.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")), "choose another port, e.g. 8080")),
+                    _ => problems.push(bad(key, value, "expected a port number from 1 to 65535", "e.g. --set http_port=8080")),
+                }
+            }
             "db_host" | "db_port" | "db_user" | "db_name" | "db_password_file" => {
                 if !sets
                     .get("database")
@@ -415,7 +438,7 @@ fn validate(
                 key,
                 value,
                 if key.contains("port") {
-                    "ports are the profile's (both slots' ports and nginx's), not a setting"
+                    "the app's own ports are the profile's (both slots' and its components'); nginx's public ports are http_port and https_port"
                         .to_string()
                 } else {
                     "not a setting of this instance".to_string()
@@ -423,6 +446,14 @@ fn validate(
                 format!("settable: {}", settable.join(", ")),
             )),
         }
+    }
+    if deploy::http_port(&next.settings) == deploy::https_port(&next.settings) {
+        problems.push(bad(
+            "http_port",
+            &deploy::http_port(&next.settings).to_string(),
+            "HTTP and HTTPS cannot share a port",
+            "choose two different ports",
+        ));
     }
     if !problems.is_empty() {
         return Err(LaunchError::InvalidValues(problems));
@@ -606,7 +637,7 @@ fn show(inst: &Instance, drifts: &[String], profile: &Profile) -> String {
         }
     }
     t.push_str(&format!(
-        "change with: launch-tui reconfigure {} --set KEY=VALUE (public_url, timezone, max_upload_mib, registration, mcp, tls_cert+tls_key, tls=off, cores, memory_mib, swap_mib, disk_gib, database[+db_host, db_port, db_user, db_name, db_password_file])",
+        "change with: launch-tui reconfigure {} --set KEY=VALUE (public_url, timezone, max_upload_mib, registration, mcp, tls_cert+tls_key, tls=off, cores, memory_mib, swap_mib, disk_gib, http_port, https_port, database[+db_host, db_port, db_user, db_name, db_password_file])",
         inst.name
     ));
     t
@@ -884,6 +915,7 @@ fn files_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         ));
     }
     write_files(c, &files)?;
+    c.nginx_port = deploy::http_port(&c.change.next.settings);
     sh(c.ct.as_ref(), vmid, "systemctl daemon-reload")?;
     rep.info(format!("{} files written from the profile", files.len()));
     Ok(())
@@ -914,6 +946,7 @@ fn undo_files(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         }
     }
     sh(c.ct.as_ref(), vmid, "systemctl daemon-reload")?;
+    c.nginx_port = deploy::http_port(&c.before.settings);
     c.proxy().reload()?;
     restart_app(c, &c.before.clone(), rep)?;
     rep.warn("the previous files and settings are back");
@@ -1125,6 +1158,7 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
         record_step,
     ));
     let lines = change.lines.clone();
+    let before_settings = inst.settings.clone();
     let mut c = Ctx {
         ct,
         client,
@@ -1135,6 +1169,7 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
         saved: Vec::new(),
         old_resources: Resources::default(),
         interruption: None,
+        nginx_port: deploy::http_port(&before_settings),
     };
     let log_path = operation_log_path(&a.name, "reconfigure");
     crate::engine::handle_interrupts();

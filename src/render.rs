@@ -113,6 +113,9 @@ pub struct RenderContext {
     pub server_name: String,
     pub upstream_include: String,
     pub upstream_name: String,
+    /// nginx's public ports (80 and 443 unless reconfigured).
+    pub http_port: u16,
+    pub https_port: u16,
     /// A glob include (it may match nothing) holding the write hold during updates.
     pub hold_include: String,
     pub extra_locations: Vec<ExtraLocation>,
@@ -253,6 +256,8 @@ mod tests {
             server_name: "tasks.example.com".into(),
             upstream_include: "/etc/nginx/launch/vikunja-upstream.conf".into(),
             upstream_name: "vikunja_active".into(),
+            http_port: 80,
+            https_port: 443,
             hold_include: "/etc/nginx/launch/vikunja-hold*.conf".into(),
             extra_locations: vec![ExtraLocation {
                 path: "/mcp".into(),

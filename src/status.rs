@@ -510,7 +510,12 @@ pub fn check_instance(
         if let Some(p) = &profile {
             let main = p.components[0].clone();
             let main_unit = units.first().map(|(_, u)| u.clone()).unwrap_or_default();
-            let ip = inst.container.ip.clone();
+            // nginx's address: the IP, with the port when it is not 80.
+            let ip = inst.container.ip.clone().map(|ip| {
+                crate::deploy::public_base(&ip, &inst.settings)
+                    .trim_start_matches("http://")
+                    .to_string()
+            });
             {
                 let main = main.clone();
                 let main_unit = main_unit.clone();
@@ -569,7 +574,12 @@ pub fn check_instance(
                     move || vec![tls_check(ct.as_ref(), vmid, &cert, &name)],
                 ));
             }
-            let ip = inst.container.ip.clone();
+            // nginx's address: the IP, with the port when it is not 80.
+            let ip = inst.container.ip.clone().map(|ip| {
+                crate::deploy::public_base(&ip, &inst.settings)
+                    .trim_start_matches("http://")
+                    .to_string()
+            });
             let recorded = inst.app_version.clone();
             let name = inst.name.clone();
             pending.push(spawn_check(

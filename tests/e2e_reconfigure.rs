@@ -257,4 +257,39 @@ fn reconfigure_end_to_end() {
         "SELECT count(*) FROM tasks",
     ]);
     assert_eq!(count.trim(), (rows.len() + 1).to_string());
+
+    // 7. nginx's public HTTP port: a port the app uses inside is refused; a free one moves
+    //    nginx, and status follows it.
+    let out = launch(
+        &lab,
+        &cfg,
+        &["reconfigure", "vikunja", "--set", "http_port=3457"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("used inside the container"),
+        "{}",
+        text(&out)
+    );
+    let out = launch(
+        &lab,
+        &cfg,
+        &["reconfigure", "vikunja", "--set", "http_port=8080"],
+    );
+    eprintln!("http_port:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(http_get(&format!("http://{ip}:8080/api/v1/info")).0, 200);
+    assert_eq!(
+        http_get(&format!("http://{ip}/api/v1/info")).0,
+        0,
+        "port 80 is closed now"
+    );
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("http://{ip}:8080/health answers 200")),
+        "{}",
+        text(&out)
+    );
 }

@@ -634,7 +634,11 @@ fn start_app(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
             "5",
             "-w",
             "%{http_code}",
-            &format!("http://127.0.0.1{}", main.health.path),
+            &format!(
+                "{}{}",
+                crate::deploy::local_url(&c.inst.settings),
+                main.health.path
+            ),
         ],
     )?;
     if out.stdout.trim() != main.health.expect_status.to_string() {

@@ -510,6 +510,7 @@ fn nginx(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         ct: ctx.ct.as_ref(),
         vmid,
         profile: &p,
+        http_port: 80,
     }
     .ensure_shutdown_timeout(comp.drain_s)?;
     ctx.ct.write(

@@ -699,7 +699,15 @@ fn rollback_snapshot(
                     c.ct.as_ref(),
                     c.vmid,
                     "nginx.service",
-                    "http://127.0.0.1/",
+                    &format!(
+                        "{}/",
+                        crate::deploy::local_url(
+                            &c.record
+                                .as_ref()
+                                .map(|r| r.settings.clone())
+                                .unwrap_or_default()
+                        )
+                    ),
                     200,
                     Duration::from_secs(1),
                     Duration::from_secs(60),

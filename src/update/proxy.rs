@@ -17,6 +17,8 @@ pub struct Proxy<'a> {
     pub ct: &'a dyn CtAccess,
     pub vmid: u32,
     pub profile: &'a str,
+    /// The port nginx serves HTTP on (what the probes go to).
+    pub http_port: u16,
 }
 
 impl Proxy<'_> {
@@ -118,7 +120,7 @@ impl Proxy<'_> {
                 "POST",
                 "-H",
                 "X-Launch-Probe: 1",
-                "http://127.0.0.1/.launch-probe",
+                &format!("http://127.0.0.1:{}/.launch-probe", self.http_port),
             ],
         )?;
         let mut port = None;
@@ -173,7 +175,7 @@ impl Proxy<'_> {
                     "-",
                     "-H",
                     "X-Launch-Probe: 1",
-                    "http://127.0.0.1/.launch-probe",
+                    &format!("http://127.0.0.1:{}/.launch-probe", self.http_port),
                 ],
             )?;
             let got = out.stdout.lines().find_map(|l| {

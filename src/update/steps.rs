@@ -72,6 +72,7 @@ impl Ctx {
             ct: self.ct.as_ref(),
             vmid: self.vmid(),
             profile: self.profile.name.as_str(),
+            http_port: deploy::http_port(&self.inst.settings),
         }
     }
     fn from(&self) -> Slot {
@@ -663,7 +664,11 @@ fn watch(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let main = c.main().clone();
     let port = c.port(c.to());
     let direct = format!("http://127.0.0.1:{port}{}", main.health.path);
-    let through = format!("http://127.0.0.1{}", main.health.path);
+    let through = format!(
+        "{}{}",
+        deploy::local_url(&c.inst.settings),
+        main.health.path
+    );
     let end = Instant::now() + c.watch;
     let mut failures = 0;
     let mut checks = 0;
