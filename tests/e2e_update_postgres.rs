@@ -18,10 +18,11 @@ mod app;
 mod lab;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/server_db.rs"]
+mod server_db;
 
-use app::{assert_rows, create_task, created_ids, install, record, version_at};
+use app::install;
 use lab::{fixture_profile, launch, text, Config, Lab, Releases};
-use load::{assert_no_failures, Load};
 
 #[test]
 fn update_and_rollback_on_postgres() {
@@ -29,44 +30,7 @@ fn update_and_rollback_on_postgres() {
     let rel = Releases::start();
     let cfg = Config::new(&fixture_profile(&rel, None));
     let (ip, vmid) = install(&lab, &cfg, "database: postgres\n");
-    let before: Vec<i64> = (0..10)
-        .map(|i| create_task(&ip, &format!("pg-{i}")))
-        .collect();
-
-    let load = Load::start(&ip);
-    let out = launch(&lab, &cfg, &["update", "vikunja", "--watch", "3"]);
-    let summary = load.stop();
-    eprintln!("update on postgres:\n{}", text(&out));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let during: Vec<i64> = created_ids(&summary);
-    assert_rows(&ip, &before, "rows written before the update");
-    assert_rows(&ip, &during, "rows written during the update");
-    assert_no_failures("update on postgres", &summary);
-    assert_eq!(version_at(&ip), "v2.0.0");
-    // The pre-update dump is recorded and private.
-    let dump = record(&cfg, "vikunja")["previous"]["dump"]
-        .as_str()
-        .expect("the record names the pre-update dump")
-        .to_string();
-    let mode = lab.pct_ok(&["exec", &vmid, "--", "stat", "-c", "%a", &dump]);
-    assert_eq!(mode.trim(), "600", "{dump}");
-
-    // Rollback restores the dump: v1 runs on the schema it knows, with the rows from before.
-    let out = launch(
-        &lab,
-        &cfg,
-        &["rollback", "vikunja", "--yes", "--watch", "2"],
-    );
-    eprintln!("rollback on postgres:\n{}", text(&out));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(version_at(&ip), "v1.0.0");
-    assert_rows(
-        &ip,
-        &before,
-        "rows written before the update, after rollback",
-    );
-    let after = create_task(&ip, "after-rollback");
-    assert_rows(&ip, &[after], "a row written after the rollback");
+    server_db::update_and_rollback(&lab, &cfg, &ip, &vmid, "postgres");
 
     // status: the database server stopped → exit 4, the database named, the command to fix it.
     lab.pct_ok(&["exec", &vmid, "--", "systemctl", "stop", "postgresql"]);
