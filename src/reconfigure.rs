@@ -795,17 +795,7 @@ fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let vmid = c.vmid();
     let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
     sh(c.ct.as_ref(), vmid, &format!("mkdir -p /run/launch-export && chown {user}: /run/launch-export && chmod 0700 /run/launch-export && rm -rf {data}/files.pre-reconfigure && cp -a {data}/files {data}/files.pre-reconfigure 2>/dev/null || true"))?;
-    let bin = format!(
-        "{}/{}",
-        Layout::release_dir(c.profile.name.as_str(), &c.before.app_version),
-        binary(&c.profile)?
-    );
-    let args: Vec<String> = m
-        .export
-        .iter()
-        .map(|a| a.replace("{file}", EXPORT_FILE))
-        .collect();
-    deploy::run_app_command(c.ct.as_ref(), vmid, &main_unit(c), &user, &bin, &args, None)?;
+    app_command(c, &m.export, None)?;
     rep.info("the app exported its data");
     let kind = c.change.database.context("no database change")?;
     if matches!(
@@ -839,17 +829,23 @@ fn import_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         .migrations
         .clone()
         .context("no migrations section")?;
-    let user = c.profile.components[0].user.to_string();
+    app_command(c, &m.import, m.import_input.as_deref())?;
+    rep.info("the app imported its data into the new database");
+    Ok(())
+}
+
+/// Runs one of the profile's export/import commands (`{file}` replaced) as the app runs.
+fn app_command(c: &Ctx, template: &[String], input: Option<&str>) -> anyhow::Result<()> {
     let bin = format!(
         "{}/{}",
         Layout::release_dir(c.profile.name.as_str(), &c.before.app_version),
         binary(&c.profile)?
     );
-    let args: Vec<String> = m
-        .import
+    let args: Vec<String> = template
         .iter()
         .map(|a| a.replace("{file}", EXPORT_FILE))
         .collect();
+    let user = c.profile.components[0].user.to_string();
     deploy::run_app_command(
         c.ct.as_ref(),
         c.vmid(),
@@ -857,9 +853,8 @@ fn import_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         &user,
         &bin,
         &args,
-        m.import_input.as_deref(),
+        input,
     )?;
-    rep.info("the app imported its data into the new database");
     Ok(())
 }
 

@@ -103,8 +103,9 @@ impl Proxy<'_> {
             .ok())
     }
 
-    /// A probe through nginx: the upstream that answered, and whether writes are held.
-    fn probe(&self) -> Result<(Option<u16>, bool)> {
+    /// A probe through nginx: the upstream port that answered, and whether writes are held.
+    /// A POST meets the write hold (answered by nginx itself); a GET reaches the upstream.
+    fn probe(&self, method: &str) -> Result<(Option<u16>, bool)> {
         let out = self.ct.exec(
             self.vmid,
             &[
@@ -117,7 +118,7 @@ impl Proxy<'_> {
                 "-D",
                 "-",
                 "-X",
-                "POST",
+                method,
                 "-H",
                 "X-Launch-Probe: 1",
                 &format!("http://127.0.0.1:{}/.launch-probe", self.http_port),
@@ -141,7 +142,7 @@ impl Proxy<'_> {
     pub fn prove_hold(&self, on: bool) -> Result<Duration> {
         let t = Instant::now();
         loop {
-            let (_, held) = self.probe()?;
+            let (_, held) = self.probe("POST")?;
             if held == on {
                 return Ok(t.elapsed());
             }
@@ -160,34 +161,7 @@ impl Proxy<'_> {
     pub fn prove_upstream(&self, port: u16) -> Result<Duration> {
         let t = Instant::now();
         loop {
-            // A probe while writes are held is answered by nginx itself; the GET form reaches
-            // the upstream.
-            let out = self.ct.exec(
-                self.vmid,
-                &[
-                    "curl",
-                    "-s",
-                    "-m",
-                    "5",
-                    "-o",
-                    "/dev/null",
-                    "-D",
-                    "-",
-                    "-H",
-                    "X-Launch-Probe: 1",
-                    &format!("http://127.0.0.1:{}/.launch-probe", self.http_port),
-                ],
-            )?;
-            let got = out.stdout.lines().find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("x-launch-upstream:")
-                    .and_then(|v| {
-                        v.trim()
-                            .rsplit(':')
-                            .next()
-                            .and_then(|p| p.parse::<u16>().ok())
-                    })
-            });
+            let (got, _) = self.probe("GET")?;
             if got == Some(port) {
                 return Ok(t.elapsed());
             }

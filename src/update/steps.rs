@@ -888,17 +888,7 @@ pub fn recover(c: &mut Ctx, rep: &Reporter) -> Result<String> {
             proxy.reload()?;
             proxy.prove_upstream(to_port)?;
             cancel_hold_expiry(c);
-            let mut inst = c.inst.clone();
-            commit(
-                c.ct.as_ref(),
-                c.client.as_ref(),
-                &c.profile,
-                &c.store,
-                &mut inst,
-                &j,
-                rep,
-            )?;
-            c.inst = inst;
+            finish(c, rep)?;
             return Ok(format!(
                 "finished the interrupted {}: {} serves",
                 j.operation, j.to_version
