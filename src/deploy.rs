@@ -238,6 +238,26 @@ pub fn install_release(
     Ok(())
 }
 
+/// The HTTP status `url` answers inside the container (5 s timeout), as curl prints it:
+/// `000` when nothing answers.
+pub fn http_status(ct: &dyn CtAccess, vmid: u32, url: &str) -> Result<String> {
+    let out = ct.exec(
+        vmid,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "5",
+            "-w",
+            "%{http_code}",
+            url,
+        ],
+    )?;
+    Ok(out.stdout.trim().to_string())
+}
+
 /// Polls `url` inside the container (every `interval`, each try with its own 5 s timeout)
 /// until it answers `expect`, for up to `deadline`. Gives up at once when the unit keeps
 /// failing (restarting), with its journal's last lines.
@@ -252,21 +272,7 @@ pub fn wait_healthy(
 ) -> Result<()> {
     let end = Instant::now() + deadline;
     loop {
-        let out = ct.exec(
-            vmid,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-m",
-                "5",
-                "-w",
-                "%{http_code}",
-                url,
-            ],
-        )?;
-        let last = out.stdout.trim().to_string();
+        let last = http_status(ct, vmid, url)?;
         if last == expect.to_string() {
             return Ok(());
         }

@@ -623,28 +623,19 @@ fn start_app(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         rep.info(format!("{unit} restarted"));
     }
     // Through nginx, as users reach it.
-    let out = c.ct.exec(
+    let code = crate::deploy::http_status(
+        c.ct.as_ref(),
         vmid,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "5",
-            "-w",
-            "%{http_code}",
-            &format!(
-                "{}{}",
-                crate::deploy::local_url(&c.inst.settings),
-                main.health.path
-            ),
-        ],
+        &format!(
+            "{}{}",
+            crate::deploy::local_url(&c.inst.settings),
+            main.health.path
+        ),
     )?;
-    if out.stdout.trim() != main.health.expect_status.to_string() {
+    if code != main.health.expect_status.to_string() {
         bail!(
             "nginx answers {} for {}, expected {}",
-            out.stdout.trim(),
+            code,
             main.health.path,
             main.health.expect_status
         );

@@ -674,32 +674,18 @@ fn watch(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let mut checks = 0;
     while Instant::now() < end {
         for url in [&direct, &through] {
-            let out = c.ct.exec(
-                c.vmid(),
-                &[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-m",
-                    "5",
-                    "-w",
-                    "%{http_code}",
-                    url,
-                ],
-            )?;
+            let code = deploy::http_status(c.ct.as_ref(), c.vmid(), url)?;
             checks += 1;
-            if out.stdout.trim() == main.health.expect_status.to_string() {
+            if code == main.health.expect_status.to_string() {
                 failures = 0;
             } else {
                 failures += 1;
-                rep.warn(format!("{url} answered {}", out.stdout.trim()));
+                rep.warn(format!("{url} answered {code}"));
                 // Two failures in a row: not a blip.
                 if failures >= 2 {
                     bail!(
-                        "{} failed its health check after the switch ({url} answered {})",
-                        c.journal.to_version,
-                        out.stdout.trim()
+                        "{} failed its health check after the switch ({url} answered {code})",
+                        c.journal.to_version
                     );
                 }
             }
