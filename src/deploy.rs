@@ -73,7 +73,7 @@ impl<'a> AppSettings<'a> {
             env_file: format!("/etc/{p}/{}.env", component.name),
             venv: Layout::venv(p, component.name.as_str()),
             drain_s: component.drain_s,
-            settings,
+            settings: render::typed_settings(self.profile, &settings),
             secrets: self.secrets.clone(),
             db: self.db.clone(),
             tls: self.tls.then(|| TlsContext {
@@ -96,6 +96,25 @@ impl<'a> AppSettings<'a> {
                 .collect(),
         }
     }
+}
+
+/// Renders every file of the instance in memory, so a value that no file can hold safely is
+/// refused before anything is created (the filters refuse what they cannot escape).
+pub fn check_renders(a: &AppSettings, version: &str) -> Result<(), render::RenderError> {
+    let main = a.main_component();
+    for comp in std::iter::once(main).chain(a.extra_components()) {
+        let rc = a.render_context(comp, Slot::Blue, version);
+        render::unit(comp, &rc)?;
+        for f in &comp.files {
+            render::file(&f.template, &rc)?;
+        }
+    }
+    let rc = a.render_context(main, Slot::Blue, version);
+    render::nginx_site(a.profile, &rc)?;
+    if let Some(b) = &a.profile.bootstrap {
+        render::file(&b.script, &rc)?;
+    }
+    Ok(())
 }
 
 /// nginx's public HTTP port: 80 unless `reconfigure --set http_port=N` moved it.

@@ -60,10 +60,14 @@ pub struct InvalidValue {
 
 impl fmt::Display for InvalidValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value came from outside: shown escaped and cut short, never raw.
         write!(
             f,
-            "{} = {:?}: {}\n  help: {}",
-            self.field, self.value, self.problem, self.help
+            "{} = \"{}\": {}\n  help: {}",
+            self.field,
+            crate::escape::shown(&self.value),
+            self.problem,
+            self.help
         )
     }
 }

@@ -10,6 +10,7 @@ pub mod ct;
 pub mod deploy;
 pub mod engine;
 pub mod error;
+pub mod escape;
 pub mod fsutil;
 pub mod install;
 pub mod instance;

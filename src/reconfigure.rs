@@ -20,7 +20,10 @@ use crate::deploy::{self, AppSettings};
 use crate::engine::render::{operation_log_path, timestamp, OperationViews};
 use crate::engine::{execute, FnStep, Plan, Reporter};
 use crate::error::{InvalidValue, LaunchError, Result};
-use crate::install::settings::check_answer;
+use crate::install::settings::{check_answer, check_tls_files, parse_whole};
+
+/// The most memory or swap reconfigure sets (16 TiB), as install takes.
+const MAX_MIB: u64 = 16 * 1024 * 1024;
 use crate::instance::{Instance, InstanceStore};
 use crate::oplock::lock_instance;
 use crate::profile::{Catalog, DatabaseKind, Profile, QuestionKind};
@@ -127,37 +130,6 @@ fn bad(
     }
 }
 
-fn check_pem(field: &str, path: &str, want_key: bool) -> std::result::Result<(), InvalidValue> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        bad(
-            field,
-            path,
-            format!("cannot read it: {e}"),
-            "give the path of a PEM file on this host",
-        )
-    })?;
-    let mut rd = std::io::BufReader::new(&bytes[..]);
-    let ok = if want_key {
-        matches!(rustls_pemfile::private_key(&mut rd), Ok(Some(_)))
-    } else {
-        rustls_pemfile::certs(&mut rd).filter(|c| c.is_ok()).count() > 0
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(
-            field,
-            path,
-            if want_key {
-                "no PEM private key in it"
-            } else {
-                "no PEM certificate in it"
-            },
-            "use the PEM files your CA gave you (fullchain.pem and privkey.pem for Let's Encrypt)",
-        ))
-    }
-}
-
 /// Checks every change against the profile and the instance; nothing is touched.
 fn validate(
     profile: &Profile,
@@ -179,6 +151,10 @@ fn validate(
         .chain(OWN_KEYS.iter().map(|k| k.to_string()))
         .collect();
     for (key, value) in sets {
+        if let Err(e) = crate::install::settings::check_value(key, value) {
+            problems.push(bad(key, value, e, "write the value as it is, on one line"));
+            continue;
+        }
         let current = inst.settings.get(key).cloned().unwrap_or_default();
         if key == "admin_email" {
             problems.push(bad(
@@ -251,8 +227,9 @@ fn validate(
             continue;
         }
         match key.as_str() {
-            "cores" => match value.parse::<u32>() {
-                Ok(n) if (profile.resources.minimum.cores..=512).contains(&n) => {
+            "cores" => match parse_whole(value) {
+                Some(n) if (profile.resources.minimum.cores as u64..=8192).contains(&n) => {
+                    let n = n as u32;
                     resources.cores = Some(n);
                     lines.push(format!("cores → {n}"));
                 }
@@ -266,8 +243,8 @@ fn validate(
                     "e.g. --set cores=2",
                 )),
             },
-            "memory_mib" => match value.parse::<u64>() {
-                Ok(n) if n >= profile.resources.minimum.memory_mib => {
+            "memory_mib" => match parse_whole(value) {
+                Some(n) if (profile.resources.minimum.memory_mib..=MAX_MIB).contains(&n) => {
                     resources.memory_mib = Some(n);
                     lines.push(format!("memory → {n} MiB"));
                 }
@@ -275,21 +252,27 @@ fn validate(
                     key,
                     value,
                     format!(
-                        "expected MiB, at least the profile's minimum {}",
+                        "expected MiB from the profile's minimum {} to {MAX_MIB}",
                         profile.resources.minimum.memory_mib
                     ),
                     "e.g. --set memory_mib=2048",
                 )),
             },
-            "swap_mib" => match value.parse::<u64>() {
-                Ok(n) => {
+            "swap_mib" => match parse_whole(value) {
+                Some(n) if n <= MAX_MIB => {
                     resources.swap_mib = Some(n);
                     lines.push(format!("swap → {n} MiB"));
                 }
-                _ => problems.push(bad(key, value, "expected MiB", "e.g. --set swap_mib=512")),
+                _ => problems.push(bad(
+                    key,
+                    value,
+                    format!("expected MiB from 0 to {MAX_MIB}"),
+                    "e.g. --set swap_mib=512",
+                )),
             },
-            "disk_gib" => match value.parse::<u32>() {
-                Ok(n) if n as u64 >= profile.resources.minimum.disk_gib as u64 => {
+            "disk_gib" => match parse_whole(value) {
+                Some(n) if (profile.resources.minimum.disk_gib as u64..=128 * 1024).contains(&n) => {
+                    let n = n as u32;
                     resources.disk_gib = Some(n);
                     lines.push(format!("disk → {n} GiB (grows only)"));
                 }
@@ -327,14 +310,16 @@ fn validate(
                     continue;
                 };
                 if key == "tls_cert" {
-                    let mut ok = true;
-                    if let Err(p) = check_pem("tls_cert", cert, false) {
-                        problems.push(p);
-                        ok = false;
-                    }
-                    if let Err(p) = check_pem("tls_key", k, true) {
-                        problems.push(p);
-                        ok = false;
+                    let found = check_tls_files(cert, k);
+                    let ok = found.is_empty();
+                    for (field, problem) in found {
+                        let v = if field == "tls_cert" { cert } else { k };
+                        problems.push(bad(
+                            field,
+                            v,
+                            problem,
+                            "use the PEM files your CA gave you (fullchain.pem and privkey.pem for Let's Encrypt)",
+                        ));
                     }
                     if ok {
                         tls = Some(Tls::Set {
@@ -410,14 +395,14 @@ fn validate(
                     .flat_map(|c| [Some(c.port.get()), c.green_port.map(|g| g.get())])
                     .flatten()
                     .collect();
-                match value.parse::<u16>() {
-                    Ok(n) if n > 0 && !inside.contains(&n) => {
+                match parse_whole(value).and_then(|n| u16::try_from(n).ok()) {
+                    Some(n) if n > 0 && !inside.contains(&n) => {
                         if inst.settings.get(key.as_str()).map(String::as_str) != Some(value.as_str()) {
                             next.settings.insert(key.clone(), n.to_string());
                             lines.push(format!("nginx {key} → {n}"));
                         }
                     }
-                    Ok(n) if n > 0 => problems.push(bad(key, value, format!("port {n} is used inside the container by the app ({})", inside.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")), "choose another port, e.g. 8080")),
+                    Some(n) if n > 0 => problems.push(bad(key, value, format!("port {n} is used inside the container by the app ({})", inside.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")), "choose another port, e.g. 8080")),
                     _ => problems.push(bad(key, value, "expected a port number from 1 to 65535", "e.g. --set http_port=8080")),
                 }
             }
@@ -493,6 +478,14 @@ fn external_db(
     let user = need("db_user");
     let name = need("db_name");
     let pw_file = need("db_password_file");
+    for (field, v) in [("db_host", &host), ("db_user", &user), ("db_name", &name)] {
+        if v.is_empty() {
+            continue;
+        }
+        if let Err(e) = crate::install::settings::check_db_field(field, v) {
+            problems.push(bad(field, v, e, "e.g. db.example.com, vikunja"));
+        }
+    }
     let default_port = if kind == DatabaseKind::ExternalMariadb {
         3306
     } else {
@@ -526,7 +519,17 @@ fn external_db(
                 ),
                 format!("chmod 600 {pw_file}"),
             )),
-            Ok((_, t)) => password = t.trim_end_matches(['\n', '\r']).to_string(),
+            Ok((_, t)) => {
+                password = t.trim_end_matches(['\n', '\r']).to_string();
+                if let Err(e) = crate::install::settings::check_value("db_password", &password) {
+                    problems.push(bad(
+                        "db_password_file",
+                        &pw_file,
+                        e,
+                        "the file holds only the password, on one line",
+                    ));
+                }
+            }
             Err(e) => problems.push(bad(
                 "db_password_file",
                 &pw_file,

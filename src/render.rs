@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::escape::{escape, Syntax};
 use crate::instance::Slot;
 use crate::profile::{self, Component, Profile};
 
@@ -106,7 +107,10 @@ pub struct RenderContext {
     pub env_file: String,
     pub venv: String,
     pub drain_s: u32,
-    pub settings: BTreeMap<String, String>,
+    /// The instance's settings, typed by the profile's questions (a `bool` question is a
+    /// boolean, an `integer` a number, `old_hosts` a list), so a YAML template writes
+    /// `enableregistration: false`, not the string `"false"`.
+    pub settings: BTreeMap<String, serde_json::Value>,
     pub secrets: BTreeMap<String, String>,
     pub db: DbContext,
     pub tls: Option<TlsContext>,
@@ -173,21 +177,92 @@ pub struct RenderError {
 }
 
 fn render(template_name: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+    let source = profile::asset(template_name).ok_or_else(|| RenderError {
+        template: template_name.to_string(),
+        detail: "no such file under assets/".into(),
+    })?;
+    render_source(template_name, source, ctx)
+}
+
+/// Renders a template's text; every printed value goes through the escaping filter of the
+/// template's syntax ([`Syntax::of`] its name), whatever the template asks (`|safe` and
+/// `autoescape` blocks change nothing), so a template cannot write a raw value.
+pub fn render_source<S: Serialize>(
+    template_name: &str,
+    source: &str,
+    ctx: &S,
+) -> Result<String, RenderError> {
     let err = |detail: String| RenderError {
         template: template_name.to_string(),
         detail,
     };
-    let source =
-        profile::asset(template_name).ok_or_else(|| err("no such file under assets/".into()))?;
+    let syntax = Syntax::of(template_name).ok_or_else(|| {
+        err(format!(
+            "its file name says no syntax Launch can escape values for; name it after one of: {}",
+            Syntax::KNOWN
+        ))
+    })?;
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_formatter(move |out, _state, value| {
+        use minijinja::value::ValueKind;
+        let text = match value.kind() {
+            ValueKind::Bool => (if value.is_true() { "true" } else { "false" }).to_string(),
+            ValueKind::Number => value.to_string(),
+            ValueKind::String => {
+                let s = value.as_str().unwrap_or_default();
+                escape(syntax, s).map_err(|problem| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("a value cannot be written safely into {syntax}: {problem}"),
+                    )
+                })?
+            }
+            kind => {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot print a {kind} into {syntax}; print its items one by one"),
+                ))
+            }
+        };
+        out.write_str(&text).map_err(minijinja::Error::from)
+    });
     env.add_template(template_name, source)
         .map_err(|e| err(format!("{e:#}")))?;
     let tmpl = env
         .get_template(template_name)
         .map_err(|e| err(format!("{e:#}")))?;
     tmpl.render(ctx).map_err(|e| err(format!("{e:#}")))
+}
+
+/// The instance's settings as templates see them: typed by the profile's questions.
+pub fn typed_settings(
+    profile: &Profile,
+    settings: &BTreeMap<String, String>,
+) -> BTreeMap<String, serde_json::Value> {
+    use crate::profile::QuestionKind;
+    use serde_json::Value;
+    settings
+        .iter()
+        .map(|(k, v)| {
+            let typed = match profile.question(k).map(|q| q.kind) {
+                Some(QuestionKind::Bool) => Value::Bool(v == "true"),
+                Some(QuestionKind::Integer) => v
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(v.clone())),
+                _ if k == "old_hosts" => Value::Array(
+                    v.split(',')
+                        .filter(|h| !h.is_empty())
+                        .map(|h| Value::String(h.to_string()))
+                        .collect(),
+                ),
+                _ => Value::String(v.clone()),
+            };
+            (k.clone(), typed)
+        })
+        .collect()
 }
 
 pub fn unit(component: &Component, ctx: &RenderContext) -> Result<String, RenderError> {
@@ -239,15 +314,18 @@ mod tests {
             env_file: "/etc/vikunja/mcp.env".into(),
             venv: "/opt/vikunja/mcp-venv".into(),
             drain_s: 10,
-            settings: [
-                ("public_url", "https://tasks.example.com/"),
-                ("timezone", "Europe/Berlin"),
-                ("registration", "false"),
-                ("max_upload_mib", "20"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+            settings: typed_settings(
+                &vikunja(),
+                &[
+                    ("public_url", "https://tasks.example.com/"),
+                    ("timezone", "Europe/Berlin"),
+                    ("registration", "false"),
+                    ("max_upload_mib", "20"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
             secrets: [("service_secret".to_string(), "SECRET".to_string())]
                 .into_iter()
                 .collect(),

@@ -161,6 +161,7 @@ fn cases() -> Vec<(&'static str, ApiRequest)> {
         )),
         case!(storage_list("node-2", &all_content)),
         case!(aplinfo_list("pve")),
+        case!(bridge_list("pve")),
         case!(aplinfo_download(
             "pve",
             "local",

@@ -440,17 +440,18 @@ fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Resul
     }
     let catalog = Catalog::new(&g.config);
     let loaded = catalog.load(&m.profile.name)?;
-    // The answers: the archive's, minus what belongs to the old container.
-    let known: Vec<String> = crate::install::settings::CONTAINER_KEYS
-        .iter()
-        .map(|k| k.to_string())
-        .chain(loaded.profile.questions.iter().map(|q| q.key.to_string()))
-        .collect();
+    // The answers: the archive's answers to the profile's questions only (no host paths,
+    // network identity or credentials for the new container), checked by install's own
+    // resolver like any answers file; the record's other values first, like restore does.
+    let problems = restore::archive_record_problems(&loaded.profile, &m.instance);
+    if !problems.is_empty() {
+        return Err(LaunchError::InvalidValues(problems));
+    }
     let mut answers: BTreeMap<String, String> = m
         .instance
         .settings
         .iter()
-        .filter(|(k, _)| known.contains(k) && !k.starts_with("db_"))
+        .filter(|(k, _)| loaded.profile.question(k).is_some())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     answers.insert("name".into(), new.to_string());

@@ -15,10 +15,10 @@ use super::take::{self, q};
 use crate::ct::{sh, CtAccess};
 use crate::deploy::{self, AppSettings};
 use crate::engine::{FnStep, Plan, Reporter};
-use crate::error::LaunchError;
+use crate::error::{InvalidValue, LaunchError};
 use crate::instance::{Instance, InstanceStore};
 use crate::oplock::{lock_instance, InstanceLock};
-use crate::profile::LoadedProfile;
+use crate::profile::{LoadedProfile, Profile};
 use crate::render::{DbContext, Layout};
 
 /// Settings that describe the target's own container and database, never taken from an
@@ -237,6 +237,11 @@ fn check(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
                 a = c.archive.display()
             ),
         );
+    }
+    let problems = archive_record_problems(&c.loaded.profile, &m.instance);
+    if !problems.is_empty() {
+        c.refusal = Some(LaunchError::InvalidValues(problems));
+        bail!("the archive's record holds values install would refuse; nothing was changed");
     }
     if m.instance.name != name {
         rep.info(format!(
@@ -483,22 +488,78 @@ fn files_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
 }
 
 /// The record after the restore: the target's container, slot and database connection, with
-/// the archive's answers and secrets (the app's signing secret, the admin's and the MCP
-/// server's tokens, which belong to the restored database).
-pub fn merged_record(target: &Instance, from: &Instance) -> Instance {
+/// the archive's answers to the profile's questions and the profile's secrets (the app's
+/// signing secret, the admin's and the MCP server's tokens, which belong to the restored
+/// database). Nothing else comes from the archive: no host paths, network identity or
+/// credentials for the container. [`archive_record_problems`] has checked every value taken.
+pub fn merged_record(profile: &Profile, target: &Instance, from: &Instance) -> Instance {
     let mut r = target.clone();
     for (k, v) in &from.settings {
-        if !TARGET_SETTINGS.contains(&k.as_str()) {
+        if taken_setting(profile, k) {
             r.settings.insert(k.clone(), v.clone());
         }
     }
     for (k, v) in &from.secrets {
-        if k != "db_password" {
+        if taken_secret(profile, k) {
             r.secrets.insert(k.clone(), v.clone());
         }
     }
     r.updated = crate::engine::render::timestamp();
     r
+}
+
+fn taken_setting(profile: &Profile, key: &str) -> bool {
+    !TARGET_SETTINGS.contains(&key) && (profile.question(key).is_some() || key == "old_hosts")
+}
+
+fn taken_secret(profile: &Profile, key: &str) -> bool {
+    key != "db_password"
+        && (profile.secrets.iter().any(|s| s.key.as_str() == key)
+            || profile
+                .bootstrap
+                .as_ref()
+                .is_some_and(|b| b.outputs.iter().any(|o| o.as_str() == key)))
+}
+
+/// The archive's record is as hostile as an answers file: every value taken from it is checked
+/// exactly as install checks answers (all problems at once).
+pub fn archive_record_problems(profile: &Profile, from: &Instance) -> Vec<InvalidValue> {
+    use crate::install::settings::{check_answer, check_domain, check_value};
+    let mut problems = Vec::new();
+    let mut bad = |field: &str, value: &str, problem: String| {
+        problems.push(InvalidValue {
+            field: format!("archive: {field}"),
+            value: value.to_string(),
+            problem,
+            help: "the archive's record was changed or made by hand: use another archive".into(),
+        })
+    };
+    for (k, v) in &from.settings {
+        if !taken_setting(profile, k) {
+            continue;
+        }
+        if let Err(e) = check_value(k, v) {
+            bad(k, v, e);
+        } else if let Some(q) = profile.question(k) {
+            if let Err(e) = check_answer(q.kind, v, q.min, q.max, &q.choices) {
+                bad(k, v, e);
+            }
+        } else if let Some(h) = v.split(',').find(|h| check_domain(h).is_err()) {
+            bad(
+                k,
+                v,
+                format!("`{}` is not a host name", crate::escape::shown(h)),
+            );
+        }
+    }
+    for (k, v) in &from.secrets {
+        if taken_secret(profile, k) {
+            if let Err(e) = check_value(k, v) {
+                bad(k, "(secret)", e);
+            }
+        }
+    }
+    problems
 }
 
 /// Writes every component's files and units for `inst` and saves its record (host and container).
@@ -558,7 +619,7 @@ fn config(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         ))?;
         rep.info(format!("restored {abs}"));
     }
-    let merged = merged_record(&c.inst, &m.instance);
+    let merged = merged_record(&c.loaded.profile, &c.inst, &m.instance);
     c.old_record = Some(c.inst.clone());
     render_all(c, &merged)?;
     c.inst = merged;
@@ -727,7 +788,11 @@ mod tests {
                 ("mcp_token", "tk_old"),
             ],
         );
-        let m = merged_record(&target, &archived);
+        let profile = crate::profile::Catalog::new(std::path::Path::new("/none"))
+            .load("vikunja")
+            .unwrap()
+            .profile;
+        let m = merged_record(&profile, &target, &archived);
         assert_eq!(m.name, "new");
         assert_eq!(m.container, target.container);
         assert_eq!(m.active_slot, Slot::Green);

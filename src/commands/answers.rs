@@ -8,17 +8,79 @@ use crate::error::{FileProblem, LaunchError};
 
 /// Answers from `LAUNCH_<KEY>` environment variables, for the keys the caller knows (other
 /// `LAUNCH_*` variables configure launch-tui itself and are not answers).
-pub fn env_answers(known: &[String]) -> BTreeMap<String, String> {
-    std::env::vars()
-        .filter_map(|(k, v)| {
-            let key = k.strip_prefix("LAUNCH_")?.to_ascii_lowercase();
-            known.contains(&key).then_some((key, v))
-        })
-        .collect()
+/// Variables that are not valid UTF-8 are skipped unless they would answer a key, which is
+/// refused (exit 2) rather than guessed at.
+pub fn env_answers(known: &[String]) -> Result<BTreeMap<String, String>, LaunchError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in std::env::vars_os() {
+        let Some(key) = k
+            .to_str()
+            .and_then(|k| k.strip_prefix("LAUNCH_"))
+            .map(str::to_ascii_lowercase)
+        else {
+            continue;
+        };
+        if !known.contains(&key) {
+            continue;
+        }
+        match v.into_string() {
+            Ok(v) => {
+                out.insert(key, v);
+            }
+            Err(raw) => {
+                return Err(LaunchError::bad_input(
+                    format!(
+                        "LAUNCH_{} = \"{}\"",
+                        key.to_ascii_uppercase(),
+                        crate::escape::shown(&raw.to_string_lossy())
+                    ),
+                    "the value is not valid UTF-8",
+                    "set it to UTF-8 text, or unset it",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The largest answers file read, and the deepest nesting of `[`/`{` in it: a YAML parser's
+/// time and memory grow with both, and an answers file is a flat map.
+pub const MAX_ANSWERS_BYTES: u64 = 1024 * 1024;
+pub const MAX_YAML_DEPTH: usize = 32;
+
+/// Reads a YAML file from outside with its size and flow nesting capped before any parsing.
+pub fn read_capped_yaml(path: &Path) -> std::io::Result<Result<String, String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    let f = std::fs::File::open(path)?;
+    let n = f.take(MAX_ANSWERS_BYTES + 1).read_to_string(&mut text)?;
+    if n as u64 > MAX_ANSWERS_BYTES {
+        return Ok(Err(format!(
+            "larger than {} KiB; an answers file is a short list of `key: value` lines",
+            MAX_ANSWERS_BYTES / 1024
+        )));
+    }
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max > MAX_YAML_DEPTH {
+        return Ok(Err(format!(
+            "brackets nested {max} deep (at most {MAX_YAML_DEPTH}); an answers file is a flat map"
+        )));
+    }
+    Ok(Ok(text))
 }
 
 pub fn load_answers(path: &Path) -> Result<BTreeMap<String, String>, LaunchError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_capped_yaml(path).map_err(|e| {
         let problem = if e.kind() == std::io::ErrorKind::NotFound {
             "the answers file does not exist".to_string()
         } else {
@@ -48,6 +110,7 @@ pub fn load_answers(path: &Path) -> Result<BTreeMap<String, String>, LaunchError
             }],
         }
     };
+    let text = text.map_err(|m| problem(None, None, None, m))?;
     let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| {
         let loc = e.location();
         let msg = e.to_string();
@@ -69,7 +132,10 @@ pub fn load_answers(path: &Path) -> Result<BTreeMap<String, String>, LaunchError
                         None,
                         None,
                         None,
-                        format!("key {k:?} is not a string"),
+                        format!(
+                            "key `{}` is not a string",
+                            crate::escape::shown(&format!("{k:?}"))
+                        ),
                     ));
                 };
                 let val = match v {

@@ -173,6 +173,7 @@ fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
             .map(|s| (s.storage, s.avail.unwrap_or(0)))
             .collect(),
         template_storages: templates.into_iter().map(|s| s.storage).collect(),
+        bridges: client.bridges(node)?,
         free_memory_mib: status
             .memory
             .and_then(|m| m.free.or(m.avail))
@@ -292,7 +293,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             .map(|k| k.to_string())
             .chain(profile.questions.iter().map(|q| q.key.to_string()))
             .collect();
-        answers.extend(crate::commands::env_answers(&known));
+        answers.extend(crate::commands::env_answers(&known)?);
     }
     if let Some(n) = &a.name {
         crate::instance::check_instance_name(n)?;
@@ -372,6 +373,29 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         },
         None => DbContext::sqlite(),
     };
+    {
+        // Values the bootstrap prints later stand in as placeholders for this check.
+        let mut trial = secrets.clone();
+        for o in profile.bootstrap.iter().flat_map(|b| &b.outputs) {
+            trial.insert(o.to_string(), "placeholder".into());
+        }
+        let a = crate::deploy::AppSettings {
+            profile: &profile,
+            name: &settings.name,
+            settings: &settings.app,
+            secrets: &trial,
+            db: db.clone(),
+            tls: settings.tls.is_some(),
+        };
+        crate::deploy::check_renders(&a, &settings.version).map_err(|e| {
+            LaunchError::InvalidValues(vec![crate::error::InvalidValue {
+                field: "answers".into(),
+                value: e.template.clone(),
+                problem: e.detail,
+                help: "change the value the message names; nothing was created".into(),
+            }])
+        })?;
+    }
     let name = settings.name.clone();
     let log_path = operation_log_path(&name, "install");
     let mut ctx = InstallCtx {

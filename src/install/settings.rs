@@ -72,6 +72,56 @@ pub struct NodeFacts {
     pub free_memory_mib: u64,
     /// Container templates in storage or offered by the appliance index (file names).
     pub templates: Vec<String>,
+    /// Bridges a container's network may name (`vmbr0`, OVS bridges, SDN vnets).
+    pub bridges: Vec<String>,
+}
+
+/// The longest value taken for a single-line answer.
+pub const MAX_VALUE_LEN: usize = 4096;
+
+/// What every value from outside must be, whatever its key: no control characters (they break
+/// the files it is written into and the terminal it is shown on), no surrounding spaces, a
+/// sane size. `ssh_public_keys` alone may span lines.
+pub fn check_value(key: &str, v: &str) -> Result<(), String> {
+    let multi_line = key == "ssh_public_keys";
+    let limit = if multi_line { 64 * 1024 } else { MAX_VALUE_LEN };
+    if v.len() > limit {
+        Err(format!("{} bytes; at most {limit} are taken", v.len()))
+    } else if v
+        .chars()
+        .any(|c| crate::escape::is_control(c) && !(multi_line && c == '\n'))
+    {
+        Err("it contains a control character (a line break, tab or escape)".into())
+    } else if !multi_line && v.trim() != v {
+        Err("it starts or ends with spaces".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// An external database's host, user or name: written into the app's config and handed to
+/// database clients, so plain names only (the password may hold anything printable).
+pub fn check_db_field(field: &str, v: &str) -> Result<(), String> {
+    match field {
+        "db_host" => {
+            if v.parse::<std::net::IpAddr>().is_ok() || check_domain(v).is_ok() {
+                Ok(())
+            } else {
+                Err("not a host name or IP address".into())
+            }
+        }
+        _ => {
+            let ok = !v.is_empty()
+                && v.len() <= 63
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if ok {
+                Ok(())
+            } else {
+                Err("letters, digits and _ . - only, at most 63 characters".into())
+            }
+        }
+    }
 }
 
 /// The container-level keys an answers file may hold besides the profile's questions.
@@ -127,14 +177,38 @@ pub fn check_domain(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{s}` is not a valid domain name"))
+        Err(format!(
+            "`{}` is not a valid domain name",
+            crate::escape::shown(s)
+        ))
     }
 }
 
+/// The longest public URL taken: it is written into the CT's description, nginx and the app's
+/// config, and no one types more.
+pub const MAX_URL_LEN: usize = 512;
+
+/// A public URL: http(s), a host, no user info, query or fragment, and only characters that
+/// every file it is written into (nginx, YAML, `.env`) takes as they are.
 pub fn check_url(s: &str) -> Result<(), String> {
+    if s.len() > MAX_URL_LEN {
+        return Err(format!("longer than {MAX_URL_LEN} characters"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._~:/@!&*+,=%-".contains(*c)))
+    {
+        return Err(format!(
+            "the URL holds `{}`; a public URL takes letters, digits and ._~:/@!&*+,=%- only",
+            crate::escape::shown(&c.to_string())
+        ));
+    }
     let u = url::Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err("the URL must start with http:// or https://".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("the URL holds a user name or password".into());
     }
     match u.host() {
         Some(url::Host::Domain(d)) => check_domain(d),
@@ -143,20 +217,202 @@ pub fn check_url(s: &str) -> Result<(), String> {
     }
 }
 
+/// An email address: a local part of RFC 5322 `atext` and dots (so `o'brien@example.com` is
+/// one), `@`, and a domain name.
 pub fn check_email(s: &str) -> Result<(), String> {
-    match s.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') => check_domain(domain),
-        _ => Err(format!("`{s}` is not an email address")),
+    let bad = || format!("`{}` is not an email address", crate::escape::shown(s));
+    let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && s.len() <= 254
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| atext(c) || c == '.');
+    if !local_ok || !domain.contains('.') {
+        return Err(bad());
     }
+    check_domain(domain)
+}
+
+/// A whole number as people write it: digits only (no sign, spaces, `0x`).
+pub fn parse_whole(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// A Linux network interface name as PVE takes it for a bridge: ASCII, at most 15 characters.
+pub fn check_bridge_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err("not a bridge name (ASCII letters, digits, _ . -, at most 15 characters)".into())
+    }
+}
+
+/// A storage ID as PVE takes it (`pve-storage-id`).
+pub fn check_storage_id(s: &str) -> Result<(), String> {
+    let ok = s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err("not a storage ID (a letter, then letters, digits, - _ .)".into())
+    }
+}
+
+/// The SSH public keys PVE writes into the CT's root account: one per line, each a known key
+/// type and its base64 blob (whose own type must agree), an optional comment; 64 KiB at most.
+pub fn check_ssh_keys(s: &str) -> Result<(), String> {
+    use base64::Engine;
+    if s.len() > 64 * 1024 {
+        return Err(format!("{} bytes; at most 64 KiB of keys", s.len()));
+    }
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    let mut n = 0;
+    for (i, line) in s.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let what = format!("line {}", i + 1);
+        if line.chars().any(crate::escape::is_control) {
+            return Err(format!("{what} holds a control character"));
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+            return Err(format!("{what} is not `TYPE BASE64 [COMMENT]`"));
+        };
+        if !TYPES.contains(&kind) {
+            return Err(format!(
+                "{what}: unknown key type (expected one of {})",
+                TYPES.join(", ")
+            ));
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .map_err(|_| format!("{what}: the key is not base64"))?;
+        let inner = raw
+            .get(..4)
+            .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
+            .and_then(|len| raw.get(4..4 + len));
+        if inner != Some(kind.as_bytes()) {
+            return Err(format!("{what}: the key's data is not a {kind} key"));
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Err("no key in it".into());
+    }
+    Ok(())
+}
+
+/// A TLS certificate and key on the host: PEM, of the right kinds, belonging together, small,
+/// and not from the places where the host keeps its own secrets (they would be copied into
+/// the container).
+pub fn check_tls_files(cert: &str, key: &str) -> Vec<(&'static str, String)> {
+    const FORBIDDEN: &[&str] = &[
+        "/etc/pve/",
+        "/etc/ssh/",
+        "/root/.ssh/",
+        "/proc/",
+        "/sys/",
+        "/dev/",
+    ];
+    let mut problems = Vec::new();
+    let mut read = |field: &'static str, path: &str| -> Option<Vec<u8>> {
+        let p = std::path::Path::new(path);
+        if !p.is_absolute() {
+            problems.push((field, "give an absolute path".to_string()));
+            return None;
+        }
+        let real = match std::fs::canonicalize(p) {
+            Ok(r) if r.is_file() => r,
+            _ => {
+                problems.push((field, "no such file on this host".to_string()));
+                return None;
+            }
+        };
+        let shown = format!("{}/", real.display());
+        if let Some(f) = FORBIDDEN.iter().find(|f| shown.starts_with(*f)) {
+            problems.push((
+                field,
+                format!(
+                    "{} is under {f}, where the host keeps its own secrets",
+                    real.display()
+                ),
+            ));
+            return None;
+        }
+        match std::fs::metadata(&real) {
+            Ok(m) if m.len() <= 1024 * 1024 => std::fs::read(&real).ok(),
+            _ => {
+                problems.push((field, "larger than 1 MiB: not a PEM file".to_string()));
+                None
+            }
+        }
+    };
+    let (c, k) = (read("tls_cert", cert), read("tls_key", key));
+    let (Some(c), Some(k)) = (c, k) else {
+        return problems;
+    };
+    let certs: Vec<_> = rustls_pemfile::certs(&mut c.as_slice())
+        .filter_map(|r| r.ok())
+        .collect();
+    if certs.is_empty() {
+        problems.push((
+            "tls_cert",
+            "no PEM certificate (BEGIN CERTIFICATE) in it".into(),
+        ));
+    }
+    let pk = rustls_pemfile::private_key(&mut k.as_slice())
+        .ok()
+        .flatten();
+    let Some(pk) = pk else {
+        problems.push(("tls_key", "no PEM private key in it".into()));
+        return problems;
+    };
+    if certs.is_empty() {
+        return problems;
+    }
+    let provider = rustls::crypto::ring::default_provider();
+    match provider.key_provider.load_private_key(pk) {
+        Err(e) => problems.push(("tls_key", format!("not a usable private key ({e})"))),
+        Ok(signing) => {
+            let ck = rustls::sign::CertifiedKey::new(certs, signing);
+            if ck.keys_match().is_err() {
+                problems.push((
+                    "tls_key",
+                    "this key does not belong to the certificate in tls_cert".into(),
+                ));
+            }
+        }
+    }
+    problems
 }
 
 fn check_hostname(s: &str) -> Result<(), String> {
     if s.len() <= 63 && !s.contains('.') {
-        check_domain(s).map_err(|_| format!("`{s}` is not a valid hostname"))
+        check_domain(s).map_err(|_| "not a valid hostname".to_string())
     } else {
-        Err(format!(
-            "`{s}` is not a valid hostname (one label, at most 63 characters)"
-        ))
+        Err("not a valid hostname (one label, at most 63 characters)".to_string())
     }
 }
 
@@ -211,9 +467,24 @@ pub fn resolve(
             help,
         });
     };
+    // Every value first: no control characters (they break the files and the terminal), no
+    // surrounding spaces, a sane size. A value refused here is not looked at again.
+    let mut refused = std::collections::BTreeSet::new();
+    for (k, v) in answers {
+        if let Err(problem) = check_value(k, v) {
+            bad(
+                k,
+                v,
+                problem,
+                "write the value on one line, as it is".into(),
+            );
+            refused.insert(k.clone());
+        }
+    }
     let get = |k: &str| {
         answers
             .get(k)
+            .filter(|_| !refused.contains(k))
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
     };
@@ -246,8 +517,8 @@ pub fn resolve(
     let mut num = |k: &str, default: u64, lo: u64, hi: u64| -> u64 {
         match get(k) {
             None => default,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (lo..=hi).contains(&n) => n,
+            Some(v) => match parse_whole(&v) {
+                Some(n) if (lo..=hi).contains(&n) => n,
                 _ => {
                     bad(
                         k,
@@ -380,6 +651,18 @@ pub fn resolve(
             }
         },
     };
+    if let Some(t) = get("template_storage") {
+        if let Err(e) = check_storage_id(&t) {
+            bad("template_storage", &t, e, "e.g. local".into());
+        } else if !facts.template_storages.contains(&t) {
+            bad(
+                "template_storage",
+                &t,
+                "not a storage for container templates on this node".into(),
+                format!("choose one of: {}", facts.template_storages.join(", ")),
+            );
+        }
+    }
     let template_storage = get("template_storage")
         .or_else(|| facts.template_storages.first().cloned())
         .unwrap_or_else(|| {
@@ -416,6 +699,16 @@ pub fn resolve(
     }
 
     let bridge = get("bridge").unwrap_or_else(|| "vmbr0".into());
+    if let Err(e) = check_bridge_name(&bridge) {
+        bad("bridge", &bridge, e, "e.g. vmbr0".into());
+    } else if !facts.bridges.contains(&bridge) {
+        bad(
+            "bridge",
+            &bridge,
+            "no such bridge on this node".into(),
+            format!("choose one of: {}", facts.bridges.join(", ")),
+        );
+    }
     let ipv4 = match get("ip").as_deref() {
         None | Some("dhcp") => Ipv4Setting::Dhcp,
         Some(cidr) => match (
@@ -491,7 +784,15 @@ pub fn resolve(
             } else {
                 default_port
             };
-            if host.is_empty() {
+            let host_ok = host.parse::<std::net::IpAddr>().is_ok() || check_domain(&host).is_ok();
+            if !host.is_empty() && !host_ok {
+                bad(
+                    "db_host",
+                    &host,
+                    "not a host name or IP address".into(),
+                    "e.g. db.example.com or 192.168.1.10".into(),
+                );
+            } else if host.is_empty() {
                 bad(
                     "db_host",
                     "",
@@ -507,12 +808,24 @@ pub fn resolve(
                         .into(),
                 );
             }
+            let user = get("db_user").unwrap_or_else(|| profile.name.to_string());
+            let db_name = get("db_name").unwrap_or_else(|| profile.name.to_string());
+            for (field, v) in [("db_user", &user), ("db_name", &db_name)] {
+                if let Err(e) = check_db_field(field, v) {
+                    bad(
+                        field,
+                        v,
+                        e,
+                        "create the database and user with such a name".into(),
+                    );
+                }
+            }
             Some(ExternalDb {
                 host,
                 port,
-                user: get("db_user").unwrap_or_else(|| profile.name.to_string()),
+                user,
                 password: get("db_password").unwrap_or_default(),
-                name: get("db_name").unwrap_or_else(|| profile.name.to_string()),
+                name: db_name,
             })
         }
         _ => None,
@@ -521,15 +834,15 @@ pub fn resolve(
     let tls = match (get("tls_cert"), get("tls_key")) {
         (None, None) => None,
         (Some(c), Some(k)) => {
-            for (f, p) in [("tls_cert", &c), ("tls_key", &k)] {
-                if !std::path::Path::new(p).is_file() {
-                    bad(
-                        f,
-                        p,
-                        "no such file on this host".into(),
-                        "give the path of the PEM file on the Proxmox VE host".into(),
-                    );
-                }
+            for (field, problem) in check_tls_files(&c, &k) {
+                let value = if field == "tls_cert" { &c } else { &k };
+                bad(
+                    field,
+                    value,
+                    problem,
+                    "give the paths of your PEM certificate (chain) and its key on this host"
+                        .into(),
+                );
             }
             Some((c, k))
         }
@@ -586,6 +899,9 @@ pub fn resolve(
 
     let mut app = BTreeMap::new();
     for q in &profile.questions {
+        if refused.contains(q.key.as_str()) {
+            continue;
+        }
         let value = get(q.key.as_str()).or_else(|| q.default.clone());
         let Some(v) = value else {
             bad(
@@ -624,6 +940,30 @@ pub fn resolve(
         }
     }
 
+    let root_password = get("root_password");
+    if let Some(pw) = &root_password {
+        if pw.chars().count() < 5 || pw.len() > 256 {
+            bad(
+                "root_password",
+                pw,
+                "Proxmox VE takes 5 to 256 characters".into(),
+                "use a longer password, or leave it out and log in with ssh_public_keys or `pct enter`"
+                    .into(),
+            );
+        }
+    }
+    let ssh_public_keys = get("ssh_public_keys");
+    if let Some(k) = &ssh_public_keys {
+        if let Err(e) = check_ssh_keys(k) {
+            bad(
+                "ssh_public_keys",
+                k,
+                e,
+                "paste lines of ~/.ssh/id_ed25519.pub (TYPE BASE64 COMMENT)".into(),
+            );
+        }
+    }
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -644,8 +984,8 @@ pub fn resolve(
         searchdomain,
         vlan,
         mtu,
-        ssh_public_keys: get("ssh_public_keys"),
-        root_password: get("root_password"),
+        ssh_public_keys,
+        root_password,
         database,
         external_db,
         tls,
@@ -671,9 +1011,14 @@ pub fn check_answer(
             _ => Err("expected true or false".into()),
         },
         QuestionKind::Integer => {
-            let n: i64 = v
-                .parse()
-                .map_err(|_| "expected a whole number".to_string())?;
+            let (neg, digits) = match v.strip_prefix('-') {
+                Some(d) => (true, d),
+                None => (false, v),
+            };
+            let n = parse_whole(digits)
+                .and_then(|n| i64::try_from(n).ok())
+                .map(|n| if neg { -n } else { n })
+                .ok_or_else(|| "expected a whole number (digits only)".to_string())?;
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
                 return Err(format!(
                     "expected {} to {}",
@@ -719,6 +1064,7 @@ mod tests {
             template_storages: vec!["local".into()],
             free_memory_mib: 8192,
             templates: vec!["debian-12-standard_12.7-1_amd64.tar.zst".into()],
+            bridges: vec!["vmbr0".into()],
         }
     }
 

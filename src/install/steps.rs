@@ -413,15 +413,37 @@ fn bootstrap(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let comp = ctx.main_component().clone();
     let rc = render_ctx(ctx, &comp, Slot::Blue);
     let script = render::file(&b.script, &rc)?;
+    // Answers and secrets reach the script as files (one per key, 0600) in a private
+    // directory named by its one argument: data, never shell text, never on a command line.
+    let dir = "/run/launch-bootstrap";
+    sh(
+        ctx.ct.as_ref(),
+        vmid,
+        &format!("rm -rf {dir} && mkdir -m 0700 {dir} {dir}/in"),
+    )?;
+    let inputs: Vec<(String, String)> = ctx
+        .settings
+        .app
+        .iter()
+        .chain(ctx.secrets.iter())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in &inputs {
+        ctx.ct
+            .write(vmid, &format!("{dir}/in/{k}"), v.as_bytes(), 0o600, None)?;
+    }
     ctx.ct.write(
         vmid,
-        "/run/launch-bootstrap.sh",
+        &format!("{dir}/run.sh"),
         script.as_bytes(),
         0o700,
         None,
     )?;
-    let out = ctx.ct.exec(vmid, &["/bin/sh", "/run/launch-bootstrap.sh"]);
-    let _ = ctx.ct.exec(vmid, &["rm", "-f", "/run/launch-bootstrap.sh"]);
+    let out = ctx.ct.exec(
+        vmid,
+        &["/bin/sh", &format!("{dir}/run.sh"), &format!("{dir}/in")],
+    );
+    let _ = ctx.ct.exec(vmid, &["rm", "-rf", dir]);
     let out = out?;
     if !out.ok() {
         // The script's own output may hold secrets: show only stderr's last lines.

@@ -973,27 +973,11 @@ fn check_field(
                 format!("`{value}` is not an IPv4 address\n  help: e.g. 192.168.1.1")
             })?;
         }
-        "bridge" => return check_bridge(value),
-        "db_host" => {
-            return if value.parse::<std::net::IpAddr>().is_ok() {
-                Ok(())
-            } else {
-                settings::check_domain(value)
-                    .map_err(|e| format!("{e}\n  help: a host name or an IP address"))
-            }
-        }
-        "db_user" | "db_name" => {
-            let ok = value.len() <= 63
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            return if ok {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{value}` is not a plain name\n  help: letters, digits, '_' and '-', at most 63"
-                ))
-            };
+        // The same checks as answers files (settings.rs), then the node's own bridges below.
+        "bridge" => settings::check_bridge_name(value)?,
+        "db_host" | "db_user" | "db_name" => {
+            return settings::check_db_field(key, value)
+                .map_err(|e| format!("`{}`: {e}", crate::escape::shown(value)))
         }
         "db_password" => return Ok(()),
         "root_password" => {
@@ -1030,20 +1014,6 @@ fn check_field(
             Some(p) => Err(format!("{}\n  help: {}", p.problem, p.help)),
             None => Ok(()),
         },
-    }
-}
-
-/// Linux interface names: at most 15 characters, no '/' or spaces.
-fn check_bridge(v: &str) -> Result<(), String> {
-    let ok = v.len() <= 15
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{v}` is not a bridge name\n  help: the name of a Linux bridge on the node, e.g. vmbr0"
-        ))
     }
 }
 
@@ -1267,6 +1237,7 @@ mod tests {
             ],
             template_storages: vec!["local".into()],
             free_memory_mib: 8192,
+            bridges: vec!["vmbr0".into(), "vmbr1".into()],
             ..Default::default()
         }
     }
@@ -1456,7 +1427,7 @@ mod tests {
             ("ssh_public_keys", "not-a-key"),
             (
                 "ssh_public_keys",
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG root@test",
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f root@test",
             ),
             ("root_password", "abc"),
             ("root_password", "s3cret-pass"),

@@ -72,6 +72,14 @@ impl Catalog {
     }
 
     pub fn load(&self, name: &str) -> Result<LoadedProfile, LaunchError> {
+        // A name from outside (the command line, a backup archive) never becomes a path.
+        check_name(name).map_err(|problem| {
+            LaunchError::bad_input(
+                format!("profile `{}`", crate::escape::shown(name)),
+                problem,
+                format!("choose one of: {}", self.names().join(", ")),
+            )
+        })?;
         let over = self.override_dir.join(format!("{name}.yaml"));
         if over.exists() {
             let mut p = load_file(&over)?;
@@ -152,7 +160,7 @@ pub fn parse(source: &str, file: &Path) -> Result<Profile, LaunchError> {
             }],
         }
     })?;
-    let problems: Vec<FileProblem> = profile
+    let mut problems: Vec<FileProblem> = profile
         .check(&|name| asset_exists(name))
         .into_iter()
         .map(|issue| {
@@ -169,6 +177,7 @@ pub fn parse(source: &str, file: &Path) -> Result<Profile, LaunchError> {
             }
         })
         .collect();
+    problems.extend(template_problems(&profile, source, file));
     if problems.is_empty() {
         Ok(profile)
     } else {
@@ -177,6 +186,63 @@ pub fn parse(source: &str, file: &Path) -> Result<Profile, LaunchError> {
             problems,
         })
     }
+}
+
+/// Every template must render through an escaping filter: its name must say its syntax, and
+/// it must not try to print a raw value (`|safe`, `autoescape`). The renderer escapes anyway;
+/// lint says so before anyone relies on it.
+fn template_problems(profile: &Profile, source: &str, file: &Path) -> Vec<FileProblem> {
+    use crate::escape::Syntax;
+    let mut named: Vec<(String, String)> = Vec::new();
+    for (i, c) in profile.components.iter().enumerate() {
+        named.push((format!("components[{i}].unit"), c.unit.clone()));
+        for (j, f) in c.files.iter().enumerate() {
+            named.push((
+                format!("components[{i}].files[{j}].template"),
+                f.template.clone(),
+            ));
+        }
+    }
+    named.push(("nginx.site".into(), profile.nginx.site.clone()));
+    if let Some(b) = &profile.bootstrap {
+        named.push(("bootstrap.script".into(), b.script.clone()));
+    }
+    let raw = regex::Regex::new(r"\|\s*safe\b|\{%-?\s*autoescape\b").expect("a valid regex");
+    let mut out = Vec::new();
+    for (field, t) in named {
+        let Some(text) = asset(&t) else { continue };
+        if Syntax::of(&t).is_none() {
+            let (line, column) = locate::locate(source, &field)
+                .map(|(l, c)| (Some(l), Some(c)))
+                .unwrap_or((None, None));
+            out.push(FileProblem {
+                file: file.to_path_buf(),
+                line,
+                column,
+                field: Some(field),
+                message: format!(
+                    "template `{t}`: its name says no syntax Launch can escape values for"
+                ),
+                help: Some(format!("name it after its syntax: {}", Syntax::KNOWN)),
+            });
+        }
+        for (n, l) in text.lines().enumerate() {
+            if let Some(m) = raw.find(l) {
+                out.push(FileProblem {
+                    file: PathBuf::from(format!("assets/{t}")),
+                    line: Some(n + 1),
+                    column: Some(m.start() + 1),
+                    field: None,
+                    message: format!("`{}` would print a raw value", m.as_str()),
+                    help: Some(
+                        "remove it: every value is written through the file's escaping filter"
+                            .into(),
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// serde reports a value's own check (a bad sha256) at the start of the enclosing map; when the

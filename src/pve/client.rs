@@ -155,6 +155,16 @@ impl Client {
         self.typed(&requests::storage_list(node, content))
     }
 
+    /// The names of the node's bridges (`vmbr0`, OVS bridges, SDN vnets).
+    pub fn bridges(&self, node: &str) -> Result<Vec<String>, PveError> {
+        validate::node(node)?;
+        let rows: Vec<serde_json::Value> = self.typed(&requests::bridge_list(node))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get("iface").and_then(|i| i.as_str()).map(str::to_string))
+            .collect())
+    }
+
     /// The appliance (template) index the node knows.
     pub fn appliances(&self, node: &str) -> Result<Vec<Appliance>, PveError> {
         validate::node(node)?;

@@ -128,6 +128,7 @@ pub const BUILDERS: &[&str] = &[
     "node_status",
     "storage_list",
     "aplinfo_list",
+    "bridge_list",
     "aplinfo_download",
     "storage_content",
     "lxc_create",
@@ -197,6 +198,11 @@ pub fn storage_list(node: &str, content: &[ContentType]) -> ApiRequest {
             .join(",")
     });
     ApiRequest::new(Method::Get, format!("/nodes/{node}/storage")).opt("content", content)
+}
+
+/// The node's bridges (Linux and OVS bridges, and SDN vnets): what a container's `net0` may name.
+pub fn bridge_list(node: &str) -> ApiRequest {
+    ApiRequest::new(Method::Get, format!("/nodes/{node}/network")).param("type", "any_bridge")
 }
 
 pub fn aplinfo_list(node: &str) -> ApiRequest {
