@@ -945,7 +945,9 @@ fn undo_files(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     }
     sh(c.ct.as_ref(), vmid, "systemctl daemon-reload")?;
     c.nginx_port = deploy::http_port(&c.before.settings);
-    c.proxy().reload()?;
+    c.proxy().reload_proven(Duration::from_secs(
+        c.profile.components[0].drain_s as u64 + 30,
+    ))?;
     restart_app(c, &c.before.clone(), rep)?;
     rep.warn("the previous files and settings are back");
     Ok(())
@@ -953,10 +955,12 @@ fn undo_files(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
 
 fn nginx_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let p = c.proxy();
-    p.reload()?;
+    // Proven: the workers of the old configuration gone, then a probe through the new one.
+    let limit = Duration::from_secs(c.profile.components[0].drain_s as u64 + 30);
+    p.reload_proven(limit)?;
     let port = deploy::slot_port(&c.profile.components[0], c.before.active_slot);
     p.prove_upstream(port)?;
-    rep.info("nginx -t ok; reloaded, and it answers");
+    rep.info("nginx -t ok; reloaded, its old workers gone, and it answers");
     Ok(())
 }
 

@@ -548,11 +548,24 @@ fn nginx(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         ctx.ct.as_ref(),
         vmid,
         &format!(
-            "rm -f /etc/nginx/sites-enabled/default && ln -sf {site} /etc/nginx/sites-enabled/{p}.conf && nginx -t -q && systemctl enable nginx >/dev/null 2>&1 && systemctl reload-or-restart nginx",
+            "rm -f /etc/nginx/sites-enabled/default && ln -sf {site} /etc/nginx/sites-enabled/{p}.conf && systemctl enable nginx >/dev/null 2>&1; true",
             site = Layout::nginx_site(&p)
         ),
     )?;
-    rep.info("nginx -t ok; nginx reloaded");
+    // Done only when nginx serves this site and nothing else can answer: the workers that
+    // served the default site have exited, and a probe through nginx reaches the app.
+    let proxy = crate::update::proxy::Proxy {
+        ct: ctx.ct.as_ref(),
+        vmid,
+        profile: &p,
+        http_port: 80,
+    };
+    let took = proxy.reload_proven(Duration::from_secs(comp.drain_s as u64 + 30))?;
+    proxy.prove_upstream(comp.port.get())?;
+    rep.info(format!(
+        "nginx -t ok; reloaded, its old workers gone after {} ms, the site proven by a probe",
+        took.as_millis()
+    ));
     Ok(())
 }
 

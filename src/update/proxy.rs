@@ -50,6 +50,74 @@ impl Proxy<'_> {
         Ok(())
     }
 
+    /// nginx's worker processes now (read from /proc: a minimal Debian has no procps).
+    fn worker_pids(&self) -> Result<Vec<u32>> {
+        let out = self.ct.exec(
+            self.vmid,
+            &[
+                "/bin/sh",
+                "-c",
+                "grep -ls 'nginx: worker proces[s]' /proc/[0-9]*/cmdline; true",
+            ],
+        )?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("/proc/")?
+                    .strip_suffix("/cmdline")?
+                    .parse()
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// `nginx -t`, then reload (or start), and return only when every worker from before has
+    /// exited: a reload returns as soon as the master got the signal, and until the old workers
+    /// let go, a new connection can still meet the old configuration (the default site, the
+    /// old upstream). In-flight requests get `worker_shutdown_timeout`, so `limit` bounds it.
+    pub fn reload_proven(&self, limit: Duration) -> Result<Duration> {
+        let t = Instant::now();
+        let before = self.worker_pids()?;
+        let out = self.ct.exec(
+            self.vmid,
+            &[
+                "/bin/sh",
+                "-c",
+                "nginx -t -q 2>&1 && systemctl reload-or-restart nginx 2>&1",
+            ],
+        )?;
+        if !out.ok() {
+            bail!(
+                "nginx rejected the new configuration, so it keeps the old one:\n{}",
+                out.tail(6)
+            );
+        }
+        if before.is_empty() {
+            return Ok(t.elapsed());
+        }
+        let pids: Vec<String> = before.iter().map(u32::to_string).collect();
+        let script = format!(
+            "for p in {}; do grep -qs 'nginx: worker' /proc/$p/cmdline && echo $p; done; true",
+            pids.join(" ")
+        );
+        loop {
+            let left = self.ct.exec(self.vmid, &["/bin/sh", "-c", &script])?;
+            if left.stdout.trim().is_empty() {
+                return Ok(t.elapsed());
+            }
+            if t.elapsed() > limit {
+                bail!(
+                    "nginx's workers from before the reload ({}) still run {} s later\n  help: see `pct exec {} -- tail /var/log/nginx/error.log`",
+                    left.stdout.split_whitespace().collect::<Vec<_>>().join(", "),
+                    limit.as_secs(),
+                    self.vmid
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Makes old workers stop after `drain_s` (else a WebSocket keeps one, and its slot, alive).
     pub fn ensure_shutdown_timeout(&self, drain_s: u32) -> Result<bool> {
         let want = format!(
