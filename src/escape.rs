@@ -163,6 +163,18 @@ fn show_char(c: char) -> String {
     }
 }
 
+/// A whole message made safe for a terminal: line breaks and tabs kept, every other control
+/// character escaped.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if is_control(c) => shown(&c.to_string()),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A value from outside as it may be shown in a message: control characters escaped (no
 /// escape sequence reaches the terminal) and cut to a readable length, with its size.
 pub fn shown(value: &str) -> String {

@@ -182,7 +182,7 @@ impl InstanceStore {
 pub fn check_instance_name(name: &str) -> Result<(), LaunchError> {
     check_name(name).map_err(|problem| {
         LaunchError::bad_input(
-            format!("instance name `{name}`"),
+            format!("instance name `{}`", crate::escape::shown(name)),
             problem,
             "instance names look like `vikunja` or `vikunja-2`",
         )

@@ -79,10 +79,13 @@ fn report(e: &LaunchError, out: &commands::Output) -> i32 {
             serde_json::json!({ "result": "error", "exit_code": code, "error": e.to_string() })
         );
     }
+    // A message may quote values from outside: no control character reaches the terminal
+    // (each value is also escaped and shortened where it is quoted).
+    let text = escape::terminal_safe(&e.to_string());
     if out.color {
-        eprintln!("\x1b[1;31merror:\x1b[0m {e}");
+        eprintln!("\x1b[1;31merror:\x1b[0m {text}");
     } else {
-        eprintln!("error: {e}");
+        eprintln!("error: {text}");
     }
     code
 }

@@ -215,6 +215,22 @@ fn refused_or_rendered(
             ok.remove(k);
         }
         let s = resolve(&profile, &facts(), &ok, false).expect("resolves without the database");
+        // The database user and password as an external server's, when they are taken.
+        let external = launch::install::settings::check_db_field("db_user", user).is_ok()
+            && launch::install::settings::check_value("db_password", pw).is_ok();
+        let db = if external {
+            launch::render::DbContext {
+                kind: "external-postgres".into(),
+                host: "127.0.0.1".into(),
+                port: 5432,
+                name: "vikunja".into(),
+                user: user.to_string(),
+                password: pw.to_string(),
+                local_unit: None,
+            }
+        } else {
+            launch::render::DbContext::sqlite()
+        };
         let secrets: BTreeMap<String, String> = [
             "service_secret",
             "mcp_encryption_key",
@@ -230,7 +246,7 @@ fn refused_or_rendered(
             name: "vikunja",
             settings: &s.app,
             secrets: &secrets,
-            db: launch::render::DbContext::sqlite(),
+            db: db.clone(),
             tls: false,
         };
         launch::deploy::check_renders(&a, &s.version)
@@ -251,6 +267,11 @@ fn refused_or_rendered(
             cfg["service"]["timezone"].as_str(),
             Some(answers["timezone"].as_str())
         );
+        if external {
+            prop_assert_eq!(cfg["database"]["user"].as_str(), Some(user));
+            prop_assert_eq!(cfg["database"]["password"].as_str(), Some(pw));
+            prop_assert_eq!(cfg["database"]["type"].as_str(), Some("postgres"));
+        }
     }
     for p in &problems {
         let shown = p.to_string();

@@ -1136,4 +1136,94 @@ mod tests {
         assert_eq!(s.ipv4, Ipv4Setting::Dhcp);
         assert_eq!(s.app["mcp"], "true");
     }
+
+    /// TLS files must be a PEM pair that belongs together, and never from where the host keeps
+    /// its own secrets, even through a link.
+    #[test]
+    fn tls_files_are_a_matching_pem_pair_outside_the_hosts_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pair = |name: &str| {
+            let c = rcgen::generate_simple_self_signed(vec!["a.example".into()]).unwrap();
+            let (cert, key) = (d.join(format!("{name}.crt")), d.join(format!("{name}.key")));
+            std::fs::write(&cert, c.cert.pem()).unwrap();
+            std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+            (cert.display().to_string(), key.display().to_string())
+        };
+        let (c1, k1) = pair("one");
+        let (_, k2) = pair("two");
+        assert!(check_tls_files(&c1, &k1).is_empty());
+        let p = check_tls_files(&c1, &k2);
+        assert!(
+            p.iter()
+                .any(|(f, m)| *f == "tls_key" && m.contains("does not belong")),
+            "{p:?}"
+        );
+        let p = check_tls_files(&k1, &c1);
+        assert!(p.iter().any(|(f, _)| *f == "tls_cert"), "{p:?}");
+        std::os::unix::fs::symlink("/proc/self/environ", d.join("innocent.pem")).unwrap();
+        let link = d.join("innocent.pem").display().to_string();
+        let p = check_tls_files(&link, &k1);
+        assert!(
+            p.iter()
+                .any(|(f, m)| *f == "tls_cert" && m.contains("/proc/")),
+            "{p:?}"
+        );
+        assert!(!check_tls_files("relative.pem", &k1).is_empty());
+    }
+
+    #[test]
+    fn values_from_outside_are_checked_strictly() {
+        assert_eq!(parse_whole("20"), Some(20));
+        for bad in [
+            "+20",
+            " 2 ",
+            "0x10",
+            "",
+            "2.0",
+            "-1",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_whole(bad), None, "{bad:?}");
+        }
+        assert!(check_email("o'brien@example.com").is_ok());
+        for bad in [
+            "x'$(id)'@example.com",
+            "a b@example.com",
+            "@example.com",
+            "a@b",
+            "a..b@example.com",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_url("https://tasks.example.com/").is_ok());
+        for bad in [
+            "http://a.example/$host",
+            "http://a.example/\nserver",
+            "ftp://a.example",
+            "http://u:p@a.example",
+            "http://a.example/#x",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_bridge_name("vmbr0").is_ok());
+        for bad in [
+            "vmbr0,tag=5",
+            "vmbr\u{0433}0",
+            "a-very-long-bridge-name",
+            "0br",
+        ] {
+            assert!(check_bridge_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_ssh_keys("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@host").is_ok());
+        for bad in [
+            "not a key",
+            "ssh-ed25519 AAAA",
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f",
+        ] {
+            assert!(check_ssh_keys(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_value("k", "a\u{1b}[2J").is_err());
+        assert!(check_value("k", &"x".repeat(MAX_VALUE_LEN + 1)).is_err());
+    }
 }

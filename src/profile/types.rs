@@ -35,7 +35,8 @@ pub fn check_name(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid name `{s}`: expected lowercase letters, digits and '-', starting with a letter, at most 32 characters"
+            "invalid name `{}`: expected lowercase letters, digits and '-', starting with a letter, at most 32 characters",
+            crate::escape::shown(s)
         ))
     }
 }
