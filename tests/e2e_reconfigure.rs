@@ -141,7 +141,7 @@ fn reconfigure_end_to_end() {
         text(&out)
     );
 
-    // 4. A certificate whose key does not match: nginx -t refuses it, everything is put back.
+    // 4. A certificate whose key does not match: refused before anything changes (exit 2).
     let dir = tempfile::tempdir().unwrap();
     let (cert_a, _) = pem_pair(dir.path(), "a");
     let (cert_b, key_b) = pem_pair(dir.path(), "b");
@@ -159,9 +159,9 @@ fn reconfigure_end_to_end() {
         ],
     );
     eprintln!("bad certificate:\n{}", text(&out));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("are back"),
+        String::from_utf8_lossy(&out.stderr).contains("does not belong to the certificate"),
         "{}",
         text(&out)
     );

@@ -194,6 +194,7 @@ pub fn check_url(s: &str) -> Result<(), String> {
     if s.len() > MAX_URL_LEN {
         return Err(format!("longer than {MAX_URL_LEN} characters"));
     }
+    let u = url::Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
     if let Some(c) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "._~:/@!&*+,=%-".contains(*c)))
@@ -203,7 +204,6 @@ pub fn check_url(s: &str) -> Result<(), String> {
             crate::escape::shown(&c.to_string())
         ));
     }
-    let u = url::Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err("the URL must start with http:// or https://".into());
     }
