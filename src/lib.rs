@@ -21,6 +21,7 @@ pub mod reconfigure;
 pub mod release;
 pub mod render;
 pub mod status;
+pub mod tui;
 pub mod uninstall;
 pub mod update;
 
