@@ -494,3 +494,117 @@ fn ctrl_c_quits_like_q() {
     a.update(Action::Quit);
     assert!(a.quit);
 }
+
+fn vikunja() -> launch::profile::Profile {
+    launch::profile::Catalog::new(std::path::Path::new("/nonexistent"))
+        .load("vikunja")
+        .unwrap()
+        .profile
+}
+
+fn node_facts() -> launch::install::settings::NodeFacts {
+    launch::install::settings::NodeFacts {
+        node: "pve".into(),
+        next_id: 105,
+        taken_ids: vec![100, 101],
+        taken_hostnames: vec![],
+        rootdir_storages: vec![("local-lvm".into(), 100 << 30)],
+        template_storages: vec!["local".into()],
+        free_memory_mib: 8192,
+        templates: vec!["debian-12-standard_12.7-1_amd64.tar.zst".into()],
+    }
+}
+
+fn focus_on(a: &mut App, key: &str) {
+    for _ in 0..100 {
+        let f = a.form.as_ref().unwrap();
+        if f.fields[f.focus].key == key {
+            return;
+        }
+        press(a, &[KeyCode::Tab]);
+    }
+    panic!("no field {key}");
+}
+
+fn type_in(a: &mut App, text: &str) {
+    for c in text.chars() {
+        press(a, &[KeyCode::Char(c)]);
+    }
+}
+
+#[test]
+fn install_form_checks_as_you_type_with_the_answers_resolver() {
+    let mut a = app(vec![row("tasks", 101)], Instant::now());
+    assert_eq!(press(&mut a, &[KeyCode::Char('i')]), [Effect::LoadProfiles]);
+    // One profile: straight to its form, and the node's facts are asked for.
+    assert_eq!(a.set_profiles(vec![vikunja()]), [Effect::LoadFacts]);
+    assert_eq!(a.screen, Screen::Install);
+    snap("install_form_reading_node", &a);
+    a.form.as_mut().unwrap().set_facts(Ok(node_facts()));
+    focus_on(&mut a, "public_url");
+    type_in(&mut a, "not a url");
+    let f = a.form.as_ref().unwrap();
+    assert!(f.errors.contains_key("public_url"), "{:?}", f.errors);
+    assert!(
+        !f.errors.contains_key("admin_email"),
+        "an untouched empty field is not an error yet"
+    );
+    snap("install_form_errors", &a);
+    // Enter: every problem shows, the focus goes to the first.
+    press(&mut a, &[KeyCode::Enter]);
+    let f = a.form.as_ref().unwrap();
+    assert!(f.summary.is_none());
+    assert!(f.errors.contains_key("admin_email"), "{:?}", f.errors);
+    snap("install_form_submitted", &a);
+    // Fixed: the summary (the wizard's own), then y installs with exactly these answers.
+    focus_on(&mut a, "public_url");
+    for _ in 0.."not a url".len() {
+        press(&mut a, &[KeyCode::Backspace]);
+    }
+    type_in(&mut a, "https://tasks.example.com");
+    focus_on(&mut a, "admin_email");
+    type_in(&mut a, "admin@example.com");
+    focus_on(&mut a, "name");
+    type_in(&mut a, "tasks2");
+    press(&mut a, &[KeyCode::Enter]);
+    assert!(a.form.as_ref().unwrap().errors.is_empty());
+    assert!(a.form.as_ref().unwrap().summary.is_some());
+    snap("install_summary", &a);
+    let effects = press(&mut a, &[KeyCode::Char('y')]);
+    match &effects[..] {
+        [Effect::Install {
+            profile,
+            instance,
+            answers,
+        }] => {
+            assert_eq!((profile.as_str(), instance.as_str()), ("vikunja", "tasks2"));
+            assert_eq!(answers["public_url"], "https://tasks.example.com");
+            assert_eq!(answers["admin_email"], "admin@example.com");
+        }
+        e => panic!("expected an install, got {e:?}"),
+    }
+    assert_eq!(a.screen, Screen::Operation("tasks2".into()));
+}
+
+#[test]
+fn install_form_advanced_keeps_what_was_typed() {
+    let mut a = app(vec![], Instant::now());
+    press(&mut a, &[KeyCode::Char('i')]);
+    a.set_profiles(vec![vikunja()]);
+    a.form.as_mut().unwrap().set_facts(Ok(node_facts()));
+    focus_on(&mut a, "public_url");
+    type_in(&mut a, "https://t.example.com");
+    press(&mut a, &[KeyCode::F(2)]);
+    let f = a.form.as_ref().unwrap();
+    assert!(f.fields.iter().any(|f| f.key == "memory_mib"));
+    assert_eq!(f.fields[f.focus].key, "public_url");
+    assert_eq!(f.answers()["public_url"], "https://t.example.com");
+    // Below the profile's minimum: the resolver says so, inline.
+    focus_on(&mut a, "memory_mib");
+    type_in(&mut a, "16");
+    assert!(a.form.as_ref().unwrap().errors.contains_key("memory_mib"));
+    snap("install_form_advanced", &a);
+    // Esc leaves the form; nothing was started.
+    assert!(press(&mut a, &[KeyCode::Esc]).is_empty());
+    assert_eq!(a.screen, Screen::Dashboard);
+}

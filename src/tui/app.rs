@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::form::{InstallForm, Mode};
 use super::model::{LogsView, OpState, Row};
 use crate::engine::Event;
+use crate::profile::Profile;
 
 /// The operations the dashboard starts, each a run of the real command with `--json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,7 @@ pub enum Screen {
     Details,
     Operation(String),
     Logs,
+    Install,
 }
 
 /// A question on top of the screen; the keys go to it until it is answered.
@@ -60,6 +63,11 @@ pub enum Dialog {
     },
     /// A short message (why an action is not possible now).
     Notice(String),
+    /// Which app to install, when there is more than one profile.
+    ChooseProfile {
+        names: Vec<String>,
+        selected: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +96,15 @@ pub enum Action {
     Logs,
     ToggleFollow,
     Refresh,
+    /// `i`: the install form (after the profiles are read).
+    Install,
+    FormNext,
+    FormPrev,
+    FormChar(char),
+    FormBackspace,
+    FormMode,
+    FormSubmit,
+    FormBack,
 }
 
 /// What the loop does for an action: never on the UI thread's time.
@@ -103,6 +120,15 @@ pub enum Effect {
     ReadLog {
         instance: String,
     },
+    /// Read the profiles (for the form's choice).
+    LoadProfiles,
+    /// Read the node's facts (free IDs, storages) for the form's checks.
+    LoadFacts,
+    Install {
+        profile: String,
+        instance: String,
+        answers: BTreeMap<String, String>,
+    },
 }
 
 pub struct App {
@@ -117,6 +143,8 @@ pub struct App {
     pub dialog: Option<Dialog>,
     pub ops: BTreeMap<String, OpState>,
     pub logs: LogsView,
+    pub profiles: Vec<Profile>,
+    pub form: Option<InstallForm>,
     pub read_only: bool,
     pub color: bool,
     /// The clock the screens show elapsed times against (set by the loop's tick).
@@ -137,6 +165,8 @@ impl App {
             dialog: None,
             ops: BTreeMap::new(),
             logs: LogsView::default(),
+            profiles: Vec::new(),
+            form: None,
             read_only,
             color,
             now,
@@ -208,6 +238,13 @@ impl App {
         if let Some(d) = &self.dialog {
             return match d {
                 Dialog::Help | Dialog::Notice(_) => Some(Action::CloseDialog),
+                Dialog::ChooseProfile { .. } => match key.code {
+                    KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+                    KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+                    KeyCode::Enter => Some(Action::Confirmed),
+                    KeyCode::Esc => Some(Action::CloseDialog),
+                    _ => None,
+                },
                 Dialog::Confirm { .. } | Dialog::Cancel { .. } => match key.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirmed),
                     _ => Some(Action::CloseDialog),
@@ -232,6 +269,9 @@ impl App {
                 KeyCode::Up => Some(Action::Up),
                 _ => None,
             };
+        }
+        if self.screen == Screen::Install {
+            return self.form_key(key);
         }
         let common = match key.code {
             KeyCode::Char('?') => Some(Action::ShowHelp),
@@ -260,6 +300,7 @@ impl App {
                 KeyCode::Char('x') | KeyCode::Delete if !self.read_only => {
                     Some(Action::Ask(OpKind::Uninstall))
                 }
+                KeyCode::Char('i') if !self.read_only => Some(Action::Install),
                 _ => None,
             },
             Screen::Operation(_) => match key.code {
@@ -267,6 +308,7 @@ impl App {
                 KeyCode::Char('l') => Some(Action::Logs),
                 _ => None,
             },
+            Screen::Install => None,
             Screen::Logs => match key.code {
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
@@ -296,6 +338,17 @@ impl App {
                         "An operation is still running on {}: wait for it to finish, or cancel it with Esc on its screen (o).",
                         running.join(", ")
                     )));
+                }
+            }
+            Action::Up | Action::Down
+                if matches!(self.dialog, Some(Dialog::ChooseProfile { .. })) =>
+            {
+                if let Some(Dialog::ChooseProfile { names, selected }) = &mut self.dialog {
+                    *selected = if action == Action::Up {
+                        selected.saturating_sub(1)
+                    } else {
+                        (*selected + 1).min(names.len().saturating_sub(1))
+                    };
                 }
             }
             Action::Up => match self.screen {
@@ -385,6 +438,11 @@ impl App {
                         });
                     }
                 }
+                Some(Dialog::ChooseProfile { names, selected }) => {
+                    if let Some(n) = names.get(selected) {
+                        effects.extend(self.open_form(n));
+                    }
+                }
                 Some(Dialog::Cancel { instance }) => {
                     if let Some(op) = self.ops.get_mut(&instance) {
                         op.cancel_requested = true;
@@ -448,8 +506,111 @@ impl App {
                 }
                 effects.push(Effect::RefreshStatus);
             }
+            Action::Install => {
+                if self.profiles.is_empty() {
+                    effects.push(Effect::LoadProfiles);
+                } else {
+                    effects.extend(self.choose_profile());
+                }
+            }
+            Action::FormNext => self.with_form(InstallForm::next),
+            Action::FormPrev => self.with_form(InstallForm::prev),
+            Action::FormChar(c) => self.with_form(|f| f.type_char(c)),
+            Action::FormBackspace => self.with_form(InstallForm::backspace),
+            Action::FormMode => self.with_form(InstallForm::toggle_mode),
+            Action::FormBack => match self.form.as_mut() {
+                Some(f) if f.summary.is_some() => f.summary = None,
+                _ => {
+                    self.form = None;
+                    self.screen = Screen::Dashboard;
+                }
+            },
+            Action::FormSubmit => {
+                let Some(f) = self.form.as_mut() else {
+                    return effects;
+                };
+                if f.summary.is_some() {
+                    let instance = f.instance_name();
+                    let profile = f.profile.name.to_string();
+                    let answers = f.answers();
+                    self.form = None;
+                    self.ops.insert(
+                        instance.clone(),
+                        OpState::new(&instance, "install", self.now),
+                    );
+                    self.screen = Screen::Operation(instance.clone());
+                    effects.push(Effect::Install {
+                        profile,
+                        instance,
+                        answers,
+                    });
+                } else {
+                    f.submit();
+                }
+            }
         }
         effects
+    }
+
+    /// The profiles arrived: open the form (or ask which app, when there are several).
+    pub fn set_profiles(&mut self, profiles: Vec<Profile>) -> Vec<Effect> {
+        self.profiles = profiles;
+        self.choose_profile()
+    }
+
+    fn choose_profile(&mut self) -> Vec<Effect> {
+        match self.profiles.len() {
+            0 => {
+                self.dialog = Some(Dialog::Notice("No app profiles found.".into()));
+                Vec::new()
+            }
+            1 => {
+                let n = self.profiles[0].name.to_string();
+                self.open_form(&n)
+            }
+            _ => {
+                self.dialog = Some(Dialog::ChooseProfile {
+                    names: self.profiles.iter().map(|p| p.name.to_string()).collect(),
+                    selected: 0,
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    fn open_form(&mut self, name: &str) -> Vec<Effect> {
+        let Some(p) = self.profiles.iter().find(|p| p.name.as_str() == name) else {
+            return Vec::new();
+        };
+        self.form = Some(InstallForm::new(p.clone(), Mode::Default));
+        self.screen = Screen::Install;
+        vec![Effect::LoadFacts]
+    }
+
+    fn with_form(&mut self, f: impl FnOnce(&mut InstallForm)) {
+        if let Some(form) = self.form.as_mut() {
+            f(form);
+        }
+    }
+
+    fn form_key(&self, key: KeyEvent) -> Option<Action> {
+        let summary = self.form.as_ref().is_some_and(|f| f.summary.is_some());
+        if summary {
+            return match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => Some(Action::FormSubmit),
+                _ => Some(Action::FormBack),
+            };
+        }
+        match key.code {
+            KeyCode::Esc => Some(Action::FormBack),
+            KeyCode::Tab | KeyCode::Down => Some(Action::FormNext),
+            KeyCode::BackTab | KeyCode::Up => Some(Action::FormPrev),
+            KeyCode::Enter => Some(Action::FormSubmit),
+            KeyCode::F(2) => Some(Action::FormMode),
+            KeyCode::Backspace => Some(Action::FormBackspace),
+            KeyCode::Char(c) => Some(Action::FormChar(c)),
+            _ => None,
+        }
     }
 
     fn ask(&mut self, op: OpKind) {

@@ -5,6 +5,7 @@
 //! costs nothing but a wake-up a second for the clock).
 
 pub mod app;
+pub mod form;
 pub mod model;
 pub mod view;
 pub mod workers;
@@ -100,6 +101,13 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                 None => Vec::new(),
             },
             Msg::Resize => Vec::new(),
+            Msg::Profiles(p) => app.set_profiles(p),
+            Msg::Facts(f) => {
+                if let Some(form) = app.form.as_mut() {
+                    form.set_facts(f);
+                }
+                Vec::new()
+            }
             Msg::Rows(Ok(rows)) => {
                 app.set_rows(rows);
                 Vec::new()
@@ -177,6 +185,23 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                     workers::check_all(g.clone(), tx.clone());
                 }
                 Effect::ReadLog { instance } => workers::read_log(instance, tx.clone()),
+                Effect::LoadProfiles => workers::load_profiles(g.config.clone(), tx.clone()),
+                Effect::LoadFacts => workers::load_facts(g.clone(), tx.clone()),
+                Effect::Install {
+                    profile,
+                    instance,
+                    answers,
+                } => match workers::start_install(g, &profile, &instance, &answers, tx.clone()) {
+                    Ok(r) => {
+                        running.insert(instance, r);
+                    }
+                    Err(err) => {
+                        if let Some(o) = app.ops.get_mut(&instance) {
+                            o.push_log(crate::engine::Level::Warn, format!("cannot start: {err}"));
+                            o.finish(None, None);
+                        }
+                    }
+                },
             }
         }
     }

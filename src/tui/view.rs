@@ -10,6 +10,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Dialog, Screen};
+use super::form::{InstallForm, Mode};
 use super::model::{human_elapsed, Health, OpState, Row, StepState};
 use crate::engine::Level;
 use crate::status::Level as CheckLevel;
@@ -71,6 +72,10 @@ pub fn draw(f: &mut Frame, app: &App) {
             None => dashboard(f, body, app, &t),
         },
         Screen::Logs => logs(f, body, app, &t),
+        Screen::Install => match &app.form {
+            Some(form) => install_form(f, body, form, &t),
+            None => dashboard(f, body, app, &t),
+        },
     }
     key_bar(f, bar, app, &t);
     if let Some(d) = &app.dialog {
@@ -91,6 +96,9 @@ fn keys_of(app: &App) -> Vec<(&'static str, &'static str)> {
             Some(Dialog::Confirm { .. }) | Some(Dialog::Cancel { .. }) => {
                 vec![("y", "yes"), ("any other key", "no")]
             }
+            Some(Dialog::ChooseProfile { .. }) => {
+                vec![("↑↓", "choose"), ("Enter", "install"), ("Esc", "cancel")]
+            }
             _ => vec![("any key", "close")],
         };
     }
@@ -102,6 +110,7 @@ fn keys_of(app: &App) -> Vec<(&'static str, &'static str)> {
             let mut k = vec![("↑↓", "move"), ("Enter", "details")];
             if !app.read_only {
                 k.extend([
+                    ("i", "install"),
                     ("u", "update"),
                     ("r", "rollback"),
                     ("b", "backup"),
@@ -129,6 +138,15 @@ fn keys_of(app: &App) -> Vec<(&'static str, &'static str)> {
                 vec![("Esc", "back"), ("l", "log file"), ("q", "quit")]
             }
         }
+        Screen::Install => match app.form.as_ref().map(|f| f.summary.is_some()) {
+            Some(true) => vec![("y", "install"), ("any other key", "back to the form")],
+            _ => vec![
+                ("Tab ↑↓", "field"),
+                ("Enter", "check & summary"),
+                ("F2", "Default/Advanced"),
+                ("Esc", "cancel"),
+            ],
+        },
         Screen::Logs => vec![
             ("↑↓", "scroll"),
             ("End", "bottom"),
@@ -528,6 +546,107 @@ fn operation(f: &mut Frame, area: Rect, app: &App, op: &OpState, t: &Theme) {
     }
 }
 
+fn install_form(f: &mut Frame, area: Rect, form: &InstallForm, t: &Theme) {
+    let title = format!(
+        " Install {} — {} settings ",
+        form.profile.name,
+        match form.mode {
+            Mode::Default => "Default",
+            Mode::Advanced => "Advanced",
+        }
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(title, t.title()));
+    if let Some(summary) = &form.summary {
+        let mut lines: Vec<Line> = summary.lines().map(|l| Line::raw(l.to_string())).collect();
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![
+            Span::raw("Create the container with these settings?  "),
+            Span::styled("y", t.key()),
+            Span::raw(" install   "),
+            Span::styled("any other key", t.key()),
+            Span::raw(" back to the form"),
+        ]));
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let mut lines = vec![match &form.facts {
+        None => Line::styled("reading the node (free IDs, storages)…", t.dim()),
+        Some(Err(e)) => Line::styled(format!("cannot read the node: {e}"), t.bad()),
+        Some(Ok(facts)) => Line::styled(
+            format!(
+                "node {}: next free CT ID {}, {} MiB RAM free",
+                facts.node, facts.next_id, facts.free_memory_mib
+            ),
+            t.dim(),
+        ),
+    }];
+    lines.push(Line::raw(""));
+    let label_w = form
+        .fields
+        .iter()
+        .map(|f| f.label.chars().count())
+        .max()
+        .unwrap_or(10)
+        .min(28);
+    let mut focus_line = 0;
+    for (i, field) in form.fields.iter().enumerate() {
+        let focused = i == form.focus;
+        if focused {
+            focus_line = lines.len();
+        }
+        let value = if field.secret {
+            "•".repeat(field.value.chars().count())
+        } else {
+            field.value.clone()
+        };
+        let label: String = field.label.chars().take(label_w).collect();
+        let mut spans = vec![
+            Span::styled(
+                format!("{}{label:<label_w$} ", if focused { "> " } else { "  " }),
+                if focused { t.title() } else { Style::default() },
+            ),
+            Span::styled(
+                value,
+                if focused {
+                    t.selected()
+                } else {
+                    Style::default()
+                },
+            ),
+        ];
+        if focused {
+            spans.push(Span::raw("▏"));
+        }
+        lines.push(Line::from(spans));
+        if let Some(e) = form.errors.get(&field.key) {
+            lines.push(Line::styled(format!("    ✗ {e}"), t.bad()));
+        } else if focused {
+            if let Some(h) = &field.help {
+                lines.push(Line::styled(format!("    {h}"), t.dim()));
+            }
+        }
+    }
+    for e in &form.other_errors {
+        lines.push(Line::styled(format!("✗ {e}"), t.bad()));
+    }
+    // Keep the focused field in view on a small terminal.
+    let rows = area.height.saturating_sub(2) as usize;
+    let scroll = (focus_line + 3).saturating_sub(rows);
+    f.render_widget(
+        Paragraph::new(lines)
+            .scroll((scroll as u16, 0))
+            .block(block),
+        area,
+    );
+}
+
 fn logs(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let v = &app.logs;
     let rows = area.height.saturating_sub(2) as usize;
@@ -566,6 +685,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 const HELP: &[(&str, &str)] = &[
     ("↑ ↓ j k", "move between instances"),
     ("Enter", "details: every check with its fix"),
+    ("i", "install an app (a form, checked as you type)"),
     ("u", "update to the newest release"),
     ("r", "roll back to the previous release"),
     ("b", "take a verified backup"),
@@ -586,7 +706,7 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, t: &Theme) {
         Dialog::Help => (
             " Help ".into(),
             HELP.iter()
-                .filter(|(k, _)| !(app.read_only && ["u", "r", "b", "x"].contains(k)))
+                .filter(|(k, _)| !(app.read_only && ["i", "u", "r", "b", "x"].contains(k)))
                 .map(|(k, what)| {
                     Line::from(vec![
                         Span::styled(format!("{k:<9}"), t.key()),
@@ -596,6 +716,20 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, t: &Theme) {
                 .collect(),
         ),
         Dialog::Notice(text) => (" Note ".into(), vec![Line::raw(text.clone())]),
+        Dialog::ChooseProfile { names, selected } => (
+            " Install which app? ".into(),
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if i == *selected {
+                        Line::styled(format!("> {n}"), t.selected())
+                    } else {
+                        Line::raw(format!("  {n}"))
+                    }
+                })
+                .collect(),
+        ),
         Dialog::Confirm { question, .. } => (
             " Confirm ".into(),
             vec![

@@ -33,6 +33,8 @@ pub enum Msg {
     Locks(BTreeMap<String, Holder>),
     Log(String, Vec<String>),
     Op(String, OpMsg),
+    Profiles(Vec<crate::profile::Profile>),
+    Facts(Result<crate::install::settings::NodeFacts, String>),
 }
 
 pub enum OpMsg {
@@ -314,9 +316,37 @@ fn global_args(g: &Global) -> Vec<std::ffi::OsString> {
     a
 }
 
+/// Every profile the catalog offers (the embedded ones and the overrides).
+pub fn load_profiles(config: PathBuf, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let c = Catalog::new(&config);
+        let profiles = c
+            .names()
+            .iter()
+            .filter_map(|n| c.load(n).ok().map(|l| l.profile))
+            .collect();
+        let _ = tx.send(Msg::Profiles(profiles));
+    });
+}
+
+/// What the install form's checks need from the node (as the wizard reads it).
+pub fn load_facts(g: Global, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let facts = (|| {
+            let conn = crate::connect::connect(&g)?;
+            let node = crate::connect::pick_node(&conn.client, &g)?;
+            crate::install::facts(&conn.client, &node)
+        })()
+        .map_err(|e| e.to_string());
+        let _ = tx.send(Msg::Facts(facts));
+    });
+}
+
 /// A running operation: the child to signal for a cancel.
 pub struct Running {
     pub child_pid: u32,
+    /// The install form's answers file (0600; it may hold passwords), removed with the run.
+    pub _answers: Option<tempfile::NamedTempFile>,
 }
 
 impl Running {
@@ -337,12 +367,50 @@ pub fn start_op(
     keep_data: bool,
     tx: Sender<Msg>,
 ) -> std::io::Result<Running> {
+    let mut args: Vec<std::ffi::OsString> = vec![op.verb().into(), instance.into()];
+    if keep_data && op == OpKind::Uninstall {
+        args.push("--keep-data".into());
+    }
+    spawn_child(g, args, instance, tx, None)
+}
+
+/// Installs from the form's answers: written to a private answers file, then the same
+/// unattended install an answers file gets (`install PROFILE --answers FILE --yes`).
+pub fn start_install(
+    g: &Global,
+    profile: &str,
+    instance: &str,
+    answers: &BTreeMap<String, String>,
+    tx: Sender<Msg>,
+) -> std::io::Result<Running> {
+    use std::io::Write;
+    // tempfile creates it with mode 0600.
+    let mut file = tempfile::Builder::new()
+        .prefix("launch-answers-")
+        .suffix(".yaml")
+        .tempfile()?;
+    let text = serde_yaml_ng::to_string(answers).map_err(std::io::Error::other)?;
+    file.write_all(text.as_bytes())?;
+    file.flush()?;
+    let args = vec![
+        "install".into(),
+        profile.into(),
+        "--answers".into(),
+        file.path().as_os_str().to_owned(),
+    ];
+    spawn_child(g, args, instance, tx, Some(file))
+}
+
+fn spawn_child(
+    g: &Global,
+    args: Vec<std::ffi::OsString>,
+    instance: &str,
+    tx: Sender<Msg>,
+    answers: Option<tempfile::NamedTempFile>,
+) -> std::io::Result<Running> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.args(global_args(g)).arg(op.verb()).arg(instance);
-    if keep_data && op == OpKind::Uninstall {
-        cmd.arg("--keep-data");
-    }
+    cmd.args(global_args(g)).args(args);
     // Its own process group: the terminal's signals are the TUI's, not the run's.
     use std::os::unix::process::CommandExt;
     cmd.process_group(0)
@@ -387,5 +455,8 @@ pub fn start_op(
         let code = child.wait().ok().and_then(|s| s.code());
         let _ = tx.send(Msg::Op(name, OpMsg::Exited { result, code }));
     });
-    Ok(Running { child_pid: pid })
+    Ok(Running {
+        child_pid: pid,
+        _answers: answers,
+    })
 }
