@@ -608,3 +608,38 @@ fn install_form_advanced_keeps_what_was_typed() {
     assert!(press(&mut a, &[KeyCode::Esc]).is_empty());
     assert_eq!(a.screen, Screen::Dashboard);
 }
+
+#[test]
+fn no_colour_codes_when_output_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("launch-tui")
+        .unwrap()
+        .env_remove("NO_COLOR")
+        .args(["--config", dir.path().to_str().unwrap(), "status", "nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("error:"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in piped output: {text:?}"
+    );
+}
+
+#[test]
+fn no_arguments_without_a_terminal_explains_instead_of_drawing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("launch-tui")
+        .unwrap()
+        .args(["--config", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no terminal to run the dashboard on"), "{err}");
+}

@@ -259,6 +259,15 @@ impl OpState {
                 figures.extend(shown);
             }
         }
+        // What the report is about first (versions, the switch's cost), paths last.
+        let rank = |k: &str| match k {
+            "from" | "to" => 0,
+            k if k.contains("held") || k.contains("switch") => 1,
+            "elapsed" | "drain" => 2,
+            "log" | "path" | "archive" | "snapshot" => 4,
+            _ => 3,
+        };
+        figures.sort_by_key(|(k, _)| rank(k));
         if !ok && error.is_none() {
             error = Some(match exit_code {
                 Some(c) => format!("the operation ended with exit code {c}"),

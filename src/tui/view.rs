@@ -438,7 +438,9 @@ fn operation(f: &mut Frame, area: Rect, app: &App, op: &OpState, t: &Theme) {
     };
     let steps_h = (op.steps.len() as u16 + 2).min(area.height / 2).max(3);
     let result_h = match &op.result {
-        Some(r) => (r.figures.len() as u16 + r.error.iter().count() as u16 * 2 + 2).min(8),
+        Some(r) => (r.figures.len() as u16 + r.error.iter().count() as u16 * 3 + 2)
+            .min(area.height / 3)
+            .max(4),
         None => 0,
     };
     let [head, gauge, steps_area, log_area, result_area] = Layout::default()
