@@ -249,4 +249,24 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
         "not in canonical mode: {screen}"
     );
     assert!(has_word(&screen, "echo"), "echo is off: {screen}");
+
+    // A panic (the test hook's key) restores the terminal too.
+    tmux.keys(&["clear", "Enter"]);
+    tmux.type_text(&format!("LAUNCH_TEST_PANIC_KEY=% {command}"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("No instances yet", &[], limit);
+    tmux.keys(&["%"]);
+    // The panic's message is printed on the restored screen.
+    tmux.wait_for("panicked", &[], limit);
+    tmux.type_text("stty -a; echo STTY-$((40+3))");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("STTY-43", &[], limit);
+    assert!(
+        has_word(&screen, "icanon"),
+        "not in canonical mode after a panic: {screen}"
+    );
+    assert!(
+        has_word(&screen, "echo"),
+        "echo is off after a panic: {screen}"
+    );
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use crossterm::event::KeyCode;
 use serde_json::json;
 
 use crate::cli::{Global, TuiArgs};
@@ -59,6 +60,10 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
     let mut dirty = true;
     let mut next_tick = Instant::now() + TICK;
     let draw_log = std::env::var_os("LAUNCH_TUI_FRAME_LOG");
+    // Test hook: this key makes the TUI panic, to prove the terminal is restored after one.
+    let panic_key = std::env::var("LAUNCH_TEST_PANIC_KEY")
+        .ok()
+        .and_then(|s| s.chars().next());
     let t0 = Instant::now();
     loop {
         if dirty {
@@ -96,6 +101,9 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
         };
         dirty = true;
         let effects = match msg {
+            Msg::Key(k) if panic_key.is_some_and(|c| k.code == KeyCode::Char(c)) => {
+                panic!("test hook: LAUNCH_TEST_PANIC_KEY pressed")
+            }
             Msg::Key(k) => match app.handle_key(k) {
                 Some(action) => app.update(action),
                 None => Vec::new(),
