@@ -1,8 +1,9 @@
 //! End to end: the dashboard, driven through the real `launch-tui` binary on a real terminal
 //! (a tmux pane) against a real pve-lab: the instance shows healthy; an update started from the
 //! dashboard is cancelled midway (Esc, yes: undone, the old version serves); an update runs to
-//! the end under `launch-load` with no failed request; uninstall needs the name typed out; after
-//! `q` the terminal is back in cooked mode.
+//! the end under `launch-load` with no failed request; a second instance is installed through
+//! the form and uninstalled with its name typed out; after `q`, and after a panic, the terminal
+//! is back in cooked mode.
 //!
 //! Real: tmux's terminal (raw mode, the alternate screen), the launch-tui binary (the TUI, and
 //! the operations it runs as its children), the lab's schema-checked API and its nspawn
@@ -216,28 +217,73 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
     assert_no_failures("update from the TUI", &load.stop());
     assert_eq!(version_at(&ip), "v2.0.0");
 
-    // Uninstall: a wrong name starts nothing; the right one does.
+    // Install a second instance through the form: the node is read, the fields are checked by
+    // the answers resolver, the summary asks, then the install runs on the operation screen.
     tmux.keys(&["Escape"]);
     tmux.wait_for("HEALTH", &[], limit);
-    tmux.keys(&["x"]);
-    tmux.wait_for("Type `vikunja` to confirm", &[], limit);
-    tmux.type_text("vikunj");
+    tmux.keys(&["i"]);
+    tmux.wait_for("Install vikunja — Default settings", &[], limit);
+    tmux.wait_for("next free CT ID", &[], limit);
+    tmux.type_text("second");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("not a url");
+    tmux.wait_for("✗ not a URL", &[], limit);
+    for _ in 0.."not a url".len() {
+        tmux.keys(&["BSpace"]);
+    }
+    tmux.type_text("http://second.lab.example");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("admin@lab.example");
+    // The MCP server needs PyPI from inside the container: not in the lab.
+    tmux.keys(&["Tab", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    tmux.type_text("false");
     tmux.keys(&["Enter"]);
-    tmux.wait_for("> vikunj", &[], limit);
-    tmux.type_text("a");
+    tmux.wait_for("Create the container with these settings?", &["✗ "], limit);
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "install second  done",
+        &["install second  failed"],
+        Duration::from_secs(300),
+    );
+    let second = record(&cfg, "second");
+    let second_ip = second["container"]["ip"].as_str().unwrap().to_string();
+    let second_vmid = second["container"]["vmid"].as_u64().unwrap() as u32;
+    assert_eq!(
+        second["settings"]["public_url"],
+        "http://second.lab.example"
+    );
+    assert_eq!(version_at(&second_ip), "v2.0.0");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("2 instances", &[], limit);
+
+    // Uninstall it: a wrong name starts nothing; the right one does.
+    tmux.keys(&["/"]);
+    tmux.type_text("second");
+    tmux.keys(&["Enter", "x"]);
+    tmux.wait_for("Type `second` to confirm", &[], limit);
+    tmux.type_text("secon");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("> secon", &[], limit);
+    tmux.type_text("d");
     tmux.keys(&["Enter"]);
     tmux.wait_for(
-        "uninstall vikunja  done",
-        &["uninstall vikunja  failed"],
+        "uninstall second  done",
+        &["uninstall second  failed"],
         Duration::from_secs(180),
     );
+    let vmids = lab.vmids();
+    assert!(!vmids.contains(&second_vmid), "the container is gone");
     assert!(
-        !lab.vmids().contains(&vmid.parse().unwrap()),
-        "the container is gone"
+        vmids.contains(&vmid.parse().unwrap()),
+        "the other one stays"
     );
-    assert!(!cfg.path().join("instances/vikunja.yaml").exists());
+    assert!(!cfg.path().join("instances/second.yaml").exists());
+    assert_eq!(version_at(&ip), "v2.0.0");
+    // Back, and the filter cleared: the first instance is left.
     tmux.keys(&["Escape"]);
-    tmux.wait_for("No instances yet", &[], limit);
+    tmux.wait_for("filter: /second", &[], limit);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("1 instance", &[], limit);
 
     // q: the terminal is back in cooked mode.
     tmux.keys(&["q"]);
@@ -254,7 +300,7 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
     tmux.keys(&["clear", "Enter"]);
     tmux.type_text(&format!("LAUNCH_TEST_PANIC_KEY=% {command}"));
     tmux.keys(&["Enter"]);
-    tmux.wait_for("No instances yet", &[], limit);
+    tmux.wait_for("1 instance", &[], limit);
     tmux.keys(&["%"]);
     // The panic's message is printed on the restored screen.
     tmux.wait_for("panicked", &[], limit);
