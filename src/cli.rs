@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Install and manage self-hosted apps in unprivileged Debian LXCs on Proxmox VE",
     long_about = "Install and manage self-hosted apps in unprivileged Debian LXCs on Proxmox VE.\n\n\
-        Run without arguments on a terminal for the install wizard (or the list of instances).\n\n\
+        Run without arguments on a terminal for the dashboard (the TUI).\n\n\
         Exit codes: 0 ok, 1 operation failed, 2 bad input or usage, 3 another operation holds \
         the lock, 4 unhealthy (status)."
 )]
@@ -77,6 +77,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The dashboard: every instance, its health, and its operations (also: no arguments on a terminal)
+    Tui(TuiArgs),
     /// Install an app into a new container (wizard, or unattended with --answers)
     Install(InstallArgs),
     /// List installed instances
@@ -107,6 +109,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TuiArgs {
+    /// Only look: hide every action that changes something
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Args)]

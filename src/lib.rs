@@ -22,6 +22,7 @@ pub mod reconfigure;
 pub mod release;
 pub mod render;
 pub mod status;
+pub mod tui;
 pub mod uninstall;
 pub mod update;
 

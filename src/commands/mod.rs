@@ -26,10 +26,16 @@ impl Output {
     pub fn from_global(g: &Global) -> Self {
         Output {
             json: g.json,
-            color: !g.no_color && std::env::var_os("NO_COLOR").is_none(),
+            color: color_wanted(g.no_color) && std::io::stdout().is_terminal(),
             verbose: g.verbose,
         }
     }
+}
+
+/// Colour unless `--no-color` or `NO_COLOR` (any value, see no-color.org) says otherwise; the
+/// callers add whether the output is a terminal at all.
+pub fn color_wanted(no_color_flag: bool) -> bool {
+    !no_color_flag && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// What a successful command hands back: text for people, data for `--json`.
@@ -51,22 +57,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
     let g = &cli.global;
     let Some(command) = cli.command else {
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-            let store = InstanceStore::new(&g.config);
-            return if store.list()?.is_empty() {
-                let args = crate::cli::InstallArgs {
-                    profile: None,
-                    answers: None,
-                    name: None,
-                    force: false,
-                    keep_on_failure: false,
-                };
-                crate::install::run(g, &args, out)
-            } else {
-                list(g)
-            };
+            return crate::tui::run(g, &crate::cli::TuiArgs::default());
         }
         return Err(LaunchError::Usage(
-            "no command given and no terminal to run the wizard on\n  help: run `launch-tui --help` to see the commands, or `launch-tui install PROFILE --answers FILE --yes` for an unattended install".into(),
+            "no command given and no terminal to run the dashboard on\n  help: run `launch-tui --help` to see the commands, or `launch-tui install PROFILE --answers FILE --yes` for an unattended install".into(),
         ));
     };
     match command {
@@ -83,6 +77,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             }
             crate::install::run(g, &a, out)
         }
+        Command::Tui(a) => crate::tui::run(g, &a),
         Command::List => list(g),
         Command::Doctor => doctor::run(g),
         Command::Status(a) => crate::status::run(g, &a, out),

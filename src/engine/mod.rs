@@ -5,14 +5,17 @@
 
 pub mod render;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened, in the order it happened. Serialized as one JSON object per line by `--json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     PlanStarted {
@@ -61,13 +64,13 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepInfo {
     pub name: String,
     pub title: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Debug,
@@ -282,6 +285,52 @@ pub fn run_plan<C>(
     tx: &Sender<Event>,
     keep_on_failure: bool,
 ) -> Result<(), StepError> {
+    run_plan_cancellable(plan, ctx, tx, keep_on_failure, &CancelToken::new())
+}
+
+/// Asks one run to stop: checked between steps, like Ctrl+C, and the steps done are undone.
+/// One token per run, so cancelling one operation leaves the others (and the process) alone.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Test hook: `LAUNCH_TEST_PANIC_IN=STEP` panics inside that step, to prove a panic still
+/// undoes the steps done before it (and a terminal front end still restores the terminal).
+fn panic_hook(step: &str) {
+    if std::env::var("LAUNCH_TEST_PANIC_IN").is_ok_and(|s| s == step) {
+        panic!("test hook: LAUNCH_TEST_PANIC_IN={step}");
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// `run_plan` that also stops when `cancel` is set. A step that panics counts as a failed
+/// step: the steps done before it are undone all the same.
+pub fn run_plan_cancellable<C>(
+    plan: &mut Plan<C>,
+    ctx: &mut C,
+    tx: &Sender<Event>,
+    keep_on_failure: bool,
+    cancel: &CancelToken,
+) -> Result<(), StepError> {
     let started = Instant::now();
     let send = |e: Event| {
         let _ = tx.send(e);
@@ -302,16 +351,21 @@ pub fn run_plan<C>(
     let mut done = 0;
     for (index, step) in plan.steps.iter_mut().enumerate() {
         let name = step.name().to_string();
-        if interrupted() {
+        if interrupted() || cancel.is_cancelled() {
+            let why = if cancel.is_cancelled() {
+                "cancelled"
+            } else {
+                "interrupted (Ctrl+C)"
+            };
             send(Event::StepFailed {
                 index,
                 name: name.clone(),
-                error: "interrupted (Ctrl+C)".into(),
+                error: why.into(),
             });
             failure = Some(StepError {
                 step: name,
                 title: step.title(),
-                error: anyhow::anyhow!("interrupted (Ctrl+C) before this step"),
+                error: anyhow::anyhow!("{why} before this step"),
                 undo_failures: Vec::new(),
             });
             break;
@@ -326,7 +380,17 @@ pub fn run_plan<C>(
             index: Some(index),
         };
         let t = Instant::now();
-        match step.run(ctx, &rep) {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            panic_hook(&name);
+            step.run(ctx, &rep)
+        }))
+        .unwrap_or_else(|p| {
+            Err(anyhow::anyhow!(
+                "internal error (panic): {}",
+                panic_text(&*p)
+            ))
+        });
+        match result {
             Ok(()) => {
                 kill_hook(&name);
                 send(Event::StepDone {
@@ -364,7 +428,13 @@ pub fn run_plan<C>(
                     index: Some(index),
                 };
                 let name = step.name().to_string();
-                let result = step.undo(ctx, &rep);
+                let result = catch_unwind(AssertUnwindSafe(|| step.undo(ctx, &rep)))
+                    .unwrap_or_else(|p| {
+                        Err(anyhow::anyhow!(
+                            "internal error (panic): {}",
+                            panic_text(&*p)
+                        ))
+                    });
                 send(Event::UndoStep {
                     index,
                     name: name.clone(),
@@ -387,6 +457,35 @@ pub fn run_plan<C>(
         elapsed_ms: started.elapsed().as_millis() as u64,
     });
     Ok(())
+}
+
+/// A plan running on its own thread: its events, its cancel token, and its end (the context
+/// back, with the result).
+pub struct RunHandle<C> {
+    pub events: Receiver<Event>,
+    pub cancel: CancelToken,
+    pub join: JoinHandle<(C, Result<(), StepError>)>,
+}
+
+/// Starts `plan` on a worker thread and returns at once; the caller reads `events` (the last
+/// one is `Finished`) and may `cancel` the run at any time.
+pub fn spawn<C: Send + 'static>(
+    mut plan: Plan<C>,
+    mut ctx: C,
+    keep_on_failure: bool,
+) -> RunHandle<C> {
+    let (tx, events) = mpsc::channel();
+    let cancel = CancelToken::new();
+    let token = cancel.clone();
+    let join = std::thread::spawn(move || {
+        let r = run_plan_cancellable(&mut plan, &mut ctx, &tx, keep_on_failure, &token);
+        (ctx, r)
+    });
+    RunHandle {
+        events,
+        cancel,
+        join,
+    }
 }
 
 /// Something that shows events to a person or a program.
@@ -506,6 +605,68 @@ mod tests {
             names(&col.0)[5..],
             ["failed:b", "rollback", "undo:a", "finished:false"]
         );
+    }
+
+    #[test]
+    fn a_panicking_step_is_undone_like_a_failed_one() {
+        let plan = plan().step(FnStep::new("c", "C", |_: &mut Vec<String>, _| {
+            panic!("step c exploded")
+        }));
+        let h = spawn(plan, vec![], false);
+        let events: Vec<Event> = h.events.iter().collect();
+        let (ctx, r) = h.join.join().unwrap();
+        let err = r.unwrap_err();
+        assert_eq!(err.step, "c");
+        assert!(err.to_string().contains("step c exploded"), "{err}");
+        assert_eq!(ctx.last().unwrap(), "undo-a");
+        assert_eq!(
+            names(&events)[7..],
+            ["failed:c", "rollback", "undo:b", "undo:a", "finished:false"]
+        );
+    }
+
+    #[test]
+    fn the_cancel_token_stops_one_run_between_steps_and_undoes() {
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = std::sync::Mutex::new(go_rx);
+        let plan = plan().step(FnStep::new(
+            "wait",
+            "Wait",
+            move |_: &mut Vec<String>, _| {
+                let _ = go_rx.lock().unwrap().recv();
+                Ok(())
+            },
+        ));
+        let plan = plan.step(FnStep::new("never", "Never", |c: &mut Vec<String>, _| {
+            c.push("never".into());
+            Ok(())
+        }));
+        let h = spawn(plan, vec![], false);
+        // Cancel while `wait` runs: the next step must not start.
+        for e in h.events.iter() {
+            if matches!(&e, Event::StepStarted { name, .. } if name == "wait") {
+                h.cancel.cancel();
+                go_tx.send(()).unwrap();
+                break;
+            }
+        }
+        let rest: Vec<Event> = h.events.iter().collect();
+        let (ctx, r) = h.join.join().unwrap();
+        assert!(r.unwrap_err().to_string().contains("cancelled"));
+        assert!(!ctx.contains(&"never".to_string()));
+        assert_eq!(ctx.last().unwrap(), "undo-a");
+        assert!(names(&rest).contains(&"failed:never".to_string()));
+    }
+
+    #[test]
+    fn events_read_back_from_json() {
+        let e = Event::StepDone {
+            index: 2,
+            name: "switch".into(),
+            elapsed_ms: 7,
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
     }
 
     #[test]

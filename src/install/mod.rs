@@ -144,7 +144,8 @@ fn generate(kind: SecretKind, length: u32) -> String {
     }
 }
 
-fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
+/// What the node offers for an install's defaults and checks (also the TUI's install form).
+pub fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
     let resources = client.cluster_resources(Some(ResourceType::Vm))?;
     let storages = client.storages(node, &[ContentType::Rootdir])?;
     let templates = client.storages(node, &[ContentType::Vztmpl])?;

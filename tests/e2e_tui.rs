@@ -1,0 +1,318 @@
+//! End to end: the dashboard, driven through the real `launch-tui` binary on a real terminal
+//! (a tmux pane) against a real pve-lab: the instance shows healthy; an update started from the
+//! dashboard is cancelled midway (Esc, yes: undone, the old version serves); an update runs to
+//! the end under `launch-load` with no failed request; a second instance is installed through
+//! the form and uninstalled with its name typed out; after `q`, and after a panic, the terminal
+//! is back in cooked mode.
+//!
+//! Real: tmux's terminal (raw mode, the alternate screen), the launch-tui binary (the TUI, and
+//! the operations it runs as its children), the lab's schema-checked API and its nspawn
+//! container with systemd and nginx. Stood in: Proxmox VE (pve-lab) and the Vikunja releases
+//! (the fixture app over loopback). One scenario, one lab, one install.
+
+#[path = "support/app.rs"]
+mod app;
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/load.rs"]
+mod load;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use app::{install, record, version_at};
+use lab::{fixture_profile, Config, Lab, Releases};
+use load::{assert_no_failures, Load};
+
+/// A tmux server of this test's own (`-L`), killed on drop so no pane outlives the test.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the pane shows now (the TUI's alternate screen while it runs).
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-t", "tui"])
+    }
+
+    /// Polls the pane until `want` appears; fails at once on `bad`, or when time runs out.
+    fn wait_for(&self, want: &str, bad: &[&str], limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(want) {
+                return screen;
+            }
+            for b in bad {
+                assert!(
+                    !screen.contains(b),
+                    "`{b}` appeared while waiting for `{want}`:\n{screen}"
+                );
+            }
+            assert!(
+                start.elapsed() < limit,
+                "`{want}` did not appear within {limit:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "tui"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "tui", "-l", text]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").output();
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn has_word(text: &str, word: &str) -> bool {
+    text.split_whitespace().any(|w| w == word)
+}
+
+#[test]
+fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
+    let tmux_ok = Command::new("tmux").arg("-V").output();
+    assert!(
+        tmux_ok.is_ok_and(|o| o.status.success()),
+        "tmux is needed to drive the TUI on a real terminal: apt-get install tmux"
+    );
+    let lab = Lab::start();
+    let rel = Releases::start();
+    let cfg = Config::new(&fixture_profile(&rel, None));
+    let (ip, vmid) = install(&lab, &cfg, "");
+    assert_eq!(version_at(&ip), "v1.0.0");
+
+    let bin = env!("CARGO_BIN_EXE_launch-tui");
+    let env = [
+        ("PATH", lab.path_env()),
+        ("NO_COLOR", "1".to_string()),
+        ("LANG", "C.UTF-8".to_string()),
+        ("LAUNCH_CONFIG", cfg.path().display().to_string()),
+        (
+            "LAUNCH_LOG_DIR",
+            cfg.path().join("log").display().to_string(),
+        ),
+        (
+            "LAUNCH_CACHE_DIR",
+            cfg.path().join("cache").display().to_string(),
+        ),
+        (
+            "LAUNCH_STATE_DIR",
+            cfg.path().join("state").display().to_string(),
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| shell_quote(&format!("{k}={v}")))
+    .collect::<Vec<_>>()
+    .join(" ");
+    // No subcommand: on a terminal that is the dashboard.
+    let command = format!(
+        "env -u LAUNCH_PVE_TOKEN {env} {bin} --host {host} --fingerprint {fp} --token-file {token}",
+        bin = shell_quote(bin),
+        host = shell_quote(&format!("https://127.0.0.1:{}", lab.port)),
+        fp = shell_quote(&lab.fingerprint()),
+        token = shell_quote(&lab.path().join("token").display().to_string()),
+    );
+    let tmux = Tmux {
+        socket: format!("launch-tui-e2e-{}", std::process::id()),
+    };
+    // A plain shell in the pane: the TUI runs in it, and `stty` after it.
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "env -i TERM=xterm-256color LANG=C.UTF-8 PATH=/usr/bin:/bin bash --norc --noprofile",
+    ]);
+    tmux.type_text(&command);
+    tmux.keys(&["Enter"]);
+    let limit = Duration::from_secs(120);
+
+    // The checks run in the background and fill the row in: the lab's instance is healthy.
+    let screen = tmux.wait_for("healthy", &[], limit);
+    assert!(
+        screen.contains("vikunja") && screen.contains("v1.0.0"),
+        "{screen}"
+    );
+    assert!(screen.contains(&format!("{vmid}@pve")), "{screen}");
+    assert!(screen.contains("v2.0.0"), "the update is offered: {screen}");
+    // The details pane lists each check.
+    assert!(screen.contains("http-nginx"), "{screen}");
+
+    // Update, then cancel it midway: Esc asks, y cancels, the engine undoes.
+    tmux.keys(&["u"]);
+    tmux.wait_for("Update vikunja from v1.0.0 to v2.0.0?", &[], limit);
+    tmux.keys(&["y"]);
+    // Midway: a step or more done, not all (the gauge says how many).
+    let midway = ["(1/", "(2/", "(3/", "(4/", "(5/"];
+    let t = Instant::now();
+    while !midway.iter().any(|m| tmux.screen().contains(m)) {
+        assert!(t.elapsed() < limit, "no step finished:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Cancel the operation on vikunja?", &[], limit);
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("failed, undone", &["  done  "], limit);
+    assert!(
+        screen.contains("v1.0.0 still serves"),
+        "the report says the undo is complete: {screen}"
+    );
+    assert_eq!(
+        version_at(&ip),
+        "v1.0.0",
+        "the old version serves after the cancel"
+    );
+    assert_eq!(record(&cfg, "vikunja")["app_version"], "v1.0.0");
+
+    // Back to the dashboard, and the update again, to the end, under load.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("HEALTH", &[], limit);
+    let load = Load::start(&ip);
+    tmux.keys(&["u"]);
+    tmux.wait_for("Update vikunja from v1.0.0 to v2.0.0?", &[], limit);
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for(
+        "update vikunja  done",
+        &["update vikunja  failed"],
+        Duration::from_secs(300),
+    );
+    assert!(
+        screen.contains("writes held"),
+        "the report's figures: {screen}"
+    );
+    assert_no_failures("update from the TUI", &load.stop());
+    assert_eq!(version_at(&ip), "v2.0.0");
+
+    // Install a second instance through the form: the node is read, the fields are checked by
+    // the answers resolver, the summary asks, then the install runs on the operation screen.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("HEALTH", &[], limit);
+    tmux.keys(&["i"]);
+    tmux.wait_for("Install vikunja — Default settings", &[], limit);
+    tmux.wait_for("next free CT ID", &[], limit);
+    tmux.type_text("second");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("not a url");
+    tmux.wait_for("✗ not a URL", &[], limit);
+    for _ in 0.."not a url".len() {
+        tmux.keys(&["BSpace"]);
+    }
+    tmux.type_text("http://second.lab.example");
+    tmux.keys(&["Tab"]);
+    tmux.type_text("admin@lab.example");
+    // The MCP server needs PyPI from inside the container: not in the lab.
+    tmux.keys(&["Tab", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    tmux.type_text("false");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Create the container with these settings?", &["✗ "], limit);
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "install second  done",
+        &["install second  failed"],
+        Duration::from_secs(300),
+    );
+    let second = record(&cfg, "second");
+    let second_ip = second["container"]["ip"].as_str().unwrap().to_string();
+    let second_vmid = second["container"]["vmid"].as_u64().unwrap() as u32;
+    assert_eq!(
+        second["settings"]["public_url"],
+        "http://second.lab.example"
+    );
+    assert_eq!(version_at(&second_ip), "v2.0.0");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("2 instances", &[], limit);
+
+    // Uninstall it: a wrong name starts nothing; the right one does.
+    tmux.keys(&["/"]);
+    tmux.type_text("second");
+    tmux.keys(&["Enter", "x"]);
+    tmux.wait_for("Type `second` to confirm", &[], limit);
+    tmux.type_text("secon");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("> secon", &[], limit);
+    tmux.type_text("d");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(
+        "uninstall second  done",
+        &["uninstall second  failed"],
+        Duration::from_secs(180),
+    );
+    let vmids = lab.vmids();
+    assert!(!vmids.contains(&second_vmid), "the container is gone");
+    assert!(
+        vmids.contains(&vmid.parse().unwrap()),
+        "the other one stays"
+    );
+    assert!(!cfg.path().join("instances/second.yaml").exists());
+    assert_eq!(version_at(&ip), "v2.0.0");
+    // Back, and the filter cleared: the first instance is left.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("filter: /second", &[], limit);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("1 instance", &[], limit);
+
+    // q: the terminal is back in cooked mode.
+    tmux.keys(&["q"]);
+    tmux.type_text("stty -a; echo STTY-$((20+22))");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("STTY-42", &[], limit);
+    assert!(
+        has_word(&screen, "icanon"),
+        "not in canonical mode: {screen}"
+    );
+    assert!(has_word(&screen, "echo"), "echo is off: {screen}");
+
+    // A panic (the test hook's key) restores the terminal too.
+    tmux.keys(&["clear", "Enter"]);
+    tmux.type_text(&format!("LAUNCH_TEST_PANIC_KEY=% {command}"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 instance", &[], limit);
+    tmux.keys(&["%"]);
+    // The panic's message is printed on the restored screen.
+    tmux.wait_for("panicked", &[], limit);
+    tmux.type_text("stty -a; echo STTY-$((40+3))");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("STTY-43", &[], limit);
+    assert!(
+        has_word(&screen, "icanon"),
+        "not in canonical mode after a panic: {screen}"
+    );
+    assert!(
+        has_word(&screen, "echo"),
+        "echo is off after a panic: {screen}"
+    );
+}
