@@ -230,6 +230,14 @@ pub struct RestoreArgs {
     /// Restore into a new instance (a new container) with this name
     #[arg(long, value_name = "NAME2")]
     pub to_new: Option<String>,
+    /// Safety backups (taken before each restore) to keep; older ones are removed
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LAUNCH_KEEP_SAFETY_BACKUPS",
+        default_value_t = 3
+    )]
+    pub keep_safety_backups: usize,
 }
 
 #[derive(Debug, Args)]

@@ -165,6 +165,9 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
         if let Some(what) = crate::update::recover_unfinished(g, &quiet, &n)? {
             eprintln!("{n}: {what}");
         }
+        if let Some(what) = crate::backup::recover_unfinished(g, &quiet, &n)? {
+            eprintln!("{n}: {what}");
+        }
     }
     let instances = match (&a.name, a.all) {
         (Some(n), _) => vec![store.load(n)?],
@@ -386,6 +389,28 @@ fn component_units(inst: &Instance, profile: &Profile) -> Vec<(Component, String
 /// An update or rollback still in its journal: running now (its lock is held), or one that
 /// could not be finished.
 fn operation_check(name: &str) -> Check {
+    match crate::backup::restore::RestoreJournal::load(name) {
+        Ok(None) => {}
+        Ok(Some(j)) => {
+            return Check::warn(
+                "operation",
+                format!(
+                    "a restore from {} started {} by pid {} on {} has not finished",
+                    j.archive, j.started, j.pid, j.host
+                ),
+                format!(
+                "wait for it; if it no longer runs: launch-tui status {name} finishes or undoes it"
+            ),
+            )
+        }
+        Err(e) => {
+            return Check::warn(
+                "operation",
+                format!("{e:#}"),
+                format!("move the journal aside and run launch-tui status {name}"),
+            )
+        }
+    }
     match crate::update::journal::Journal::load(name) {
         Ok(None) => Check::ok("operation", "no unfinished operation"),
         Ok(Some(j)) => Check::warn(

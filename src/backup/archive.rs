@@ -29,7 +29,20 @@ pub const FORMAT: u32 = 1;
 pub const MANIFEST: &str = "manifest.json";
 /// The top-level directories an archive may hold besides the manifest.
 pub const ROOTS: &[&str] = &["db", "config", "data"];
-const MANIFEST_MAX: u64 = 16 << 20;
+/// Caps applied before anything the archive declares is allocated: whatever its headers say,
+/// reading one holds at most these (plus the decompressor's window) in memory.
+pub const MANIFEST_MAX: u64 = 16 << 20;
+/// A GNU long name or long link target (with its NUL), and an entry's path or link target.
+pub const NAME_MAX: u64 = 4096;
+/// A PAX extended header's records.
+pub const PAX_MAX: u64 = 64 << 10;
+/// Entries in one archive (tar headers, and records in the manifest).
+pub const ENTRIES_MAX: u64 = 1_000_000;
+/// zstd's window: frames asking for more are refused rather than allocated (2^25 = 32 MiB;
+/// `zstd -19` uses 2^23, launch-tui's level 3 uses 2^21).
+const ZSTD_WINDOW_LOG_MAX: u32 = 25;
+/// Links resolved through other links, at most (as the kernel's limit on symlink hops).
+const LINK_HOPS_MAX: u32 = 40;
 /// Room kept at the start of a new archive for the compressed manifest.
 const HEAD: u64 = 1 << 20;
 /// Archives with less data than this are compacted (no reserved head left in them).
@@ -166,6 +179,12 @@ pub fn parse_file_name(name: &str, file: &str) -> Option<ArchiveName> {
 /// Checks an entry's path and returns it normalized (no `./`, no trailing `/`). Refuses
 /// absolute paths, `..`, and anything outside the known top-level directories.
 pub fn check_entry_path(raw: &str) -> Result<String> {
+    if raw.len() as u64 > NAME_MAX {
+        bail!(problem(format!(
+            "an entry's path is {} bytes long (at most {NAME_MAX})",
+            raw.len()
+        )));
+    }
     if raw.starts_with('/') {
         bail!(problem(format!("entry `{raw}` has an absolute path")));
     }
@@ -200,20 +219,39 @@ pub fn check_entry_path(raw: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
-/// A link target must be relative and stay inside the top-level directory of the link.
+/// A link target must be relative and stay inside the top-level directory of the link; links
+/// live only under `data/` (the app's files): the database dump and config files are plain
+/// files. This is the lexical check; [`check_links`] resolves links through each other.
 pub fn check_link_target(entry: &str, target: &str, hard: bool) -> Result<()> {
+    if !entry.starts_with("data/") {
+        bail!(problem(format!(
+            "link `{entry}` is outside data/: only the app's files may hold links"
+        )));
+    }
+    if target.len() as u64 > NAME_MAX {
+        bail!(problem(format!(
+            "link `{entry}` has a target of {} bytes (at most {NAME_MAX})",
+            target.len()
+        )));
+    }
     if target.starts_with('/') {
         bail!(problem(format!(
             "link `{entry}` points to the absolute path `{target}`"
         )));
     }
     if hard {
-        // A hard link names another entry of the archive.
-        return check_entry_path(target).map(|_| ()).map_err(|_| {
+        // A hard link names another entry of the archive, a file under data/.
+        let t = check_entry_path(target).map_err(|_| {
             problem(format!(
                 "hard link `{entry}` points outside the archive (`{target}`)"
             ))
-        });
+        })?;
+        if !t.starts_with("data/") {
+            bail!(problem(format!(
+                "hard link `{entry}` points outside data/ (`{target}`)"
+            )));
+        }
+        return Ok(());
     }
     let root = entry.split('/').next().unwrap_or_default();
     let mut stack: Vec<&str> = entry.split('/').collect();
@@ -238,6 +276,292 @@ pub fn check_link_target(entry: &str, target: &str, hard: bool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The manifest's own consistency, checked before any entry is read: links resolved against
+/// the archive's root through every other link the archive holds (a link to `.` then links
+/// through it, `a -> b -> ../..`), each ending inside `data/`; hard links naming a file under
+/// `data/`; nothing listed below a symlink; the database dump a plain file.
+pub fn check_links(m: &Manifest) -> Result<()> {
+    let listed: BTreeMap<&str, &EntryRecord> =
+        m.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let symlinks: BTreeMap<&str, &str> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .map(|e| (e.path.as_str(), e.link.as_deref().unwrap_or_default()))
+        .collect();
+    match listed.get(m.database.entry.as_str()) {
+        Some(e) if e.kind == EntryKind::File => {}
+        Some(e) => bail!(problem(format!(
+            "the database dump `{}` is a {:?}, not a plain file",
+            m.database.entry, e.kind
+        ))),
+        None => bail!(problem(format!(
+            "the database dump `{}` is not in the manifest",
+            m.database.entry
+        ))),
+    }
+    for e in &m.entries {
+        // Nothing may sit below a symlink, whatever the order of the entries.
+        let mut at = e.path.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            if symlinks.contains_key(parent) {
+                bail!(problem(format!(
+                    "entry `{}` goes through the symlink `{parent}`",
+                    e.path
+                )));
+            }
+            at = parent;
+        }
+        match e.kind {
+            EntryKind::File | EntryKind::Dir => {}
+            EntryKind::Symlink => {
+                let target = e.link.as_deref().unwrap_or_default();
+                check_link_target(&e.path, target, false)?;
+                let parent: Vec<&str> = e.path.split('/').collect();
+                let mut hops = 0;
+                resolve(&parent[..parent.len() - 1], target, &symlinks, &mut hops).map_err(
+                    |why| problem(format!("symlink `{}` (to `{target}`) {why}", e.path)),
+                )?;
+            }
+            EntryKind::Hardlink => {
+                let target = e.link.as_deref().unwrap_or_default();
+                check_link_target(&e.path, target, true)?;
+                let t = check_entry_path(target)?;
+                if listed.get(t.as_str()).map(|r| r.kind) != Some(EntryKind::File) {
+                    bail!(problem(format!(
+                        "hard link `{}` names `{target}`, which is not a file of the archive",
+                        e.path
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `target` from the directory `base` (components from the archive's root) the way
+/// the kernel would once everything is extracted: each component that is one of the archive's
+/// symlinks is replaced by its own resolution. Errors say why it leaves `data/`.
+fn resolve<'a>(
+    base: &[&'a str],
+    target: &'a str,
+    symlinks: &BTreeMap<&'a str, &'a str>,
+    hops: &mut u32,
+) -> std::result::Result<Vec<&'a str>, String> {
+    if target.starts_with('/') {
+        return Err(format!("reaches the absolute path `{target}`"));
+    }
+    let mut stack: Vec<&str> = base.to_vec();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                // `data` itself is the root: going above it leaves the app's files.
+                if stack.len() <= 1 {
+                    return Err("resolves outside data/".into());
+                }
+                stack.pop();
+            }
+            name => {
+                stack.push(name);
+                let here = stack.join("/");
+                if let Some((&_, &t)) = symlinks.get_key_value(here.as_str()) {
+                    *hops += 1;
+                    if *hops > LINK_HOPS_MAX {
+                        return Err(format!(
+                            "goes through more than {LINK_HOPS_MAX} links (a loop?)"
+                        ));
+                    }
+                    stack.pop();
+                    stack = resolve(&stack, t, symlinks, hops)?;
+                }
+            }
+        }
+    }
+    if stack.first() != Some(&"data") {
+        return Err("resolves outside data/".into());
+    }
+    Ok(stack)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded reading
+
+/// A header the archive declares beyond what launch-tui will hold in memory.
+#[derive(Debug)]
+struct HeaderProblem(String);
+
+impl std::fmt::Display for HeaderProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HeaderProblem {}
+
+/// Sits between the decompressor and the `tar` crate, which reads GNU long names and PAX
+/// extended headers whole into memory, however large the archive says they are (a 1 GiB
+/// "name" costs 1 GiB). This follows the tar stream block by block as the crate reads it and
+/// refuses a header that declares more than the caps above, before a byte of it is buffered.
+/// Written by hand: the `tar` crate has no such limit, and no other crate puts one in front.
+struct Gate<R> {
+    inner: R,
+    /// The header being assembled (a block is 512 bytes).
+    header: [u8; 512],
+    filled: usize,
+    /// Bytes of entry data (padded to blocks) still to pass before the next header.
+    data_left: u64,
+    /// The PAX records being collected (at most PAX_MAX), for the size they may set.
+    pax: Option<Vec<u8>>,
+    pax_left: u64,
+    /// A `size` from the last PAX header, which the tar crate applies to the next entry.
+    pax_size: Option<u64>,
+    entries: u64,
+}
+
+impl<R: Read> Gate<R> {
+    fn new(inner: R) -> Self {
+        Gate {
+            inner,
+            header: [0; 512],
+            filled: 0,
+            data_left: 0,
+            pax: None,
+            pax_left: 0,
+            pax_size: None,
+            entries: 0,
+        }
+    }
+
+    fn refuse(msg: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, HeaderProblem(msg))
+    }
+
+    /// A whole header block arrived: decide how much data follows and whether it is allowed.
+    fn on_header(&mut self) -> io::Result<()> {
+        if self.header.iter().all(|b| *b == 0) {
+            // End-of-archive blocks (the reader stops at the first one).
+            return Ok(());
+        }
+        let mut h = tar::Header::new_old();
+        h.as_mut_bytes().copy_from_slice(&self.header);
+        let kind = h.entry_type();
+        let mut size = h
+            .entry_size()
+            .map_err(|e| Self::refuse(format!("an entry header is damaged: {e}")))?;
+        let extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        if !extension {
+            if let Some(s) = self.pax_size.take() {
+                size = s;
+            }
+            self.entries += 1;
+            if self.entries > ENTRIES_MAX {
+                return Err(Self::refuse(format!(
+                    "the archive holds more than {ENTRIES_MAX} entries"
+                )));
+            }
+        }
+        let what = if kind.is_gnu_longname() {
+            Some(("a GNU long name", NAME_MAX + 1))
+        } else if kind.is_gnu_longlink() {
+            Some(("a GNU long link target", NAME_MAX + 1))
+        } else if kind.is_pax_local_extensions() || kind.is_pax_global_extensions() {
+            Some(("a PAX extended header", PAX_MAX))
+        } else {
+            None
+        };
+        if let Some((what, max)) = what {
+            if size > max {
+                return Err(Self::refuse(format!(
+                    "an entry header declares {what} of {size} bytes (at most {max} are read)"
+                )));
+            }
+        }
+        if kind.is_gnu_sparse() {
+            return Err(Self::refuse(
+                "the archive holds a sparse file, which backups never hold".into(),
+            ));
+        }
+        if kind.is_pax_local_extensions() {
+            self.pax = Some(Vec::with_capacity(size as usize));
+            self.pax_left = size;
+        }
+        self.data_left = size
+            .checked_add(511)
+            .map(|s| s & !511)
+            .ok_or_else(|| Self::refuse("an entry's size overflows".into()))?;
+        Ok(())
+    }
+
+    fn on_pax_done(&mut self) {
+        let Some(records) = self.pax.take() else {
+            return;
+        };
+        // As the tar crate reads them (its `pax_extensions_value`): the first `size` record,
+        // ignored when any record before it is malformed.
+        self.pax_size = None;
+        for ext in tar::PaxExtensions::new(&records) {
+            let Ok(ext) = ext else { return };
+            if ext.key() == Ok("size") {
+                self.pax_size = ext.value().ok().and_then(|v| v.parse().ok());
+                return;
+            }
+        }
+    }
+
+    fn pass(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            if self.data_left > 0 {
+                let n = (self.data_left.min(buf.len() as u64)) as usize;
+                if self.pax.is_some() {
+                    let k = (self.pax_left.min(n as u64)) as usize;
+                    if let Some(p) = self.pax.as_mut() {
+                        p.extend_from_slice(&buf[..k]);
+                    }
+                    self.pax_left -= k as u64;
+                }
+                self.data_left -= n as u64;
+                buf = &buf[n..];
+                if self.data_left == 0 {
+                    self.on_pax_done();
+                }
+            } else {
+                let n = (512 - self.filled).min(buf.len());
+                self.header[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
+                self.filled += n;
+                buf = &buf[n..];
+                if self.filled == 512 {
+                    self.filled = 0;
+                    self.on_header()?;
+                    if self.data_left == 0 {
+                        self.on_pax_done();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Gate<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pass(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// The archive's problem behind an I/O error from reading it, when the gate refused a header.
+fn read_error(e: io::Error) -> anyhow::Error {
+    if let Some(h) = e.get_ref().and_then(|i| i.downcast_ref::<HeaderProblem>()) {
+        return problem(format!("refused before reading it: {h}"));
+    }
+    problem(format!("the archive is damaged or truncated: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -592,8 +916,12 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, owner: (&str, &str)) -> ta
 // ---------------------------------------------------------------------------------------------
 // Reading and verifying
 
-/// Opens an archive for reading, zstd or gzip by its magic bytes.
+/// Opens an archive for reading, zstd or gzip by its magic bytes, behind the header gate.
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
+    Ok(Box::new(Gate::new(decompressed(path)?)))
+}
+
+fn decompressed(path: &Path) -> Result<Box<dyn Read>> {
     let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic)?;
@@ -603,7 +931,9 @@ pub fn open(path: &Path) -> Result<Box<dyn Read>> {
         File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
     );
     if n >= 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(f)?))
+        let mut d = zstd::stream::read::Decoder::with_buffer(f)?;
+        d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+        Ok(Box::new(d))
     } else if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(f)))
     } else {
@@ -632,7 +962,7 @@ pub fn walk(
 ) -> Result<Manifest> {
     let reader = open(path)?;
     let mut ar = tar::Archive::new(reader);
-    let damaged = |e: io::Error| problem(format!("the archive is damaged or truncated: {e}"));
+    let damaged = read_error;
     let mut entries = ar.entries().map_err(damaged)?;
     let first = entries
         .next()
@@ -652,9 +982,12 @@ pub fn walk(
             "{MANIFEST} is not a plain file of sane size"
         )));
     }
-    let mut json = Vec::new();
+    let mut json = Vec::with_capacity(first.size() as usize);
     let mut first = first;
-    first.read_to_end(&mut json).map_err(damaged)?;
+    (&mut first)
+        .take(MANIFEST_MAX)
+        .read_to_end(&mut json)
+        .map_err(damaged)?;
     let manifest = parse_manifest(&json)?;
     let listed: BTreeMap<&str, &EntryRecord> = manifest
         .entries
@@ -779,17 +1112,29 @@ pub fn walk(
 }
 
 fn parse_manifest(json: &[u8]) -> Result<Manifest> {
-    let v: serde_json::Value = serde_json::from_slice(json)
+    // The format alone first (serde skips the rest without building it), then the typed
+    // manifest: no intermediate `Value` tree, whose size would be a multiple of the text's.
+    #[derive(Deserialize)]
+    struct Format {
+        format: Option<serde_json::Value>,
+    }
+    let f: Format = serde_json::from_slice(json)
         .map_err(|e| problem(format!("{MANIFEST} is not valid JSON: {e}")))?;
-    match v.get("format").and_then(|f| f.as_u64()) {
+    match f.format.as_ref().and_then(|f| f.as_u64()) {
         Some(f) if f == FORMAT as u64 => {}
         Some(f) => bail!(problem(format!(
             "the archive's format is {f}; this launch-tui reads format {FORMAT}\n  help: restore it with the launch-tui version that wrote it (see `tool` in its {MANIFEST})"
         ))),
         None => bail!(problem(format!("{MANIFEST} has no format version"))),
     }
-    let m: Manifest = serde_json::from_value(v)
+    let m: Manifest = serde_json::from_slice(json)
         .map_err(|e| problem(format!("{MANIFEST} is not a launch-tui manifest: {e}")))?;
+    if m.entries.len() as u64 > ENTRIES_MAX {
+        bail!(problem(format!(
+            "the manifest lists {} entries (at most {ENTRIES_MAX})",
+            m.entries.len()
+        )));
+    }
     for e in &m.entries {
         let p = check_entry_path(&e.path)?;
         if p != e.path {
@@ -799,24 +1144,41 @@ fn parse_manifest(json: &[u8]) -> Result<Manifest> {
             )));
         }
     }
+    check_links(&m)?;
     Ok(m)
+}
+
+/// The bytes the archive's files take once extracted, as its manifest declares them (each
+/// file rounded up to a 4 KiB block, as a filesystem stores it).
+pub fn declared_size(m: &Manifest) -> u64 {
+    m.entries
+        .iter()
+        .map(|e| match e.kind {
+            EntryKind::File => e.size.saturating_add(4095) & !4095,
+            _ => 4096,
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Reads only the manifest (the first entry), for listing.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let mut ar = tar::Archive::new(open(path)?);
-    let mut entries = ar.entries()?;
+    let mut entries = ar.entries().map_err(read_error)?;
     let mut first = entries
         .next()
-        .ok_or_else(|| problem("the archive is empty"))??;
+        .ok_or_else(|| problem("the archive is empty"))?
+        .map_err(read_error)?;
     let p = first.path()?.to_string_lossy().into_owned();
     if p.trim_start_matches("./") != MANIFEST || first.size() > MANIFEST_MAX {
         bail!(problem(format!(
             "the archive does not start with {MANIFEST}"
         )));
     }
-    let mut json = Vec::new();
-    first.read_to_end(&mut json)?;
+    let mut json = Vec::with_capacity(first.size() as usize);
+    (&mut first)
+        .take(MANIFEST_MAX)
+        .read_to_end(&mut json)
+        .map_err(read_error)?;
     parse_manifest(&json)
 }
 

@@ -169,7 +169,7 @@ pub fn backups(g: &Global, a: &BackupsArgs, _out: &Output) -> Result<Outcome> {
     check_instance_name(&a.name)?;
     let _ = g;
     if let Some(path) = &a.verify {
-        return verify(&a.name, path);
+        return verify(g, &a.name, path);
     }
     let dir = default_dir(&a.name);
     let mut found = Vec::new();
@@ -231,7 +231,60 @@ pub fn backups(g: &Global, a: &BackupsArgs, _out: &Output) -> Result<Outcome> {
     ))
 }
 
-fn verify(name: &str, path: &Path) -> Result<Outcome> {
+/// What can be decided from the manifest alone, before the whole archive is read: the archive
+/// holds only what the profile restores, and (when `name` is installed) fits in its container.
+fn verify_contents(g: &Global, name: &str, path: &Path) -> anyhow::Result<()> {
+    let m = archive::read_manifest(path)?;
+    let store = InstanceStore::new(&g.config);
+    let inst = store
+        .path_of(name)
+        .exists()
+        .then(|| store.load(name))
+        .transpose()?;
+    let profile_name = match &inst {
+        Some(i) => i.profile.clone(),
+        None => m.profile.name.clone(),
+    };
+    if profile_name.is_empty()
+        || !profile_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(archive::ArchiveProblem(format!(
+            "the manifest names the profile `{}`, which is not a profile name",
+            profile_name.escape_debug()
+        ))
+        .into());
+    }
+    let loaded = Catalog::new(&g.config).load(&profile_name)?;
+    restore::check_contents(&m, &loaded).map_err(archive::ArchiveProblem)?;
+    if let Some(inst) = inst {
+        let vmid = inst.container.vmid;
+        let ct = Pct::find()?;
+        let out = crate::ct::sh(
+            &ct,
+            vmid,
+            &format!(
+                "mkdir -p /var/lib/{p} && df -P -B1 /var/lib/{p} | awk 'NR==2 {{print $4}}'",
+                p = loaded.profile.name
+            ),
+        )?;
+        if let Ok(free) = out.stdout.trim().parse::<u64>() {
+            let need = archive::declared_size(&m).saturating_add(64 << 20);
+            if need > free {
+                return Err(archive::ArchiveProblem(format!(
+                    "the archive declares {} of files; {name}'s container (CT {vmid}) has {} free: restoring it there would fill its disk",
+                    mib(archive::declared_size(&m)),
+                    mib(free)
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify(g: &Global, name: &str, path: &Path) -> Result<Outcome> {
     if !path.is_file() {
         return Err(LaunchError::bad_input(
             path.display().to_string(),
@@ -239,7 +292,7 @@ fn verify(name: &str, path: &Path) -> Result<Outcome> {
             format!("list the backups with `launch-tui backups {name}`"),
         ));
     }
-    match archive::walk(path, |_, _| Ok(())) {
+    match verify_contents(g, name, path).and_then(|()| archive::walk(path, |_, _| Ok(()))) {
         Ok(m) => {
             let _ = take::mark_verified(path);
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -282,6 +335,9 @@ pub fn restore(g: &Global, a: &RestoreArgs, out: &Output) -> Result<Outcome> {
     if let Some(new) = &a.to_new {
         return restore_to_new(g, a, new, out);
     }
+    if let Some(what) = recover_unfinished(g, out, &a.name)? {
+        eprintln!("{}: {what}", a.name);
+    }
     let store = InstanceStore::new(&g.config);
     let inst = store.load(&a.name)?;
     let loaded = Catalog::new(&g.config).load(&inst.profile)?;
@@ -298,17 +354,144 @@ pub fn restore(g: &Global, a: &RestoreArgs, out: &Output) -> Result<Outcome> {
         lock: None,
         safety_archive: None,
         old_record: None,
+        journal: None,
     };
-    run_restore(ctx, &a.name, out)
+    run_restore(ctx, &a.name, a.keep_safety_backups, out)
 }
 
-fn run_restore(mut ctx: restore::RestoreCtx, name: &str, out: &Output) -> Result<Outcome> {
+/// For `status`, `update`, `rollback` and `restore`: finishes or undoes a restore that was cut
+/// off, when no process runs it any more. Returns what was done, or None when there was
+/// nothing to do (or it still runs).
+pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option<String>> {
+    check_instance_name(name)?;
+    if restore::RestoreJournal::load(name)
+        .map_err(LaunchError::Failed)?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let store = InstanceStore::new(&g.config);
+    let inst = store.load(name)?;
+    let vmid = inst.container.vmid;
+    let lock = match lock_instance(
+        name,
+        "recover",
+        Duration::ZERO,
+        Box::new(Pct::find()?),
+        vmid,
+    ) {
+        Ok(l) => l,
+        Err(LaunchError::Locked(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Read again under the lock: the holder may have just finished.
+    let Some(journal) = restore::RestoreJournal::load(name).map_err(LaunchError::Failed)? else {
+        return Ok(None);
+    };
+    let loaded = Catalog::new(&g.config).load(&inst.profile)?;
+    let mut ctx = restore::RestoreCtx {
+        ct: Box::new(Pct::find()?),
+        store,
+        loaded,
+        inst,
+        archive: PathBuf::from(&journal.archive),
+        backup_dir: default_dir(name),
+        safety: false,
+        manifest: None,
+        refusal: None,
+        lock: Some(lock),
+        safety_archive: journal.safety_backup.as_ref().map(PathBuf::from),
+        old_record: None,
+        journal: None,
+    };
+    let log_path = operation_log_path(name, "recover");
+    let done = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let said = done.clone();
+    let plan = Plan::new("recover", Some(name.to_string())).step(FnStep::new(
+        "recover-restore",
+        "Finishing or undoing the interrupted restore",
+        move |c: &mut restore::RestoreCtx, rep| {
+            let what = restore::recover(c, journal.clone(), rep)?;
+            rep.info(what.clone());
+            *said.lock().unwrap() = what;
+            Ok(())
+        },
+    ));
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
+    execute(plan, &mut ctx, &mut views.all(), true).map_err(|e| {
+        LaunchError::Failed(anyhow::anyhow!(
+            "could not finish or undo the interrupted restore of {name}: {e}\n  help: the journal stays in {}; see the log {} and run the command again",
+            restore::RestoreJournal::path(name).display(),
+            log_path.display()
+        ))
+    })?;
+    drop(ctx.lock.take());
+    let what = done.lock().unwrap().clone();
+    Ok(Some(what))
+}
+
+/// Removes all but the newest `keep` safety backups of an instance (those a restore took; the
+/// user's own backups are never touched), and never `except` (the archive being restored).
+pub fn prune_safety_backups(dir: &Path, name: &str, keep: usize, except: &Path) -> Vec<PathBuf> {
+    let except = std::fs::canonicalize(except).unwrap_or_else(|_| except.to_path_buf());
+    let mut found = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some(n) = archive::parse_file_name(name, &file) else {
+                continue;
+            };
+            let is_safety = archive::read_manifest(&e.path())
+                .is_ok_and(|m| m.reason.starts_with(restore::SAFETY_REASON));
+            if is_safety {
+                found.push((n.created, file, e.path()));
+            }
+        }
+    }
+    found.sort();
+    let excess = found.len().saturating_sub(keep);
+    let mut removed = Vec::new();
+    for (_, _, p) in found.into_iter().take(excess) {
+        if std::fs::canonicalize(&p).is_ok_and(|c| c == except) {
+            continue;
+        }
+        if std::fs::remove_file(&p).is_ok() {
+            let _ = std::fs::remove_file(take::verified_marker(&p));
+            removed.push(p);
+        }
+    }
+    removed
+}
+
+fn run_restore(
+    mut ctx: restore::RestoreCtx,
+    name: &str,
+    keep_safety: usize,
+    out: &Output,
+) -> Result<Outcome> {
     let log_path = operation_log_path(name, "restore");
     let plan = restore::plan(&ctx);
     crate::engine::handle_interrupts();
     let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     let r = execute(plan, &mut ctx, &mut views.all(), false);
+    if r.as_ref().is_err_and(|e| e.undo_failures.is_empty()) {
+        // Put back as it was: nothing left for a recovery to do.
+        if let Some(j) = ctx.journal.take() {
+            let _ = j.remove();
+        }
+    }
     drop(ctx.lock.take());
+    let pruned = if ctx.safety {
+        prune_safety_backups(&ctx.backup_dir, name, keep_safety, &ctx.archive)
+    } else {
+        Vec::new()
+    };
+    for p in &pruned {
+        eprintln!(
+            "removed the old safety backup {} (keeping the newest {keep_safety})",
+            p.display()
+        );
+    }
     if let Err(e) = r {
         if let Some(refusal) = ctx.refusal.take() {
             return Err(refusal);
@@ -506,10 +689,11 @@ fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Resul
         lock: None,
         safety_archive: None,
         old_record: None,
+        journal: None,
     };
     let vmid = ctx.inst.container.vmid;
     let ip = ctx.inst.container.ip.clone().unwrap_or_default();
-    match run_restore(ctx, new, out) {
+    match run_restore(ctx, new, a.keep_safety_backups, out) {
         Ok(o) => Ok(Outcome::new(
             format!(
                 "{}\n  new instance {new} in CT {vmid} (from this host: http://{ip}/)",

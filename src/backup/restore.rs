@@ -3,12 +3,15 @@
 //! streams into a staging directory in the container (checked again on the way), and the
 //! database, files and config are swapped in while the app is stopped. Each swap keeps the old
 //! state beside it until the app answers its health check, so a failure puts everything back.
+//! A journal (like an update's) lets the next `restore`, `status` or `update` finish or undo a
+//! restore that was cut off (SIGKILL, power loss): the app is never left stopped.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::archive::{self, EntryKind, Manifest};
 use super::take::{self, q};
@@ -43,6 +46,104 @@ pub struct RestoreCtx {
     pub safety_archive: Option<PathBuf>,
     /// The record as it was before, for the undo of the config step.
     pub old_record: Option<Instance>,
+    /// Written once the instance is locked, marked after each step, removed at the end.
+    pub journal: Option<RestoreJournal>,
+}
+
+/// The journal of a running restore: finding one means it was cut off, and `recover` finishes
+/// it (the restored app had answered its health check) or undoes it from the container's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreJournal {
+    pub operation: String,
+    pub instance: String,
+    pub archive: String,
+    pub started: String,
+    pub pid: u32,
+    pub host: String,
+    #[serde(default)]
+    pub safety_backup: Option<String>,
+    /// The instance record before the restore (what an undo renders the config from again).
+    pub record: Instance,
+    #[serde(default)]
+    pub steps_done: Vec<String>,
+}
+
+impl RestoreJournal {
+    pub fn path(instance: &str) -> PathBuf {
+        crate::oplock::state_dir()
+            .join("journal")
+            .join(format!("{instance}.restore.json"))
+    }
+
+    pub fn load(instance: &str) -> Result<Option<RestoreJournal>> {
+        let p = Self::path(instance);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "the restore journal {} is damaged; move it aside and run `launch-tui status {instance}`",
+                    p.display()
+                )
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    }
+
+    /// Saved 0600: the record holds the instance's secrets.
+    pub fn save(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        crate::fsutil::write_atomic(&Self::path(&self.instance), text.as_bytes(), 0o600)
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        match std::fs::remove_file(Self::path(&self.instance)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("cannot remove the restore journal")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Marks the journal after a step (a step cut off before its mark is undone from the state).
+fn mark(c: &mut RestoreCtx, step: &str) -> Result<()> {
+    if let Some(j) = c.journal.as_mut() {
+        if !j.steps_done.iter().any(|s| s == step) {
+            j.steps_done.push(step.to_string());
+        }
+        j.save()?;
+    }
+    Ok(())
+}
+
+type StepFn = fn(&mut RestoreCtx, &Reporter) -> Result<()>;
+
+/// A step whose undo also runs when the step itself fails half-way (the engine undoes only
+/// completed steps); the undos look at what is on disk, so this is safe wherever it stopped.
+fn undoable(
+    name: &'static str,
+    title: impl Into<String>,
+    run: StepFn,
+    undo: StepFn,
+) -> FnStep<RestoreCtx> {
+    FnStep::new(name, title, move |c: &mut RestoreCtx, rep| {
+        if let Err(e) = run(c, rep) {
+            if let Err(u) = undo(c, rep) {
+                rep.warn(format!("undoing the failed {name} step: {u:#}"));
+            }
+            return Err(e);
+        }
+        mark(c, name)
+    })
+    .with_undo(undo)
+}
+
+/// A step that marks the journal when it is done.
+fn step(name: &'static str, title: impl Into<String>, run: StepFn) -> FnStep<RestoreCtx> {
+    FnStep::new(name, title, move |c: &mut RestoreCtx, rep| {
+        run(c, rep)?;
+        mark(c, name)
+    })
 }
 
 impl RestoreCtx {
@@ -77,9 +178,9 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
     let name = ctx.inst.name.clone();
     let mut plan = Plan::new("restore", Some(name.clone()))
         .step(FnStep::new(
-            "verify-archive",
-            format!("Verifying {}", ctx.archive.display()),
-            verify_archive,
+            "read-manifest",
+            format!("Reading the manifest of {}", ctx.archive.display()),
+            read_manifest,
         ))
         .step(FnStep::new(
             "check",
@@ -87,28 +188,46 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
             check,
         ))
         .step(FnStep::new(
+            "verify-archive",
+            format!("Verifying {}", ctx.archive.display()),
+            verify_archive,
+        ))
+        .step(FnStep::new(
             "lock",
             format!("Locking {name}"),
-            |c: &mut RestoreCtx, _| match lock_instance(
-                &c.inst.name,
-                "restore",
-                Duration::ZERO,
-                Box::new(crate::ct::Pct::find()?),
-                c.vmid(),
-            ) {
-                Ok(l) => {
-                    c.lock = Some(l);
-                    Ok(())
+            |c: &mut RestoreCtx, _| {
+                match lock_instance(
+                    &c.inst.name,
+                    "restore",
+                    Duration::ZERO,
+                    Box::new(crate::ct::Pct::find()?),
+                    c.vmid(),
+                ) {
+                    Ok(l) => c.lock = Some(l),
+                    Err(e) => {
+                        let text = e.to_string();
+                        c.refusal = Some(e);
+                        bail!("{text}")
+                    }
                 }
-                Err(e) => {
-                    let text = e.to_string();
-                    c.refusal = Some(e);
-                    bail!("{text}")
-                }
+                let j = RestoreJournal {
+                    operation: "restore".into(),
+                    instance: c.inst.name.clone(),
+                    archive: c.archive.display().to_string(),
+                    started: crate::engine::render::timestamp(),
+                    pid: std::process::id(),
+                    host: crate::oplock::hostname(),
+                    safety_backup: None,
+                    record: c.inst.clone(),
+                    steps_done: Vec::new(),
+                };
+                j.save()?;
+                c.journal = Some(j);
+                Ok(())
             },
         ));
     if ctx.safety {
-        plan = plan.step(FnStep::new(
+        plan = plan.step(step(
             "safety-backup",
             format!("Taking a safety backup of {name} (a restore can itself be undone)"),
             |c: &mut RestoreCtx, rep| {
@@ -118,33 +237,49 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
                     &c.loaded,
                     &c.backup_dir,
                     crate::cli::Compression::Zstd,
-                    &format!("safety backup before restoring {}", c.archive.display()),
+                    &format!("{SAFETY_REASON} {}", c.archive.display()),
                     rep,
                 )?;
                 rep.info(format!("safety backup: {}", a.path.display()));
+                if let Some(j) = c.journal.as_mut() {
+                    j.safety_backup = Some(a.path.display().to_string());
+                }
                 c.safety_archive = Some(a.path);
                 Ok(())
             },
         ));
     }
     plan.step(
-        FnStep::new("stage", "Streaming the archive into the container", stage)
+        step("stage", "Streaming the archive into the container", stage)
             .with_undo(|c: &mut RestoreCtx, _| c.sh(&format!("rm -rf {}", q(&c.stage())))),
     )
     .step(
-        FnStep::new("stop-app", "Stopping the app", |c: &mut RestoreCtx, rep| {
+        step("stop-app", "Stopping the app", |c: &mut RestoreCtx, rep| {
             c.sh(&format!("systemctl stop {}", c.main_unit()))?;
             rep.info(format!("{} stopped", c.main_unit()));
             Ok(())
         })
         .with_undo(|c: &mut RestoreCtx, _| c.sh(&format!("systemctl start {}", c.main_unit()))),
     )
-    .step(FnStep::new("database", "Restoring the database", database).with_undo(database_undo))
-    .step(FnStep::new("files", "Restoring the app's files", files).with_undo(files_undo))
-    .step(
-        FnStep::new("config", "Restoring the config and the record", config).with_undo(config_undo),
-    )
-    .step(FnStep::new(
+    .step(undoable(
+        "database",
+        "Restoring the database",
+        database,
+        database_undo,
+    ))
+    .step(undoable(
+        "files",
+        "Restoring the app's files",
+        files,
+        files_undo,
+    ))
+    .step(undoable(
+        "config",
+        "Restoring the config and the record",
+        config,
+        config_undo,
+    ))
+    .step(step(
         "start-app",
         "Starting the app and checking its health",
         start_app,
@@ -154,6 +289,37 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
         "Removing the previous state",
         cleanup,
     ))
+}
+
+/// The reason written into a safety backup's manifest (how pruning recognises them).
+pub const SAFETY_REASON: &str = "safety backup before restoring";
+
+fn archive_refusal(c: &mut RestoreCtx, e: anyhow::Error) -> anyhow::Error {
+    if !archive::is_archive_problem(&e) {
+        return e;
+    }
+    let text = format!("{e:#}");
+    c.refusal = Some(LaunchError::bad_input(
+        c.archive.display().to_string(),
+        format!("refused, nothing was changed: {text}"),
+        format!(
+            "use another archive (`launch-tui backups {}` lists them with their verification state)",
+            c.inst.name
+        ),
+    ));
+    anyhow::anyhow!("{text}")
+}
+
+/// The manifest alone (the archive's first entry, capped): everything that can be decided
+/// from it is, before the whole archive is read.
+fn read_manifest(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
+    match archive::read_manifest(&c.archive) {
+        Ok(m) => {
+            c.manifest = Some(m);
+            Ok(())
+        }
+        Err(e) => Err(archive_refusal(c, e)),
+    }
 }
 
 fn verify_archive(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
@@ -167,22 +333,12 @@ fn verify_archive(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
                 m.app_version,
                 m.created
             ));
-            c.manifest = Some(m);
+            if Some(&m) != c.manifest.as_ref() {
+                bail!("the archive changed while it was being read");
+            }
             Ok(())
         }
-        Err(e) if archive::is_archive_problem(&e) => {
-            let text = format!("{e:#}");
-            c.refusal = Some(LaunchError::bad_input(
-                c.archive.display().to_string(),
-                format!("refused, nothing was changed: {text}"),
-                format!(
-                    "use another archive (`launch-tui backups {}` lists them with their verification state)",
-                    c.inst.name
-                ),
-            ));
-            bail!("{text}")
-        }
-        Err(e) => Err(e),
+        Err(e) => Err(archive_refusal(c, e)),
     }
 }
 
@@ -243,11 +399,115 @@ fn check(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         c.refusal = Some(LaunchError::InvalidValues(problems));
         bail!("the archive's record holds values install would refuse; nothing was changed");
     }
+    if let Err(problem) = check_contents(&m, &c.loaded) {
+        return refuse(
+            c,
+            problem,
+            format!(
+                "use another archive (`launch-tui backups {name}`); an archive made by `launch-tui backup` never holds this"
+            ),
+        );
+    }
+    let need = archive::declared_size(&m).saturating_add(SPACE_MARGIN);
+    let free = free_space(c)?;
+    if need > free {
+        return refuse(
+            c,
+            format!(
+                "the archive declares {} of files; CT {} has {} free in /var/lib/{} (a restore needs {} with room to work)",
+                take::mib(archive::declared_size(&m)),
+                c.vmid(),
+                take::mib(free),
+                c.p(),
+                take::mib(need)
+            ),
+            format!(
+                "grow the container's disk (`pct resize {} rootfs +NG`) or free space in it, then run the restore again",
+                c.vmid()
+            ),
+        );
+    }
+    rep.info(format!(
+        "{} of files to restore, {} free in CT {}",
+        take::mib(archive::declared_size(&m)),
+        take::mib(free),
+        c.vmid()
+    ));
     if m.instance.name != name {
         rep.info(format!(
             "the archive was taken of `{}`; restoring it into `{name}`",
             m.instance.name
         ));
+    }
+    Ok(())
+}
+
+/// Room a restore needs besides the archive's files (the database's own work, logs).
+const SPACE_MARGIN: u64 = 64 << 20;
+
+/// Free bytes where the restore stages (the filesystem of `/var/lib/PROFILE`).
+fn free_space(c: &RestoreCtx) -> Result<u64> {
+    let out = sh(
+        c.ct.as_ref(),
+        c.vmid(),
+        &format!(
+            "mkdir -p {d} && df -P -B1 {d} | awk 'NR==2 {{print $4}}'",
+            d = q(&format!("/var/lib/{}", c.p()))
+        ),
+    )?;
+    out.stdout.trim().parse().with_context(|| {
+        format!(
+            "cannot read the free space in CT {} (df said `{}`)",
+            c.vmid(),
+            out.stdout.trim()
+        )
+    })
+}
+
+/// What an archive may hold for this profile, beyond the archive's own consistency: config
+/// entries only at the paths the profile lists (and their parent directories), and the app's
+/// file trees (`data/PATH`) as directories, not links. `backups --verify` runs it too.
+pub fn check_contents(m: &Manifest, loaded: &LoadedProfile) -> std::result::Result<(), String> {
+    let listed: Vec<&str> = loaded
+        .profile
+        .backup
+        .config
+        .iter()
+        .map(|c| c.path())
+        .collect();
+    let roots: Vec<String> = take::data_paths(loaded)
+        .map_err(|e| format!("{e:#}"))?
+        .iter()
+        .map(|p| format!("data/{p}"))
+        .collect();
+    for e in &m.entries {
+        if let Some(abs) = e.path.strip_prefix("config") {
+            let ok = match e.kind {
+                EntryKind::File => listed.contains(&abs),
+                EntryKind::Dir => {
+                    abs.is_empty()
+                        || listed
+                            .iter()
+                            .any(|l| l.starts_with(abs) && l[abs.len()..].starts_with('/'))
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "the archive holds `{}` ({:?}), which is not one of the config files the {} profile restores ({})",
+                    e.path,
+                    e.kind,
+                    loaded.profile.name,
+                    listed.join(", ")
+                ));
+            }
+        }
+        if roots.contains(&e.path) && e.kind != EntryKind::Dir {
+            return Err(format!(
+                "`{}` is a {:?}; the app's files are restored as a directory",
+                e.path, e.kind
+            ));
+        }
     }
     Ok(())
 }
@@ -260,8 +520,13 @@ fn stage(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         s = q(&stage),
         root = q(&format!("/var/lib/{}", c.p()))
     ))?;
-    let mut child =
-        c.ct.spawn(vmid, &["tar", "-x", "-C", &stage, "-f", "-"], true)?;
+    // Owners and modes are never the archive's: everything is staged as root without
+    // setuid/setgid/sticky bits; the steps below give each file its owner from the profile.
+    let mut child = c.ct.spawn(
+        vmid,
+        &["tar", "-x", "--no-same-owner", "-C", &stage, "-f", "-"],
+        true,
+    )?;
     let stdin = child
         .stdin()
         .context("no input pipe to tar in the container")?;
@@ -273,9 +538,12 @@ fn stage(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let walked = archive::walk(&c.archive, |e, data| {
         let r = e.record;
         let mut h = tar::Header::new_gnu();
-        h.set_mode(r.mode & 0o7777);
-        let _ = h.set_username(&e.owner.0);
-        let _ = h.set_groupname(&e.owner.1);
+        h.set_mode(r.mode & 0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        let _ = h.set_username("root");
+        let _ = h.set_groupname("root");
+        let _ = &e.owner;
         match r.kind {
             EntryKind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
@@ -346,8 +614,10 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
                 .clone()
                 .context("the profile names no backup.sqlite_file")?;
             let f = format!("{}/{file}", c.data_dir());
+            // The dump is a plain file (the archive's checks, and again here): chown and
+            // chmod must never reach through a link to another file.
             c.sh(&format!(
-                "set -e\nF={f}\nfor x in '' -wal -shm -journal; do rm -f \"$F.launch-old$x\"; if [ -e \"$F$x\" ]; then mv \"$F$x\" \"$F.launch-old$x\"; fi; done\nmv {dump} \"$F\"\nchown {u}:{u} \"$F\"\nchmod 0640 \"$F\"\n",
+                "set -e\nF={f}\nif [ -L {dump} ] || [ ! -f {dump} ]; then echo 'the staged database is not a plain file' >&2; exit 3; fi\nfor x in '' -wal -shm -journal; do rm -f \"$F.launch-old$x\"; if [ -e \"$F$x\" ] || [ -L \"$F$x\" ]; then mv \"$F$x\" \"$F.launch-old$x\"; fi; done\nmv {dump} \"$F\"\nchown -h {u}:{u} \"$F\"\nif [ ! -L \"$F\" ]; then chmod 0640 \"$F\"; fi\n",
                 f = q(&f),
                 dump = q(&dump),
                 u = user(c)
@@ -432,6 +702,8 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     Ok(())
 }
 
+/// Puts the previous database back, from what is on disk: safe to run whether or not the
+/// database step ran (or finished), as a recovery does.
 fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
     let db = DbContext::for_instance(&c.inst);
     match db.kind.as_str() {
@@ -445,14 +717,14 @@ fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
                 .unwrap_or_default();
             let f = format!("{}/{file}", c.data_dir());
             c.sh(&format!(
-                "F={f}\nrm -f \"$F\"\nfor x in '' -wal -shm -journal; do if [ -e \"$F.launch-old$x\" ]; then mv \"$F.launch-old$x\" \"$F$x\"; fi; done\n",
+                "F={f}\nif [ -e \"$F.launch-old\" ]; then\n  for x in '' -wal -shm -journal; do rm -f \"$F$x\"; if [ -e \"$F.launch-old$x\" ]; then mv \"$F.launch-old$x\" \"$F$x\"; fi; done\nfi\n",
                 f = q(&f)
             ))
         }
         "postgres" => {
             let n = &db.name;
             c.sh(&format!(
-                "runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -d postgres -c 'DROP DATABASE IF EXISTS {n}' -c 'ALTER DATABASE {n}_launch_old RENAME TO {n}'"
+                "if [ \"$(runuser -u postgres -- psql -tA -d postgres -c \"SELECT 1 FROM pg_database WHERE datname = '{n}_launch_old'\")\" = 1 ]; then runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -d postgres -c 'DROP DATABASE IF EXISTS {n}' -c 'ALTER DATABASE {n}_launch_old RENAME TO {n}'; fi"
             ))
         }
         _ => Ok(()),
@@ -465,7 +737,7 @@ fn files(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let mut script = format!("set -e\nD={}\nS={}\n", q(&c.data_dir()), q(&s));
     for p in &paths {
         script.push_str(&format!(
-            "rm -rf \"$D\"/{p}.launch-old\nif [ -e \"$D\"/{p} ]; then mv \"$D\"/{p} \"$D\"/{p}.launch-old; fi\nmkdir -p \"$(dirname \"$D\"/{p})\"\nif [ -e \"$S/data/\"{p} ]; then mv \"$S/data/\"{p} \"$D\"/{p}; else mkdir \"$D\"/{p}; fi\nchown -R {u}:{u} \"$D\"/{p}\n",
+            "rm -rf \"$D\"/{p}.launch-old\nif [ -e \"$D\"/{p} ]; then mv \"$D\"/{p} \"$D\"/{p}.launch-old; fi\nmkdir -p \"$(dirname \"$D\"/{p})\"\nif [ -e \"$S/data/\"{p} ]; then mv \"$S/data/\"{p} \"$D\"/{p}; else mkdir \"$D\"/{p}; fi\nchown -R -h {u}:{u} \"$D\"/{p}\n",
             p = q(p),
             u = user(c)
         ));
@@ -604,20 +876,34 @@ fn config(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         .flat_map(|comp| comp.files.iter().map(|f| f.path.clone()))
         .collect();
     let s = c.stage();
-    // Files Launch renders come from the restored record below; the others go back as they were.
-    for e in m.entries.iter().filter(|e| e.kind == EntryKind::File) {
-        let Some(abs) = e.path.strip_prefix("config") else {
-            continue;
-        };
-        if rendered.iter().any(|r| r == abs) {
+    // Files Launch renders come from the restored record below; the others the profile lists
+    // go back with the owner and mode the profile gives them. Nothing else is written (the
+    // check step refused archives holding anything else).
+    for def in c.loaded.profile.backup.config.clone() {
+        let abs = def.path().to_string();
+        if rendered.contains(&abs) {
             continue;
         }
+        let entry = format!("config{abs}");
+        if !m
+            .entries
+            .iter()
+            .any(|e| e.kind == EntryKind::File && e.path == entry)
+        {
+            continue;
+        }
+        let (u, g) = def.owner();
+        // A new file beside the old one, then a rename: never written through a link, and the
+        // old one kept for the undo.
         c.sh(&format!(
-            "mkdir -p \"$(dirname {a})\" && cp -p {src} {a}",
-            a = q(abs),
-            src = q(&format!("{s}/{}", e.path))
+            "set -e\nA={a}\nT=\"$A.launch-new\"\nmkdir -p \"$(dirname \"$A\")\"\nrm -f \"$T\"\nif [ -L {src} ] || [ ! -f {src} ]; then echo 'the staged file is not a plain file' >&2; exit 3; fi\ninstall -o {u} -g {g} -m {mode:04o} {src} \"$T\"\nif [ -e \"$A\" ] || [ -L \"$A\" ]; then rm -f \"$A.launch-old\"; mv -fT \"$A\" \"$A.launch-old\"; fi\nmv -fT \"$T\" \"$A\"\n",
+            a = q(&abs),
+            src = q(&format!("{s}/{entry}")),
+            u = q(&u),
+            g = q(&g),
+            mode = def.mode()
         ))?;
-        rep.info(format!("restored {abs}"));
+        rep.info(format!("restored {abs} ({u}:{g} {:04o})", def.mode()));
     }
     let merged = merged_record(&c.loaded.profile, &c.inst, &m.instance);
     c.old_record = Some(c.inst.clone());
@@ -635,7 +921,23 @@ fn config(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     Ok(())
 }
 
+/// The profile's non-rendered config files, put back from their `.launch-old` copies.
+fn config_files_undo(c: &RestoreCtx) -> Result<()> {
+    let mut script = String::new();
+    for def in &c.loaded.profile.backup.config {
+        script.push_str(&format!(
+            "A={a}\nrm -f \"$A.launch-new\"\nif [ -e \"$A.launch-old\" ] || [ -L \"$A.launch-old\" ]; then mv -fT \"$A.launch-old\" \"$A\"; fi\n",
+            a = q(def.path())
+        ));
+    }
+    if script.is_empty() {
+        return Ok(());
+    }
+    c.sh(&script)
+}
+
 fn config_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
+    config_files_undo(c)?;
     if let Some(old) = c.old_record.take() {
         render_all(c, &old)?;
         c.inst = old;
@@ -710,6 +1012,9 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     for p in take::data_paths(&c.loaded)? {
         script.push_str(&format!("rm -rf \"$D\"/{}.launch-old\n", q(&p)));
     }
+    for def in &c.loaded.profile.backup.config {
+        script.push_str(&format!("rm -f {}.launch-old\n", q(def.path())));
+    }
     if let Some(f) = &c.loaded.profile.backup.sqlite_file {
         script.push_str(&format!(
             "rm -f \"$D\"/{f}.launch-old \"$D\"/{f}.launch-old-wal \"$D\"/{f}.launch-old-shm \"$D\"/{f}.launch-old-journal\n",
@@ -725,7 +1030,68 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     if let Err(e) = c.sh(&script) {
         rep.warn(format!("could not remove the previous state: {e:#}"));
     }
+    if let Some(j) = c.journal.take() {
+        j.remove()?;
+    }
     Ok(())
+}
+
+/// Finishes or undoes a restore that was cut off, from its journal and the container's state
+/// (the caller holds the instance lock, so the process that ran it is gone). Once the restored
+/// app had answered its health check, only the cleanup was left; before that, everything is
+/// put back as it was (each undo checks what is really there, so a step cut off half-way is
+/// undone too) and the app is started. Returns what was done.
+pub fn recover(c: &mut RestoreCtx, j: RestoreJournal, rep: &Reporter) -> Result<String> {
+    rep.info(format!(
+        "found an unfinished restore of {} from {} (started {} by pid {} on {}, done: {})",
+        j.instance,
+        j.archive,
+        j.started,
+        j.pid,
+        j.host,
+        if j.steps_done.is_empty() {
+            "nothing".to_string()
+        } else {
+            j.steps_done.join(", ")
+        }
+    ));
+    c.journal = Some(j.clone());
+    if j.steps_done.iter().any(|s| s == "start-app") {
+        // The restored app served: keep it, and remove the previous state.
+        c.inst = c.store.load(&j.instance)?;
+        cleanup(c, rep)?;
+        return Ok(format!(
+            "finished the interrupted restore of {} from {} (the restored app had passed its health check)",
+            j.instance, j.archive
+        ));
+    }
+    c.inst = j.record.clone();
+    c.old_record = Some(j.record.clone());
+    let kind = DbContext::for_instance(&c.inst).kind;
+    let in_place = !matches!(kind.as_str(), "sqlite" | "postgres")
+        && j.steps_done.iter().any(|s| s == "stop-app");
+    config_undo(c, rep)?;
+    files_undo(c, rep)?;
+    database_undo(c, rep)?;
+    c.sh(&format!("rm -rf {}", q(&c.stage())))?;
+    start_app(c, rep)?;
+    if let Some(j) = c.journal.take() {
+        j.remove()?;
+    }
+    let mut what = format!(
+        "undid the interrupted restore of {} from {}: it runs as before",
+        j.instance, j.archive
+    );
+    if in_place {
+        what.push_str(&format!(
+            "\n  its {kind} database may have been restored in place: check it, and if needed restore the safety backup{}",
+            j.safety_backup
+                .as_ref()
+                .map(|p| format!(" (`launch-tui restore {} {p}`)", j.instance))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(what)
 }
 
 #[cfg(test)]
@@ -760,6 +1126,71 @@ mod tests {
             created: "c".into(),
             updated: "u".into(),
         }
+    }
+
+    fn manifest_with(entries: &[(&str, EntryKind)]) -> Manifest {
+        Manifest {
+            format: archive::FORMAT,
+            created: "c".into(),
+            tool: "t".into(),
+            reason: "backup".into(),
+            instance: inst("old", 1, &[], &[]),
+            profile: archive::ProfileRef {
+                name: "vikunja".into(),
+                format: 1,
+                sha256: "0".into(),
+            },
+            app_version: "v1.0.0".into(),
+            slot: Slot::Blue,
+            database: archive::DatabaseDump {
+                kind: "sqlite".into(),
+                entry: "db/vikunja.db".into(),
+            },
+            entries: entries
+                .iter()
+                .map(|(p, k)| archive::EntryRecord {
+                    path: p.to_string(),
+                    kind: *k,
+                    size: 0,
+                    sha256: None,
+                    mode: 0o644,
+                    link: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_the_profiles_config_files_may_be_restored() {
+        let loaded = crate::profile::Catalog::new(std::path::Path::new("/nonexistent"))
+            .load("vikunja")
+            .unwrap();
+        let ok = manifest_with(&[
+            ("config", EntryKind::Dir),
+            ("config/etc", EntryKind::Dir),
+            ("config/etc/vikunja", EntryKind::Dir),
+            ("config/etc/vikunja/config.yml", EntryKind::File),
+            ("config/etc/vikunja/tls/cert.pem", EntryKind::File),
+            ("data/files", EntryKind::Dir),
+            ("data/files/1", EntryKind::File),
+        ]);
+        check_contents(&ok, &loaded).unwrap();
+        for bad in [
+            ("config/etc/cron.d/evil", EntryKind::File),
+            ("config/usr/local/bin/evil", EntryKind::File),
+            ("config/etc/cron.d", EntryKind::Dir),
+            ("config/etc/vikunja/config.yml.d", EntryKind::Dir),
+            ("config/etc/vikunja/config.yml", EntryKind::Symlink),
+        ] {
+            let e = check_contents(&manifest_with(&[bad]), &loaded).unwrap_err();
+            assert!(e.contains("not one of the config files"), "{e}");
+        }
+        let e = check_contents(
+            &manifest_with(&[("data/files", EntryKind::Symlink)]),
+            &loaded,
+        )
+        .unwrap_err();
+        assert!(e.contains("restored as a directory"), "{e}");
     }
 
     #[test]

@@ -359,9 +359,9 @@ fn take_inner(
             p = q(path)
         ));
     }
-    for f in &loaded.profile.backup.config {
+    for f in loaded.profile.backup.config.iter().map(|c| c.path()) {
         script.push_str(&format!(
-            "if [ -f {f} ]; then mkdir -p \"$(dirname \"$S/config\"{f})\"; cp -a {f} \"$S/config\"{f}; fi\n",
+            "if [ -f {f} ]; then mkdir -p \"$(dirname \"$S/config\"{f})\"; cp -L --preserve=mode,timestamps {f} \"$S/config\"{f}; fi\n",
             f = q(f)
         ));
     }

@@ -512,12 +512,62 @@ pub struct BackupDef {
     pub paths: Vec<String>,
     /// Config files (absolute paths in the container) that a faithful restore needs (they may
     /// hold secrets). Files Launch renders from templates are re-rendered from the restored
-    /// instance record; others are put back as they were. Missing ones are skipped.
+    /// instance record; others are put back with the owner and mode given here (never the
+    /// archive's). Missing ones are skipped; a restore writes no other path.
     #[serde(default)]
-    pub config: Vec<String>,
+    pub config: Vec<ConfigFileDef>,
     /// The SQLite database file, relative to the data directory, for instances on SQLite.
     #[serde(default)]
     pub sqlite_file: Option<String>,
+}
+
+/// One `backup.config` entry: a path, or a path with the owner and mode a restore gives it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ConfigFileDef {
+    Path(String),
+    Full(ConfigFileSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFileSpec {
+    pub path: String,
+    /// `user` or `user:group`; root:root when absent.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Octal, as a string: "0640"; 0600 when absent (config files may hold secrets).
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+impl ConfigFileDef {
+    pub fn path(&self) -> &str {
+        match self {
+            ConfigFileDef::Path(p) => p,
+            ConfigFileDef::Full(s) => &s.path,
+        }
+    }
+    /// (user, group) a restore gives the file.
+    pub fn owner(&self) -> (String, String) {
+        let o = match self {
+            ConfigFileDef::Full(ConfigFileSpec { owner: Some(o), .. }) => o.as_str(),
+            _ => "root",
+        };
+        match o.split_once(':') {
+            Some((u, g)) => (u.to_string(), g.to_string()),
+            None => (o.to_string(), o.to_string()),
+        }
+    }
+    /// The mode a restore gives the file (never setuid, setgid or sticky).
+    pub fn mode(&self) -> u32 {
+        match self {
+            ConfigFileDef::Full(ConfigFileSpec { mode: Some(m), .. }) => {
+                u32::from_str_radix(m, 8).unwrap_or(0o600) & 0o777
+            }
+            _ => 0o600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -703,6 +753,46 @@ impl Profile {
                     format!("question `{}` is defined twice", q.key),
                     "give each question its own key",
                 );
+            }
+        }
+        for (i, c) in self.backup.config.iter().enumerate() {
+            let path = c.path();
+            if !path.starts_with('/')
+                || path[1..]
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == "..")
+            {
+                issue(
+                    format!("backup.config[{i}]"),
+                    format!("`{path}` is not a plain absolute path"),
+                    "give the file's absolute path in the container, without `.`/`..`",
+                );
+            }
+            if let ConfigFileDef::Full(spec) = c {
+                let name_ok = |n: &str| {
+                    !n.is_empty()
+                        && n.chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-'))
+                };
+                if let Some(o) = &spec.owner {
+                    let (u, g) = o.split_once(':').unwrap_or((o, o));
+                    if !name_ok(u) || !name_ok(g) {
+                        issue(
+                            format!("backup.config[{i}].owner"),
+                            format!("`{o}` is not a user or user:group name"),
+                            "use names such as `root` or `vikunja:vikunja`",
+                        );
+                    }
+                }
+                if let Some(m) = &spec.mode {
+                    if u32::from_str_radix(m, 8).map_or(true, |v| v > 0o777) {
+                        issue(
+                            format!("backup.config[{i}].mode"),
+                            format!("`{m}` is not a file mode (setuid, setgid and sticky bits are not allowed)"),
+                            "use an octal mode such as \"0640\"",
+                        );
+                    }
+                }
             }
         }
         let mut ports = BTreeMap::new();

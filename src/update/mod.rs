@@ -349,6 +349,11 @@ fn switch_plan(
 }
 
 pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
+    // A restore that was cut off is finished or undone first (it takes the lock itself), so
+    // what follows reads the record it left.
+    if let Some(what) = crate::backup::recover_unfinished(g, out, &a.name)? {
+        eprintln!("{what}");
+    }
     let (profile, inst) = open(g, &a.name)?;
     if let Some(v) = &a.version {
         let Some(rel) = profile.release(v) else {
@@ -537,6 +542,9 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
 }
 
 pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
+    if let Some(what) = crate::backup::recover_unfinished(g, out, &a.name)? {
+        eprintln!("{what}");
+    }
     let (profile, inst) = open(g, &a.name)?;
     if a.snapshot {
         return rollback_snapshot(g, a, InstanceStore::new(&g.config), inst);

@@ -384,3 +384,232 @@ fn link_targets() {
     check_link_target("data/a", "data/b", true).unwrap();
     assert!(check_link_target("data/a", "../b", true).is_err());
 }
+
+fn link_rec(path: &str, target: &str, hard: bool) -> EntryRecord {
+    EntryRecord {
+        path: path.into(),
+        kind: if hard {
+            EntryKind::Hardlink
+        } else {
+            EntryKind::Symlink
+        },
+        size: 0,
+        sha256: None,
+        mode: 0o777,
+        link: Some(target.into()),
+    }
+}
+
+/// An archive whose manifest lists `links` (and the database file), holding them too.
+fn with_links(dir: &Path, links: &[(&str, &str, bool)]) -> PathBuf {
+    let recs = links.iter().map(|(p, t, h)| link_rec(p, t, *h)).collect();
+    let entries: Vec<(tar::EntryType, &str, &[u8], Option<&str>)> = links
+        .iter()
+        .map(|(p, t, h)| {
+            (
+                if *h {
+                    tar::EntryType::Link
+                } else {
+                    tar::EntryType::Symlink
+                },
+                *p,
+                &b""[..],
+                Some(*t),
+            )
+        })
+        .collect();
+    crafted(dir, true, recs, &entries)
+}
+
+#[test]
+fn links_are_resolved_through_each_other() {
+    let d = tempfile::tempdir().unwrap();
+    // Each alone stays inside lexically; resolved, `e` climbs from data/files to / (the
+    // kernel reads `d/d/d` as data/files, then goes up four times).
+    let p = with_links(
+        d.path(),
+        &[
+            ("data/files/d", ".", false),
+            ("data/files/e", "d/d/d/../../../..", false),
+            ("data/files/f", "e/etc/shadow", false),
+        ],
+    );
+    let t = refused(&p);
+    assert!(t.contains("resolves outside data/"), "{t}");
+    // A chain through a link to a parent.
+    let p = with_links(
+        d.path(),
+        &[
+            ("data/files/up", "..", false),
+            ("data/files/x", "up/../etc", false),
+        ],
+    );
+    assert!(refused(&p).contains("resolves outside data/"));
+    // A loop.
+    let p = with_links(
+        d.path(),
+        &[("data/a", "b/x", false), ("data/b", "a/x", false)],
+    );
+    assert!(refused(&p).contains("more than 40 links"));
+    // Inside, through other links: fine.
+    let p = with_links(
+        d.path(),
+        &[
+            ("data/files/d", ".", false),
+            ("data/files/e", "d/d/sub/../1", false),
+        ],
+    );
+    walk(&p, |_, _| Ok(())).unwrap();
+}
+
+#[test]
+fn links_only_under_data_and_never_the_database() {
+    let d = tempfile::tempdir().unwrap();
+    let p = with_links(d.path(), &[("config/etc/x", "y", false)]);
+    assert!(refused(&p).contains("outside data/"));
+    let p = with_links(
+        d.path(),
+        &[("data/files/h", "config/etc/vikunja/config.yml", true)],
+    );
+    assert!(refused(&p).contains("points outside data/"));
+    let p = with_links(d.path(), &[("data/files/h", "data/files/nothing", true)]);
+    assert!(refused(&p).contains("not a file of the archive"));
+    // The database entry itself a symlink (within db/).
+    let mut b = tar::Builder::new(Vec::new());
+    let mut m = manifest(vec![link_rec("db/vikunja.db", "real", false)]);
+    m.database.entry = "db/vikunja.db".into();
+    let json = serde_json::to_vec(&m).unwrap();
+    raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
+    raw_entry(
+        &mut b,
+        tar::EntryType::Symlink,
+        "db/vikunja.db",
+        b"",
+        Some("real"),
+    );
+    let p = d.path().join("dblink.tar.zst");
+    std::fs::write(
+        &p,
+        zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+    let t = refused(&p);
+    assert!(
+        t.contains("not a plain file") || t.contains("outside data/"),
+        "{t}"
+    );
+    // Something listed below a symlink, even when the symlink comes later.
+    let p = crafted(
+        d.path(),
+        true,
+        vec![
+            file_rec("data/l/x", b"x"),
+            link_rec("data/l", "files", false),
+        ],
+        &[
+            (tar::EntryType::Regular, "data/l/x", b"x", None),
+            (tar::EntryType::Symlink, "data/l", b"", Some("files")),
+        ],
+    );
+    assert!(refused(&p).contains("goes through the symlink"));
+    let p = crafted(
+        d.path(),
+        true,
+        vec![],
+        &[(tar::EntryType::Fifo, "data/fifo", b"", None)],
+    );
+    refused(&p);
+}
+
+/// A tar stream: the manifest, then one extension header declaring `size` bytes, and only
+/// 512 bytes of them (a reader that believes the header allocates before it notices).
+fn header_bomb(kind: tar::EntryType, size: u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let json = serde_json::to_vec(&manifest(vec![file_rec("db/vikunja.db", b"db!")])).unwrap();
+    raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
+    let mut tar = b.into_inner().unwrap();
+    // Without the end-of-archive blocks the builder wrote.
+    tar.truncate(tar.len() - 1024);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_path("././@LongLink").unwrap();
+    h.set_size(size);
+    h.set_cksum();
+    tar.extend_from_slice(h.as_bytes());
+    tar.extend_from_slice(&[b'a'; 512]);
+    tar
+}
+
+#[test]
+fn oversized_headers_are_refused_before_they_are_read() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bomb.tar.zst");
+    for (kind, what) in [
+        (tar::EntryType::GNULongName, "GNU long name"),
+        (tar::EntryType::GNULongLink, "GNU long link"),
+        (tar::EntryType::XHeader, "PAX extended header"),
+        (tar::EntryType::XGlobalHeader, "PAX extended header"),
+    ] {
+        let tar = header_bomb(kind, 1 << 30);
+        std::fs::write(&p, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+        let t = refused(&p);
+        assert!(t.contains(what) && t.contains("1073741824 bytes"), "{t}");
+    }
+    // Headers within the caps pass the gate (and are refused, or not, by the usual checks).
+    let tar = header_bomb(tar::EntryType::GNULongName, 100);
+    std::fs::write(&p, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    assert!(!refused(&p).contains("refused before reading"));
+}
+
+#[test]
+fn a_pax_size_keeps_the_gate_in_step_with_the_reader() {
+    // The tar crate takes an entry's size from a PAX `size` record; the gate must too, or a
+    // bomb could hide in what the gate thinks is data.
+    let d = tempfile::tempdir().unwrap();
+    let data = vec![b'z'; 3000];
+    let mut b = tar::Builder::new(Vec::new());
+    let m = manifest(vec![
+        file_rec("db/vikunja.db", b"db!"),
+        file_rec("data/p", &data),
+    ]);
+    let json = serde_json::to_vec(&m).unwrap();
+    raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
+    raw_entry(
+        &mut b,
+        tar::EntryType::Regular,
+        "db/vikunja.db",
+        b"db!",
+        None,
+    );
+    let record = b"13 size=3000\n";
+    let mut x = tar::Header::new_ustar();
+    x.set_entry_type(tar::EntryType::XHeader);
+    x.set_path("PaxHeaders/p").unwrap();
+    x.set_size(record.len() as u64);
+    x.set_cksum();
+    b.append(&x, &record[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path("data/p").unwrap();
+    h.set_mode(0o644);
+    h.set_size(0); // the PAX record says 3000
+    h.set_cksum();
+    let mut tar = b.into_inner().unwrap();
+    tar.truncate(tar.len() - 1024);
+    tar.extend_from_slice(h.as_bytes());
+    tar.extend_from_slice(&data);
+    tar.resize(tar.len() + (512 - data.len() % 512) % 512, 0);
+    tar.extend_from_slice(&[0; 1024]);
+    let p = d.path().join("pax.tar.zst");
+    std::fs::write(&p, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+    walk(&p, |_, _| Ok(())).unwrap();
+}
+
+#[test]
+fn declared_size_sums_the_files() {
+    let m = manifest(vec![
+        file_rec("db/vikunja.db", b"db!"),
+        file_rec("data/x", &[0; 5000]),
+    ]);
+    assert_eq!(declared_size(&m), 4096 + 8192);
+}
