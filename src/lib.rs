@@ -20,6 +20,7 @@ pub mod pve;
 pub mod reconfigure;
 pub mod release;
 pub mod render;
+pub mod selfupdate;
 pub mod status;
 pub mod uninstall;
 pub mod update;
