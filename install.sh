@@ -127,11 +127,11 @@ pick_verifier() {
     if command -v minisign >/dev/null 2>&1; then
         echo minisign
     elif command -v openssl >/dev/null 2>&1; then
-        # Every Proxmox VE host has openssl (and Debian's ca-certificates depends on it).
+        # Every Proxmox VE host has openssl, and so has any Debian with ca-certificates.
         echo openssl
     else
         die "cannot check the release signature: neither minisign nor openssl is installed" \
-            "apt-get install openssl (or minisign)"
+            "apt-get install openssl (or minisign), then run this again"
     fi
 }
 
