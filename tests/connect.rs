@@ -205,3 +205,74 @@ fn refuses_a_token_the_node_rejects_and_a_missing_token_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
     assert!(!config.join("connection.yaml").exists());
 }
+
+/// On a real terminal (a tmux pane of this test's own), connect shows the fingerprint and asks;
+/// answering yes saves it.
+#[test]
+fn on_a_terminal_it_shows_the_fingerprint_and_asks_to_pin_it() {
+    use std::time::{Duration, Instant};
+    let server = pve();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    let token = token_file(tmp.path(), TOKEN);
+    let socket = format!("launch-connect-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux (apt-get install tmux)");
+        assert!(out.status.success(), "tmux {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+    let _kill = Kill(socket.clone());
+    let command = format!(
+        "env -u LAUNCH_HOST -u LAUNCH_FINGERPRINT NO_COLOR=1 LAUNCH_CONFIG='{}' '{}' connect --host https://{} --token-file '{}'; echo \"connect exited with $?\"; sleep 3600",
+        config.display(),
+        env!("CARGO_BIN_EXE_launch-tui"),
+        server.host(),
+        token.display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "c",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &command,
+    ]);
+    // Polls the pane for a proof that the step happened (bounded).
+    let wait_for = |what: &str| {
+        let start = Instant::now();
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-J", "-t", "c"]);
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "`{what}` did not appear:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let screen = wait_for("Pin this certificate?");
+    assert!(screen.contains(server.fingerprint()), "{screen}");
+    tmux(&["send-keys", "-t", "c", "-l", "y"]);
+    tmux(&["send-keys", "-t", "c", "Enter"]);
+    let screen = wait_for("connect exited with");
+    assert!(screen.contains("connect exited with 0"), "{screen}");
+    let yaml = std::fs::read_to_string(config.join("connection.yaml")).unwrap();
+    assert!(yaml.contains(server.fingerprint()), "{yaml}");
+}
