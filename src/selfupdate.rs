@@ -123,13 +123,19 @@ pub struct SeenRelease {
     pub version: String,
 }
 
+const SEEN_FILE: &str = "launch-release.yaml";
+
 fn seen_path() -> PathBuf {
-    crate::oplock::state_dir().join("launch-release.yaml")
+    crate::oplock::state_dir().join(SEEN_FILE)
 }
 
 /// A line for `status` when a newer Launch release was seen by the last `self-update --check`.
 pub fn newer_release_note() -> Option<String> {
-    let text = fs::read_to_string(seen_path()).ok()?;
+    newer_release_note_in(&crate::oplock::state_dir())
+}
+
+fn newer_release_note_in(state_dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(state_dir.join(SEEN_FILE)).ok()?;
     let seen: SeenRelease = serde_yaml_ng::from_str(&text).ok()?;
     let newer = Version::parse(&seen.version).ok()? > current_version();
     newer.then(|| {
@@ -520,6 +526,20 @@ mod tests {
         assert_eq!(listed_sum(sums, ASSET).as_deref(), Some("abc"));
         assert_eq!(listed_sum(sums, "install.sh").as_deref(), Some("def"));
         assert_eq!(listed_sum(sums, "other"), None);
+    }
+
+    #[test]
+    fn status_mentions_only_a_newer_release() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newer_release_note_in(dir.path()), None);
+        std::fs::write(dir.path().join(SEEN_FILE), "version: 999.0.0\n").unwrap();
+        let note = newer_release_note_in(dir.path()).unwrap();
+        assert!(
+            note.starts_with("launch-tui 999.0.0 is available"),
+            "{note}"
+        );
+        std::fs::write(dir.path().join(SEEN_FILE), "version: 0.0.1\n").unwrap();
+        assert_eq!(newer_release_note_in(dir.path()), None);
     }
 
     #[test]
