@@ -29,10 +29,17 @@ build_static() {
     (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build --release --locked -p launch-tui --target "$TARGET" --quiet)
     local bin=${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET/release/launch-tui
-    if ldd "$bin" >/dev/null 2>&1; then
-        die "$bin is dynamically linked: $(ldd "$bin" | tr '\n' ' ')"
-    fi
+    check_static "$bin"
     echo "$bin"
+}
+
+# glibc's ldd says "statically linked" for a static PIE (what rustc builds with +crt-static:
+# static, and still loaded at a random address) and "not a dynamic executable" for a non-PIE one.
+check_static() {
+    case "$(ldd "$1" 2>&1)" in
+        *"statically linked"* | *"not a dynamic executable"*) ;;
+        *) die "$1 is dynamically linked: $(ldd "$1" 2>&1 | tr '\n' ' ')" ;;
+    esac
 }
 
 cargo_version() {
@@ -68,6 +75,9 @@ main() {
     fi
     [ -n "$binary" ] || binary=$(build_static)
     [ -x "$binary" ] || die "$binary is not an executable file"
+    if [ "$(head -c 4 "$binary")" = $'\x7fELF' ]; then
+        check_static "$binary"
+    fi
     local says
     says=$("$binary" --version)
     [ "$says" = "launch-tui $version" ] || die "$binary says '$says', the release is $version"
