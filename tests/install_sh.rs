@@ -337,6 +337,73 @@ fn refuses_plain_http() {
     assert_nothing_installed(&bin, &out, "anything but HTTPS");
 }
 
+/// On a terminal (a tmux pane of this test's own) with stdin not the terminal, as with
+/// `curl ... | sh`, it starts launch-tui on /dev/tty after installing.
+#[test]
+fn starts_launch_tui_on_the_terminal() {
+    use std::time::{Duration, Instant};
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    let script = tmp.path().join("install.sh");
+    std::fs::write(&script, served_script("good")).unwrap();
+    let socket = format!("launch-installsh-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux (apt-get install tmux)");
+        assert!(out.status.success(), "tmux {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+    let _kill = Kill(socket.clone());
+    let command = format!(
+        "cat '{script}' | env LAUNCH_DOWNLOAD_URL='{url}' LAUNCH_CA_FILE='{ca}' LAUNCH_INSTALL_DIR='{bin}' LAUNCH_NOT_PVE=1 dash; echo \"installer exited with $?\"; sleep 3600",
+        script = script.display(),
+        url = dist::base_url(&f.server, "good"),
+        ca = f.ca.display(),
+        bin = bin.display(),
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "i",
+        "-x",
+        "150",
+        "-y",
+        "30",
+        &command,
+    ]);
+    let start = Instant::now();
+    let screen = loop {
+        let screen = tmux(&["capture-pane", "-p", "-J", "-t", "i"]);
+        if screen.contains("installer exited with") {
+            break screen;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the installer did not finish:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(screen.contains("starting launch-tui"), "{screen}");
+    assert!(
+        screen.contains(&format!("launch-tui {NEW} started on /dev/tty")),
+        "{screen}"
+    );
+    assert!(screen.contains("installer exited with 0"), "{screen}");
+}
+
 #[test]
 fn shellcheck_is_clean() {
     let out = Command::new("shellcheck")

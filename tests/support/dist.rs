@@ -50,7 +50,14 @@ impl Dists {
         );
         for v in versions {
             let fake = dir.path().join(format!("fake-{v}"));
-            std::fs::write(&fake, format!("#!/bin/sh\necho 'launch-tui {v}'\n")).unwrap();
+            // `--version` as the real one; otherwise it says where it runs (the wizard's stand-in).
+            std::fs::write(
+                &fake,
+                format!(
+                    "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'launch-tui {v}'; else echo \"launch-tui {v} started on $(tty)\"; fi\n"
+                ),
+            )
+            .unwrap();
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
             run_ok(
