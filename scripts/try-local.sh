@@ -85,6 +85,19 @@ lab_up() {
         --prefix "${LAUNCH_TRY_PREFIX:-plab0}" --subnet "${LAUNCH_TRY_SUBNET:-10.77.0.0/24}" >/dev/null
 }
 
+# Saves the lab as launch-tui's connection (`launch-tui connect`), so no command needs
+# connection flags, and writes $TRY/env: with it loaded, every command printed works as printed.
+connect_lab() {
+    PATH="$LAB_STATE/bin:$PATH" "$(bin_dir)/launch-tui" --config "$CONFIG" connect \
+        --host "https://127.0.0.1:$PORT" --token-file "$LAB_STATE/token" \
+        --fingerprint "$(cat "$LAB_STATE/fingerprint")" >/dev/null
+    # The lab's pct stands in for the node's; target/debug holds launch-tui.
+    cat >"$TRY/env" <<EOF
+export PATH="$LAB_STATE/bin:$(bin_dir):\$PATH"
+export LAUNCH_CONFIG="$CONFIG"
+EOF
+}
+
 install_vikunja() {
     local n=1 name=vikunja
     while [ -f "$CONFIG/instances/$name.yaml" ]; do n=$((n + 1)); name="vikunja-$n"; done
@@ -96,17 +109,16 @@ mcp: false
 version: v1.0.0
 EOF
     say "installing $name into a new container"
-    PATH="$LAB_STATE/bin:$PATH" "$(bin_dir)/launch-tui" --config "$CONFIG" \
-        --host "https://127.0.0.1:$PORT" --fingerprint "$(cat "$LAB_STATE/fingerprint")" \
-        --token-file "$LAB_STATE/token" \
-        install vikunja --answers "$TRY/answers-$name.yaml" --yes
+    # shellcheck source=/dev/null
+    (. "$TRY/env" && launch-tui install vikunja --answers "$TRY/answers-$name.yaml" --yes)
     cat <<EOF
 
 Open the address above from this machine (the container sits on the lab's bridge).
-Manage it (same options every time):
-  PATH=$LAB_STATE/bin:\$PATH $(bin_dir)/launch-tui --config $CONFIG \\
-    --host https://127.0.0.1:$PORT --fingerprint \$(cat $LAB_STATE/fingerprint) \\
-    --token-file $LAB_STATE/token list
+Manage it: load the lab's settings into your shell once (the lab's pct on PATH, launch-tui's
+config with the saved connection), then every command works as printed, no flags needed:
+  . $TRY/env
+  launch-tui status $name
+  launch-tui list
 Stop everything: sudo $0 down
 EOF
 }
@@ -118,7 +130,7 @@ down() {
     fi
     "$(bin_dir)/pve-lab" --state "$LAB_STATE" down
     # A fresh start next time: the lab's containers and the instance records go together.
-    rm -rf "$LAB_STATE" "$CONFIG/instances"
+    rm -rf "$LAB_STATE" "$CONFIG/instances" "$CONFIG/connection.yaml" "$TRY/env"
 }
 
 main() {
@@ -126,7 +138,7 @@ main() {
     mkdir -p "$TRY"
     case "${1:-}" in
         down) down ;;
-        "") build; serve_releases; write_profile; lab_up; install_vikunja ;;
+        "") build; serve_releases; write_profile; lab_up; connect_lab; install_vikunja ;;
         *) die "usage: $0 [down]" ;;
     esac
 }

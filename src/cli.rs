@@ -104,6 +104,11 @@ pub enum Command {
     /// Show and check app profiles
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    /// Save how to reach a Proxmox VE node (address, pinned certificate, token file) for every
+    /// later command: `connect --host https://NODE:8006 --token-file FILE [--fingerprint FP]`
+    Connect(ConnectArgs),
+    /// Replace launch-tui with the newest signed release (checked like install.sh), or go back
+    SelfUpdate(SelfUpdateArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -238,6 +243,26 @@ pub struct RestoreArgs {
         default_value_t = 3
     )]
     pub keep_safety_backups: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Remove the saved connection instead
+    #[arg(long)]
+    pub forget: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SelfUpdateArgs {
+    /// Only tell whether a newer release exists
+    #[arg(long)]
+    pub check: bool,
+    /// Install this release (also an older one: naming it allows the downgrade)
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Go back to the binary the last install or self-update replaced
+    #[arg(long, conflicts_with_all = ["check", "version"])]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,12 @@
 //! Turns the global options into a Proxmox VE client: HTTPS when `--host` is given (token from
 //! a 0600 file or `LAUNCH_PVE_TOKEN`, or a ticket login from `LAUNCH_PVE_USER` and
-//! `LAUNCH_PVE_PASSWORD`), else the local `pvesh` as root on the node, like the helper scripts.
+//! `LAUNCH_PVE_PASSWORD`), else the connection saved by `launch-tui connect` in
+//! `CONFIG/connection.yaml`, else the local `pvesh` as root on the node, like the helper scripts.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{Global, TransportKind};
 use crate::error::LaunchError;
@@ -30,7 +34,114 @@ fn find_on_path(cmd: &str) -> Option<PathBuf> {
     })
 }
 
+/// The file `launch-tui connect` writes in the configuration directory.
+pub const CONNECTION_FILE: &str = "connection.yaml";
+
+/// How to reach a Proxmox VE node, saved by `launch-tui connect`: never the secret itself,
+/// only the path of the 0600 token file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedConnection {
+    /// `https://NODE:8006`.
+    pub host: String,
+    /// The pinned SHA-256 fingerprint of the node's certificate (`AB:CD:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Or a CA file to trust instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The file holding `USER@REALM!TOKENID=SECRET` (mode 0600).
+    pub token_file: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+pub fn connection_path(config: &Path) -> PathBuf {
+    config.join(CONNECTION_FILE)
+}
+
+impl SavedConnection {
+    /// The saved connection, if `connect` wrote one.
+    pub fn load(config: &Path) -> Result<Option<SavedConnection>, LaunchError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = connection_path(config);
+        let meta =
+            match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(LaunchError::bad_input(
+                    path.display().to_string(),
+                    format!("cannot read it: {e}"),
+                    "fix its permissions, or save the connection again with `launch-tui connect`",
+                )),
+            };
+        // Whoever can change this file can point Launch at another node.
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(LaunchError::bad_input(
+                path.display().to_string(),
+                format!(
+                    "others can change it (mode {:o})",
+                    meta.permissions().mode() & 0o777
+                ),
+                format!("chmod 600 {}", path.display()),
+            ));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            LaunchError::bad_input(
+                path.display().to_string(),
+                format!("cannot read it: {e}"),
+                "fix its permissions, or save the connection again with `launch-tui connect`",
+            )
+        })?;
+        serde_yaml_ng::from_str(&text).map(Some).map_err(|e| {
+            LaunchError::bad_input(
+                path.display().to_string(),
+                format!("not a saved connection: {e}"),
+                "save it again with `launch-tui connect --host URL --token-file FILE`",
+            )
+        })
+    }
+
+    pub fn save(&self, config: &Path) -> Result<PathBuf, LaunchError> {
+        let path = connection_path(config);
+        let text = serde_yaml_ng::to_string(self).map_err(|e| {
+            LaunchError::Failed(anyhow::anyhow!("cannot write the connection: {e}"))
+        })?;
+        let text = format!(
+            "# Written by `launch-tui connect`: how every command reaches Proxmox VE when no\n\
+             # --host is given. The token itself stays in token_file (mode 0600).\n{text}"
+        );
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o600).map_err(LaunchError::Failed)?;
+        Ok(path)
+    }
+}
+
+/// The global options with the saved connection filled in where the command line and the
+/// environment say nothing: a `--host` (or `--transport pvesh`) given now wins over the file.
+pub fn with_saved(g: &Global) -> Result<Cow<'_, Global>, LaunchError> {
+    if g.host.is_some() || g.transport == Some(TransportKind::Pvesh) {
+        return Ok(Cow::Borrowed(g));
+    }
+    let Some(saved) = SavedConnection::load(&g.config)? else {
+        return Ok(Cow::Borrowed(g));
+    };
+    let mut merged = g.clone();
+    merged.host = Some(saved.host);
+    if merged.token_file.is_none() {
+        merged.token_file = Some(saved.token_file);
+    }
+    if merged.fingerprint.is_none() && merged.ca_file.is_none() && !merged.insecure {
+        merged.fingerprint = saved.fingerprint;
+        merged.ca_file = saved.ca_file;
+    }
+    if merged.node.is_none() {
+        merged.node = saved.node;
+    }
+    Ok(Cow::Owned(merged))
+}
+
 pub fn connect(g: &Global) -> Result<Connection, LaunchError> {
+    let g = &*with_saved(g)?;
     let kind = match (g.transport, &g.host) {
         (Some(k), _) => k,
         (None, Some(_)) => TransportKind::Https,
@@ -42,7 +153,7 @@ pub fn connect(g: &Global) -> Result<Connection, LaunchError> {
                 return Err(LaunchError::bad_input(
                     "Proxmox VE",
                     "this machine is not a Proxmox VE node (no `pvesh` on PATH) and no --host was given",
-                    "run launch-tui as root on the Proxmox VE host, or point it at the API: --host https://NODE:8006 --token-file FILE --fingerprint AB:CD:...",
+                    "run launch-tui as root on the Proxmox VE host, or save the API's address once: launch-tui connect --host https://NODE:8006 --token-file FILE",
                 ));
             };
             Ok(Connection {
@@ -72,7 +183,7 @@ pub fn connect(g: &Global) -> Result<Connection, LaunchError> {
     }
 }
 
-fn auth(token_file: Option<&Path>) -> Result<Auth, LaunchError> {
+pub fn auth(token_file: Option<&Path>) -> Result<Auth, LaunchError> {
     if let Some(f) = token_file {
         return Ok(Auth::Token(ApiToken::from_file(f)?));
     }
@@ -95,7 +206,7 @@ fn auth(token_file: Option<&Path>) -> Result<Auth, LaunchError> {
     }
 }
 
-fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
+pub fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
     let chosen = [g.fingerprint.is_some(), g.ca_file.is_some(), g.insecure]
         .iter()
         .filter(|x| **x)
@@ -135,6 +246,7 @@ fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
 
 /// The node to work on: `--node`, or the cluster's only node.
 pub fn pick_node(client: &Client, g: &Global) -> Result<String, LaunchError> {
+    let g = &*with_saved(g)?;
     if let Some(n) = &g.node {
         return Ok(n.clone());
     }

@@ -21,6 +21,7 @@ pub mod pve;
 pub mod reconfigure;
 pub mod release;
 pub mod render;
+pub mod selfupdate;
 pub mod status;
 pub mod tui;
 pub mod uninstall;

@@ -256,7 +256,14 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
             m.insert("notify".into(), n.to_json());
         }
     }
-    let text = render_text(&report, out.color);
+    let mut text = render_text(&report, out.color);
+    // Seen by the last `self-update --check`: status itself never goes to the network for it.
+    if let Some(note) = crate::selfupdate::newer_release_note() {
+        text.push_str(&format!("\n\n{note}"));
+        if let serde_json::Value::Object(m) = &mut data {
+            m.insert("launch_update".into(), note.into());
+        }
+    }
     if report.healthy() {
         return Ok(Outcome::new(text, data));
     }

@@ -2,6 +2,7 @@
 //! engine with the chosen renderers, and returns a result for `run` to print.
 
 mod answers;
+mod connect;
 mod doctor;
 mod profiles;
 
@@ -101,6 +102,17 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
         }
         Command::Uninstall(a) => crate::uninstall::run(g, &a, out),
         Command::Profiles(p) => profiles::run(g, p, out),
+        Command::Connect(a) => connect::run(g, &a),
+        Command::SelfUpdate(a) => {
+            let report = crate::selfupdate::run(&crate::selfupdate::Request {
+                check: a.check,
+                version: a.version,
+                rollback: a.rollback,
+            })?;
+            let data = serde_json::to_value(&report)
+                .map_err(|e| LaunchError::Failed(anyhow::anyhow!("{e}")))?;
+            Ok(Outcome::new(report.text(), data))
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -123,6 +123,11 @@ pub struct TestPki {
 impl TestPki {
     /// A fresh CA and a server certificate for 127.0.0.1 and localhost.
     pub fn generate() -> TestPki {
+        Self::generate_for(&[])
+    }
+
+    /// The same, with more names or addresses in the server certificate.
+    pub fn generate_for(extra_names: &[String]) -> TestPki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -134,9 +139,9 @@ impl TestPki {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let key = KeyPair::generate().expect("server key");
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .expect("server params");
+        let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        names.extend(extra_names.iter().cloned());
+        let mut params = CertificateParams::new(names).expect("server params");
         params
             .distinguished_name
             .push(DnType::CommonName, "pve-test");
@@ -182,7 +187,21 @@ impl HttpsServer {
     where
         F: Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
     {
-        let pki = TestPki::generate();
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST, handler)
+    }
+
+    /// Starts serving on `ip` (a free port), its certificate naming `ip` too: e.g. the lab
+    /// bridge's address, for a client inside a lab container.
+    pub fn start_on<F>(ip: std::net::Ipv4Addr, handler: F) -> HttpsServer
+    where
+        F: Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    {
+        let extra: Vec<String> = if ip.is_loopback() {
+            Vec::new()
+        } else {
+            vec![ip.to_string()]
+        };
+        let pki = TestPki::generate_for(&extra);
         let handler: Arc<Handler> = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
 
@@ -198,7 +217,7 @@ impl HttpsServer {
             .expect("server TLS config");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a free port");
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
