@@ -512,6 +512,7 @@ fn node_facts() -> launch::install::settings::NodeFacts {
         template_storages: vec!["local".into()],
         free_memory_mib: 8192,
         templates: vec!["debian-12-standard_12.7-1_amd64.tar.zst".into()],
+        bridges: vec!["vmbr0".into()],
     }
 }
 
