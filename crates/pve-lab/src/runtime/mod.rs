@@ -419,8 +419,9 @@ impl Runtime {
         self.ct_exec_capture(vmid, argv)
     }
 
-    /// Copies a host file into the running container; `user`/`group` (names or ids) resolve
-    /// inside it. Without `perms` the source file's mode is kept.
+    /// Copies a host file into the running container as `pct push` does: in place (an existing
+    /// file is truncated), the copy unchecked. `user`/`group` (names or ids) resolve inside it.
+    /// Without `perms` a new file gets 0644 and an existing one keeps its mode.
     pub fn push(
         &self,
         vmid: u32,
