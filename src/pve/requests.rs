@@ -125,6 +125,8 @@ pub const BUILDERS: &[&str] = &[
     "cluster_nextid",
     "cluster_resources",
     "nodes",
+    "cluster_status",
+    "node_bridges",
     "node_status",
     "storage_list",
     "aplinfo_list",
@@ -161,9 +163,9 @@ pub fn access_ticket(username: &str, password: &Secret) -> ApiRequest {
         .param("password", password.expose())
 }
 
-/// The caller's effective privileges, per ACL path (for the install pre-flight).
-pub fn access_permissions() -> ApiRequest {
-    ApiRequest::new(Method::Get, "/access/permissions")
+/// The caller's effective privileges, per ACL path, or on `path` only (for the pre-flights).
+pub fn access_permissions(path: Option<&str>) -> ApiRequest {
+    ApiRequest::new(Method::Get, "/access/permissions").opt("path", path)
 }
 
 pub fn version() -> ApiRequest {
@@ -181,6 +183,16 @@ pub fn cluster_resources(kind: Option<ResourceType>) -> ApiRequest {
 
 pub fn nodes() -> ApiRequest {
     ApiRequest::new(Method::Get, "/nodes")
+}
+
+/// The node's bridges (as configured in /etc/network/interfaces).
+pub fn node_bridges(node: &str) -> ApiRequest {
+    ApiRequest::new(Method::Get, format!("/nodes/{node}/network")).param("type", "any_bridge")
+}
+
+/// The cluster's members; the node answering is marked `local: 1`.
+pub fn cluster_status() -> ApiRequest {
+    ApiRequest::new(Method::Get, "/cluster/status")
 }
 
 pub fn node_status(node: &str) -> ApiRequest {
