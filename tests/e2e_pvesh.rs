@@ -98,6 +98,61 @@ fn install_update_uninstall_over_pvesh() {
     assert!(text(&out).contains("this is node `pve`"), "{}", text(&out));
     assert!(lab.vmids().is_empty());
 
+    // doctor over pvesh: the local node, an install's privileges per path, the bridge.
+    let out = run(&["doctor"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for want in [
+        "local node: pve",
+        "privileges on /vms/",
+        "privileges on /sdn/zones/localnetwork/vmbr0: all an install needs",
+        "bridge vmbr0: this node is ",
+    ] {
+        assert!(
+            text(&out).contains(want),
+            "doctor lacks `{want}`:\n{}",
+            text(&out)
+        );
+    }
+    // doctor over HTTPS with a privilege-separated token: a privilege granted on its path only
+    // (answered with flag 0) counts; one granted nowhere is named with its path.
+    let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
+        .arg("--state")
+        .arg(lab.path())
+        .args([
+            "token",
+            "add",
+            "scoped",
+            "--privs",
+            "Sys.Audit,Datastore.Audit,Datastore.AllocateTemplate,VM.Audit,VM.Allocate,VM.PowerMgmt,VM.Config.CPU,VM.Config.Memory,VM.Config.Disk,VM.Config.Network,VM.Config.Options",
+            "--acl-here",
+            "/storage/local-lvm=Datastore.AllocateSpace",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-tui"))
+        .env("NO_COLOR", "1")
+        .env("LAUNCH_CONFIG", cfg.path())
+        .env_remove("LAUNCH_PVE_TOKEN")
+        .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
+        .args(["--fingerprint", &lab.fingerprint()])
+        .arg("--token-file")
+        .arg(lab.path().join("token-scoped"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("privileges on /sdn/zones/localnetwork/vmbr0: lacking SDN.Use"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("privileges on /storage/local-lvm: all an install needs"),
+        "{}",
+        text(&out)
+    );
+
     // 1. Install with a root password: the CT is created without one, then chpasswd reads it
     //    on stdin through pct exec.
     let out = run(&[
