@@ -598,41 +598,47 @@ fn nginx(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     Ok(())
 }
 
+/// The app through nginx, checked inside the container (as the update's health gate does): a
+/// container on a VLAN or bridge this node cannot reach is still installed correctly. Whether
+/// this node reaches it is then only reported.
 fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let ip = ctx
         .ip
         .clone()
         .context("the container's address is unknown")?;
+    let vmid = ctx.settings.vmid;
     let comp = ctx.main_component().clone();
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let url = format!("http://{ip}{}", comp.health.path);
+    let port = crate::deploy::http_port(&ctx.settings.app);
+    let inside = format!("http://127.0.0.1:{port}{}", comp.health.path);
+    let want = comp.health.expect_status.to_string();
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        match http.get(&url).send() {
-            Ok(r) if r.status().as_u16() == comp.health.expect_status => break,
-            Ok(r) if Instant::now() > end => {
-                bail!(
-                    "{url} answered {} through nginx, expected {}",
-                    r.status(),
-                    comp.health.expect_status
-                )
-            }
-            Err(e) if Instant::now() > end => bail!("{url} through nginx: {e}"),
-            _ => std::thread::sleep(Duration::from_millis(500)),
+        let got = crate::deploy::http_status(ctx.ct.as_ref(), vmid, &inside)?;
+        if got == want {
+            break;
         }
+        if Instant::now() > end {
+            bail!("{inside} answered {got} through nginx in CT {vmid}, expected {want}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
     rep.info(format!(
-        "{url} answers {} through nginx",
-        comp.health.expect_status
+        "{inside} answers {want} through nginx in CT {vmid}"
     ));
     if let Some(v) = &comp.health.version {
-        let info: serde_json::Value = http
-            .get(format!("http://{ip}{}", v.path))
-            .send()?
-            .error_for_status()?
-            .json()?;
+        let out = crate::ct::run(
+            ctx.ct.as_ref(),
+            vmid,
+            &[
+                "curl",
+                "-sf",
+                "-m",
+                "5",
+                &format!("http://127.0.0.1:{port}{}", v.path),
+            ],
+        )?;
+        let info: serde_json::Value = serde_json::from_str(&out.stdout)
+            .with_context(|| format!("{} did not answer JSON", v.path))?;
         let running = info[&v.field].as_str().unwrap_or_default().to_string();
         if running != ctx.settings.version {
             bail!(
@@ -641,6 +647,17 @@ fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
             );
         }
         rep.info(format!("the app reports version {running}"));
+    }
+    let outside = format!("http://{ip}{}", comp.health.path);
+    let reached = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .and_then(|c| c.get(&outside).send());
+    match reached {
+        Ok(r) => rep.info(format!("{outside} answers {} from this node", r.status())),
+        Err(e) => rep.warn(format!(
+            "this node cannot reach {outside} ({e}); the app answers inside the container\n  help: check the bridge, VLAN and firewall between this node and {ip}"
+        )),
     }
     Ok(())
 }
