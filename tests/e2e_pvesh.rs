@@ -155,6 +155,18 @@ fn install_update_uninstall_over_pvesh() {
 
     // 1. Install with a root password: the CT is created without one, then chpasswd reads it
     //    on stdin through pct exec.
+    //    This node cannot open connections to its containers meanwhile (a VLAN or firewall
+    //    between them): the install checks the app inside the CT and only reports that.
+    let pve_lab = |args: &[&str]| {
+        let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(lab.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pve-lab {args:?}: {}", text(&out));
+    };
+    pve_lab(&["fault", "block-host"]);
     let out = run(&[
         "install",
         "vikunja",
@@ -162,7 +174,13 @@ fn install_update_uninstall_over_pvesh() {
         "--answers",
         answers.to_str().unwrap(),
     ]);
+    pve_lab(&["fault", "unblock-host"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("this node cannot reach http://"),
+        "{}",
+        text(&out)
+    );
     let record: serde_yaml_ng::Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(cfg.path().join("instances/vikunja.yaml")).unwrap(),
     )

@@ -155,6 +155,10 @@ pub enum FaultCmd {
     ClearDisk { vmid: u32 },
     /// SIGKILL the container's init.
     KillInit { vmid: u32 },
+    /// Drop new connections from this host to the containers (a VLAN or firewall between them).
+    BlockHost,
+    /// Undo block-host.
+    UnblockHost,
     /// Disarm every fault.
     Clear,
     /// Show armed faults.
@@ -207,6 +211,8 @@ fn fault_call(state: &std::path::Path, cmd: FaultCmd) -> anyhow::Result<()> {
         FaultCmd::KillInit { vmid } => {
             ("POST", "fault/kill-init", p(&[("vmid", vmid.to_string())]))
         }
+        FaultCmd::BlockHost => ("POST", "fault/block-host", Vec::new()),
+        FaultCmd::UnblockHost => ("POST", "fault/unblock-host", Vec::new()),
         FaultCmd::Clear => ("POST", "fault/clear", Vec::new()),
         FaultCmd::List => ("GET", "faults", Vec::new()),
     };

@@ -491,6 +491,13 @@ impl Runtime {
         self.ct_kill_init(vmid)
     }
 
+    /// Fault: new connections from this host into the lab's bridge are dropped (or no longer),
+    /// as a VLAN or firewall between a PVE node and its containers can; traffic the containers
+    /// start, and its replies, still flows.
+    pub fn block_host(&self, block: bool) -> Result<()> {
+        self.net_block_host(block)
+    }
+
     pub fn running_vmids(&self) -> Vec<u32> {
         self.ct_running_vmids()
     }
