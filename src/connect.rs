@@ -244,13 +244,27 @@ pub fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
     Ok(TlsMode::SystemRoots)
 }
 
-/// The node to work on: `--node`, or the cluster's only node.
+/// The node to work on: `--node`, or the cluster's only node. Through the local pvesh it must be
+/// this node: `pct exec`/`push` reach only containers running here (pvesh itself would proxy
+/// API calls to another node, so the install would create a CT it then cannot enter).
 pub fn pick_node(client: &Client, g: &Global) -> Result<String, LaunchError> {
     let g = &*with_saved(g)?;
+    let local_pvesh = matches!(
+        (g.transport, &g.host),
+        (Some(TransportKind::Pvesh), _) | (None, None)
+    );
     if let Some(n) = &g.node {
+        if local_pvesh {
+            check_local_node(client, n)?;
+        }
         return Ok(n.clone());
     }
     let nodes = client.nodes()?;
+    if local_pvesh && nodes.len() > 1 {
+        if let Some(local) = client.local_node()? {
+            return Ok(local);
+        }
+    }
     match nodes.as_slice() {
         [one] => Ok(one.node.clone()),
         _ => Err(LaunchError::bad_input(
@@ -266,5 +280,16 @@ pub fn pick_node(client: &Client, g: &Global) -> Result<String, LaunchError> {
             ),
             "choose the node with --node NAME (or LAUNCH_NODE)",
         )),
+    }
+}
+
+fn check_local_node(client: &Client, node: &str) -> Result<(), LaunchError> {
+    match client.local_node()? {
+        Some(local) if local != node => Err(LaunchError::bad_input(
+            format!("--node {node}"),
+            format!("this is node `{local}`: containers on `{node}` can be entered only from there (pct works on the local node only)"),
+            format!("run launch-tui on `{node}` itself, or drop --node to work on `{local}`"),
+        )),
+        _ => Ok(()),
     }
 }

@@ -6,8 +6,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
@@ -134,7 +136,22 @@ pub fn sh(ct: &dyn CtAccess, vmid: u32, script: &str) -> Result<ExecOutput> {
 /// `pct` on the Proxmox VE node (or the lab's stand-in on PATH).
 pub struct Pct {
     program: PathBuf,
+    /// Whether `pct exec` knows `--keep-env` (pve-container 5.0.9 and later): unknown until
+    /// the first exec, which learns it from pct's refusal ([`KEEP_ENV_UNKNOWN`] ...).
+    keep_env: AtomicU8,
 }
+
+const KEEP_ENV_UNKNOWN: u8 = 0;
+const KEEP_ENV_YES: u8 = 1;
+const KEEP_ENV_NO: u8 = 2;
+
+/// Without `--keep-env 0` (older pct keeps the caller's environment), the command starts
+/// from this clean one instead.
+const CLEAN_ENV: &[&str] = &[
+    "/usr/bin/env",
+    "-i",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+];
 
 impl Pct {
     pub fn find() -> Result<Pct> {
@@ -148,22 +165,57 @@ impl Pct {
                 "`pct` is not on PATH: installing needs to run on the Proxmox VE node (as root), \
                  because Proxmox VE's API cannot run commands inside a container",
             )?;
-        Ok(Pct { program })
+        Ok(Pct::at(program))
+    }
+
+    pub fn at(program: PathBuf) -> Pct {
+        Pct {
+            program,
+            keep_env: AtomicU8::new(KEEP_ENV_UNKNOWN),
+        }
+    }
+
+    /// `pct exec VMID ... -- ARGV` with a clean environment, however this pct offers it.
+    fn exec_command(&self, vmid: u32, argv: &[&str]) -> Command {
+        let mut c = Command::new(&self.program);
+        c.arg("exec").arg(vmid.to_string());
+        if self.keep_env.load(Ordering::Relaxed) == KEEP_ENV_NO {
+            c.arg("--").args(CLEAN_ENV);
+        } else {
+            c.args(["--keep-env", "0", "--"]);
+        }
+        c.args(argv);
+        c
+    }
+
+    /// Learns from pct's answer whether it knows `--keep-env`; true when it refused it, so the
+    /// command must run again without.
+    fn refused_keep_env(&self, out: &std::process::Output) -> bool {
+        if self.keep_env.load(Ordering::Relaxed) != KEEP_ENV_UNKNOWN {
+            return false;
+        }
+        let refused = out.status.code() == Some(255)
+            && String::from_utf8_lossy(&out.stderr).contains("Unknown option: keep-env");
+        self.keep_env.store(
+            if refused { KEEP_ENV_NO } else { KEEP_ENV_YES },
+            Ordering::Relaxed,
+        );
+        refused
     }
 }
 
 impl CtAccess for Pct {
     fn exec(&self, vmid: u32, argv: &[&str]) -> Result<ExecOutput> {
-        let out = Command::new(&self.program)
-            .arg("exec")
-            .arg(vmid.to_string())
-            .arg("--keep-env")
-            .arg("0")
-            .arg("--")
-            .args(argv)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run {}", self.program.display()))?;
+        let run = || {
+            self.exec_command(vmid, argv)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| format!("cannot run {}", self.program.display()))
+        };
+        let mut out = run()?;
+        if self.refused_keep_env(&out) {
+            out = run()?;
+        }
         Ok(ExecOutput {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -190,10 +242,54 @@ impl CtAccess for Pct {
         f.write_all(content)?;
         f.sync_all()?;
         drop(f);
-        self.push(vmid, &tmp, dst, mode, owner)
+        self.push_file(
+            vmid,
+            &tmp,
+            dst,
+            mode,
+            owner,
+            &hex::encode(Sha256::digest(content)),
+        )
     }
 
     fn push(&self, vmid: u32, src: &Path, dst: &str, mode: u32, owner: Option<&str>) -> Result<()> {
+        let mut hasher = Sha256::new();
+        let mut f = std::fs::File::open(src)
+            .with_context(|| format!("cannot read {} to push it", src.display()))?;
+        std::io::copy(&mut f, &mut hasher)?;
+        self.push_file(vmid, src, dst, mode, owner, &hex::encode(hasher.finalize()))
+    }
+
+    fn spawn(&self, vmid: u32, argv: &[&str], stdin: bool) -> Result<Streaming> {
+        if self.keep_env.load(Ordering::Relaxed) == KEEP_ENV_UNKNOWN {
+            // A stream cannot be replayed: learn pct's options with a harmless command first.
+            self.exec(vmid, &["true"])?;
+        }
+        let child = self
+            .exec_command(vmid, argv)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.program.display()))?;
+        Ok(Streaming::new(
+            child,
+            format!("{} in CT {vmid}", argv.join(" ")),
+        ))
+    }
+}
+
+impl Pct {
+    /// `pct push`, then a check that the file inside has the content's sha256.
+    fn push_file(
+        &self,
+        vmid: u32,
+        src: &Path,
+        dst: &str,
+        mode: u32,
+        owner: Option<&str>,
+        sha256: &str,
+    ) -> Result<()> {
         let mut cmd = Command::new(&self.program);
         cmd.arg("push")
             .arg(vmid.to_string())
@@ -208,31 +304,102 @@ impl CtAccess for Pct {
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("cannot run {}", self.program.display()))?;
+        let said = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
+            bail!("pct push to {dst} in CT {vmid} failed: {}", said.trim());
+        }
+        // pct copies in a worker whose failure it only prints, and it never checks the copy: it
+        // exits 0 with a truncated file when the disk is full. So the result is checked inside.
+        let sum = self.exec(vmid, &["sha256sum", "--", dst])?;
+        let got = sum.stdout.split_whitespace().next().unwrap_or_default();
+        if !sum.ok() || got != sha256 {
+            let size = self
+                .exec(vmid, &["stat", "-c", "%s", "--", dst])
+                .map(|o| o.stdout.trim().to_string())
+                .unwrap_or_default();
             bail!(
-                "pct push to {dst} in CT {vmid} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "pct push to {dst} in CT {vmid} did not complete: the file inside is {} bytes, sha256 {} instead of {sha256}{}\n  help: check the container's free space (`pct exec {vmid} -- df -h /`), free some or grow its disk, then retry",
+                if size.is_empty() { "?" } else { &size },
+                if got.is_empty() { "unreadable" } else { got },
+                if said.trim().is_empty() { String::new() } else { format!(" (pct said: {})", said.trim()) }
             );
         }
         Ok(())
     }
+}
 
-    fn spawn(&self, vmid: u32, argv: &[&str], stdin: bool) -> Result<Streaming> {
-        let child = Command::new(&self.program)
-            .arg("exec")
-            .arg(vmid.to_string())
-            .arg("--keep-env")
-            .arg("0")
-            .arg("--")
-            .args(argv)
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.program.display()))?;
-        Ok(Streaming::new(
-            child,
-            format!("{} in CT {vmid}", argv.join(" ")),
-        ))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in `pct` whose push behaves as real pct's does on a full disk: it keeps the
+    /// first bytes only, prints nothing and exits 0. Its exec runs the check on that copy.
+    fn short_writing_pct(dir: &Path) -> Pct {
+        let program = dir.join("pct");
+        let copy = dir.join("inside");
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in\npush) head -c 3 \"$3\" > '{c}'; exit 0;;\nexec) shift 5; case \"$1\" in sha256sum) sha256sum '{c}';; stat) stat -c %s '{c}';; esac;;\nesac\n",
+                c = copy.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Pct::at(program)
+    }
+
+    #[test]
+    fn a_push_that_pct_left_short_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let pct = short_writing_pct(dir.path());
+        let e = pct
+            .write(101, "/etc/app.env", b"KEY=value\n", 0o600, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/app.env") && e.contains("3 bytes") && e.contains("help:"),
+            "{e}"
+        );
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"abc").unwrap();
+        pct.push(101, &src, "/etc/abc", 0o644, None)
+            .expect("a complete copy passes");
+    }
+}
+
+#[cfg(test)]
+mod keep_env_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// pve-container before 5.0.9 refuses `--keep-env`; the command then runs again with the
+    /// environment cleared by `env -i`, and later calls go that way at once.
+    #[test]
+    fn an_old_pct_without_keep_env_is_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("pct");
+        let calls = dir.path().join("calls");
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{c}'\ncase \"$*\" in *keep-env*) printf 'Unknown option: keep-env\\n400 unable to parse option\\n' >&2; exit 255;; esac\nshift 3\n\"$@\"\n",
+                c = calls.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pct = Pct::at(program);
+        let out = pct.exec(101, &["sh", "-c", "echo ${HOME:-clean}"]).unwrap();
+        assert_eq!((out.code, out.stdout.as_str()), (0, "clean\n"), "{out:?}");
+        let out = pct.exec(101, &["echo", "again"]).unwrap();
+        assert_eq!(out.stdout, "again\n");
+        let calls = std::fs::read_to_string(&calls).unwrap();
+        assert_eq!(calls.matches("keep-env").count(), 1, "{calls}");
+        assert!(
+            calls.contains("exec 101 -- /usr/bin/env -i PATH="),
+            "{calls}"
+        );
     }
 }

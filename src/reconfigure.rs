@@ -724,10 +724,47 @@ fn resources_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         rep.info("container resources updated through the API");
     }
     if let Some(gib) = r.disk_gib {
-        let upid = client.resize_ct(&node, vmid, gib)?;
-        client.wait_task(&upid, Duration::from_secs(600), &mut |_| {})?;
-        rep.info(format!("root disk grown to {gib} GiB"));
+        grow_disk(client, &node, vmid, &cfg, gib, rep)?;
     }
+    Ok(())
+}
+
+/// Grows the root disk. PVE refuses the current size ("disk is already at specified size"),
+/// so that is a no-op here; and when the online resize2fs fails it only logs the failure and
+/// still ends `OK` (pve-container's resize_vm), so the log is read for it.
+fn grow_disk(
+    client: &crate::pve::Client,
+    node: &str,
+    vmid: u32,
+    cfg: &crate::pve::CtConfig,
+    gib: u32,
+    rep: &Reporter,
+) -> anyhow::Result<()> {
+    if cfg
+        .rootfs_size_gib()
+        .is_some_and(|now| (now - f64::from(gib)).abs() < 1e-9)
+    {
+        rep.info(format!("root disk is already {gib} GiB"));
+        return Ok(());
+    }
+    let upid = client.resize_ct(node, vmid, gib)?;
+    let outcome = client.wait_task(&upid, Duration::from_secs(600), &mut |_| {})?;
+    for w in outcome.warning_lines.iter().chain(
+        outcome
+            .log
+            .iter()
+            .filter(|l| l.starts_with("Failed to update the container's filesystem")),
+    ) {
+        let volid = cfg
+            .rootfs
+            .as_deref()
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("VOLID");
+        rep.warn(format!(
+            "{w}\n  help: the disk is {gib} GiB but its filesystem was not grown: stop CT {vmid}, then on the node run `e2fsck -f $(pvesm path {volid})` and `resize2fs $(pvesm path {volid})`"
+        ));
+    }
+    rep.info(format!("root disk grown to {gib} GiB"));
     Ok(())
 }
 

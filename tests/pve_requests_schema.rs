@@ -147,12 +147,15 @@ fn cases() -> Vec<(&'static str, ApiRequest)> {
             "launch@pve",
             &Secret::new("PVE:launch@pve:66A1B2C3::c2ln/+==")
         )),
-        case!(access_permissions()),
+        case!(access_permissions(None)),
+        case!(access_permissions(Some("/sdn/zones/localnetwork/vmbr0/20"))),
         case!(version()),
         case!(cluster_nextid(None)),
         case!(cluster_nextid(Some(105))),
         case!(cluster_resources(None)),
         case!(nodes()),
+        case!(cluster_status()),
+        case!(node_bridges("pve")),
         case!(node_status("pve")),
         case!(storage_list("pve", &[])),
         case!(storage_list(
@@ -161,7 +164,6 @@ fn cases() -> Vec<(&'static str, ApiRequest)> {
         )),
         case!(storage_list("node-2", &all_content)),
         case!(aplinfo_list("pve")),
-        case!(bridge_list("pve")),
         case!(aplinfo_download(
             "pve",
             "local",

@@ -1,5 +1,7 @@
 //! `launch-tui doctor`: can Launch work with this Proxmox VE? Connects the way every other
 //! command does and checks what an install needs, printing what to fix. It changes nothing.
+//! Besides problems (an install would fail) it names risks found on real hosts: an old `pct`,
+//! another node, a token's privileges per path, a loopback resolver, a bridge without address.
 
 use serde_json::json;
 
@@ -73,17 +75,117 @@ pub fn run(g: &Global) -> Result<Outcome> {
     }
     let next = c.next_id()?;
     lines.push(format!("next free CT ID: {next}"));
+
+    let mut risks = Vec::new();
+    let local_pvesh = conn.description.starts_with("local pvesh");
+    if version.version.starts_with("8.0.") {
+        risks.push(format!(
+            "Proxmox VE {}: its pct (pve-container before 5.0.9) has no `exec --keep-env`; Launch then clears the container command's environment with `env -i`",
+            version.version
+        ));
+    }
+    if local_pvesh {
+        match c.local_node()? {
+            Some(local) => lines.push(format!("local node: {local}")),
+            None => risks.push("the cluster status names no local node".into()),
+        }
+    }
+    let storage = rootdir.first().map(|s| s.storage.clone());
+    let template_storage = tmpl.first().map(|s| s.storage.clone());
+    if let (Some(storage), Some(template_storage)) = (&storage, &template_storage) {
+        let need = crate::install::privileges_for(&crate::install::Placement {
+            vmid: next,
+            storage,
+            template_storage,
+            bridge: "vmbr0",
+            vlan: None,
+            node: &node,
+        });
+        let missing = crate::install::missing_privileges(c, &need)?;
+        let mut paths: Vec<&str> = need.iter().map(|(p, _)| p.as_str()).collect();
+        paths.dedup();
+        for path in paths {
+            let lacking: Vec<&str> = missing
+                .iter()
+                .filter(|(p, _)| p == path)
+                .map(|(_, w)| *w)
+                .collect();
+            if lacking.is_empty() {
+                lines.push(format!("privileges on {path}: all an install needs"));
+            } else {
+                problems.push(format!(
+                    "privileges on {path}: lacking {} (pveum acl modify {path} --tokens USER@REALM!TOKENID --roles ROLE)",
+                    lacking.join(", ")
+                ));
+            }
+        }
+    }
+    if local_pvesh {
+        risks.extend(resolver_risks(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ));
+    }
+    let bridges = c.bridges(&node)?;
+    match bridges.iter().find(|(b, _)| b == "vmbr0") {
+        Some((b, Some(cidr))) => lines.push(format!("bridge {b}: this node is {cidr} on it")),
+        Some((b, None)) => risks.push(format!(
+            "this node has no IPv4 address on {b}: the install's final check (a request from this node to the container) cannot reach a container there"
+        )),
+        None => risks.push(format!(
+            "no bridge vmbr0 on {node} (bridges: {}): give the install `bridge:`",
+            bridges.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+    for r in &risks {
+        lines.push(format!("risk: {r}"));
+    }
     let ok = problems.is_empty();
     for p in &problems {
         lines.push(format!("problem: {p}"));
     }
     let data = json!({
         "transport": conn.description, "version": version.version, "node": node,
-        "next_id": next, "problems": problems, "ok": ok,
+        "next_id": next, "problems": problems, "risks": risks, "ok": ok,
     });
     if ok {
         Ok(Outcome::new(lines.join("\n"), data))
     } else {
         Err(LaunchError::Failed(anyhow::anyhow!("{}", lines.join("\n"))))
+    }
+}
+
+/// PVE copies the node's first three nameservers into a container that has no `dns` of its own
+/// (pve-container's LXC/Setup/Base.pm): a loopback one (a local stub resolver) then answers
+/// nothing inside the container.
+fn resolver_risks(resolv_conf: &str) -> Vec<String> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|w| w.split_whitespace().next())
+        .filter_map(|w| w.parse::<std::net::IpAddr>().ok())
+        .take(3)
+        .filter(|ip| ip.is_loopback())
+        .map(|ip| format!("this node resolves through {ip}, a loopback address: containers without their own `dns` get it copied and cannot resolve names; set `dns: 1.1.1.1` (or your resolver) in the install answers"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolver_risks;
+
+    #[test]
+    fn loopback_resolvers_among_the_first_three_are_risks() {
+        assert!(resolver_risks("nameserver 10.0.0.1\nnameserver 1.1.1.1\n").is_empty());
+        let r = resolver_risks("search lan\nnameserver 127.0.0.53\noptions edns0\n");
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].contains("127.0.0.53") && r[0].contains("dns:"),
+            "{r:?}"
+        );
+        // Only the first three count, as PVE copies only those.
+        let r = resolver_risks(
+            "nameserver 10.0.0.1\nnameserver 10.0.0.2\nnameserver 10.0.0.3\nnameserver ::1\n",
+        );
+        assert!(r.is_empty(), "{r:?}");
     }
 }

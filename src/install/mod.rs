@@ -174,7 +174,7 @@ pub fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
             .map(|s| (s.storage, s.avail.unwrap_or(0)))
             .collect(),
         template_storages: templates.into_iter().map(|s| s.storage).collect(),
-        bridges: client.bridges(node)?,
+        bridges: client.bridges(node)?.into_iter().map(|(b, _)| b).collect(),
         free_memory_mib: status
             .memory
             .and_then(|m| m.free.or(m.avail))
@@ -184,8 +184,31 @@ pub fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
 }
 
 /// The privileges an install needs, by ACL path (see ../shared/notes/proxmox-api.md, "Minimal
-/// role for a token").
+/// role for a token"); `A|B` means either. The paths are those PVE checks when creating a CT
+/// (pve-container's API2/LXC.pm create, pve-storage's check_volume_access for the template,
+/// pve-guest-common's check_vnet_access for the bridge and its VLAN tag).
 fn required_privileges(s: &InstallSettings, node: &str) -> Vec<(String, &'static str)> {
+    privileges_for(&Placement {
+        vmid: s.vmid,
+        storage: &s.storage,
+        template_storage: &s.template_storage,
+        bridge: &s.bridge,
+        vlan: s.vlan,
+        node,
+    })
+}
+
+/// Where a new container goes, as far as privileges are concerned.
+pub(crate) struct Placement<'a> {
+    pub vmid: u32,
+    pub storage: &'a str,
+    pub template_storage: &'a str,
+    pub bridge: &'a str,
+    pub vlan: Option<u16>,
+    pub node: &'a str,
+}
+
+pub(crate) fn privileges_for(p: &Placement) -> Vec<(String, &'static str)> {
     let mut need: Vec<(String, &'static str)> = [
         "VM.Allocate",
         "VM.Audit",
@@ -197,42 +220,51 @@ fn required_privileges(s: &InstallSettings, node: &str) -> Vec<(String, &'static
         "VM.Config.Options",
     ]
     .into_iter()
-    .map(|p| (format!("/vms/{}", s.vmid), p))
+    .map(|priv_| (format!("/vms/{}", p.vmid), priv_))
     .collect();
-    need.push((format!("/storage/{}", s.storage), "Datastore.AllocateSpace"));
+    need.push((format!("/storage/{}", p.storage), "Datastore.AllocateSpace"));
     need.push((
-        format!("/storage/{}", s.template_storage),
+        format!("/storage/{}", p.template_storage),
         "Datastore.AllocateTemplate",
     ));
-    need.push((format!("/nodes/{node}"), "Sys.Audit"));
-    need.push((format!("/sdn/zones/localnetwork/{}", s.bridge), "SDN.Use"));
+    need.push((
+        format!("/storage/{}", p.template_storage),
+        "Datastore.AllocateSpace|Datastore.Audit",
+    ));
+    need.push((format!("/nodes/{}", p.node), "Sys.Audit"));
+    let bridge = match p.vlan {
+        Some(tag) => format!("/sdn/zones/localnetwork/{}/{tag}", p.bridge),
+        None => format!("/sdn/zones/localnetwork/{}", p.bridge),
+    };
+    need.push((bridge, "SDN.Use"));
     need
 }
 
-/// A privilege granted on a path or any of its parents (PVE's ACLs propagate down).
-fn granted(
-    perms: &BTreeMap<String, BTreeMap<String, serde_json::Value>>,
-    path: &str,
-    privilege: &str,
-) -> bool {
-    let mut p = path.to_string();
-    loop {
-        if let Some(set) = perms.get(&p) {
-            if set
-                .get(privilege)
-                .is_some_and(|v| v.as_u64() == Some(1) || v.as_bool() == Some(true) || v == "1")
-            {
-                return true;
+/// The required privileges the caller lacks, asking PVE once per path.
+pub(crate) fn missing_privileges(
+    client: &Client,
+    need: &[(String, &'static str)],
+) -> Result<Vec<(String, &'static str)>> {
+    let mut missing = Vec::new();
+    let mut paths: Vec<&String> = Vec::new();
+    for (p, _) in need {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    for path in paths {
+        let here = client.permissions(Some(path))?;
+        let set = here.get(path.as_str());
+        for (_, want) in need.iter().filter(|(p, _)| p == path) {
+            let ok = want
+                .split('|')
+                .any(|w| set.is_some_and(|s| s.contains_key(w)));
+            if !ok {
+                missing.push((path.clone(), *want));
             }
         }
-        if p == "/" {
-            return false;
-        }
-        p = match p.rfind('/') {
-            Some(0) | None => "/".into(),
-            Some(i) => p[..i].to_string(),
-        };
     }
+    Ok(missing)
 }
 
 /// Checks made before anything is created that need the node: the PVE version and the token's
@@ -254,10 +286,9 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
             ))
         }
     }
-    let perms = client.permissions()?;
-    let missing: Vec<crate::error::InvalidValue> = required_privileges(s, node)
+    let missing: Vec<crate::error::InvalidValue> =
+        missing_privileges(client, &required_privileges(s, node))?
         .into_iter()
-        .filter(|(path, p)| !granted(&perms, path, p))
         .map(|(path, p)| crate::error::InvalidValue {
             field: "privilege".into(),
             value: format!("{p} on {path}"),
@@ -498,5 +529,71 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
                 log_path.display()
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pve::{ApiRequest, PveError, Transport};
+
+    /// Answers `/access/permissions?path=P` as PVE does for a token whose grants come from a
+    /// pool or a non-propagating ACL: every privilege present with flag 0, but for `lacking`.
+    struct Perms {
+        lacking: (&'static str, &'static str),
+    }
+
+    impl Transport for Perms {
+        fn call(&self, req: &ApiRequest) -> std::result::Result<serde_json::Value, PveError> {
+            let path = req
+                .params
+                .iter()
+                .find(|(k, _)| k == "path")
+                .map(|(_, v)| v.clone())
+                .expect("the pre-flight asks per path");
+            let privs: serde_json::Map<String, serde_json::Value> = [
+                "VM.Allocate",
+                "VM.Audit",
+                "VM.PowerMgmt",
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Disk",
+                "VM.Config.Network",
+                "VM.Config.Options",
+                "Datastore.AllocateSpace",
+                "Datastore.AllocateTemplate",
+                "Sys.Audit",
+                "SDN.Use",
+            ]
+            .iter()
+            .filter(|p| (path.as_str(), **p) != self.lacking)
+            .map(|p| (p.to_string(), json!(0)))
+            .collect();
+            Ok(json!({ path: privs }))
+        }
+    }
+
+    #[test]
+    fn privileges_present_with_flag_0_are_granted_and_the_vlan_path_is_checked() {
+        let need = vec![
+            ("/vms/120".to_string(), "VM.Allocate"),
+            ("/storage/local".to_string(), "Datastore.AllocateTemplate"),
+            (
+                "/storage/local".to_string(),
+                "Datastore.AllocateSpace|Datastore.Audit",
+            ),
+            ("/sdn/zones/localnetwork/vmbr0/20".to_string(), "SDN.Use"),
+        ];
+        let client = Client::new(Box::new(Perms {
+            lacking: ("/nope", ""),
+        }));
+        assert!(missing_privileges(&client, &need).unwrap().is_empty());
+        let client = Client::new(Box::new(Perms {
+            lacking: ("/sdn/zones/localnetwork/vmbr0/20", "SDN.Use"),
+        }));
+        assert_eq!(
+            missing_privileges(&client, &need).unwrap(),
+            vec![("/sdn/zones/localnetwork/vmbr0/20".to_string(), "SDN.Use")]
+        );
     }
 }

@@ -981,11 +981,14 @@ fn check_field(
         }
         "db_password" => return Ok(()),
         "root_password" => {
-            return if value.chars().count() >= 5 {
-                Ok(())
-            } else {
+            return if value.chars().count() < 5 {
                 Err("too short: Proxmox VE needs at least 5 characters".into())
-            }
+            } else if value.contains(['\n', '\r']) {
+                // chpasswd reads one `user:password` line.
+                Err("holds a line break\n  help: use a password on one line".into())
+            } else {
+                Ok(())
+            };
         }
         "tls_cert" => return check_pem(value, "CERTIFICATE"),
         "tls_key" => return check_pem(value, "PRIVATE KEY"),

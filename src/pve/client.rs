@@ -126,18 +126,48 @@ impl Client {
         self.typed(&requests::cluster_resources(kind))
     }
 
-    /// The caller's privileges: ACL path → privilege → granted (PVE answers 1 or 0/absent).
+    /// The caller's privileges: ACL path → privilege → propagate flag. A privilege is granted
+    /// on a path when its key is present, whatever the flag (0 for roles from pools and ACLs
+    /// that do not propagate); the flag only says whether paths below inherit it.
     pub fn permissions(
         &self,
+        path: Option<&str>,
     ) -> Result<
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>,
         PveError,
     > {
-        self.typed(&requests::access_permissions())
+        self.typed(&requests::access_permissions(path))
     }
 
     pub fn nodes(&self) -> Result<Vec<NodeInfo>, PveError> {
         self.typed(&requests::nodes())
+    }
+
+    /// The node's bridges: name → its IPv4 address with prefix, if the node has one there.
+    pub fn bridges(&self, node: &str) -> Result<Vec<(String, Option<String>)>, PveError> {
+        validate::node(node)?;
+        let rows = self.call(&requests::node_bridges(node))?;
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let iface = r["iface"].as_str()?.to_string();
+                Some((iface, r["cidr"].as_str().map(str::to_string)))
+            })
+            .collect())
+    }
+
+    /// The name of the node answering (`/cluster/status`'s entry with `local: 1`).
+    pub fn local_node(&self) -> Result<Option<String>, PveError> {
+        let rows = self.call(&requests::cluster_status())?;
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["type"] == "node")
+            .find(|r| r["local"].as_u64() == Some(1) || r["local"] == "1")
+            .and_then(|r| r["name"].as_str().map(str::to_string)))
     }
 
     pub fn node_status(&self, node: &str) -> Result<NodeStatus, PveError> {
@@ -153,16 +183,6 @@ impl Client {
     ) -> Result<Vec<StorageInfo>, PveError> {
         validate::node(node)?;
         self.typed(&requests::storage_list(node, content))
-    }
-
-    /// The names of the node's bridges (`vmbr0`, OVS bridges, SDN vnets).
-    pub fn bridges(&self, node: &str) -> Result<Vec<String>, PveError> {
-        validate::node(node)?;
-        let rows: Vec<serde_json::Value> = self.typed(&requests::bridge_list(node))?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.get("iface").and_then(|i| i.as_str()).map(str::to_string))
-            .collect())
     }
 
     /// The appliance (template) index the node knows.

@@ -338,6 +338,24 @@ pub struct CtConfig {
 }
 
 impl CtConfig {
+    /// The root disk's size in GiB, from `rootfs`'s `size=` (`8G`, `512M`, `1T`).
+    pub fn rootfs_size_gib(&self) -> Option<f64> {
+        let size = self
+            .rootfs
+            .as_deref()?
+            .split(',')
+            .find_map(|p| p.strip_prefix("size="))?;
+        let (num, unit) = size.split_at(size.len().checked_sub(1)?);
+        let (num, factor) = match unit {
+            "K" => (num, 1.0 / (1024.0 * 1024.0)),
+            "M" => (num, 1.0 / 1024.0),
+            "G" => (num, 1.0),
+            "T" => (num, 1024.0),
+            _ => (size, 1.0 / (1024.0 * 1024.0 * 1024.0)),
+        };
+        num.parse::<f64>().ok().map(|n| n * factor)
+    }
+
     /// The raw `net{index}` property string.
     pub fn net(&self, index: u8) -> Option<&str> {
         self.other

@@ -125,10 +125,11 @@ pub const BUILDERS: &[&str] = &[
     "cluster_nextid",
     "cluster_resources",
     "nodes",
+    "cluster_status",
+    "node_bridges",
     "node_status",
     "storage_list",
     "aplinfo_list",
-    "bridge_list",
     "aplinfo_download",
     "storage_content",
     "lxc_create",
@@ -162,9 +163,9 @@ pub fn access_ticket(username: &str, password: &Secret) -> ApiRequest {
         .param("password", password.expose())
 }
 
-/// The caller's effective privileges, per ACL path (for the install pre-flight).
-pub fn access_permissions() -> ApiRequest {
-    ApiRequest::new(Method::Get, "/access/permissions")
+/// The caller's effective privileges, per ACL path, or on `path` only (for the pre-flights).
+pub fn access_permissions(path: Option<&str>) -> ApiRequest {
+    ApiRequest::new(Method::Get, "/access/permissions").opt("path", path)
 }
 
 pub fn version() -> ApiRequest {
@@ -184,6 +185,16 @@ pub fn nodes() -> ApiRequest {
     ApiRequest::new(Method::Get, "/nodes")
 }
 
+/// The node's bridges (as configured in /etc/network/interfaces).
+pub fn node_bridges(node: &str) -> ApiRequest {
+    ApiRequest::new(Method::Get, format!("/nodes/{node}/network")).param("type", "any_bridge")
+}
+
+/// The cluster's members; the node answering is marked `local: 1`.
+pub fn cluster_status() -> ApiRequest {
+    ApiRequest::new(Method::Get, "/cluster/status")
+}
+
 pub fn node_status(node: &str) -> ApiRequest {
     ApiRequest::new(Method::Get, format!("/nodes/{node}/status"))
 }
@@ -198,11 +209,6 @@ pub fn storage_list(node: &str, content: &[ContentType]) -> ApiRequest {
             .join(",")
     });
     ApiRequest::new(Method::Get, format!("/nodes/{node}/storage")).opt("content", content)
-}
-
-/// The node's bridges (Linux and OVS bridges, and SDN vnets): what a container's `net0` may name.
-pub fn bridge_list(node: &str) -> ApiRequest {
-    ApiRequest::new(Method::Get, format!("/nodes/{node}/network")).param("type", "any_bridge")
 }
 
 pub fn aplinfo_list(node: &str) -> ApiRequest {

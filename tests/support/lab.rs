@@ -288,24 +288,61 @@ impl Config {
     }
 }
 
-/// Runs the real launch-tui against the lab over HTTPS with the pinned fingerprint.
+/// How launch-tui reaches the lab in these tests: the HTTPS API (the default here) or the lab's
+/// `pvesh` as root on a node does; `LAUNCH_E2E_TRANSPORT=pvesh` runs any e2e file over pvesh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Https,
+    Pvesh,
+}
+
+pub fn transport() -> Transport {
+    match std::env::var("LAUNCH_E2E_TRANSPORT").as_deref() {
+        Ok("pvesh") => Transport::Pvesh,
+        Ok("https") | Err(_) => Transport::Https,
+        Ok(other) => panic!("LAUNCH_E2E_TRANSPORT={other}: use https or pvesh"),
+    }
+}
+
+/// Runs the real launch-tui against the lab over `LAUNCH_E2E_TRANSPORT` (HTTPS with the pinned
+/// fingerprint by default).
 pub fn launch(lab: &Lab, cfg: &Config, args: &[&str]) -> Output {
+    launch_via(lab, cfg, transport(), args, &[])
+}
+
+/// `launch` over a chosen transport, with extra environment.
+pub fn launch_via(
+    lab: &Lab,
+    cfg: &Config,
+    via: Transport,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let bin = env!("CARGO_BIN_EXE_launch-tui");
-    Command::new(bin)
-        .env("PATH", lab.path_env())
+    let mut cmd = Command::new(bin);
+    cmd.env("PATH", lab.path_env())
         .env("NO_COLOR", "1")
         .env("LAUNCH_CONFIG", cfg.path())
         .env("LAUNCH_LOG_DIR", cfg.path().join("log"))
         .env("LAUNCH_CACHE_DIR", cfg.path().join("cache"))
         .env("LAUNCH_STATE_DIR", cfg.path().join("state"))
         .env_remove("LAUNCH_PVE_TOKEN")
-        .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
-        .args(["--fingerprint", &lab.fingerprint()])
-        .arg("--token-file")
-        .arg(lab.path().join("token"))
-        .args(args)
-        .output()
-        .unwrap()
+        .env_remove("LAUNCH_HOST");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    match via {
+        Transport::Https => {
+            cmd.args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
+                .args(["--fingerprint", &lab.fingerprint()])
+                .arg("--token-file")
+                .arg(lab.path().join("token"));
+        }
+        Transport::Pvesh => {
+            cmd.args(["--transport", "pvesh"]);
+        }
+    }
+    cmd.args(args).output().unwrap()
 }
 
 pub fn text(o: &Output) -> String {
@@ -400,23 +437,5 @@ pub fn install_with(lab: &Lab, cfg: &Config, file: &str, answers: &str) -> serde
 
 /// `launch` with extra environment (e.g. `LAUNCH_SYSTEMD_DIR` for the health timer's units).
 pub fn launch_env(lab: &Lab, cfg: &Config, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let bin = env!("CARGO_BIN_EXE_launch-tui");
-    let mut cmd = Command::new(bin);
-    cmd.env("PATH", lab.path_env())
-        .env("NO_COLOR", "1")
-        .env("LAUNCH_CONFIG", cfg.path())
-        .env("LAUNCH_LOG_DIR", cfg.path().join("log"))
-        .env("LAUNCH_CACHE_DIR", cfg.path().join("cache"))
-        .env("LAUNCH_STATE_DIR", cfg.path().join("state"))
-        .env_remove("LAUNCH_PVE_TOKEN");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
-        .args(["--fingerprint", &lab.fingerprint()])
-        .arg("--token-file")
-        .arg(lab.path().join("token"))
-        .args(args)
-        .output()
-        .unwrap()
+    launch_via(lab, cfg, transport(), args, env)
 }

@@ -64,17 +64,133 @@ pub const ALL_PRIVS: &[&str] = &[
     "VM.Snapshot.Rollback",
 ];
 
+/// One ACL entry of a token: privileges on a path, propagating to the paths below or not. (PVE
+/// grants roles; the lab names the privileges directly, one entry standing for one role.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub path: String,
+    pub privs: Vec<String>,
+    pub propagate: bool,
+}
+
+/// A resource pool: its guests and storages get the privileges granted on `/pool/NAME`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    #[serde(default)]
+    pub vms: Vec<u32>,
+    #[serde(default)]
+    pub storage: Vec<String>,
+}
+
+/// A privilege-separated token's grants: its ACL entries and the node's pools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub acl: Vec<AclEntry>,
+    pub pools: BTreeMap<String, Pool>,
+}
+
+impl Grants {
+    /// Role entries in effect on `path`, as pve-access-control's `roles()` walks the ACL tree
+    /// (src/PVE/AccessControl.pm): from `/` down, each level holding entries for the token
+    /// replaces what came before; above the path itself only propagating entries count.
+    fn roles(&self, path: &str) -> Vec<(&AclEntry, bool)> {
+        let mut roles = Vec::new();
+        for (level, last) in path_levels(path) {
+            let here: Vec<(&AclEntry, bool)> = self
+                .acl
+                .iter()
+                .filter(|a| a.path == level && (last || a.propagate))
+                .map(|a| (a, a.propagate))
+                .collect();
+            if !here.is_empty() {
+                roles = here;
+            }
+        }
+        roles
+    }
+
+    /// Privilege → propagate flag on `path` (RPCEnvironment's `compile_acl_path`): a key
+    /// present means granted. Roles a pool gives its members are added without propagation.
+    pub fn privs_at(&self, path: &str) -> BTreeMap<String, bool> {
+        let mut roles = self.roles(path);
+        let member = |pool: &Pool| match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["", "vms", id] => id.parse().is_ok_and(|id: u32| pool.vms.contains(&id)),
+            ["", "storage", sid] => pool.storage.iter().any(|s| s == sid),
+            _ => false,
+        };
+        for (name, pool) in &self.pools {
+            if member(pool) {
+                roles.extend(
+                    self.roles(&format!("/pool/{name}"))
+                        .into_iter()
+                        .map(|(a, _)| (a, false)),
+                );
+            }
+        }
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for (entry, propagate) in roles {
+            for p in &entry.privs {
+                *out.entry(p.clone()).or_insert(false) |= propagate;
+            }
+        }
+        out
+    }
+
+    /// Every path PVE's `get_effective_permissions` lists: the top levels, the ACL paths and
+    /// the pools' members.
+    pub fn listed_paths(&self) -> BTreeSet<String> {
+        let mut paths: BTreeSet<String> = [
+            "/",
+            "/access",
+            "/access/groups",
+            "/nodes",
+            "/pool",
+            "/sdn",
+            "/storage",
+            "/vms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        paths.extend(self.acl.iter().map(|a| a.path.clone()));
+        for pool in self.pools.values() {
+            paths.extend(pool.vms.iter().map(|v| format!("/vms/{v}")));
+            paths.extend(pool.storage.iter().map(|s| format!("/storage/{s}")));
+        }
+        paths
+    }
+}
+
+/// `/`, `/a`, `/a/b` for `/a/b`, each with whether it is the path itself.
+fn path_levels(path: &str) -> Vec<(String, bool)> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let mut out = vec![("/".to_string(), parts.is_empty())];
+    for i in 0..parts.len() {
+        out.push((format!("/{}", parts[..=i].join("/")), i + 1 == parts.len()));
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Privs {
     All,
-    Only(BTreeSet<String>),
+    Acl(std::sync::Arc<Grants>),
 }
 
 impl Privs {
-    pub fn has(&self, p: &str) -> bool {
+    /// Whether `p` is granted on `path`.
+    pub fn has_at(&self, path: &str, p: &str) -> bool {
         match self {
             Privs::All => true,
-            Privs::Only(set) => set.contains(p),
+            Privs::Acl(g) => g.privs_at(path).contains_key(p),
+        }
+    }
+
+    /// Privilege → propagate on `path`, as `/access/permissions` reports them.
+    pub fn at(&self, path: &str) -> BTreeMap<String, bool> {
+        match self {
+            Privs::All => ALL_PRIVS.iter().map(|p| (p.to_string(), true)).collect(),
+            Privs::Acl(g) => g.privs_at(path),
         }
     }
 }
@@ -126,13 +242,28 @@ impl Forbidden {
 struct TokenRecord {
     id: String,
     secret: String,
-    /// `None` means every privilege.
+    /// `None` means every privilege; a list is granted on `/`, propagating.
     privs: Option<Vec<String>>,
+    /// Further path-scoped entries.
+    #[serde(default)]
+    acl: Vec<AclEntry>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct AuthFile {
     tokens: Vec<TokenRecord>,
+    #[serde(default)]
+    pools: BTreeMap<String, Pool>,
+}
+
+/// Sets a pool's members (guests and storages), as `pveum pool add/modify` would.
+pub fn set_pool(state: &Path, name: &str, pool: Pool) -> Result<()> {
+    if !valid_token_name(name) {
+        return Err(TokenNameError::Invalid(name.to_string()).into());
+    }
+    let mut file = load_auth(state)?;
+    file.pools.insert(name.to_string(), pool);
+    save_auth(state, &file)
 }
 
 fn auth_file(state: &Path) -> PathBuf {
@@ -184,12 +315,26 @@ fn valid_token_name(name: &str) -> bool {
 /// Creates (or keeps) a token and writes its `user@realm!name=secret` line to its token file.
 /// `privs: None` grants everything. Returns the token file path.
 pub fn ensure_token(state: &Path, name: &str, privs: Option<Vec<String>>) -> Result<PathBuf> {
+    ensure_token_acl(state, name, privs, Vec::new())
+}
+
+/// `ensure_token` with path-scoped ACL entries besides the privileges on `/`.
+pub fn ensure_token_acl(
+    state: &Path,
+    name: &str,
+    privs: Option<Vec<String>>,
+    acl: Vec<AclEntry>,
+) -> Result<PathBuf> {
     if !valid_token_name(name) {
         return Err(TokenNameError::Invalid(name.to_string()).into());
     }
-    if let Some(list) = &privs {
-        if let Some(bad) = list.iter().find(|p| !ALL_PRIVS.contains(&p.as_str())) {
-            return Err(TokenNameError::UnknownPriv(bad.clone()).into());
+    let named = privs
+        .iter()
+        .flatten()
+        .chain(acl.iter().flat_map(|a| a.privs.iter()));
+    for p in named {
+        if !ALL_PRIVS.contains(&p.as_str()) {
+            return Err(TokenNameError::UnknownPriv(p.clone()).into());
         }
     }
     let id = format!("{ROOT_USER}!{name}");
@@ -197,6 +342,7 @@ pub fn ensure_token(state: &Path, name: &str, privs: Option<Vec<String>>) -> Res
     let secret = match file.tokens.iter_mut().find(|t| t.id == id) {
         Some(t) => {
             t.privs = privs;
+            t.acl = acl;
             t.secret.clone()
         }
         None => {
@@ -205,6 +351,7 @@ pub fn ensure_token(state: &Path, name: &str, privs: Option<Vec<String>>) -> Res
                 id: id.clone(),
                 secret: secret.clone(),
                 privs,
+                acl,
             });
             secret
         }
@@ -291,7 +438,18 @@ impl Auth {
             token: Some(token.to_string()),
             privs: match &rec.privs {
                 None => Privs::All,
-                Some(list) => Privs::Only(list.iter().cloned().collect()),
+                Some(list) => {
+                    let mut acl = vec![AclEntry {
+                        path: "/".into(),
+                        privs: list.clone(),
+                        propagate: true,
+                    }];
+                    acl.extend(rec.acl.iter().cloned());
+                    Privs::Acl(std::sync::Arc::new(Grants {
+                        acl,
+                        pools: file.pools.clone(),
+                    }))
+                }
             },
         })
     }
@@ -401,13 +559,13 @@ fn expand_path(template: &str, params: &BTreeMap<String, String>) -> String {
 /// Checks one privilege (or any of several) on an ACL path.
 pub fn check_privs(who: &Identity, path: &str, privs: &[&str], any: bool) -> Result<(), Forbidden> {
     if any {
-        if privs.iter().any(|p| who.privs.has(p)) {
+        if privs.iter().any(|p| who.privs.has_at(path, p)) {
             Ok(())
         } else {
             Err(Forbidden::perm(path, &privs.join("|")))
         }
     } else {
-        match privs.iter().find(|p| !who.privs.has(p)) {
+        match privs.iter().find(|p| !who.privs.has_at(path, p)) {
             None => Ok(()),
             Some(p) => Err(Forbidden::perm(path, p)),
         }
@@ -523,7 +681,14 @@ mod tests {
             auth_id: "root@pam!t".into(),
             user: "root@pam".into(),
             token: Some("t".into()),
-            privs: Privs::Only(privs.iter().map(|s| s.to_string()).collect()),
+            privs: Privs::Acl(std::sync::Arc::new(Grants {
+                acl: vec![AclEntry {
+                    path: "/".into(),
+                    privs: privs.iter().map(|s| s.to_string()).collect(),
+                    propagate: true,
+                }],
+                pools: BTreeMap::new(),
+            })),
         }
     }
 
@@ -611,5 +776,60 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn acl_paths_propagation_and_pools_as_pve_computes_them() {
+        let entry = |path: &str, privs: &[&str], propagate| AclEntry {
+            path: path.into(),
+            privs: privs.iter().map(|s| s.to_string()).collect(),
+            propagate,
+        };
+        let g = Grants {
+            acl: vec![
+                entry("/", &["VM.Audit"], true),
+                entry("/vms/100", &["VM.PowerMgmt"], false),
+                entry("/storage/local-lvm", &["Datastore.AllocateSpace"], false),
+                entry("/pool/apps", &["VM.Allocate"], true),
+                entry("/sdn/zones/localnetwork/vmbr0", &["SDN.Use"], true),
+            ],
+            pools: BTreeMap::from([(
+                "apps".to_string(),
+                Pool {
+                    vms: vec![101],
+                    storage: vec![],
+                },
+            )]),
+        };
+        let at = |p: &str| g.privs_at(p).into_iter().collect::<Vec<_>>();
+        let s = |p: &str, f| (p.to_string(), f);
+        // A deeper entry replaces what was inherited; on the path itself it needs no propagate.
+        assert_eq!(at("/vms/100"), vec![s("VM.PowerMgmt", false)]);
+        assert_eq!(at("/vms/102"), vec![s("VM.Audit", true)]);
+        // A non-propagating entry stops at its path: below it the inherited roles hold.
+        assert_eq!(
+            at("/storage/local-lvm"),
+            vec![s("Datastore.AllocateSpace", false)]
+        );
+        assert_eq!(at("/storage/local-lvm/x"), vec![s("VM.Audit", true)]);
+        // Pool members get the pool's roles, never propagated.
+        assert_eq!(
+            at("/vms/101"),
+            vec![s("VM.Allocate", false), s("VM.Audit", true)]
+        );
+        // A VLAN path inherits from its bridge.
+        assert_eq!(
+            at("/sdn/zones/localnetwork/vmbr0/20"),
+            vec![s("SDN.Use", true)]
+        );
+        let who = Identity {
+            auth_id: "root@pam!t".into(),
+            user: "root@pam".into(),
+            token: Some("t".into()),
+            privs: Privs::Acl(std::sync::Arc::new(g.clone())),
+        };
+        assert!(check_privs(&who, "/vms/101", &["VM.Allocate"], false).is_ok());
+        assert!(check_privs(&who, "/vms/102", &["VM.Allocate"], false).is_err());
+        assert!(g.listed_paths().contains("/vms/101"));
     }
 }

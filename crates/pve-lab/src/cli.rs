@@ -46,9 +46,10 @@ pub enum Command {
     Up {
         #[arg(long, default_value_t = 8006)]
         port: u16,
-        /// PVE major version to pretend to be (picks the schema): 8 or 9.
-        #[arg(long, default_value_t = 8)]
-        pve: u8,
+        /// PVE version to pretend to be (picks the schema): 8, 9, or 8.0 (pve-container 5.0.8,
+        /// whose `pct exec` has no `--keep-env`).
+        #[arg(long, default_value = "8")]
+        pve: String,
         /// API schema file (default: shared/pve-api/apidata.json or apidata-pve9.json).
         #[arg(long)]
         schema: Option<PathBuf>,
@@ -96,12 +97,28 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCmd {
-    /// Add a token `root@pam!NAME` with only these privileges; writes STATE/token-NAME.
+    /// Add a privilege-separated token `root@pam!NAME`; writes STATE/token-NAME.
     Add {
         name: String,
-        /// Comma-separated PVE privileges, e.g. VM.Audit,Sys.Audit.
+        /// Comma-separated PVE privileges granted on `/` (propagating), e.g. VM.Audit,Sys.Audit.
         #[arg(long, value_delimiter = ',', num_args = 0..)]
         privs: Vec<String>,
+        /// PATH=PRIV,PRIV: granted on PATH and below (repeatable).
+        #[arg(long, value_name = "PATH=PRIVS")]
+        acl: Vec<String>,
+        /// PATH=PRIV,PRIV: granted on PATH only, not propagated (repeatable).
+        #[arg(long, value_name = "PATH=PRIVS")]
+        acl_here: Vec<String>,
+    },
+    /// Set a resource pool's members: privileges on `/pool/NAME` reach them.
+    Pool {
+        name: String,
+        /// Comma-separated CT IDs.
+        #[arg(long, value_delimiter = ',')]
+        vms: Vec<u32>,
+        /// Comma-separated storage IDs.
+        #[arg(long, value_delimiter = ',')]
+        storage: Vec<String>,
     },
 }
 
@@ -138,6 +155,10 @@ pub enum FaultCmd {
     ClearDisk { vmid: u32 },
     /// SIGKILL the container's init.
     KillInit { vmid: u32 },
+    /// Drop new connections from this host to the containers (a VLAN or firewall between them).
+    BlockHost,
+    /// Undo block-host.
+    UnblockHost,
     /// Disarm every fault.
     Clear,
     /// Show armed faults.
@@ -190,6 +211,8 @@ fn fault_call(state: &std::path::Path, cmd: FaultCmd) -> anyhow::Result<()> {
         FaultCmd::KillInit { vmid } => {
             ("POST", "fault/kill-init", p(&[("vmid", vmid.to_string())]))
         }
+        FaultCmd::BlockHost => ("POST", "fault/block-host", Vec::new()),
+        FaultCmd::UnblockHost => ("POST", "fault/unblock-host", Vec::new()),
         FaultCmd::Clear => ("POST", "fault/clear", Vec::new()),
         FaultCmd::List => ("GET", "faults", Vec::new()),
     };
@@ -231,7 +254,15 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }),
         Command::Down { net } => daemon::down(&state, &net.cache, &net.prefix, &net.subnet),
         Command::Status { net } => daemon::status(&state, &net.cache, &net.prefix, &net.subnet),
-        Command::Token(TokenCmd::Add { name, privs }) => daemon::token_add(&state, &name, &privs),
+        Command::Token(TokenCmd::Add {
+            name,
+            privs,
+            acl,
+            acl_here,
+        }) => daemon::token_add(&state, &name, &privs, &acl, &acl_here),
+        Command::Token(TokenCmd::Pool { name, vms, storage }) => {
+            crate::auth::set_pool(&state, &name, crate::auth::Pool { vms, storage })
+        }
         Command::Fault(cmd) => fault_call(&state, cmd),
     };
     match result {

@@ -16,6 +16,9 @@ pub struct DaemonInfo {
     pub pid: i32,
     pub port: u16,
     pub pve: u8,
+    /// The pve-container version the lab stands in for (its `pct` follows it).
+    #[serde(default)]
+    pub pve_container: String,
     pub prefix: String,
     pub subnet: String,
     pub cache: PathBuf,

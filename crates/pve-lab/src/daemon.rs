@@ -22,7 +22,8 @@ pub struct UpOptions {
     pub state: PathBuf,
     pub port: u16,
     pub cache: PathBuf,
-    pub pve: u8,
+    /// `8`, `8.0` or `9`.
+    pub pve: String,
     pub schema: Option<PathBuf>,
     pub foreground: bool,
     pub yes: bool,
@@ -33,8 +34,10 @@ pub struct UpOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
-    #[error("--pve {0} is not a PVE version the lab knows\nhelp: use --pve 8 or --pve 9")]
-    BadPve(u8),
+    #[error(
+        "--pve {0} is not a PVE version the lab knows\nhelp: use --pve 8, --pve 8.0 or --pve 9"
+    )]
+    BadPve(String),
     #[error(
         "--subnet '{0}' is not an IPv4 network\nhelp: use a /16../28 network such as 10.77.0.0/24"
     )]
@@ -78,8 +81,8 @@ pub fn parse_net(prefix: &str, subnet: &str) -> Result<LabNet> {
     })
 }
 
-fn pve_of(n: u8) -> Result<PveVersion> {
-    PveVersion::from_major(n).ok_or_else(|| UpError::BadPve(n).into())
+fn pve_of(s: &str) -> Result<PveVersion> {
+    PveVersion::from_arg(s).ok_or_else(|| UpError::BadPve(s.to_string()).into())
 }
 
 /// Asks a yes/no question on the terminal (not stdin, which may be a pipe).
@@ -168,7 +171,7 @@ fn api_answers(state: &Path, port: u16) -> bool {
 
 pub fn up(opts: &UpOptions) -> Result<()> {
     let net = parse_net(&opts.prefix, &opts.subnet)?;
-    pve_of(opts.pve)?;
+    pve_of(&opts.pve)?;
     if opts.foreground {
         return foreground(opts, net);
     }
@@ -196,7 +199,7 @@ pub fn up(opts: &UpOptions) -> Result<()> {
         .args(["--port", &opts.port.to_string()])
         .arg("--cache")
         .arg(&opts.cache)
-        .args(["--pve", &opts.pve.to_string()])
+        .args(["--pve", &opts.pve])
         .args(["--prefix", &opts.prefix, "--subnet", &opts.subnet])
         .args(["--auth-fail-delay-ms", &opts.auth_fail_delay_ms.to_string()]);
     if let Some(s) = &opts.schema {
@@ -263,7 +266,7 @@ fn foreground(opts: &UpOptions, net: LabNet) -> Result<()> {
     }
     ensure_host_packages(opts.yes)?;
     let cert = prepare_state(&opts.state, &exe)?;
-    let pve = pve_of(opts.pve)?;
+    let pve = pve_of(&opts.pve)?;
     let lab = Lab::new(LabSettings {
         state: opts.state.clone(),
         cache: opts.cache.clone(),
@@ -279,7 +282,8 @@ fn foreground(opts: &UpOptions, net: LabNet) -> Result<()> {
         &DaemonInfo {
             pid: std::process::id() as i32,
             port: opts.port,
-            pve: opts.pve,
+            pve: if pve == PveVersion::V9 { 9 } else { 8 },
+            pve_container: pve.pve_container().to_string(),
             prefix: net.prefix.clone(),
             subnet: format!("{}/{}", net.subnet, net.prefix_len),
             cache: opts.cache.clone(),
@@ -456,21 +460,66 @@ pub fn status(state: &Path, cache: &Path, prefix: &str, subnet: &str) -> Result<
 }
 
 /// `pve-lab token add NAME --privs ...`
-pub fn token_add(state: &Path, name: &str, privs: &[String]) -> Result<()> {
+pub fn token_add(
+    state: &Path,
+    name: &str,
+    privs: &[String],
+    acl: &[String],
+    acl_here: &[String],
+) -> Result<()> {
     let privs: Vec<String> = privs
         .iter()
         .flat_map(|p| p.split(','))
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
-    let path = crate::auth::ensure_token(state, name, Some(privs.clone()))?;
+    let mut entries = Vec::new();
+    for (spec, propagate) in acl
+        .iter()
+        .map(|a| (a, true))
+        .chain(acl_here.iter().map(|a| (a, false)))
+    {
+        let (path, list) = spec.split_once('=').with_context(|| {
+            format!(
+                "ACL '{spec}' is not PATH=PRIVS\nhelp: e.g. --acl /vms/100=VM.Audit,VM.PowerMgmt"
+            )
+        })?;
+        if !path.starts_with('/') {
+            bail!("ACL path '{path}' does not start with '/'\nhelp: e.g. /storage/local");
+        }
+        entries.push(crate::auth::AclEntry {
+            path: match path.trim_end_matches('/') {
+                "" => "/".to_string(),
+                p => p.to_string(),
+            },
+            privs: list.split(',').map(|p| p.trim().to_string()).collect(),
+            propagate,
+        });
+    }
+    let described: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{}={}{}",
+                e.path,
+                e.privs.join(","),
+                if e.propagate { "" } else { " (this path only)" }
+            )
+        })
+        .collect();
+    let path = crate::auth::ensure_token_acl(state, name, Some(privs.clone()), entries)?;
     let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
     println!(
-        "token root@pam!{name} with {} written to {} (mode {mode:o})",
+        "token root@pam!{name} with {}{} written to {} (mode {mode:o})",
         if privs.is_empty() {
-            "no privileges".to_string()
+            "no privileges on /".to_string()
         } else {
-            privs.join(",")
+            format!("/={}", privs.join(","))
+        },
+        if described.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", described.join(", "))
         },
         path.display()
     );

@@ -28,8 +28,8 @@ enum Cmd {
     Exec {
         vmid: u32,
         /// Keep the current environment (1, the default) or start from a clean one (0).
-        #[arg(long = "keep-env", action = clap::ArgAction::Set, value_parser = parse_bool, default_value = "1")]
-        keep_env: bool,
+        #[arg(long = "keep-env", action = clap::ArgAction::Set, value_parser = parse_bool)]
+        keep_env: Option<bool>,
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
@@ -108,6 +108,16 @@ pub fn main(state_dir: &Path, args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { FAIL } else { 0 };
         }
     };
+    if let Cmd::Exec {
+        keep_env: Some(_), ..
+    } = &cli.cmd
+    {
+        if !keep_env_known(state_dir) {
+            // What pve-container before 5.0.9 answers (its CLI's option parsing).
+            eprintln!("Unknown option: keep-env\n400 unable to parse option\npct exec <vmid> [<extra-args>] [OPTIONS]");
+            return FAIL;
+        }
+    }
     let rt = match Runtime::from_state_dir(state_dir) {
         Ok(rt) => rt,
         Err(e) => {
@@ -122,6 +132,19 @@ pub fn main(state_dir: &Path, args: Vec<OsString>) -> i32 {
             FAIL
         }
     }
+}
+
+/// `pct exec --keep-env` exists from pve-container 5.0.9 on (the lab's `--pve 8.0` has 5.0.8).
+fn keep_env_known(state_dir: &Path) -> bool {
+    let Some(info) = crate::client::read_daemon_info(state_dir) else {
+        return true;
+    };
+    let v: Vec<u32> = info
+        .pve_container
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect();
+    info.pve_container.is_empty() || v >= vec![5, 0, 9]
 }
 
 fn config_missing(rt: &Runtime, vmid: u32) -> anyhow::Error {
@@ -152,7 +175,8 @@ fn run(rt: &Runtime, cmd: Cmd) -> anyhow::Result<i32> {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            let env: Vec<(String, String)> = if keep_env {
+            // Before 5.0.9 pct always kept the environment; after, 1 is the default.
+            let env: Vec<(String, String)> = if keep_env.unwrap_or(true) {
                 std::env::vars_os()
                     .map(|(k, v)| {
                         (
@@ -176,14 +200,18 @@ fn run(rt: &Runtime, cmd: Cmd) -> anyhow::Result<i32> {
             group,
         } => {
             check_running(rt, vmid)?;
-            rt.push(
+            // Real pct does the copy in a worker (`fork_worker`, run in the foreground on the
+            // CLI): the worker's error is printed, yet pct exits 0.
+            if let Err(e) = rt.push(
                 vmid,
                 &file,
                 &destination,
                 perms,
                 user.as_deref(),
                 group.as_deref(),
-            )?;
+            ) {
+                eprintln!("{e:#}");
+            }
             Ok(0)
         }
         Cmd::Pull {
@@ -272,7 +300,7 @@ mod tests {
                 cmd,
             } => {
                 assert_eq!(vmid, 100);
-                assert!(!keep_env);
+                assert_eq!(keep_env, Some(false));
                 assert_eq!(cmd, vec![OsString::from("ls"), OsString::from("-la")]);
             }
             other => panic!("parsed as {other:?}"),

@@ -1,7 +1,14 @@
 //! The `pvesh` command of a Proxmox host, for the lab: `pvesh get|create|set|delete PATH
 //! [--output-format json|json-pretty|text] [--KEY VALUE]...`, sent to the lab's HTTPS API with
-//! the root token and pinned certificate. Prints `data`; errors go to stderr as pvesh prints
-//! them (`400 Parameter verification failed.` then `param: message` lines), exit code 255.
+//! the root token and pinned certificate. It answers as pve-manager's `pvesh` does on the CLI:
+//! - a call that starts a worker runs it in the foreground (pve-common's RESTEnvironment
+//!   `fork_worker` in CLI mode): the task's log, the worker's stderr included, goes to stdout as
+//!   it is written; a task error's message (or `Task finished with N warning(s)!`) to stderr;
+//!   then the UPID is printed and pvesh exits 0 whatever the outcome, so the caller must read
+//!   the task's status;
+//! - a handler error (a PVE exception) exits 255: the message (`400 Parameter verification
+//!   failed.` then `param: message` lines), then for parameter errors the usage;
+//! - a path with no handler exits 1 (`No 'get' handler defined for '/x'`).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -108,6 +115,14 @@ pub fn main(state: &Path, args: Vec<OsString>) -> i32 {
             return 255;
         }
     };
+    if resp.status == 501 {
+        eprintln!(
+            "No '{}' handler defined for '{}'",
+            args[0].as_str(),
+            inv.path
+        );
+        return 1;
+    }
     if resp.status != 200 {
         let mut err = std::io::stderr().lock();
         if resp.status == 500 {
@@ -119,10 +134,23 @@ pub fn main(state: &Path, args: Vec<OsString>) -> i32 {
             for (k, v) in errors {
                 let _ = writeln!(err, "{k}: {}", v.as_str().unwrap_or("").trim_end());
             }
+            let _ = writeln!(
+                err,
+                "\npvesh {} <api_path> [OPTIONS] [FORMAT_OPTIONS]",
+                args[0].as_str()
+            );
         }
         return 255;
     }
     let data = resp.body.get("data").cloned().unwrap_or(Value::Null);
+    if inv.method != "GET" {
+        if let Some(upid) = data.as_str().filter(|d| d.starts_with("UPID:")) {
+            if let Err(e) = follow_task(&client, upid) {
+                eprintln!("{e:#}");
+                return 255;
+            }
+        }
+    }
     let out = match (inv.format.as_str(), &data) {
         ("json", d) => d.to_string(),
         ("text", Value::String(s)) => s.clone(),
@@ -131,6 +159,46 @@ pub fn main(state: &Path, args: Vec<OsString>) -> i32 {
     };
     println!("{out}");
     0
+}
+
+/// Waits for a worker as pvesh's foreground mode does, copying its log to stdout as it grows.
+fn follow_task(client: &LabClient, upid: &str) -> anyhow::Result<()> {
+    let node = upid.split(':').nth(1).unwrap_or(crate::model::NODE);
+    let base = format!("/api2/json/nodes/{node}/tasks/{upid}");
+    let mut shown = 0usize;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let status = client.call("GET", &format!("{base}/status"), &[])?;
+        let stopped = status.body["data"]["status"] == "stopped";
+        let log = client.call(
+            "GET",
+            &format!("{base}/log"),
+            &[
+                ("start".to_string(), shown.to_string()),
+                ("limit".to_string(), "5000".to_string()),
+            ],
+        )?;
+        for row in log.body["data"].as_array().into_iter().flatten() {
+            let line = row["t"].as_str().unwrap_or_default();
+            shown += 1;
+            // The worker's own stderr is part of its log (stdout here); only the final
+            // control line differs, as pve-common's RESTEnvironment `tee_worker` prints it.
+            if line == "TASK OK" {
+            } else if let Some(err) = line.strip_prefix("TASK ERROR: ") {
+                eprintln!("{err}");
+            } else if let Some(n) = line.strip_prefix("TASK WARNINGS: ") {
+                eprintln!("Task finished with {n} warning(s)!");
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
+        if stopped {
+            return Ok(());
+        }
+        // The lab's API has no long poll; a short pause between reads of a running task.
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]

@@ -464,6 +464,13 @@ fn container_semantic_errors_match_pve() {
     );
     let cfg = lab.ok("GET", "/nodes/pve/lxc/201/config", &[]);
     assert_eq!(cfg["rootfs"], "local-lvm:vm-201-disk-0,size=3G");
+    // The current size is refused too, as pve-container's resize_vm does.
+    let r = lab.call(
+        "PUT",
+        "/nodes/pve/lxc/201/resize",
+        &[("disk", "rootfs"), ("size", "3G")],
+    );
+    assert_server_error(&r, "disk is already at specified size");
 
     let list = lab.ok("GET", "/nodes/pve/lxc", &[]);
     assert_eq!(list[0]["vmid"], 201);
@@ -522,13 +529,19 @@ fn pvesh_shim_round_trip_and_errors() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let upid = stdout(&out).trim().to_string();
+    // A worker runs in the foreground, as pvesh does on the CLI: its log, then the UPID, and
+    // the task has ended by the time pvesh exits.
+    let printed = stdout(&out);
+    let upid = printed.trim().lines().last().unwrap().to_string();
     assert!(
         upid.starts_with("UPID:pve:") && upid.contains(":download:"),
-        "{upid}"
+        "{printed}"
     );
-    let st = lab.wait_task(&upid, Duration::from_secs(900));
-    assert_eq!(st["exitstatus"], "OK");
+    assert!(
+        printed.trim_end().lines().count() > 1,
+        "no task log: {printed}"
+    );
+    assert!(!printed.contains("TASK OK"), "{printed}");
     let out = lab.tool(
         "pvesh",
         &[
@@ -539,13 +552,48 @@ fn pvesh_shim_round_trip_and_errors() {
         ],
     );
     let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["status"], "stopped");
     assert_eq!(v["exitstatus"], "OK");
+
+    // A failed task: its error's message on stderr, the UPID on stdout, and still exit 0.
+    let out = lab.cmd(&[
+        "fault",
+        "fail-task",
+        "--type",
+        "download",
+        "--exitstatus",
+        "download failed: lab fault",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab.tool(
+        "pvesh",
+        &[
+            "create",
+            "/nodes/pve/aplinfo",
+            "--storage",
+            "local",
+            "--template",
+            TEMPLATE,
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "download failed: lab fault\n",
+        "{}",
+        stdout(&out)
+    );
+    let last = stdout(&out).trim().lines().last().unwrap().to_string();
+    let upid: String = serde_json::from_str(&last).unwrap();
+    assert!(upid.starts_with("UPID:pve:"), "{last}");
 
     let out = lab.tool("pvesh", &["create", "/nodes/pve/lxc", "--vmid", "150"]);
     assert_eq!(out.status.code(), Some(255));
     assert_eq!(
         stderr(&out),
-        "400 Parameter verification failed.\nostemplate: property is missing and it is not optional\n"
+        "400 Parameter verification failed.\nostemplate: property is missing and it is not optional\n\npvesh create <api_path> [OPTIONS] [FORMAT_OPTIONS]\n"
     );
     let out = lab.tool("pvesh", &["get", "/nodes/pve/lxc/999/config"]);
     assert_eq!(out.status.code(), Some(255));
@@ -554,7 +602,8 @@ fn pvesh_shim_round_trip_and_errors() {
         "Configuration file 'nodes/pve/lxc/999.conf' does not exist\n"
     );
     let out = lab.tool("pvesh", &["get", "/nope"]);
-    assert_eq!(stderr(&out), "501 Method 'GET /nope' not implemented\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "No 'get' handler defined for '/nope'\n");
     let out = lab.tool("pvesh", &["frob", "/version"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("USAGE: pvesh"));
@@ -637,6 +686,79 @@ fn injected_http_and_task_faults() {
     assert!(log
         .iter()
         .any(|e| e.path == "/lab/fault/http" && e.status == 200));
+}
+
+#[test]
+fn pve8_0_mode_has_a_pct_without_keep_env() {
+    let lab = Lab::start_with(0, &["--pve", "8.0"]);
+    let v = lab.ok("GET", "/version", &[]);
+    assert_eq!(v["version"], "8.0.4", "{v}");
+    let out = lab.tool("pct", &["exec", "150", "--keep-env", "0", "--", "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).starts_with("Unknown option: keep-env\n"),
+        "{}",
+        stderr(&out)
+    );
+    // Without the option pct goes on (here to PVE's error for a CT that does not exist).
+    let out = lab.tool("pct", &["exec", "150", "--", "true"]);
+    assert!(
+        stderr(&out).contains("150.conf' does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn path_scoped_acls_pools_and_propagate_flags() {
+    let lab = Lab::start(0);
+    let out = lab.cmd(&["token", "pool", "apps", "--vms", "101"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab.cmd(&[
+        "token",
+        "add",
+        "scoped",
+        "--acl",
+        "/pool/apps=VM.Audit",
+        "--acl-here",
+        "/storage/local=Datastore.Audit",
+        "--acl",
+        "/sdn/zones/localnetwork/vmbr0=SDN.Use",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = std::fs::read_to_string(lab.path().join("token-scoped")).unwrap();
+    let get = |path: Option<&str>| -> Value {
+        let fp = std::fs::read_to_string(lab.path().join("fingerprint")).unwrap();
+        let mut req = pve_lab::tls::pinned_client(fp.trim(), Duration::from_secs(30))
+            .unwrap()
+            .get(lab.url("/access/permissions"))
+            .header("Authorization", format!("PVEAPIToken={}", token.trim()));
+        if let Some(p) = path {
+            req = req.query(&[("path", p)]);
+        }
+        let r: Value = req.send().unwrap().json().unwrap();
+        r["data"].clone()
+    };
+    let all = get(None);
+    assert_eq!(all["/vms/101"], serde_json::json!({"VM.Audit": 0}), "{all}");
+    assert_eq!(
+        all["/storage/local"],
+        serde_json::json!({"Datastore.Audit": 0}),
+        "{all}"
+    );
+    assert_eq!(
+        all["/sdn/zones/localnetwork/vmbr0"],
+        serde_json::json!({"SDN.Use": 1}),
+        "{all}"
+    );
+    assert!(all.get("/").is_none(), "nothing on /: {all}");
+    let vlan = get(Some("/sdn/zones/localnetwork/vmbr0/20"));
+    assert_eq!(
+        vlan,
+        serde_json::json!({"/sdn/zones/localnetwork/vmbr0/20": {"SDN.Use": 1}})
+    );
+    let other = get(Some("/vms/102"));
+    assert_eq!(other, serde_json::json!({"/vms/102": {}}));
 }
 
 #[test]

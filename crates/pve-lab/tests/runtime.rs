@@ -710,6 +710,51 @@ fn pct_shim_through_the_binary() {
     assert_eq!(code, 255);
     assert!(err.contains("/root/missing.env"), "{err}");
 
+    // push writes in place as pct's create_file does (an existing file keeps its inode and is
+    // truncated), and errors inside pct's worker are printed while pct still exits 0.
+    let stat = |path: &str| {
+        let (_, out, _) = pct(
+            &state,
+            &["exec", "902", "--", "stat", "-c", "%i %s", path],
+            &[],
+        );
+        out.trim().to_string()
+    };
+    let inode = stat("/root/app.env").split(' ').next().unwrap().to_string();
+    std::fs::write(&src, "K=v\n").unwrap();
+    let (code, _, err) = pct(&state, &["push", "902", &src_s, "/root/app.env"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        stat("/root/app.env"),
+        format!("{inode} 4"),
+        "not written in place"
+    );
+    let (code, _, err) = pct(
+        &state,
+        &["push", "902", &src_s, "/root/x.env", "--user", "nosuchuser"],
+        &[],
+    );
+    assert_eq!(code, 0, "pct exits 0 after its worker failed");
+    assert!(err.contains("nosuchuser"), "{err}");
+    // A full disk: the file is left truncated, nothing is printed, and pct exits 0.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 4 << 20]).unwrap();
+    let big_s = big.to_string_lossy().into_owned();
+    rt.fill_disk(ct).expect("fill_disk");
+    let (code, _, err) = pct(&state, &["push", "902", &big_s, "/root/app.env"], &[]);
+    rt.clear_fill(ct).expect("clear_fill");
+    assert_eq!((code, err.as_str()), (0, ""));
+    let size: u64 = stat("/root/app.env")
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        size < 4 << 20,
+        "a full disk must leave the file short: {size} bytes"
+    );
+
     // A crashed container is cleaned up by network_down (what `pve-lab down` relies on).
     rt.kill_init(ct).expect("kill_init");
     wait_stopped(&rt, ct);

@@ -139,6 +139,14 @@ fn handle(
             lab.rt.kill_init(vmid)?;
             Ok(json!(null))
         }
+        ("POST", "fault/block-host") => {
+            lab.rt.block_host(true)?;
+            Ok(json!(null))
+        }
+        ("POST", "fault/unblock-host") => {
+            lab.rt.block_host(false)?;
+            Ok(json!(null))
+        }
         ("POST", "fault/clear") => {
             lab.faults.clear();
             Ok(json!(null))

@@ -34,6 +34,8 @@ use params::RawParams;
 /// PVE major version the lab pretends to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PveVersion {
+    /// PVE 8.0 with pve-container 5.0.8: `pct exec` has no `--keep-env` yet.
+    V8_0,
     V8,
     V9,
 }
@@ -46,28 +48,53 @@ impl PveVersion {
             _ => None,
         }
     }
+    /// `--pve` as given: `8`, `8.0` or `9`.
+    pub fn from_arg(s: &str) -> Option<PveVersion> {
+        match s {
+            "8.0" => Some(PveVersion::V8_0),
+            _ => s.parse().ok().and_then(PveVersion::from_major),
+        }
+    }
+    pub fn arg(self) -> &'static str {
+        match self {
+            PveVersion::V8_0 => "8.0",
+            PveVersion::V8 => "8",
+            PveVersion::V9 => "9",
+        }
+    }
     pub fn schema_major(self) -> pve_schema::PveMajor {
         match self {
-            PveVersion::V8 => pve_schema::PveMajor::V8,
+            PveVersion::V8_0 | PveVersion::V8 => pve_schema::PveMajor::V8,
             PveVersion::V9 => pve_schema::PveMajor::V9,
         }
     }
     pub fn version(self) -> &'static str {
         match self {
+            PveVersion::V8_0 => "8.0.4",
             PveVersion::V8 => "8.4.1",
             PveVersion::V9 => "9.1.2",
         }
     }
     pub fn release(self) -> &'static str {
         match self {
+            PveVersion::V8_0 => "8.0",
             PveVersion::V8 => "8.4",
             PveVersion::V9 => "9.1",
         }
     }
     pub fn repoid(self) -> &'static str {
         match self {
+            PveVersion::V8_0 => "d258a813cfa6b390",
             PveVersion::V8 => "2a5fa54a8503f96d",
             PveVersion::V9 => "8c5c1e7b1d0e4a2f",
+        }
+    }
+    /// The pve-container package of that release; `pct exec --keep-env` came with 5.0.9.
+    pub fn pve_container(self) -> &'static str {
+        match self {
+            PveVersion::V8_0 => "5.0.8",
+            PveVersion::V8 => "5.2.7",
+            PveVersion::V9 => "6.0.18",
         }
     }
     /// PVE 9 creates unprivileged containers unless told otherwise; PVE 8 privileged.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 
 use super::{lxc, ApiError, ApiResult, Call, Lab, Reply};
-use crate::auth::{check_privs, AuthError, ALL_PRIVS};
+use crate::auth::{check_privs, AuthError};
 use crate::hostinfo;
 use crate::model::{self, NODE, STORAGES};
 use crate::tasks::{TaskStatus, Upid};
@@ -38,15 +38,36 @@ pub fn domains() -> ApiResult {
 }
 
 /// `/access/permissions`: the caller's effective privileges (the lab's are not path-scoped).
+/// `GET /access/permissions`: privilege → propagate flag (1/0) per path, a privilege being
+/// granted when its key is present, as pve-access-control answers. With `path`, that path only;
+/// without, every path PVE lists (top levels, ACL paths, pool members) that holds any.
 pub fn permissions(call: &Call) -> ApiResult {
     let who = call.who()?;
-    let privs: serde_json::Map<String, Value> = ALL_PRIVS
-        .iter()
-        .filter(|p| who.privs.has(p))
-        .map(|p| (p.to_string(), json!(1)))
+    let flags = |path: &str| -> Value {
+        let privs: serde_json::Map<String, Value> = who
+            .privs
+            .at(path)
+            .into_iter()
+            .map(|(p, propagate)| (p, json!(u8::from(propagate))))
+            .collect();
+        Value::Object(privs)
+    };
+    if let Some(path) = call.get("path") {
+        return Ok(Reply::data(json!({ path: flags(path) })));
+    }
+    let paths = match &who.privs {
+        crate::auth::Privs::Acl(g) => g.listed_paths(),
+        crate::auth::Privs::All => crate::auth::Grants::default().listed_paths(),
+    };
+    let all: serde_json::Map<String, Value> = paths
+        .into_iter()
+        .map(|p| {
+            let f = flags(&p);
+            (p, f)
+        })
+        .filter(|(_, f)| f.as_object().is_some_and(|o| !o.is_empty()))
         .collect();
-    let path = call.get("path").unwrap_or("/").to_string();
-    Ok(Reply::data(json!({ path: privs })))
+    Ok(Reply::data(Value::Object(all)))
 }
 
 pub fn version(lab: &Lab) -> ApiResult {

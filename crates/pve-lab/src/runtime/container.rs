@@ -446,12 +446,8 @@ echo $!"#;
         let (init, cgs) = self.attach_target(vmid)?;
         validate_ct_path(dst)?;
         let file = std::fs::File::open(src)
-            .with_context(|| format!("opening {} (the file to push)", src.display()))?;
-        let mode = match perms {
-            Some(p) => p,
-            None => file.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0o644),
-        };
-        if mode > 0o7777 {
+            .with_context(|| format!("failed to open {} for reading", src.display()))?;
+        if let Some(mode) = perms.filter(|m| *m > 0o7777) {
             return Err(RuntimeError::InvalidSpec {
                 field: "perms",
                 value: format!("{mode:o}"),
@@ -459,20 +455,24 @@ echo $!"#;
             }
             .into());
         }
-        let owner = format!("{}:{}", user.unwrap_or("0"), group.unwrap_or("0"));
-        // Written inside the container's namespaces so user and group names resolve there;
-        // created 0600 and renamed into place, so the content is never readable by others
-        // before its final mode is set.
-        let script = r#"set -e
-dst=$1; owner=$2; mode=$3
-tmp="$dst.pve-lab-push.$$"
-trap 'rm -f "$tmp"' EXIT
-umask 077
-cat > "$tmp"
-chown "$owner" "$tmp"
-chmod "$mode" "$tmp"
-mv -f "$tmp" "$dst"
-trap - EXIT"#;
+        let owner = format!("{}:{}", user.unwrap_or(""), group.unwrap_or(""));
+        // As pct's `create_file` and `copy` do (pve-container, src/PVE/CLI/pct.pm): inside the
+        // container's namespaces, a new file is created with mode 0 and an existing one is
+        // opened with O_TRUNC — in place, no temp file and rename; mode and owner are set before
+        // the data is copied; and the copy's result is not checked, so a full disk leaves a
+        // truncated file and no error.
+        let script = r#"dst=$1; owner=$2; mode=$3
+if (umask 777; set -C; : > "$dst") 2>/dev/null; then
+    [ -n "$mode" ] || mode=644
+else
+    : > "$dst" 2>/dev/null || { echo "failed to create file: $dst" >&2; exit 1; }
+fi
+if [ -n "$mode" ]; then chmod "$mode" "$dst" || exit 1; fi
+if [ "$owner" != ":" ]; then
+    chown "$owner" "$dst" || { echo "failed to change file owner: $owner" >&2; exit 1; }
+fi
+cat > "$dst" 2>/dev/null
+exit 0"#;
         let argv: Vec<String> = vec![
             "/bin/sh".into(),
             "-c".into(),
@@ -480,7 +480,7 @@ trap - EXIT"#;
             "sh".into(),
             dst.into(),
             owner,
-            format!("{mode:o}"),
+            perms.map(|m| format!("{m:o}")).unwrap_or_default(),
         ];
         let mut c = nsenter_cmd(init, &cgs, &argv);
         c.stdin(Stdio::from(file))
@@ -1053,14 +1053,20 @@ fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
         Some((0, 0)),
     )?;
     let mut resolv = String::new();
-    if let Some(d) = &spec.searchdomain {
-        resolv.push_str(&format!(
+    let (host_search, host_servers) = host_resolv_conf();
+    match &spec.searchdomain {
+        Some(d) => resolv.push_str(&format!(
             "search {}\n",
             d.split([',', ';'])
                 .map(str::trim)
                 .collect::<Vec<_>>()
                 .join(" ")
-        ));
+        )),
+        None => {
+            if let Some(d) = host_search {
+                resolv.push_str(&format!("search {d}\n"));
+            }
+        }
     }
     let servers: Vec<String> = match &spec.nameserver {
         Some(ns) => ns
@@ -1068,7 +1074,7 @@ fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect(),
-        None => host_nameservers(),
+        None => host_servers,
     };
     for s in servers {
         resolv.push_str(&format!("nameserver {s}\n"));
@@ -1187,15 +1193,34 @@ fn trust_host_extra_cas(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The host's resolvers, minus loopback ones that mean nothing inside the container's netns.
-fn host_nameservers() -> Vec<String> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.starts_with("127.") && s != "::1")
-        .collect()
+/// The host's search domain and first three nameservers, copied verbatim as PVE does when a CT
+/// has no `nameserver`/`searchdomain` (pve-container's LXC/Setup/Base.pm `lookup_dns_conf`,
+/// pve-common's INotify.pm `read_etc_resolv_conf`): a loopback resolver such as 127.0.0.53 is
+/// copied too, and then means nothing inside the container.
+fn host_resolv_conf() -> (Option<String>, Vec<String>) {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut search = None;
+    let mut servers = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("search" | "domain") if !line.starts_with(char::is_whitespace) => {
+                search = words.next().map(str::to_string);
+            }
+            Some("nameserver") => {
+                if let Some(ip) = words
+                    .next()
+                    .filter(|w| w.parse::<std::net::IpAddr>().is_ok())
+                {
+                    if servers.len() < 3 {
+                        servers.push(ip.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (search, servers)
 }
 
 #[cfg(test)]

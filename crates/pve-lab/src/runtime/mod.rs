@@ -419,8 +419,9 @@ impl Runtime {
         self.ct_exec_capture(vmid, argv)
     }
 
-    /// Copies a host file into the running container; `user`/`group` (names or ids) resolve
-    /// inside it. Without `perms` the source file's mode is kept.
+    /// Copies a host file into the running container as `pct push` does: in place (an existing
+    /// file is truncated), the copy unchecked. `user`/`group` (names or ids) resolve inside it.
+    /// Without `perms` a new file gets 0644 and an existing one keeps its mode.
     pub fn push(
         &self,
         vmid: u32,
@@ -488,6 +489,13 @@ impl Runtime {
     /// until the next start, stop or destroy (as a crashed CT's would).
     pub fn kill_init(&self, vmid: u32) -> Result<()> {
         self.ct_kill_init(vmid)
+    }
+
+    /// Fault: new connections from this host into the lab's bridge are dropped (or no longer),
+    /// as a VLAN or firewall between a PVE node and its containers can; traffic the containers
+    /// start, and its replies, still flows.
+    pub fn block_host(&self, block: bool) -> Result<()> {
+        self.net_block_host(block)
     }
 
     pub fn running_vmids(&self) -> Vec<u32> {

@@ -57,6 +57,24 @@ impl Runtime {
         })
     }
 
+    pub(crate) fn net_block_host(&self, block: bool) -> Result<()> {
+        let t = &self.net.prefix;
+        let br = self.net.bridge();
+        // `add` makes the chain exist, so flushing (and deleting) it never fails.
+        let mut script = format!(
+            "add chain ip {t} hostout {{ type filter hook output priority filter; policy accept; }}\n\
+             flush chain ip {t} hostout\n"
+        );
+        if block {
+            script.push_str(&format!(
+                "add rule ip {t} hostout oifname \"{br}\" ct state new drop\n"
+            ));
+        } else {
+            script.push_str(&format!("delete chain ip {t} hostout\n"));
+        }
+        nft_apply(&script)
+    }
+
     pub(crate) fn read_config(&self) -> Option<RuntimeConfig> {
         let text = std::fs::read_to_string(Runtime::config_path(&self.state_dir)).ok()?;
         serde_json::from_str(&text).ok()

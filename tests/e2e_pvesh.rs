@@ -1,0 +1,265 @@
+//! End to end over `--transport pvesh`, the default on a real node: install (with a root
+//! password), update, status and uninstall through the lab's `pvesh`, which runs workers in the
+//! foreground and answers with pve-manager's output and exit codes.
+//!
+//! The rest of the e2e suite runs over HTTPS; any file can run over pvesh with
+//! `LAUNCH_E2E_TRANSPORT=pvesh`. This file is CI's representative subset: each kind of task the
+//! client starts (download, create, start, snapshot, stop, destroy) passes through pvesh once.
+
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::os::unix::fs::PermissionsExt;
+
+use lab::{fixture_profile, http_get, launch_via, text, Config, Lab, Releases, Transport};
+use pve_lab::read_access_log;
+
+const ROOT_PASSWORD: &str = "Rt-e2e-pass:7f3K";
+
+/// A `pct` and a `pvesh` in front of the lab's that append every argv they get to a file, so
+/// the test can prove what reached a process's command line.
+fn recording_path(lab: &Lab, dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let record = dir.join("argv.log");
+    for tool in ["pct", "pvesh"] {
+        let script = dir.join(tool);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '{tool} %s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                record.display(),
+                lab.path().join("bin").join(tool).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (format!("{}:{}", dir.display(), lab.path_env()), record)
+}
+
+fn version_at(ip: &str) -> String {
+    let (status, info) = http_get(&format!("http://{ip}/api/v1/info"));
+    assert_eq!(status, 200, "{info}");
+    let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+    v["version"].as_str().unwrap().to_string()
+}
+
+/// Whether `password` matches root's hash in the container's /etc/shadow (checked on the host
+/// with libc's crypt through perl, which knows Debian's yescrypt).
+fn root_password_matches(lab: &Lab, vmid: &str, password: &str) -> bool {
+    let shadow = lab.pct_ok(&["exec", vmid, "--", "cat", "/etc/shadow"]);
+    let hash = shadow
+        .lines()
+        .find_map(|l| l.strip_prefix("root:"))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap()
+        .to_string();
+    assert!(hash.starts_with('$'), "root has no password hash: {hash}");
+    let out = std::process::Command::new("perl")
+        .args([
+            "-e",
+            "print crypt($ENV{PW}, $ENV{HASH}) eq $ENV{HASH} ? 1 : 0",
+        ])
+        .env("PW", password)
+        .env("HASH", &hash)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout) == "1"
+}
+
+#[test]
+fn install_update_uninstall_over_pvesh() {
+    let lab = Lab::start();
+    let rel = Releases::start();
+    let cfg = Config::new(&fixture_profile(&rel, None));
+    let rec_dir = tempfile::tempdir().unwrap();
+    let (path, argv_log) = recording_path(&lab, rec_dir.path());
+    let env = [("PATH", path.as_str())];
+    let run = |args: &[&str]| launch_via(&lab, &cfg, Transport::Pvesh, args, &env);
+
+    let answers = cfg.path().join("answers.yaml");
+    std::fs::write(
+        &answers,
+        format!("public_url: http://pvesh.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\nroot_password: \"{ROOT_PASSWORD}\"\n"),
+    )
+    .unwrap();
+
+    // 0. Through the local pvesh, another node is refused before anything is created: pct
+    //    reaches only this node's containers.
+    let out = run(&[
+        "--node",
+        "pve2",
+        "install",
+        "vikunja",
+        "--yes",
+        "--answers",
+        answers.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("this is node `pve`"), "{}", text(&out));
+    assert!(lab.vmids().is_empty());
+
+    // doctor over pvesh: the local node, an install's privileges per path, the bridge.
+    let out = run(&["doctor"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for want in [
+        "local node: pve",
+        "privileges on /vms/",
+        "privileges on /sdn/zones/localnetwork/vmbr0: all an install needs",
+        "bridge vmbr0: this node is ",
+    ] {
+        assert!(
+            text(&out).contains(want),
+            "doctor lacks `{want}`:\n{}",
+            text(&out)
+        );
+    }
+    // doctor over HTTPS with a privilege-separated token: a privilege granted on its path only
+    // (answered with flag 0) counts; one granted nowhere is named with its path.
+    let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
+        .arg("--state")
+        .arg(lab.path())
+        .args([
+            "token",
+            "add",
+            "scoped",
+            "--privs",
+            "Sys.Audit,Datastore.Audit,Datastore.AllocateTemplate,VM.Audit,VM.Allocate,VM.PowerMgmt,VM.Config.CPU,VM.Config.Memory,VM.Config.Disk,VM.Config.Network,VM.Config.Options",
+            "--acl-here",
+            "/storage/local-lvm=Datastore.AllocateSpace",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-tui"))
+        .env("NO_COLOR", "1")
+        .env("LAUNCH_CONFIG", cfg.path())
+        .env_remove("LAUNCH_PVE_TOKEN")
+        .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
+        .args(["--fingerprint", &lab.fingerprint()])
+        .arg("--token-file")
+        .arg(lab.path().join("token-scoped"))
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("privileges on /sdn/zones/localnetwork/vmbr0: lacking SDN.Use"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("privileges on /storage/local-lvm: all an install needs"),
+        "{}",
+        text(&out)
+    );
+
+    // 1. Install with a root password: the CT is created without one, then chpasswd reads it
+    //    on stdin through pct exec.
+    //    This node cannot open connections to its containers meanwhile (a VLAN or firewall
+    //    between them): the install checks the app inside the CT and only reports that.
+    let pve_lab = |args: &[&str]| {
+        let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(lab.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pve-lab {args:?}: {}", text(&out));
+    };
+    pve_lab(&["fault", "block-host"]);
+    let out = run(&[
+        "install",
+        "vikunja",
+        "--yes",
+        "--answers",
+        answers.to_str().unwrap(),
+    ]);
+    pve_lab(&["fault", "unblock-host"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("this node cannot reach http://"),
+        "{}",
+        text(&out)
+    );
+    let record: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(cfg.path().join("instances/vikunja.yaml")).unwrap(),
+    )
+    .unwrap();
+    let ip = record["container"]["ip"].as_str().unwrap().to_string();
+    let vmid = record["container"]["vmid"].as_u64().unwrap().to_string();
+    assert_eq!(version_at(&ip), "v1.0.0");
+    assert!(
+        root_password_matches(&lab, &vmid, ROOT_PASSWORD),
+        "root's password in the CT is not the one asked for"
+    );
+    assert!(!root_password_matches(&lab, &vmid, "something-else"));
+
+    // It went through pvesh (no request reached the API under launch-tui's own token) and the
+    // password is in no argv, no launch-tui log, no API request.
+    let argv = std::fs::read_to_string(&argv_log).unwrap();
+    assert!(argv.contains("pvesh create /nodes/pve/lxc "), "{argv}");
+    assert!(argv.contains("pct exec"), "{argv}");
+    assert!(
+        !argv.contains(ROOT_PASSWORD),
+        "the password reached an argv"
+    );
+    assert!(!argv.contains("--password"), "{argv}");
+    let mut logs = String::new();
+    for entry in std::fs::read_dir(cfg.path().join("log/vikunja")).unwrap() {
+        logs.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert!(!logs.contains(ROOT_PASSWORD), "the password is in the log");
+    assert!(logs.contains("root password set"), "the step is logged");
+    let log = read_access_log(lab.path());
+    let creates: Vec<_> = log
+        .iter()
+        .filter(|e| e.method == "POST" && e.path == "/nodes/pve/lxc")
+        .collect();
+    assert_eq!(creates.len(), 1, "{log:#?}");
+    assert!(
+        !creates[0].params.contains_key("password"),
+        "the create request carried a password"
+    );
+
+    // 2. Update v1 → v2 (snapshot, stop/start of the slots) over pvesh.
+    let out = run(&["update", "vikunja", "--version", "v2.0.0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(version_at(&ip), "v2.0.0");
+
+    // 3. Growing the disk: to its current size is a no-op (PVE would refuse the resize); to a
+    //    larger one either grows the filesystem or says that it could not (PVE's resize task
+    //    ends OK even when its online resize2fs failed).
+    let out = run(&["reconfigure", "vikunja", "--set", "disk_gib=4"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already 4 GiB"), "{}", text(&out));
+    let out = run(&["reconfigure", "vikunja", "--set", "disk_gib=5"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let size_kib: u64 = lab
+        .pct_ok(&["exec", &vmid, "--", "df", "--output=size", "-k", "/"])
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        size_kib > 4_800_000 || text(&out).contains("its filesystem was not grown"),
+        "the disk grew to 5 GiB, the filesystem is {size_kib} KiB, and nothing said so:\n{}",
+        text(&out)
+    );
+
+    // 4. Status reads the CT and the app through pvesh.
+    let out = run(&["status", "vikunja"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // 5. Uninstall stops and destroys the CT through pvesh.
+    let out = run(&["uninstall", "vikunja", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let vmid: u32 = vmid.parse().unwrap();
+    assert!(!lab.vmids().contains(&vmid), "the container is gone");
+    let argv = std::fs::read_to_string(&argv_log).unwrap();
+    assert!(
+        argv.contains(&format!("pvesh delete /nodes/pve/lxc/{vmid} ")),
+        "{argv}"
+    );
+}
