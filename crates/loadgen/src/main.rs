@@ -4,10 +4,11 @@
 //! It prints one JSON summary: requests sent, failed (by kind), held (503 with Retry-After on a
 //! write: the documented write hold), the longest latency and the longest outage.
 //!
-//! Every request opens its own connection (`Connection: close`): Debian 12's nginx closes idle
+//! By default every request opens its own connection. `--keep-alive` gives each worker one
+//! persistent connection, as browsers and API clients keep: Debian 12's nginx closes idle
 //! keep-alive connections of old workers at a reload, and a client that reuses one at that
-//! instant sees a reset no server-side change can prevent (nginx 1.27.4's
-//! `keepalive_min_timeout` is the fix; see README). Browsers retry such requests.
+//! instant sees a reset (nginx 1.27.4's `keepalive_min_timeout` is the fix); this mode counts
+//! those transport errors apart from answers, by status class.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +48,12 @@ struct Args {
     /// Stop when this file exists
     #[arg(long)]
     stop_file: Option<PathBuf>,
+    /// One persistent (keep-alive) connection per worker instead of one per request
+    #[arg(long)]
+    keep_alive: bool,
+    /// A write that takes longer than this (ms) counts as one that waited
+    #[arg(long, default_value_t = 1000)]
+    waited_ms: u64,
 }
 
 #[derive(Default, Serialize)]
@@ -61,6 +68,13 @@ struct Summary {
     longest_outage_ms: u64,
     duration_ms: u64,
     created_ids: Vec<i64>,
+    keep_alive: bool,
+    /// Answers by status class (`2xx`, `5xx`, ...) and `transport` for no answer at all.
+    by_class: BTreeMap<String, u64>,
+    transport_errors: u64,
+    /// Writes answered 2xx after more than `--waited-ms`, and the longest write.
+    writes_waited: u64,
+    max_write_ms: u64,
 }
 
 struct Shared {
@@ -70,10 +84,21 @@ struct Shared {
 }
 
 impl Shared {
-    fn record(&self, latency: Duration, result: Outcome) {
+    fn record(&self, latency: Duration, result: Outcome, class: String, write: Option<u64>) {
         let now = Instant::now();
         let mut s = self.summary.lock().unwrap();
         s.sent += 1;
+        if class == "transport" {
+            s.transport_errors += 1;
+        }
+        *s.by_class.entry(class).or_default() += 1;
+        let ms = latency.as_millis() as u64;
+        if let Some(waited) = write {
+            s.max_write_ms = s.max_write_ms.max(ms);
+            if ms > waited && matches!(result, Outcome::Ok(_)) {
+                s.writes_waited += 1;
+            }
+        }
         s.max_latency_ms = s.max_latency_ms.max(latency.as_millis() as u64);
         let mut outage = self.outage_since.lock().unwrap();
         match result {
@@ -116,19 +141,40 @@ fn classify_err(e: &reqwest::Error) -> &'static str {
     }
 }
 
-fn worker(n: usize, a: &Args, http: &reqwest::blocking::Client, shared: &Shared, started: Instant) {
+fn client(a: &Args) -> reqwest::Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(a.timeout))
+        .pool_max_idle_per_host(if a.keep_alive { 1 } else { 0 })
+        .no_proxy()
+        .build()
+}
+
+fn worker(n: usize, a: &Args, shared: &Shared, started: Instant) {
+    // Each worker its own client: with --keep-alive, its own persistent connection.
+    let http = &match client(a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("launch-load: cannot make an HTTP client: {e}");
+            shared.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+    };
     let mut mine: Vec<i64> = Vec::new();
     let mut j: u64 = 0;
     while !shared.stop.load(Ordering::SeqCst) {
         j += 1;
         let t = Instant::now();
-        let result = if j.is_multiple_of(a.write_every.max(1)) {
+        let is_write = j.is_multiple_of(a.write_every.max(1));
+        let mut class = String::from("transport");
+        let mut note = |status: u16| class = format!("{}xx", status / 100);
+        let result = if is_write {
             let body = format!("{{\"title\":\"load-{n}-{j}\"}}");
             match http
                 .put(format!("{}/api/v1/tasks", a.url))
                 .header("Content-Type", "application/json")
                 .body(body)
                 .send()
+                .inspect(|r| note(r.status().as_u16()))
             {
                 Ok(r) if r.status().as_u16() == 201 => {
                     let id = r
@@ -157,7 +203,11 @@ fn worker(n: usize, a: &Args, http: &reqwest::blocking::Client, shared: &Shared,
                 Some(id) if j % 2 == 1 => format!("/api/v1/tasks/{id}"),
                 _ => "/api/v1/info".to_string(),
             };
-            match http.get(format!("{}{path}", a.url)).send() {
+            match http
+                .get(format!("{}{path}", a.url))
+                .send()
+                .inspect(|r| note(r.status().as_u16()))
+            {
                 Ok(r) if r.status().is_success() => {
                     let _ = r.bytes();
                     Outcome::Ok(None)
@@ -173,7 +223,7 @@ fn worker(n: usize, a: &Args, http: &reqwest::blocking::Client, shared: &Shared,
                 ),
             }
         };
-        shared.record(t.elapsed(), result);
+        shared.record(t.elapsed(), result, class, is_write.then_some(a.waited_ms));
         let total = shared.summary.lock().unwrap().sent;
         if total >= a.max_requests
             || started.elapsed() >= Duration::from_secs(a.duration)
@@ -187,11 +237,7 @@ fn worker(n: usize, a: &Args, http: &reqwest::blocking::Client, shared: &Shared,
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(a.timeout))
-        .pool_max_idle_per_host(0)
-        .no_proxy()
-        .build()?;
+    client(&a)?;
     let shared = Arc::new(Shared {
         summary: Mutex::new(Summary::default()),
         outage_since: Mutex::new(None),
@@ -200,8 +246,8 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     std::thread::scope(|s| {
         for n in 0..a.concurrency.max(1) {
-            let (a, http, shared) = (&a, &http, &shared);
-            s.spawn(move || worker(n, a, http, shared, started));
+            let (a, shared) = (&a, &shared);
+            s.spawn(move || worker(n, a, shared, started));
         }
     });
     let mut summary = std::mem::take(&mut *shared.summary.lock().unwrap());
@@ -213,13 +259,19 @@ fn main() -> anyhow::Result<()> {
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.created_ids.sort_unstable();
+    summary.keep_alive = a.keep_alive;
     eprintln!(
-        "launch-load: {} requests in {:.1} s: {} ok, {} failed, {} held (503 + Retry-After on writes); max latency {} ms; longest outage {} ms",
+        "launch-load ({}): {} requests in {:.1} s: {} ok, {} failed ({} without an answer), {} held (503 + Retry-After on writes), {} writes waited over {} ms (longest write {} ms); max latency {} ms; longest outage {} ms",
+        if a.keep_alive { "keep-alive" } else { "a connection per request" },
         summary.sent,
         summary.duration_ms as f64 / 1000.0,
         summary.ok,
         summary.failed,
+        summary.transport_errors,
         summary.held,
+        summary.writes_waited,
+        a.waited_ms,
+        summary.max_write_ms,
         summary.max_latency_ms,
         summary.longest_outage_ms
     );
