@@ -7,6 +7,7 @@
 # held (503 + Retry-After), the longest outage and the longest request of each.
 #
 #   sudo ./scripts/bench-update.sh        (uses scripts/try-local.sh; the lab is brought down after)
+#   sudo LOAD_FLAGS=--keep-alive ./scripts/bench-update.sh   (persistent connections, as browsers)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -36,7 +37,8 @@ seed() {
 }
 
 start_load() {
-    "$BIN/launch-load" --url "http://$1" --concurrency 4 --duration 240 --pause-ms 5 \
+    # shellcheck disable=SC2086 # LOAD_FLAGS holds flags, split on purpose
+    "$BIN/launch-load" --url "http://$1" --concurrency 4 --duration 240 --pause-ms 5 ${LOAD_FLAGS:-} \
         --stop-file "$WORK/$2.stop" >"$WORK/$2.json" 2>"$WORK/$2.log" &
     echo $! >"$WORK/$2.pid"
     sleep 2
@@ -52,7 +54,7 @@ row() {
     python3 - "$WORK/$2.json" "$1" "$3" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"{sys.argv[2]:<34} {s['sent']:>8} {s['failed']:>7} {s['held']:>6} {s['longest_outage_ms']:>11} {s['max_latency_ms']:>12} {sys.argv[3]:>9}")
+print(f"{sys.argv[2]:<34} {s['sent']:>8} {s['failed']:>7} {s.get('transport_errors', 0):>9} {s['held']:>6} {s['longest_outage_ms']:>11} {s['max_latency_ms']:>12} {sys.argv[3]:>9}")
 PY
 }
 
@@ -94,7 +96,7 @@ main() {
     local naive_s; naive_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
 
     echo
-    printf '%-34s %8s %7s %6s %11s %12s %9s\n' method requests failed held outage_ms max_latency_ms update_s
+    printf '%-34s %8s %7s %9s %6s %11s %12s %9s\n' method requests failed transport held outage_ms max_latency_ms update_s
     row "launch-tui update (blue-green)" ours "$ours_s"
     row "stop, replace, start (naive)" naive "$naive_s"
     echo
