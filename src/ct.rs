@@ -317,8 +317,31 @@ impl Pct {
                 .exec(vmid, &["stat", "-c", "%s", "--", dst])
                 .map(|o| o.stdout.trim().to_string())
                 .unwrap_or_default();
+            // Say so plainly when the container's disk is what stopped the copy.
+            let want = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
+            let dir = dst
+                .rsplit_once('/')
+                .map(|(d, _)| d)
+                .filter(|d| !d.is_empty())
+                .unwrap_or("/");
+            let free_kib = self
+                .exec(vmid, &["df", "-Pk", "--", dir])
+                .ok()
+                .and_then(|o| {
+                    o.stdout
+                        .lines()
+                        .nth(1)
+                        .and_then(|l| l.split_whitespace().nth(3))
+                        .and_then(|v| v.parse::<u64>().ok())
+                });
+            let full = match free_kib {
+                Some(kib) if kib * 1024 < want.max(1) + 64 * 1024 => {
+                    format!(": the container's disk is full ({kib} KiB free in {dir})")
+                }
+                _ => String::new(),
+            };
             bail!(
-                "pct push to {dst} in CT {vmid} did not complete: the file inside is {} bytes, sha256 {} instead of {sha256}{}\n  help: check the container's free space (`pct exec {vmid} -- df -h /`), free some or grow its disk, then retry",
+                "pct push to {dst} in CT {vmid} did not complete{full}: the file inside is {} bytes, sha256 {} instead of {sha256}{}\n  help: check the container's free space (`pct exec {vmid} -- df -h /`), free some or grow its disk, then retry",
                 if size.is_empty() { "?" } else { &size },
                 if got.is_empty() { "unreadable" } else { got },
                 if said.trim().is_empty() { String::new() } else { format!(" (pct said: {})", said.trim()) }
