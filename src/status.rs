@@ -583,7 +583,12 @@ pub fn check_instance(
                 let ct = ct.clone();
                 let db = inst.settings.get("database").cloned().unwrap_or_default();
                 let data = Layout::data_dir(p.name.as_str(), inst.active_slot);
-                let file = format!("{data}/{}.db", p.name);
+                // The profile names its SQLite file (backup.sqlite_file); `NAME.db` is the
+                // format-1 convention for profiles that name none.
+                let file = match &p.backup.sqlite_file {
+                    Some(f) => format!("{data}/{f}"),
+                    None => format!("{data}/{}.db", p.name),
+                };
                 let user = main.user.to_string();
                 let name = inst.name.clone();
                 pending.push(spawn_check(
