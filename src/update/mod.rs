@@ -390,22 +390,30 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     check_requires(&profile, &inst, &target)?;
     let ct = pct()?;
     let vmid = inst.container.vmid;
-    let running = crate::deploy::running_version(
+    let probed = crate::deploy::running_version(
         ct.as_ref(),
         vmid,
         &profile.components[0],
         crate::deploy::slot_port(&profile.components[0], inst.active_slot),
-    )
-    .ok()
-    .flatten();
+    );
+    // Why the running version is unknown, in words: no probe in the profile, a probe whose
+    // answer lacks the field, or an app that did not answer.
+    let unknown = match &probed {
+        Ok(Some(_)) => String::new(),
+        Ok(None) if profile.components[0].health.version.is_none() => {
+            "unknown (the profile has no version probe)".to_string()
+        }
+        Ok(None) => "unknown (the version probe's answer has no such field)".to_string(),
+        Err(e) => format!("unknown ({e:#})"),
+    };
+    let running = probed.ok().flatten();
     let pending = Journal::load(&a.name).map_err(LaunchError::Failed)?;
     if a.check {
-        let mut text =
-            format!(
+        let mut text = format!(
             "{name}: {recorded} recorded, {running} running; newest allowed ({channel}): {newest}",
             name = a.name,
             recorded = inst.app_version,
-            running = running.as_deref().unwrap_or("unknown (the app did not answer)"),
+            running = running.as_deref().unwrap_or(&unknown),
             channel = format!("{:?}", a.channel).to_lowercase(),
         );
         if let Some(r) = &running {
