@@ -477,11 +477,7 @@ pub fn check_instance(
             false
         }
         Ok(Err(e)) => {
-            checks.push(Check::fail(
-                "container",
-                format!("cannot read CT {vmid}'s status: {e}"),
-                format!("pct status {vmid}  (if the container is gone, restore it: `launch-tui backups {}`)", inst.name),
-            ));
+            checks.push(missing_ct_check(&client, &node, vmid, &inst.name, &e));
             false
         }
         Ok(Ok(st)) => {
@@ -658,6 +654,22 @@ fn relate_http_fixes(checks: &mut [Check], vmid: u32) {
             }
         }
     }
+    // When the dead unit's own fix is not a restart (a container without nesting), the checks
+    // that only see its effects point at that fix too.
+    let unit_fix = checks
+        .iter()
+        .find(|c| c.id.starts_with("unit:") && c.status == Level::Fail)
+        .map(|c| (c.id.trim_start_matches("unit:").to_string(), c.fix.clone()));
+    if let Some((unit, Some(fix))) = unit_fix {
+        let restart = format!("pct exec {vmid} -- systemctl restart {unit}");
+        if fix != restart {
+            for c in checks.iter_mut() {
+                if c.fix.as_deref() == Some(restart.as_str()) {
+                    c.fix = Some(fix.clone());
+                }
+            }
+        }
+    }
 }
 
 fn human_duration(s: u64) -> String {
@@ -671,6 +683,40 @@ fn human_duration(s: u64) -> String {
 
 fn mib(b: u64) -> u64 {
     b / 1024 / 1024
+}
+
+/// The container check when `node` cannot report CT `vmid`: moved to another node of the
+/// cluster (a migration; `pct` works only on the node that runs it) or really gone.
+fn missing_ct_check(
+    client: &Client,
+    node: &str,
+    vmid: u32,
+    name: &str,
+    e: &crate::pve::PveError,
+) -> Check {
+    let elsewhere = client
+        .cluster_resources(Some(crate::pve::ResourceType::Vm))
+        .ok()
+        .and_then(|rows| {
+            rows.into_iter()
+                .find(|r| r.vmid == Some(vmid) && r.kind == "lxc")
+                .and_then(|r| r.node)
+        })
+        .filter(|n| n != node);
+    match elsewhere {
+        Some(other) => Check::fail(
+            "container",
+            format!(
+                "CT {vmid} is on node {other} now (migrated): Launch manages it from {node}, where it was installed, and `pct` reaches only containers on its own node; nothing is lost"
+            ),
+            format!("pct migrate {vmid} {node} --restart  (run on {other}; or from the web UI: Migrate to {node})"),
+        ),
+        None => Check::fail(
+            "container",
+            format!("cannot read CT {vmid}'s status: {e}"),
+            format!("pct status {vmid}  (if the container is gone, restore it: `launch-tui backups {name}`)"),
+        ),
+    }
 }
 
 pub fn container_checks(st: &CtStatus, vmid: u32) -> Vec<Check> {
@@ -746,7 +792,7 @@ pub fn unit_check(ct: &dyn CtAccess, vmid: u32, unit: &str) -> Check {
             "show",
             unit,
             "-p",
-            "LoadState,ActiveState,SubState,NRestarts,Result",
+            "LoadState,ActiveState,SubState,NRestarts,Result,ExecMainStatus",
         ],
     ) {
         Ok(o) if o.ok() => o,
@@ -794,6 +840,19 @@ pub fn unit_check(ct: &dyn CtAccess, vmid: u32, unit: &str) -> Check {
         );
         if !last.is_empty() {
             msg.push_str(&format!("; last log line: {last}"));
+        }
+        if get("ExecMainStatus") == "226" {
+            // 226/NAMESPACE: systemd could not set up the unit's sandbox (ProtectSystem,
+            // PrivateTmp, ...). In a PVE container that means nesting is off: AppArmor then
+            // denies the mounts the sandbox needs.
+            msg.push_str(&format!(
+                "; status 226/NAMESPACE: the unit's sandbox needs its own mount namespace, which CT {vmid} forbids without `features: nesting=1`"
+            ));
+            return Check::fail(
+                id,
+                msg,
+                format!("pct set {vmid} --features nesting=1 && pct reboot {vmid}"),
+            );
         }
         return Check::fail(id, msg, restart);
     }

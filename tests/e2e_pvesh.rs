@@ -1,5 +1,6 @@
-//! End to end over `--transport pvesh`, the default on a real node: install (with a root
-//! password), update, status and uninstall through the lab's `pvesh`, which runs workers in the
+//! End to end over `--transport pvesh`, the default on a real node, on a two-node cluster
+//! (pve-lab's `pve` and a config-only `pve2`): install (with a root password), update, status,
+//! a migration to pve2 and back, and uninstall through the lab's `pvesh`, which runs workers in the
 //! foreground and answers with pve-manager's output and exit codes.
 //!
 //! The rest of the e2e suite runs over HTTPS; any file can run over pvesh with
@@ -83,8 +84,21 @@ fn install_update_uninstall_over_pvesh() {
     )
     .unwrap();
 
-    // 0. Through the local pvesh, another node is refused before anything is created: pct
-    //    reaches only this node's containers.
+    // The lab is a two-node cluster: `pve` (this node) and `pve2`, which holds configs only.
+    let pve_lab = |args: &[&str]| {
+        let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(lab.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pve-lab {args:?}: {}", text(&out));
+    };
+    pve_lab(&["node", "add", "pve2"]);
+
+    // 0. Through the local pvesh, another node of the cluster is refused before anything is
+    //    created: pvesh would proxy the create there, but pct reaches only this node's
+    //    containers.
     let out = run(&[
         "--node",
         "pve2",
@@ -97,6 +111,12 @@ fn install_update_uninstall_over_pvesh() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("this is node `pve`"), "{}", text(&out));
     assert!(lab.vmids().is_empty());
+    assert!(
+        !read_access_log(lab.path())
+            .iter()
+            .any(|e| e.method == "POST" && e.path.starts_with("/nodes/pve2/")),
+        "a request reached pve2"
+    );
 
     // doctor over pvesh: the local node, an install's privileges per path, the bridge.
     let out = run(&["doctor"]);
@@ -136,6 +156,8 @@ fn install_update_uninstall_over_pvesh() {
         .env_remove("LAUNCH_PVE_TOKEN")
         .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
         .args(["--fingerprint", &lab.fingerprint()])
+        // Over HTTPS a cluster's node must be named: the API may be any member's.
+        .args(["--node", "pve"])
         .arg("--token-file")
         .arg(lab.path().join("token-scoped"))
         .arg("doctor")
@@ -157,15 +179,6 @@ fn install_update_uninstall_over_pvesh() {
     //    on stdin through pct exec.
     //    This node cannot open connections to its containers meanwhile (a VLAN or firewall
     //    between them): the install checks the app inside the CT and only reports that.
-    let pve_lab = |args: &[&str]| {
-        let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
-            .arg("--state")
-            .arg(lab.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pve-lab {args:?}: {}", text(&out));
-    };
     pve_lab(&["fault", "block-host"]);
     let out = run(&[
         "install",
@@ -249,6 +262,52 @@ fn install_update_uninstall_over_pvesh() {
     );
 
     // 4. Status reads the CT and the app through pvesh.
+    let out = run(&["status", "vikunja"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // 4b. An admin migrates the CT to pve2 (restart mode). Status says where it went and how
+    //     to bring it back, not that it is gone (which would advise a restore).
+    let pvesh = |args: &[&str]| {
+        let mut full = vec!["pvesh"];
+        full.extend_from_slice(args);
+        pve_lab(&full);
+    };
+    pvesh(&[
+        "create",
+        &format!("/nodes/pve/lxc/{vmid}/migrate"),
+        "--target",
+        "pve2",
+        "--restart",
+        "1",
+    ]);
+    assert!(!lab.vmids().contains(&vmid.parse().unwrap()));
+    let out = run(&["status", "vikunja"]);
+    eprintln!("status after a migration:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains(&format!("CT {vmid} is on node pve2 now")), "{t}");
+    assert!(!t.contains("restore it"), "{t}");
+    assert!(
+        t.contains(&format!("fix: pct migrate {vmid} pve --restart")),
+        "{t}"
+    );
+    // The fix as printed (its API form, on pve2): back, running, healthy.
+    pvesh(&[
+        "create",
+        &format!("/nodes/pve2/lxc/{vmid}/migrate"),
+        "--target",
+        "pve",
+        "--restart",
+        "1",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http_get(&format!("http://{ip}/health")).0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not come back after the migration back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     let out = run(&["status", "vikunja"]);
     assert!(out.status.success(), "{}", text(&out));
 

@@ -2,7 +2,9 @@
 //! installed instance (systemd-nspawn container, nginx, the fixture app): healthy, an old
 //! backup, a stopped app unit (and `--notify` posting it to a webhook of the test's own on
 //! loopback, then a webhook that fails), and a stopped container, each with the exit code and
-//! the fix it must print; then a second instance installed with a self-signed certificate that
+//! the fix it must print; the container started without `nesting` (the lab drops
+//! CAP_SYS_ADMIN as PVE's AppArmor denies mounts: the hardened unit fails 226/NAMESPACE) and
+//! the fix status prints for it; then a second instance installed with a self-signed certificate that
 //! expires in 5 days (the TLS warning) and the daily health check opted in (its units written
 //! and verified by `systemd-analyze verify`; this machine's systemd is not PID 1).
 
@@ -397,6 +399,63 @@ fn status_end_to_end() {
         text(&out)
     );
     assert!(!stdout.contains("unit:"), "{}", text(&out));
+
+    // 4b. Started again without `nesting`: as on PVE (AppArmor denies the mounts), the lab's
+    //     strict mode makes the hardened app unit fail with 226/NAMESPACE. Status names the
+    //     cause and the fix (nesting back on, then a reboot), not a plain restart.
+    let pvesh = |args: &[&str]| {
+        let o = std::process::Command::new(workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(lab.path())
+            .arg("pvesh")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pvesh {args:?}: {}", text(&o));
+    };
+    let conf = format!("/nodes/pve/lxc/{vmid}/config");
+    let start = format!("/nodes/pve/lxc/{vmid}/status/start");
+    pvesh(&["set", &conf, "--features", "nesting=0"]);
+    pvesh(&["create", &start]);
+    let fix = format!("fix: pct set {vmid} --features nesting=1 && pct reboot {vmid}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let out = loop {
+        let out = launch(&lab, &cfg, &["status", "vikunja"]);
+        if String::from_utf8_lossy(&out.stdout).contains(&fix)
+            || std::time::Instant::now() > deadline
+        {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    eprintln!("status (nesting off):\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("FAIL  unit:{unit}")), "{stdout}");
+    assert!(stdout.contains("226/NAMESPACE"), "{stdout}");
+    assert!(stdout.contains(&fix), "{stdout}");
+    // The checks that only see the effect (nginx answers 502) point at the same fix.
+    assert!(
+        !stdout.contains(&format!("fix: pct exec {vmid} -- systemctl restart {unit}")),
+        "{stdout}"
+    );
+    // nginx has no sandbox of its own: it still runs, so the cause is the app's unit alone.
+    assert!(stdout.contains("OK    unit:nginx.service"), "{stdout}");
+    // The fix as printed (through the API): healthy again.
+    let stop = format!("/nodes/pve/lxc/{vmid}/status/stop");
+    pvesh(&["create", &stop]);
+    pvesh(&["set", &conf, "--features", "nesting=1"]);
+    pvesh(&["create", &start]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http_get(&format!("http://{ip}/health")).0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not come back with nesting=1 within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // 5. Bad input: no instance named, an unknown instance.
     let out = launch(&lab, &cfg, &["status"]);

@@ -4,7 +4,8 @@
 //! Real: the launch-tui binary, the lab's API (every request validated against the official PVE
 //! 8.4 schema), a Debian 12 container booted with systemd-nspawn, systemd and Debian's nginx in
 //! it (reloads, the upstream switch, the write hold), SQLite, Proxmox-style snapshots of the
-//! container's disk, HTTP from the host to the container through nginx (`launch-load`, 4
+//! container's disk (on the lab's `local-zfs`, with PVE's ZFS rule: rollback only to the newest
+//! snapshot), HTTP from the host to the container through nginx (`launch-load`, 4
 //! workers, bounded). Stood in: Proxmox VE (pve-lab) and the Vikunja releases: the fixture app
 //! v1.0.0, v2.0.0 (a schema migration on start) and v3.0.0 (starts, but its health check
 //! answers 500), served over loopback through the same download-and-verify path.
@@ -38,7 +39,16 @@ fn update_end_to_end() {
     );
     assert!(profile.contains("deadline_s: 15"));
     let cfg = Config::new(&profile);
-    let (ip, vmid) = install(&lab, &cfg, "");
+    // On the lab's ZFS storage, where PVE rolls back only to the newest snapshot.
+    let (ip, vmid) = install(&lab, &cfg, "storage: local-zfs\n");
+    let rootfs = pvesh_get(&lab, &format!("/nodes/pve/lxc/{vmid}/config"))["rootfs"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        rootfs.starts_with(&format!("local-zfs:subvol-{vmid}-disk-0")),
+        "{rootfs}"
+    );
     let before: Vec<i64> = (0..20)
         .map(|i| create_task(&ip, &format!("before-{i}")))
         .collect();
@@ -251,6 +261,42 @@ fn update_end_to_end() {
     // Nothing left to roll back to.
     let out = launch(&lab, &cfg, &["rollback", "vikunja", "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // 6a. An admin's own snapshot, newer than Launch's: on ZFS the rollback is refused before
+    //     anything changes (exit 2), naming the snapshot in the way and the command to delete
+    //     it. PVE itself would fail the rollback task with "is not most recent snapshot".
+    let pvesh = |args: &[&str]| {
+        let o = Command::new(lab::workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(lab.path())
+            .arg("pvesh")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pvesh {args:?}: {}", text(&o));
+    };
+    let snaps = format!("/nodes/pve/lxc/{vmid}/snapshot");
+    // Launch's newest snapshot was taken before the v3 attempt, seconds ago (times count in
+    // seconds), so this one is newer.
+    pvesh(&["create", &snaps, "--snapname", "admin-manual"]);
+    let out = launch(&lab, &cfg, &["rollback", "vikunja", "--snapshot", "--yes"]);
+    eprintln!(
+        "rollback --snapshot with a newer snapshot on ZFS:\n{}",
+        text(&out)
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("ZFS storage local-zfs"), "{msg}");
+    assert!(msg.contains("admin-manual"), "{msg}");
+    assert!(
+        msg.contains(&format!("pct delsnapshot {vmid} admin-manual")),
+        "{msg}"
+    );
+    assert_eq!(version_at(&ip), "v1.0.0", "nothing changed");
+    assert!(pve_lab::read_access_log(lab.path())
+        .iter()
+        .all(|e| !e.path.ends_with("/rollback")));
+    pvesh(&["delete", &format!("{snaps}/admin-manual")]);
 
     // 6. rollback --snapshot: the whole container back to the newest pre-update snapshot, the
     // one taken before the attempt at v3: v2 with everything written on it until then.

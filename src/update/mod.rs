@@ -620,6 +620,30 @@ pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
     ))
 }
 
+/// The storage of CT `vmid`'s root disk when it is a ZFS pool (`zfspool`), else None.
+fn zfs_rootfs_storage(
+    client: &crate::pve::Client,
+    node: &str,
+    vmid: u32,
+) -> Result<Option<String>> {
+    let cfg = client.ct_config(node, vmid)?;
+    let Some(store) = cfg
+        .rootfs
+        .as_deref()
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.split_once(':'))
+        .map(|(s, _)| s.to_string())
+    else {
+        return Ok(None);
+    };
+    let kind = client
+        .storages(node, &[crate::pve::ContentType::Rootdir])?
+        .into_iter()
+        .find(|s| s.storage == store)
+        .and_then(|s| s.kind);
+    Ok((kind.as_deref() == Some("zfspool")).then_some(store))
+}
+
 /// `rollback --snapshot`: the whole container back to the newest pre-update snapshot, through
 /// the API; the record becomes the one the container held then.
 fn rollback_snapshot(
@@ -632,19 +656,49 @@ fn rollback_snapshot(
     let client = conn.client;
     let node = inst.container.node.clone();
     let vmid = inst.container.vmid;
-    let mut snaps: Vec<_> = client
+    let mut all: Vec<_> = client
         .snapshots(&node, vmid)?
         .into_iter()
-        .filter(|s| s.name.starts_with(steps::SNAPSHOT_PREFIX))
+        .filter(|s| !s.is_current())
         .collect();
-    snaps.sort_by(|x, y| x.name.cmp(&y.name));
-    let Some(snap) = snaps.pop() else {
+    // By creation time, as PVE and ZFS order them (names sort the same only by convention).
+    all.sort_by(|x, y| (x.snaptime, &x.name).cmp(&(y.snaptime, &y.name)));
+    let Some(pos) = all
+        .iter()
+        .rposition(|s| s.name.starts_with(steps::SNAPSHOT_PREFIX))
+    else {
         return Err(LaunchError::bad_input(
             format!("rollback {} --snapshot", a.name),
             format!("CT {vmid} has no pre-update snapshot"),
             "updates take one when the storage supports snapshots; restore a backup instead",
         ));
     };
+    let snap = all[pos].clone();
+    let newer: Vec<&str> = all[pos + 1..].iter().map(|s| s.name.as_str()).collect();
+    if !newer.is_empty() {
+        if let Some(store) = zfs_rootfs_storage(&client, &node, vmid)? {
+            // ZFS rolls a dataset back only to its newest snapshot (PVE runs `zfs rollback`
+            // without -r): refuse here, before anything changes, rather than fail in the task.
+            return Err(LaunchError::bad_input(
+                format!("rollback {} --snapshot", a.name),
+                format!(
+                    "CT {vmid}'s disk is on the ZFS storage {store}, which rolls back only to the newest snapshot, and {} {} newer than {}",
+                    newer.join(", "),
+                    if newer.len() == 1 { "is" } else { "are" },
+                    snap.name
+                ),
+                format!(
+                    "delete the newer snapshot(s) first if you no longer need them ({}), then run this again; or restore a backup (`launch-tui backups {}`)",
+                    newer
+                        .iter()
+                        .map(|n| format!("pct delsnapshot {vmid} {n}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    a.name
+                ),
+            ));
+        }
+    }
     eprintln!(
         "Rolling CT {vmid} back to snapshot {} ({}): everything written in the container since then is lost.",
         snap.name,

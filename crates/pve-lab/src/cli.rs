@@ -78,6 +78,9 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Cluster nodes besides the lab's own.
+    #[command(subcommand)]
+    Node(NodeCmd),
     /// Inject failures into the running lab.
     #[command(subcommand)]
     Fault(FaultCmd),
@@ -93,6 +96,13 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Adds a second, config-only cluster node: listed in the cluster, holds the configs of
+    /// containers migrated to it (`POST .../migrate`), runs none of them.
+    Add { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -221,6 +231,14 @@ fn fault_call(state: &std::path::Path, cmd: FaultCmd) -> anyhow::Result<()> {
 
 /// Runs the command line; returns the process exit code.
 pub fn run(args: Vec<OsString>) -> i32 {
+    if args
+        .get(1)
+        .is_some_and(|a| a == crate::runtime::nesting::INIT_ARG)
+    {
+        let e = crate::runtime::nesting::landlock_exec(&args[2..]);
+        eprintln!("pve-lab: starting the container's init under Landlock failed: {e}");
+        return 1;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -254,6 +272,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }),
         Command::Down { net } => daemon::down(&state, &net.cache, &net.prefix, &net.subnet),
         Command::Status { net } => daemon::status(&state, &net.cache, &net.prefix, &net.subnet),
+        Command::Node(NodeCmd::Add { name }) => {
+            crate::api::cluster::add_peer(&state, &name).map(|()| {
+                println!("node '{name}' added: config-only, it runs no container");
+            })
+        }
         Command::Token(TokenCmd::Add {
             name,
             privs,

@@ -236,6 +236,13 @@ pub const STORAGES: &[Storage] = &[
         kind: "lvmthin",
         content: &["rootdir", "images"],
     },
+    // As on a node installed on ZFS. The disk is the same kind of image as local-lvm's; what
+    // differs is PVE's rule for it: rollback only to the newest snapshot.
+    Storage {
+        id: "local-zfs",
+        kind: "zfspool",
+        content: &["rootdir", "images"],
+    },
 ];
 
 pub fn storage(id: &str) -> Option<&'static Storage> {
@@ -272,7 +279,16 @@ pub fn image_path(state: &Path, vmid: u32) -> PathBuf {
 }
 
 pub fn rootfs_volume(vmid: u32) -> String {
-    format!("local-lvm:vm-{vmid}-disk-0")
+    rootfs_volume_on("local-lvm", vmid)
+}
+
+/// The rootfs volume's name on `storage`, as PVE names it there (a ZFS subvolume for
+/// containers, a thin volume on LVM).
+pub fn rootfs_volume_on(storage: &str, vmid: u32) -> String {
+    match self::storage(storage).map(|s| s.kind) {
+        Some("zfspool") => format!("{storage}:subvol-{vmid}-disk-0"),
+        _ => format!("{storage}:vm-{vmid}-disk-0"),
+    }
 }
 
 /// Total/used/avail bytes of the filesystem holding `path`.

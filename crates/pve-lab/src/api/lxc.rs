@@ -270,6 +270,12 @@ pub fn create(lab: &Arc<Lab>, call: &Call) -> ApiResult {
     let restore = call.flag("restore");
     let force = call.flag("force");
     let existing = model::load_conf(&lab.state, vmid)?;
+    if super::cluster::peer_vmids(&lab.state).contains(&vmid) {
+        let peer = super::cluster::peer(&lab.state).unwrap_or_default();
+        return Err(ApiError::server(format!(
+            "CT {vmid} already exists on node '{peer}'"
+        )));
+    }
     if existing.is_some() && !(restore && force) {
         return Err(ApiError::server(format!(
             "CT {vmid} already exists on node '{NODE}'"
@@ -390,7 +396,7 @@ pub fn create(lab: &Arc<Lab>, call: &Call) -> ApiResult {
     }
     opts.insert("lock".into(), "create".into());
     rootfs_map.insert("size".into(), model::format_disk_size(size_gib));
-    rootfs_map.insert("volume".into(), model::rootfs_volume(vmid));
+    rootfs_map.insert("volume".into(), model::rootfs_volume_on(&root_store, vmid));
     let final_rootfs = prop_string(&rootfs_map, "volume");
 
     let secrets = CreateSecrets {
@@ -553,6 +559,9 @@ fn start_spec(lab: &Lab, vmid: u32, cur: &Section) -> anyhow::Result<StartSpec> 
             .unwrap_or(crate::hostinfo::cpuinfo().cpus as u32),
         nameserver: cur.get("nameserver").map(str::to_string),
         searchdomain: cur.get("searchdomain").map(str::to_string),
+        nesting: cur
+            .get("features")
+            .is_some_and(|f| prop_map(f, None).get("nesting").is_some_and(|v| v == "1")),
         ..StartSpec::default()
     };
     if let Some(net0) = cur.get("net0") {
@@ -1146,6 +1155,7 @@ pub fn snapshot_rollback(lab: &Arc<Lab>, call: &Call) -> ApiResult {
     snapshot_of(&cfg, &name)?;
     check_lock(&cfg)?;
     let start = call.flag("start");
+    let blocker = zfs_rollback_blocker(&cfg, &name);
     let lab2 = Arc::clone(lab);
     let upid = lab.tasks.spawn(
         "vzrollback",
@@ -1153,6 +1163,11 @@ pub fn snapshot_rollback(lab: &Arc<Lab>, call: &Call) -> ApiResult {
         &call.user(),
         Some(vmid),
         move |ctx| {
+            // pve-storage's ZFSPoolPlugin (`volume_rollback_is_possible`): `zfs rollback`
+            // without -r, so any newer snapshot blocks it, checked before the CT is touched.
+            if let Some(e) = blocker {
+                bail!(e);
+            }
             if is_running(&lab2, vmid) {
                 ctx.log(&format!("stopping CT {vmid}"));
                 lab2.rt.stop(vmid)?;
@@ -1185,6 +1200,21 @@ pub fn snapshot_rollback(lab: &Arc<Lab>, call: &Call) -> ApiResult {
         },
     )?;
     Ok(Reply::data(json!(upid)))
+}
+
+/// On a zfspool rootfs, the error PVE gives for a rollback to `name` when a newer snapshot
+/// exists (snapshots ordered by creation, as `zfs list -s creation` does).
+fn zfs_rollback_blocker(cfg: &CtConfig, name: &str) -> Option<String> {
+    let rootfs = prop_map(cfg.current.get("rootfs")?, Some("volume"));
+    let volid = rootfs.get("volume")?.clone();
+    let store = volid.split_once(':')?.0;
+    if model::storage(store)?.kind != "zfspool" {
+        return None;
+    }
+    let order = cfg.snapshot_order();
+    let pos = order.iter().position(|n| n == name)?;
+    (pos + 1 < order.len())
+        .then(|| format!("can't rollback, '{name}' is not most recent snapshot on '{volid}'"))
 }
 
 pub fn snapshot_delete(lab: &Arc<Lab>, call: &Call) -> ApiResult {

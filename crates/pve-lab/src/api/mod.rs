@@ -4,6 +4,7 @@
 //! verdict goes to the access log. `/lab/...` holds the lab's own admin (fault) endpoints.
 
 mod admin;
+pub mod cluster;
 pub mod error;
 mod lxc;
 mod node;
@@ -522,7 +523,10 @@ async fn api2(State(lab): State<Arc<Lab>>, req: Request) -> Response {
 fn dispatch(lab: &Arc<Lab>, call: &Call) -> ApiResult {
     if let Some(node) = call.params.get("node") {
         if node != crate::model::NODE && node != "localhost" {
-            return Err(ApiError::server(format!("no such cluster node '{node}'")));
+            return match cluster::peer(&lab.state).filter(|p| p == node) {
+                Some(peer) => cluster::dispatch_peer(lab, call, &peer),
+                None => Err(ApiError::server(format!("no such cluster node '{node}'"))),
+            };
         }
     }
     let m = call.method.as_str();
@@ -571,6 +575,9 @@ fn dispatch(lab: &Arc<Lab>, call: &Call) -> ApiResult {
         ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown") => lxc::power(lab, call, "vzshutdown"),
         ("POST", "/nodes/{node}/lxc/{vmid}/status/reboot") => lxc::power(lab, call, "vzreboot"),
         ("GET", "/nodes/{node}/lxc/{vmid}/interfaces") => lxc::interfaces(lab, call),
+        ("POST", "/nodes/{node}/lxc/{vmid}/migrate") => {
+            cluster::migrate(lab, call, crate::model::NODE)
+        }
         ("GET", "/nodes/{node}/lxc/{vmid}/snapshot") => lxc::snapshot_list(lab, call),
         ("POST", "/nodes/{node}/lxc/{vmid}/snapshot") => lxc::snapshot_create(lab, call),
         ("GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}") => lxc::snapshot_index(lab, call),

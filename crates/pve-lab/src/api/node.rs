@@ -79,7 +79,9 @@ pub fn version(lab: &Lab) -> ApiResult {
 }
 
 pub fn nextid(lab: &Lab, call: &Call) -> ApiResult {
-    let used = model::list_vmids(&lab.state);
+    // VMIDs are unique across the cluster.
+    let mut used = model::list_vmids(&lab.state);
+    used.extend(super::cluster::peer_vmids(&lab.state));
     if let Some(v) = call.get("vmid") {
         let id: u32 = v.parse().map_err(|_| {
             ApiError::param("vmid", format!("type check ('integer') failed - got '{v}'"))
@@ -108,7 +110,9 @@ fn node_row(lab: &Lab) -> Value {
 }
 
 pub fn nodes(lab: &Lab) -> ApiResult {
-    Ok(Reply::data(json!([node_row(lab)])))
+    let mut rows = vec![node_row(lab)];
+    rows.extend(super::cluster::node_row(&lab.state));
+    Ok(Reply::data(Value::Array(rows)))
 }
 
 pub fn node_index() -> ApiResult {
@@ -121,11 +125,14 @@ pub fn node_index() -> ApiResult {
 }
 
 pub fn cluster_status(lab: &Lab) -> ApiResult {
-    let _ = lab;
-    Ok(Reply::data(json!([{
-        "type": "node", "name": NODE, "id": format!("node/{NODE}"), "nodeid": 0,
+    let mut rows = vec![json!({
+        // A standalone node reports nodeid 0; cluster members count from 1.
+        "type": "node", "name": NODE, "id": format!("node/{NODE}"),
+        "nodeid": u8::from(super::cluster::peer(&lab.state).is_some()),
         "online": 1, "local": 1, "ip": "127.0.0.1", "level": "",
-    }])))
+    })];
+    rows.extend(super::cluster::status_rows(&lab.state));
+    Ok(Reply::data(Value::Array(rows)))
 }
 
 pub fn node_status(lab: &Lab) -> ApiResult {
@@ -303,10 +310,20 @@ pub fn storage_content(lab: &Lab, call: &Call) -> ApiResult {
             if vmid_filter.is_some_and(|f| f != vmid) {
                 continue;
             }
+            // Each CT's disk is listed on the storage its rootfs names.
+            let volid = model::load_conf(&lab.state, vmid)
+                .ok()
+                .flatten()
+                .and_then(|c| c.current.get("rootfs").map(str::to_string))
+                .and_then(|r| r.split(',').next().map(str::to_string))
+                .unwrap_or_else(|| model::rootfs_volume(vmid));
+            if !volid.starts_with(&format!("{}:", s.id)) {
+                continue;
+            }
             let img = model::image_path(&lab.state, vmid);
             if let Ok(meta) = std::fs::metadata(&img) {
                 rows.push(json!({
-                    "volid": model::rootfs_volume(vmid), "content": "rootdir", "format": "raw",
+                    "volid": volid, "content": "rootdir", "format": if s.kind == "zfspool" { "subvol" } else { "raw" },
                     "size": meta.len(), "ctime": ctime(&meta), "vmid": vmid,
                 }));
             }
@@ -649,6 +666,7 @@ pub fn resources(lab: &Lab, call: &Call) -> ApiResult {
                 rows.push(row);
             }
         }
+        rows.extend(super::cluster::resource_rows(lab, call));
     }
     Ok(Reply::data(Value::Array(rows)))
 }

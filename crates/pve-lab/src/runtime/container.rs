@@ -144,7 +144,6 @@ echo $!"#;
             .arg("-D")
             .arg(&mp)
             .args([
-                "-b",
                 "--register=no",
                 "--keep-unit",
                 "-M",
@@ -156,6 +155,7 @@ echo $!"#;
                 "--link-journal=no",
                 "--settings=no",
             ])
+            .args(init_args(spec.nesting)?)
             .env("PATH", DEFAULT_PATH);
         let out = cmd::run(&mut c)?;
         let pid: i32 = cmd::stdout_str(&out).trim().parse().with_context(|| {
@@ -1022,6 +1022,28 @@ fn with_pve_section(existing: &str, section: &str) -> String {
 
 /// What PVE writes into a container's rootfs before each start: hostname, hosts entry,
 /// resolver, and the credentials given at create time.
+/// How nspawn starts the container's init: booted as usual with `nesting=1`; without it,
+/// through Landlock (see `nesting.rs`), as PVE's AppArmor profile confines such a container.
+fn init_args(nesting: bool) -> Result<Vec<String>> {
+    if nesting {
+        return Ok(vec!["-b".into()]);
+    }
+    let exe = std::env::current_exe().context("finding pve-lab's own binary")?;
+    let init = "/run/pve-lab/init";
+    Ok(vec![
+        "--kill-signal=SIGRTMIN+3".into(),
+        // nspawn's own syscall allow-list predates Landlock.
+        "--system-call-filter=landlock_create_ruleset landlock_restrict_self".into(),
+        format!("--bind-ro={}:{init}", exe.display()),
+        // systemd cannot mount its API filesystems under Landlock: nspawn mounts what it does
+        // not already (as LXC does for a PVE container).
+        "--tmpfs=/run/lock".into(),
+        init.into(),
+        super::nesting::INIT_ARG.into(),
+        "/lib/systemd/systemd".into(),
+    ])
+}
+
 fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
     let host = &spec.hostname;
     write_in_root(

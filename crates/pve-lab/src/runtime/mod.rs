@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 mod cmd;
 mod container;
 mod image;
+pub mod nesting;
 mod net;
 mod state;
 mod template;
@@ -97,6 +98,10 @@ pub struct StartSpec {
     pub cores: u32,
     pub ssh_public_keys: Option<String>,
     pub root_password_hash: Option<String>,
+    /// `features: nesting=1`. Without it PVE's AppArmor profile denies mounts, so systemd
+    /// units with namespace sandboxing fail with 226/NAMESPACE; the lab drops CAP_SYS_ADMIN
+    /// from the container to the same effect.
+    pub nesting: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
