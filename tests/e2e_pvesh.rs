@@ -3,9 +3,10 @@
 //! a migration to pve2 and back, and uninstall through the lab's `pvesh`, which runs workers in the
 //! foreground and answers with pve-manager's output and exit codes.
 //!
-//! The rest of the e2e suite runs over HTTPS; any file can run over pvesh with
-//! `LAUNCH_E2E_TRANSPORT=pvesh`. This file is CI's representative subset: each kind of task the
-//! client starts (download, create, start, snapshot, stop, destroy) passes through pvesh once.
+//! Every e2e file runs over pvesh unless it prefers HTTPS (e2e_update and e2e_reconfigure do,
+//! so CI covers both transports); `LAUNCH_E2E_TRANSPORT=https|pvesh` runs all over one. This
+//! file adds what only a node's own pvesh meets: another node refused, a migration, the root
+//! password kept off every argv.
 
 #[path = "support/lab.rs"]
 mod lab;

@@ -32,6 +32,8 @@ fn pem_pair(dir: &std::path::Path, name: &str) -> (String, String) {
 
 #[test]
 fn reconfigure_end_to_end() {
+    // Over the HTTPS API (token, pinned fingerprint): CI's HTTPS half of the e2e suite.
+    lab::prefer_transport(lab::Transport::Https);
     let lab = Lab::start();
     let rel = Releases::start();
     let cfg = Config::new(&fixture_profile(&rel, None));

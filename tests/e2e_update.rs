@@ -28,6 +28,8 @@ use load::{assert_no_failures, Load};
 
 #[test]
 fn update_end_to_end() {
+    // Over the HTTPS API (token, pinned fingerprint): CI's HTTPS half of the e2e suite.
+    lab::prefer_transport(lab::Transport::Https);
     let lab = Lab::start();
     let rel = Releases::start();
     // The health gate's deadline is the profile's (60 s by default, like Kamal's); a shorter

@@ -288,24 +288,35 @@ impl Config {
     }
 }
 
-/// How launch-tui reaches the lab in these tests: the HTTPS API (the default here) or the lab's
-/// `pvesh` as root on a node does; `LAUNCH_E2E_TRANSPORT=pvesh` runs any e2e file over pvesh.
+/// How launch-tui reaches the lab in these tests: the lab's `pvesh` as root on a node does
+/// (the default on a real node, so the default here), or the HTTPS API with a pinned
+/// fingerprint and a token. A file may prefer HTTPS (`prefer_transport`); CI runs those over
+/// HTTPS and every other e2e file over pvesh. `LAUNCH_E2E_TRANSPORT=https|pvesh` runs every
+/// file over one transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Https,
     Pvesh,
 }
 
+static PREFERRED_HTTPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes HTTPS this test binary's transport unless `LAUNCH_E2E_TRANSPORT` says otherwise.
+pub fn prefer_transport(t: Transport) {
+    PREFERRED_HTTPS.store(t == Transport::Https, Ordering::SeqCst);
+}
+
 pub fn transport() -> Transport {
     match std::env::var("LAUNCH_E2E_TRANSPORT").as_deref() {
         Ok("pvesh") => Transport::Pvesh,
-        Ok("https") | Err(_) => Transport::Https,
+        Ok("https") => Transport::Https,
+        Err(_) if PREFERRED_HTTPS.load(Ordering::SeqCst) => Transport::Https,
+        Err(_) => Transport::Pvesh,
         Ok(other) => panic!("LAUNCH_E2E_TRANSPORT={other}: use https or pvesh"),
     }
 }
 
-/// Runs the real launch-tui against the lab over `LAUNCH_E2E_TRANSPORT` (HTTPS with the pinned
-/// fingerprint by default).
+/// Runs the real launch-tui against the lab over `transport()` (pvesh by default).
 pub fn launch(lab: &Lab, cfg: &Config, args: &[&str]) -> Output {
     launch_via(lab, cfg, transport(), args, &[])
 }
