@@ -230,6 +230,15 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
                 .collect()
         }),
     };
+    // A container that moved to another address (DHCP) is recorded where it is now.
+    for i in &report.instances {
+        if i.checks.iter().any(|c| c.id == "address") {
+            if let Ok(mut rec) = store.load(&i.name) {
+                rec.container.ip = i.ip.clone();
+                store.save(&rec)?;
+            }
+        }
+    }
     if let Some(path) = &a.prometheus {
         crate::fsutil::write_atomic(path, prometheus(&report).as_bytes(), 0o644)?;
     }
@@ -445,6 +454,7 @@ pub fn check_instance(
     inst: Instance,
     profile: std::result::Result<Profile, String>,
 ) -> InstanceStatus {
+    let mut inst = inst;
     let vmid = inst.container.vmid;
     let node = inst.container.node.clone();
     let mut checks = Vec::new();
@@ -482,6 +492,9 @@ pub fn check_instance(
         }
         Ok(Ok(st)) => {
             checks.extend(container_checks(&st, vmid));
+            if st.status == "running" {
+                checks.extend(address_check(&client, &node, &mut inst));
+            }
             st.status == "running"
         }
     };
@@ -683,6 +696,37 @@ fn human_duration(s: u64) -> String {
 
 fn mib(b: u64) -> u64 {
     b / 1024 / 1024
+}
+
+/// The container's IPv4 address now, as the API reports it (a DHCP lease can change).
+pub fn live_ip(client: &Client, node: &str, vmid: u32) -> Option<String> {
+    client
+        .ct_interfaces(node, vmid)
+        .ok()?
+        .into_iter()
+        .filter(|i| i.name != "lo")
+        .find_map(|i| i.inet)
+        .and_then(|inet| inet.split('/').next().map(str::to_string))
+}
+
+/// A warning when the container's address is not the recorded one (a new DHCP lease): the
+/// checks then use the new address, and `status` records it.
+fn address_check(client: &Client, node: &str, inst: &mut Instance) -> Option<Check> {
+    let vmid = inst.container.vmid;
+    let live = live_ip(client, node, vmid)?;
+    let old = inst.container.ip.clone();
+    if old.as_deref() == Some(live.as_str()) {
+        return None;
+    }
+    inst.container.ip = Some(live.clone());
+    Some(Check::warn(
+        "address",
+        format!(
+            "CT {vmid} is at {live} now, not {} as recorded (a new DHCP lease): Launch follows it and has recorded it, but bookmarks, DNS records and proxies that point at the old address do not",
+            old.as_deref().unwrap_or("(none)")
+        ),
+        format!("give CT {vmid} a fixed address: a reservation of {live} for its MAC on your DHCP server, or a static IP (`pct config {vmid}` shows its net0)"),
+    ))
 }
 
 /// The container check when `node` cannot report CT `vmid`: moved to another node of the
@@ -1465,20 +1509,24 @@ mod tests {
 
     #[test]
     fn http_fix_points_at_the_dead_unit() {
+        let restart = "pct exec 1 -- systemctl restart app-blue.service";
         let mut checks = vec![
-            Check::fail("unit:app-blue.service", "dead", "x"),
+            Check::fail("unit:app-blue.service", "dead", restart),
             Check::fail(
                 "http-nginx",
                 "502",
                 "pct exec 1 -- systemctl restart nginx.service",
             ),
-            Check::fail("http-slot", "no connection", "y"),
+            Check::fail("http-slot", "no connection", restart),
         ];
         relate_http_fixes(&mut checks, 1);
-        assert_eq!(
-            checks[1].fix.as_deref(),
-            Some("pct exec 1 -- systemctl restart app-blue.service")
-        );
+        assert_eq!(checks[1].fix.as_deref(), Some(restart));
+        // A unit that cannot start without nesting: every effect points at that fix.
+        let nesting = "pct set 1 --features nesting=1 && pct reboot 1";
+        checks[0].fix = Some(nesting.into());
+        relate_http_fixes(&mut checks, 1);
+        assert_eq!(checks[1].fix.as_deref(), Some(nesting));
+        assert_eq!(checks[2].fix.as_deref(), Some(nesting));
     }
 
     fn at(s: &str) -> OffsetDateTime {

@@ -127,6 +127,8 @@ fn install_update_uninstall_over_pvesh() {
         "privileges on /vms/",
         "privileges on /sdn/zones/localnetwork/vmbr0: all an install needs",
         "bridge vmbr0: this node is ",
+        "risk: a cluster of 2 nodes (pve, pve2): Launch manages the containers on pve",
+        "risk: storage local-zfs is ZFS",
     ] {
         assert!(
             text(&out).contains(want),

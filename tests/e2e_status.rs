@@ -4,7 +4,8 @@
 //! loopback, then a webhook that fails), and a stopped container, each with the exit code and
 //! the fix it must print; the container started without `nesting` (the lab drops
 //! CAP_SYS_ADMIN as PVE's AppArmor denies mounts: the hardened unit fails 226/NAMESPACE) and
-//! the fix status prints for it; then a second instance installed with a self-signed certificate that
+//! the fix status prints for it; a new DHCP lease after a restart (the lab's dnsmasq moves
+//! its reservations) that status follows and records; then a second instance installed with a self-signed certificate that
 //! expires in 5 days (the TLS warning) and the daily health check opted in (its units written
 //! and verified by `systemd-analyze verify`; this machine's systemd is not PID 1).
 
@@ -457,6 +458,54 @@ fn status_end_to_end() {
     let out = launch(&lab, &cfg, &["status", "vikunja"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // 4c. The DHCP server hands out new leases (a router that lost its table) and the CT
+    //     restarts: it asks again and gets another address. Status finds it there, says so
+    //     (a warning: bookmarks and DNS still point at the old one), checks the app at the
+    //     new address, and records it.
+    let moved = std::process::Command::new(workspace_bin("pve-lab"))
+        .arg("--state")
+        .arg(lab.path())
+        .args(["fault", "renumber-dhcp"])
+        .output()
+        .unwrap();
+    assert!(moved.status.success(), "{}", text(&moved));
+    let moved: serde_json::Value = serde_json::from_slice(&moved.stdout).unwrap();
+    let new_ip = moved
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["vmid"].as_u64().map(|v| v.to_string()).as_deref() == Some(vmid.as_str()))
+        .and_then(|m| m["new"].as_str())
+        .unwrap()
+        .to_string();
+    assert_ne!(new_ip, ip);
+    pvesh(&["create", &format!("/nodes/pve/lxc/{vmid}/status/reboot")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http_get(&format!("http://{new_ip}/health")).0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not answer at its new address {new_ip} within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    eprintln!("status (new DHCP lease):\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("WARN  address"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("is at {new_ip} now, not {ip} as recorded")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("OK    http-nginx"), "{stdout}");
+    assert_eq!(
+        record(&cfg, "vikunja")["container"]["ip"].as_str(),
+        Some(new_ip.as_str())
+    );
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("WARN  address"));
+
     // 5. Bad input: no instance named, an unknown instance.
     let out = launch(&lab, &cfg, &["status"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -509,14 +558,16 @@ fn status_end_to_end() {
         text(&out)
     );
     let service = std::fs::read_to_string(units.join("launch-health.service")).unwrap();
-    assert!(
-        service.contains(&format!(
+    // The unit connects the way this install did.
+    let connection = match lab::transport() {
+        lab::Transport::Pvesh => format!("--config {} --transport pvesh", cfg.path().display()),
+        lab::Transport::Https => format!(
             "--config {} --host https://127.0.0.1:{}",
             cfg.path().display(),
             lab.port
-        )),
-        "{service}"
-    );
+        ),
+    };
+    assert!(service.contains(&connection), "{service}");
     assert!(
         service.contains(" --no-color status --all --json --notify\n"),
         "{service}"

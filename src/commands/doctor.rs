@@ -1,7 +1,8 @@
 //! `launch-tui doctor`: can Launch work with this Proxmox VE? Connects the way every other
 //! command does and checks what an install needs, printing what to fix. It changes nothing.
 //! Besides problems (an install would fail) it names risks found on real hosts: an old `pct`,
-//! another node, a token's privileges per path, a loopback resolver, a bridge without address.
+//! another node, a token's privileges per path, a loopback resolver, a bridge without address,
+//! a cluster, ZFS's rollback rule, DHCP leases.
 
 use serde_json::json;
 
@@ -90,6 +91,26 @@ pub fn run(g: &Global) -> Result<Outcome> {
             None => risks.push("the cluster status names no local node".into()),
         }
     }
+    let nodes = c.nodes()?;
+    if nodes.len() > 1 {
+        risks.push(format!(
+            "a cluster of {} nodes ({}): Launch manages the containers on {node}, where it runs; one migrated away is reported by `status` and is managed again once migrated back",
+            nodes.len(),
+            nodes.iter().map(|n| n.node.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for s in rootdir
+        .iter()
+        .filter(|s| s.kind.as_deref() == Some("zfspool"))
+    {
+        risks.push(format!(
+            "storage {} is ZFS: it rolls a container back only to its newest snapshot, so `rollback --snapshot` needs Launch's pre-update snapshot to be the newest (Launch says which ones are in the way)",
+            s.storage
+        ));
+    }
+    risks.push(
+        "containers get their address by DHCP unless you give `ip:`: Launch follows a changed lease (status records it), but bookmarks and DNS do not; a reservation or a static IP avoids it".into(),
+    );
     let storage = rootdir.first().map(|s| s.storage.clone());
     let template_storage = tmpl.first().map(|s| s.storage.clone());
     if let (Some(storage), Some(template_storage)) = (&storage, &template_storage) {

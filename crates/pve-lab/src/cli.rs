@@ -169,6 +169,9 @@ pub enum FaultCmd {
     BlockHost,
     /// Undo block-host.
     UnblockHost,
+    /// Move every DHCP reservation (a router that lost its leases): each `ip=dhcp` container
+    /// gets a new address the next time it asks (its restart, or its 2-minute lease's end).
+    RenumberDhcp,
     /// Disarm every fault.
     Clear,
     /// Show armed faults.
@@ -223,6 +226,7 @@ fn fault_call(state: &std::path::Path, cmd: FaultCmd) -> anyhow::Result<()> {
         }
         FaultCmd::BlockHost => ("POST", "fault/block-host", Vec::new()),
         FaultCmd::UnblockHost => ("POST", "fault/unblock-host", Vec::new()),
+        FaultCmd::RenumberDhcp => ("POST", "fault/renumber-dhcp", Vec::new()),
         FaultCmd::Clear => ("POST", "fault/clear", Vec::new()),
         FaultCmd::List => ("GET", "faults", Vec::new()),
     };

@@ -147,6 +147,13 @@ fn handle(
             lab.rt.block_host(false)?;
             Ok(json!(null))
         }
+        ("POST", "fault/renumber-dhcp") => {
+            let moved = lab.rt.dhcp_renumber_all()?;
+            Ok(json!(moved
+                .iter()
+                .map(|(v, old, new)| json!({"vmid": v, "old": old.to_string(), "new": new.to_string()}))
+                .collect::<Vec<_>>()))
+        }
         ("POST", "fault/clear") => {
             lab.faults.clear();
             Ok(json!(null))

@@ -575,11 +575,14 @@ fn start_spec(lab: &Lab, vmid: u32, cur: &Section) -> anyhow::Result<StartSpec> 
         spec.mtu = net.get("mtu").and_then(|m| m.parse().ok());
         match net.get("ip").map(String::as_str) {
             Some("dhcp") => {
-                spec.ip = Some((
-                    model::lease(&lab.state, &lab.net, vmid)?,
-                    lab.net.prefix_len,
-                ));
-                spec.gw = Some(lab.net.gateway());
+                // The container asks the lab's DHCP server; its MAC's reservation answers.
+                let mac = spec
+                    .hwaddr
+                    .clone()
+                    .with_context(|| format!("net0 of CT {vmid} has no hwaddr"))?;
+                lab.rt
+                    .dhcp_reserve_for(vmid, &mac, model::lease(&lab.state, &lab.net, vmid)?)?;
+                spec.dhcp = true;
             }
             Some("manual") | None => {}
             Some(cidr) => {
@@ -1047,6 +1050,7 @@ pub fn destroy(lab: &Arc<Lab>, call: &Call) -> ApiResult {
             ));
             model::remove_conf(&lab2.state, vmid)?;
             model::release_lease(&lab2.state, vmid)?;
+            lab2.rt.dhcp_release_for(vmid)?;
             let _ = std::fs::remove_file(secrets_path(&lab2.state, vmid));
             Ok(())
         },

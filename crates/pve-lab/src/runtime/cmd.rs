@@ -29,6 +29,7 @@ pub(crate) const TOOLS: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
     ("systemd-nspawn", "systemd-container"),
     ("nft", "nftables"),
+    ("dnsmasq", "dnsmasq-base"),
     ("ip", "iproute2"),
     ("mkfs.ext4", "e2fsprogs"),
     ("e2fsck", "e2fsprogs"),

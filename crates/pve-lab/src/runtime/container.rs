@@ -154,8 +154,11 @@ echo $!"#;
                 "--timezone=off",
                 "--link-journal=no",
                 "--settings=no",
+                // nspawn drops it when it does not make the network namespace itself; a PVE
+                // container holds it over its own network (DHCP clients need it).
+                "--capability=CAP_NET_ADMIN",
             ])
-            .args(init_args(spec.nesting)?)
+            .args(init_args(spec.nesting, spec.dhcp)?)
             .env("PATH", DEFAULT_PATH);
         let out = cmd::run(&mut c)?;
         let pid: i32 = cmd::stdout_str(&out).trim().parse().with_context(|| {
@@ -1024,9 +1027,12 @@ fn with_pve_section(existing: &str, section: &str) -> String {
 /// resolver, and the credentials given at create time.
 /// How nspawn starts the container's init: booted as usual with `nesting=1`; without it,
 /// through Landlock (see `nesting.rs`), as PVE's AppArmor profile confines such a container.
-fn init_args(nesting: bool) -> Result<Vec<String>> {
+fn init_args(nesting: bool, dhcp: bool) -> Result<Vec<String>> {
+    // systemd in a container reads its "kernel command line" from its own arguments: a DHCP
+    // container's networkd is started that way (no symlink written into the CT's /etc).
+    let wants = dhcp.then(|| "systemd.wants=systemd-networkd.service".to_string());
     if nesting {
-        return Ok(vec!["-b".into()]);
+        return Ok(["-b".to_string()].into_iter().chain(wants).collect());
     }
     let exe = std::env::current_exe().context("finding pve-lab's own binary")?;
     let init = "/run/pve-lab/init";
@@ -1041,7 +1047,10 @@ fn init_args(nesting: bool) -> Result<Vec<String>> {
         init.into(),
         super::nesting::INIT_ARG.into(),
         "/lib/systemd/systemd".into(),
-    ])
+    ]
+    .into_iter()
+    .chain(wants)
+    .collect())
 }
 
 fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
@@ -1109,6 +1118,21 @@ fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
         Some((0, 0)),
     )?;
     trust_host_extra_cas(root)?;
+    // `ip=dhcp`: systemd-networkd asks the lab's DHCP server (PVE writes ifupdown's
+    // `iface eth0 inet dhcp`; the lab's minbase template has networkd, not ifupdown). A
+    // static address is set from outside, and networkd must leave it alone.
+    let network = if spec.dhcp {
+        "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n"
+    } else {
+        "[Match]\nName=eth0\n\n[Link]\nUnmanaged=yes\n"
+    };
+    write_in_root(
+        root,
+        "etc/systemd/network/80-pve-lab-eth0.network",
+        network.as_bytes(),
+        0o644,
+        Some((0, 0)),
+    )?;
     if let Some(keys) = &spec.ssh_public_keys {
         let mut text = keys.trim_end().to_string();
         text.push('\n');

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 mod cmd;
 mod container;
+mod dhcp;
 mod image;
 pub mod nesting;
 mod net;
@@ -102,6 +103,8 @@ pub struct StartSpec {
     /// units with namespace sandboxing fail with 226/NAMESPACE; the lab drops CAP_SYS_ADMIN
     /// from the container to the same effect.
     pub nesting: bool,
+    /// `ip=dhcp`: the container asks the lab's DHCP server for its address (`ip` is unset).
+    pub dhcp: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -338,14 +341,31 @@ impl Runtime {
     /// Bridge with the gateway address, IPv4 forwarding, and an nft table named after the
     /// prefix that masquerades the subnet. Idempotent. Also writes `state_dir/runtime.json`.
     pub fn network_up(&self) -> Result<()> {
-        self.net_up()
+        self.net_up()?;
+        self.dhcp_up()
+    }
+
+    /// Reserves (or keeps) CT `vmid`'s DHCP address for its MAC; returns the address.
+    pub fn dhcp_reserve_for(&self, vmid: u32, mac: &str, ip: Ipv4Addr) -> Result<Ipv4Addr> {
+        self.dhcp_reserve(vmid, mac, ip)
+    }
+
+    pub fn dhcp_release_for(&self, vmid: u32) -> Result<()> {
+        self.dhcp_release(vmid)
+    }
+
+    /// Every reservation moved: `(vmid, old, new)`.
+    pub fn dhcp_renumber_all(&self) -> Result<Vec<(u32, Ipv4Addr, Ipv4Addr)>> {
+        self.dhcp_renumber()
     }
 
     /// Removes the bridge, the container veths and netns, and the nft table of this lab,
     /// and cleans up after containers that died on their own (mounts, cgroups). Idempotent.
     /// Stop the running containers first: they would lose their network.
     pub fn network_down(&self) -> Result<()> {
-        self.net_down()
+        let dhcp = self.dhcp_down();
+        self.net_down()?;
+        dhcp
     }
 
     /// The template tarball in the cache (`cache_dir/template/cache/<name>`), building it

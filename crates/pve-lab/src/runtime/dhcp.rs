@@ -1,0 +1,169 @@
+//! DHCP on the lab's bridge, as a router on a PVE node's LAN gives it: Debian's dnsmasq on
+//! the bridge hands each `ip=dhcp` container the address reserved for its MAC, and the
+//! container asks for it itself (systemd-networkd; PVE's Debian templates use ifupdown's
+//! dhclient, which the lab's minbase template lacks). `renumber` moves every reservation, as
+//! a router that lost its leases does: a container keeps its address until it asks again (at a
+//! restart, or when its lease runs out: 2 minutes here).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::cmd::{self, tool};
+use super::Runtime;
+
+/// One reservation: the container's MAC and the address it gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Reservation {
+    mac: String,
+    ip: Ipv4Addr,
+}
+
+impl Runtime {
+    fn dhcp_dir(&self) -> PathBuf {
+        self.state_dir.join("dhcp")
+    }
+
+    fn dhcp_pid(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.dhcp_dir().join("dnsmasq.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // Only a dnsmasq started for this lab's state counts (pids are reused).
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let argv = String::from_utf8_lossy(&argv);
+        let ours = argv.contains(&self.dhcp_dir().display().to_string());
+        (argv.starts_with("dnsmasq") || argv.contains("/dnsmasq\0")).then_some(pid)?;
+        ours.then_some(pid)
+    }
+
+    fn reservations(&self) -> BTreeMap<u32, Reservation> {
+        std::fs::read(self.dhcp_dir().join("reservations.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the reservations and dnsmasq's hosts file, then has dnsmasq re-read it.
+    fn save_reservations(&self, r: &BTreeMap<u32, Reservation>) -> Result<()> {
+        let dir = self.dhcp_dir();
+        cmd::write_atomic(
+            &dir.join("reservations.json"),
+            &serde_json::to_vec_pretty(r)?,
+            0o644,
+        )?;
+        let hosts: String = r
+            .values()
+            .map(|x| format!("{},{}\n", x.mac, x.ip))
+            .collect();
+        cmd::write_atomic(&dir.join("hosts"), hosts.as_bytes(), 0o644)?;
+        if let Some(pid) = self.dhcp_pid() {
+            // SAFETY: a signal to the dnsmasq we started (checked by its command line).
+            unsafe { libc::kill(pid, libc::SIGHUP) };
+        }
+        Ok(())
+    }
+
+    /// Starts dnsmasq on the bridge unless it runs. Called once the bridge has its address.
+    pub(crate) fn dhcp_up(&self) -> Result<()> {
+        if self.dhcp_pid().is_some() {
+            return Ok(());
+        }
+        let dir = self.dhcp_dir();
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        if !dir.join("hosts").exists() {
+            self.save_reservations(&self.reservations())?;
+        }
+        if cmd::find_tool("dnsmasq").is_none() {
+            return Err(super::RuntimeError::ToolMissing {
+                tool: "dnsmasq",
+                package: "dnsmasq-base",
+            }
+            .into());
+        }
+        let mask = Ipv4Addr::from(u32::MAX << (32 - u32::from(self.net.prefix_len)));
+        let p = |f: &str| dir.join(f).display().to_string();
+        cmd::run(tool("dnsmasq").args([
+            "--conf-file=/dev/null".to_string(),
+            // DHCP only: containers resolve through what PVE writes into resolv.conf.
+            "--port=0".into(),
+            format!("--interface={}", self.net.bridge()),
+            "--bind-interfaces".into(),
+            "--except-interface=lo".into(),
+            format!("--dhcp-range={},static,{mask},2m", self.net.subnet),
+            format!("--dhcp-option=option:router,{}", self.net.gateway()),
+            format!("--dhcp-hostsfile={}", p("hosts")),
+            format!("--dhcp-leasefile={}", p("leases")),
+            format!("--pid-file={}", p("dnsmasq.pid")),
+            "--dhcp-authoritative".into(),
+            "--log-dhcp".into(),
+            format!("--log-facility={}", p("dnsmasq.log")),
+            "--user=root".into(),
+            "--group=root".into(),
+        ]))
+        .context("starting dnsmasq, the lab's DHCP server")?;
+        Ok(())
+    }
+
+    /// Stops the lab's dnsmasq (its reservations stay, as a router's would).
+    pub(crate) fn dhcp_down(&self) -> Result<()> {
+        if let Some(pid) = self.dhcp_pid() {
+            // SAFETY: a signal to the dnsmasq we started (checked by its command line).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            for _ in 0..100 {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            anyhow::ensure!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "dnsmasq (pid {pid}) still runs 5 s after SIGTERM"
+            );
+        }
+        let _ = std::fs::remove_file(self.dhcp_dir().join("dnsmasq.pid"));
+        Ok(())
+    }
+
+    /// Reserves `ip` for CT `vmid`'s MAC, keeping an existing reservation's address.
+    pub(crate) fn dhcp_reserve(&self, vmid: u32, mac: &str, ip: Ipv4Addr) -> Result<Ipv4Addr> {
+        let mut r = self.reservations();
+        let mac = mac.to_ascii_lowercase();
+        let ip = match r.get(&vmid) {
+            Some(old) => old.ip,
+            None => ip,
+        };
+        r.insert(vmid, Reservation { mac, ip });
+        self.save_reservations(&r)?;
+        self.dhcp_up()?;
+        Ok(ip)
+    }
+
+    pub(crate) fn dhcp_release(&self, vmid: u32) -> Result<()> {
+        let mut r = self.reservations();
+        if r.remove(&vmid).is_some() {
+            self.save_reservations(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Moves every reservation 50 addresses on within .100–.199 of the subnet (the lab's DHCP
+    /// pool): the next request of each container gets a new address.
+    pub(crate) fn dhcp_renumber(&self) -> Result<Vec<(u32, Ipv4Addr, Ipv4Addr)>> {
+        let mut r = self.reservations();
+        let base = u32::from(self.net.subnet);
+        let mut moved = Vec::new();
+        for (vmid, res) in r.iter_mut() {
+            let off = u32::from(res.ip).saturating_sub(base + 100) % 100;
+            let new = Ipv4Addr::from(base + 100 + (off + 50) % 100);
+            moved.push((*vmid, res.ip, new));
+            res.ip = new;
+        }
+        self.save_reservations(&r)?;
+        Ok(moved)
+    }
+}
