@@ -178,6 +178,51 @@ fn install_update_uninstall_over_pvesh() {
         text(&out)
     );
 
+    // An SDN vnet: a NIC on it needs SDN.Use on its own zone's path, not on localnetwork's.
+    // A token holding SDN.Use only there (so it cannot read the vnet's zone) and lacking one
+    // unrelated privilege is refused before anything is created, for that privilege alone.
+    pve_lab(&["sdn", "vnet", "vnet1", "--zone", "zone1"]);
+    pve_lab(&[
+        "token",
+        "add",
+        "vnetuser",
+        "--privs",
+        "Sys.Audit,Datastore.Audit,Datastore.AllocateTemplate,Datastore.AllocateSpace,VM.Audit,VM.Allocate,VM.PowerMgmt,VM.Config.CPU,VM.Config.Memory,VM.Config.Disk,VM.Config.Network",
+        "--acl",
+        "/sdn/zones/zone1/vnet1=SDN.Use",
+    ]);
+    let vnet_answers = cfg.path().join("vnet-answers.yaml");
+    std::fs::write(
+        &vnet_answers,
+        "public_url: http://vnet.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\nbridge: vnet1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-tui"))
+        .env("NO_COLOR", "1")
+        .env("LAUNCH_CONFIG", cfg.path())
+        .env("LAUNCH_STATE_DIR", cfg.path().join("state"))
+        .env("LAUNCH_LOG_DIR", cfg.path().join("log"))
+        .env("LAUNCH_CACHE_DIR", cfg.path().join("cache"))
+        .env("PATH", lab.path_env())
+        .env_remove("LAUNCH_PVE_TOKEN")
+        .args(["--host", &format!("https://127.0.0.1:{}", lab.port)])
+        .args(["--fingerprint", &lab.fingerprint(), "--node", "pve"])
+        .arg("--token-file")
+        .arg(lab.path().join("token-vnetuser"))
+        .args(["install", "vikunja", "--yes", "--answers"])
+        .arg(&vnet_answers)
+        .output()
+        .unwrap();
+    eprintln!("install on a vnet with a scoped token:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("VM.Config.Options on /vms/"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("SDN.Use"), "{}", text(&out));
+    assert!(lab.vmids().is_empty());
+
     // 1. Install with a root password: the CT is created without one, then chpasswd reads it
     //    on stdin through pct exec.
     //    This node cannot open connections to its containers meanwhile (a VLAN or firewall

@@ -156,6 +156,7 @@ fn cases() -> Vec<(&'static str, ApiRequest)> {
         case!(nodes()),
         case!(cluster_status()),
         case!(node_bridges("pve")),
+        case!(sdn_vnet("vnet1")),
         case!(node_status("pve")),
         case!(storage_list("pve", &[])),
         case!(storage_list(

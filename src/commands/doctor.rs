@@ -119,6 +119,7 @@ pub fn run(g: &Global) -> Result<Outcome> {
             storage,
             template_storage,
             bridge: "vmbr0",
+            zone: "localnetwork",
             vlan: None,
             node: &node,
         });

@@ -187,15 +187,21 @@ pub fn facts(client: &Client, node: &str) -> Result<NodeFacts> {
 /// role for a token"); `A|B` means either. The paths are those PVE checks when creating a CT
 /// (pve-container's API2/LXC.pm create, pve-storage's check_volume_access for the template,
 /// pve-guest-common's check_vnet_access for the bridge and its VLAN tag).
-fn required_privileges(s: &InstallSettings, node: &str) -> Vec<(String, &'static str)> {
-    privileges_for(&Placement {
+fn required_privileges(
+    client: &Client,
+    s: &InstallSettings,
+    node: &str,
+) -> Result<Vec<(String, &'static str)>> {
+    let zone = client.bridge_zone(node, &s.bridge)?;
+    Ok(privileges_for(&Placement {
         vmid: s.vmid,
         storage: &s.storage,
         template_storage: &s.template_storage,
         bridge: &s.bridge,
+        zone: &zone,
         vlan: s.vlan,
         node,
-    })
+    }))
 }
 
 /// Where a new container goes, as far as privileges are concerned.
@@ -204,6 +210,8 @@ pub(crate) struct Placement<'a> {
     pub storage: &'a str,
     pub template_storage: &'a str,
     pub bridge: &'a str,
+    /// The SDN zone of `bridge`: `localnetwork` for a plain bridge, the vnet's own zone.
+    pub zone: &'a str,
     pub vlan: Option<u16>,
     pub node: &'a str,
 }
@@ -233,8 +241,8 @@ pub(crate) fn privileges_for(p: &Placement) -> Vec<(String, &'static str)> {
     ));
     need.push((format!("/nodes/{}", p.node), "Sys.Audit"));
     let bridge = match p.vlan {
-        Some(tag) => format!("/sdn/zones/localnetwork/{}/{tag}", p.bridge),
-        None => format!("/sdn/zones/localnetwork/{}", p.bridge),
+        Some(tag) => format!("/sdn/zones/{}/{}/{tag}", p.zone, p.bridge),
+        None => format!("/sdn/zones/{}/{}", p.zone, p.bridge),
     };
     need.push((bridge, "SDN.Use"));
     need
@@ -287,7 +295,7 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
         }
     }
     let missing: Vec<crate::error::InvalidValue> =
-        missing_privileges(client, &required_privileges(s, node))?
+        missing_privileges(client, &required_privileges(client, s, node)?)?
         .into_iter()
         .map(|(path, p)| crate::error::InvalidValue {
             field: "privilege".into(),

@@ -158,6 +158,38 @@ impl Client {
             .collect())
     }
 
+    /// The SDN zone whose ACL path PVE checks for a NIC on `bridge` (pve-guest-common's
+    /// `check_vnet_access`): `localnetwork` for a plain bridge; a vnet's own zone, read from
+    /// `/cluster/sdn/vnets/{vnet}` (needs SDN.Audit) or, failing that, from the caller's own
+    /// ACL paths (`/sdn/zones/<zone>/<vnet>`, where a token holding only SDN.Use has it).
+    pub fn bridge_zone(&self, node: &str, bridge: &str) -> Result<String, PveError> {
+        validate::node(node)?;
+        let rows = self.call(&requests::node_bridges(node))?;
+        let is_vnet = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["iface"] == bridge && r["type"] == "vnet");
+        if !is_vnet {
+            return Ok("localnetwork".into());
+        }
+        if let Ok(v) = self.call(&requests::sdn_vnet(bridge)) {
+            if let Some(z) = v["zone"].as_str() {
+                return Ok(z.to_string());
+            }
+        }
+        let perms = self.permissions(None)?;
+        Ok(perms
+            .keys()
+            .find_map(|p| {
+                let rest = p.strip_prefix("/sdn/zones/")?;
+                let (zone, tail) = rest.split_once('/')?;
+                (tail == bridge || tail.starts_with(&format!("{bridge}/")))
+                    .then(|| zone.to_string())
+            })
+            .unwrap_or_else(|| "localnetwork".into()))
+    }
+
     /// The name of the node answering (`/cluster/status`'s entry with `local: 1`).
     pub fn local_node(&self) -> Result<Option<String>, PveError> {
         let rows = self.call(&requests::cluster_status())?;

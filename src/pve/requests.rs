@@ -127,6 +127,7 @@ pub const BUILDERS: &[&str] = &[
     "nodes",
     "cluster_status",
     "node_bridges",
+    "sdn_vnet",
     "node_status",
     "storage_list",
     "aplinfo_list",
@@ -188,6 +189,11 @@ pub fn nodes() -> ApiRequest {
 /// The node's bridges (as configured in /etc/network/interfaces).
 pub fn node_bridges(node: &str) -> ApiRequest {
     ApiRequest::new(Method::Get, format!("/nodes/{node}/network")).param("type", "any_bridge")
+}
+
+/// An SDN vnet's definition (its zone).
+pub fn sdn_vnet(vnet: &str) -> ApiRequest {
+    ApiRequest::new(Method::Get, format!("/cluster/sdn/vnets/{vnet}"))
 }
 
 /// The cluster's members; the node answering is marked `local: 1`.

@@ -81,6 +81,9 @@ pub enum Command {
     /// Cluster nodes besides the lab's own.
     #[command(subcommand)]
     Node(NodeCmd),
+    /// SDN: vnets of simple zones, carried by the lab's bridge.
+    #[command(subcommand)]
+    Sdn(SdnCmd),
     /// Inject failures into the running lab.
     #[command(subcommand)]
     Fault(FaultCmd),
@@ -95,6 +98,17 @@ pub enum Command {
     Pvesh {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<OsString>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SdnCmd {
+    /// Adds the vnet NAME in ZONE: listed by the node's network (type vnet) and
+    /// /cluster/sdn/vnets; a NIC on it needs SDN.Use on /sdn/zones/ZONE/NAME.
+    Vnet {
+        name: String,
+        #[arg(long)]
+        zone: String,
     },
 }
 
@@ -276,6 +290,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }),
         Command::Down { net } => daemon::down(&state, &net.cache, &net.prefix, &net.subnet),
         Command::Status { net } => daemon::status(&state, &net.cache, &net.prefix, &net.subnet),
+        Command::Sdn(SdnCmd::Vnet { name, zone }) => {
+            crate::api::sdn::add_vnet(&state, &name, &zone).map(|()| {
+                println!("vnet '{name}' in zone '{zone}' added (on the lab's bridge)");
+            })
+        }
         Command::Node(NodeCmd::Add { name }) => {
             crate::api::cluster::add_peer(&state, &name).map(|()| {
                 println!("node '{name}' added: config-only, it runs no container");

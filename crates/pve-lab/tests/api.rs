@@ -476,13 +476,23 @@ fn container_semantic_errors_match_pve() {
     assert_eq!(list[0]["vmid"], 201);
     let rows = lab.ok("GET", "/cluster/resources", &[("type", "vm")]);
     assert_eq!(rows[0]["id"], "lxc/201", "{rows}");
-    let ifaces = lab.ok("GET", "/nodes/pve/lxc/201/interfaces", &[]);
-    let eth0 = ifaces
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == "eth0")
-        .expect("eth0");
+    // ip=dhcp: the CT asks the lab's DHCP server after boot, so the address comes a moment
+    // after the start task (as on PVE); it is the CT's reservation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (ifaces, eth0) = loop {
+        let ifaces = lab.ok("GET", "/nodes/pve/lxc/201/interfaces", &[]);
+        let eth0 = ifaces
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "eth0")
+            .expect("eth0")
+            .clone();
+        if !eth0["inet"].is_null() || std::time::Instant::now() > deadline {
+            break (ifaces, eth0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(eth0["inet"], "10.77.2.101/24", "{ifaces}");
 
     lab.task_ok(

@@ -87,6 +87,20 @@ fn full_container_lifecycle_through_api_and_pct() {
     let out = lab.tool("pct", &["status", VMID]);
     assert_eq!(stdout(&out).trim(), "status: running");
 
+    // ip=dhcp: the address arrives after boot, as on PVE; wait for it as launch-tui does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lab
+        .ok("GET", &format!("/nodes/pve/lxc/{VMID}/interfaces"), &[])
+        .as_array()
+        .is_none_or(|a| {
+            !a.iter()
+                .any(|i| i["name"] == "eth0" && !i["inet"].is_null())
+        })
+    {
+        assert!(Instant::now() < deadline, "no DHCP address within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // nginx inside, reached from the host on the CT's address (from the API, as launch-tui does).
     let t3 = Instant::now();
     let out = lab.tool(

@@ -138,6 +138,7 @@ fn truthy(v: &str) -> bool {
 /// PVE::LXC::check_ct_modify_config_perm: which privilege each option needs, plus the
 /// root@pam-only options (feature flags, hook scripts, devices, bind mounts).
 fn check_option_perms(
+    state: &Path,
     who: &Identity,
     vmid: u32,
     keys: &BTreeMap<String, String>,
@@ -194,11 +195,11 @@ fn check_option_perms(
                 if let Some(v) = v {
                     let net = prop_map(v, None);
                     let bridge = net.get("bridge").map(String::as_str).unwrap_or("vmbr0");
-                    let mut zone = format!("/sdn/zones/localnetwork/{bridge}");
-                    if let Some(tag) = net.get("tag") {
-                        zone.push('/');
-                        zone.push_str(tag);
-                    }
+                    let zone = super::sdn::bridge_acl_path(
+                        state,
+                        bridge,
+                        net.get("tag").map(String::as_str),
+                    );
                     check_privs(who, &zone, &["SDN.Use"], false)?;
                 }
             }
@@ -376,7 +377,7 @@ pub fn create(lab: &Arc<Lab>, call: &Call) -> ApiResult {
     }
     let mut checked = opts.clone();
     checked.insert("rootfs".into(), rootfs.clone());
-    check_option_perms(&who, vmid, &checked, &[], unprivileged)?;
+    check_option_perms(&lab.state, &who, vmid, &checked, &[], unprivileged)?;
 
     let net_keys: Vec<String> = opts.keys().filter(|k| is_net_key(k)).cloned().collect();
     for k in net_keys {
@@ -559,15 +560,18 @@ fn start_spec(lab: &Lab, vmid: u32, cur: &Section) -> anyhow::Result<StartSpec> 
             .unwrap_or(crate::hostinfo::cpuinfo().cpus as u32),
         nameserver: cur.get("nameserver").map(str::to_string),
         searchdomain: cur.get("searchdomain").map(str::to_string),
-        nesting: cur
+        confined: cur
             .get("features")
-            .is_some_and(|f| prop_map(f, None).get("nesting").is_some_and(|v| v == "1")),
+            .and_then(|f| prop_map(f, None).get("nesting").cloned())
+            .as_deref()
+            != Some("1"),
         ..StartSpec::default()
     };
     if let Some(net0) = cur.get("net0") {
         let net = prop_map(net0, None);
         if let Some(b) = net.get("bridge") {
-            if b != "vmbr0" {
+            // A vnet of a simple zone is a bridge on the node: the lab's bridge carries it.
+            if b != "vmbr0" && !super::sdn::vnets(&lab.state).contains_key(b) {
                 bail!("bridge '{b}' does not exist");
             }
         }
@@ -883,7 +887,7 @@ pub fn config_put(lab: &Lab, call: &Call) -> ApiResult {
         return Err(ApiError::Params(errors));
     }
     let unprivileged = cfg.current.get("unprivileged").is_some_and(truthy);
-    check_option_perms(&who, vmid, &set, &deleted, unprivileged)?;
+    check_option_perms(&lab.state, &who, vmid, &set, &deleted, unprivileged)?;
     let digest = call.get("digest").map(str::to_string);
 
     let _g = lab.conf_lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,6 +9,7 @@ pub mod error;
 mod lxc;
 mod node;
 mod params;
+pub mod sdn;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -540,6 +541,8 @@ fn dispatch(lab: &Arc<Lab>, call: &Call) -> ApiResult {
         ("GET", "/cluster/nextid") => node::nextid(lab, call),
         ("GET", "/cluster/resources") => node::resources(lab, call),
         ("GET", "/cluster/status") => node::cluster_status(lab),
+        ("GET", "/cluster/sdn/vnets") => sdn::list(call, &lab.state),
+        ("GET", "/cluster/sdn/vnets/{vnet}") => sdn::index(call, &lab.state),
         ("GET", "/nodes") => node::nodes(lab),
         ("GET", "/nodes/{node}") => node::node_index(),
         ("GET", "/nodes/{node}/status") => node::node_status(lab),

@@ -163,22 +163,37 @@ pub fn node_status(lab: &Lab) -> ApiResult {
     })))
 }
 
-/// The lab's one bridge, shown under the name PVE configs use (`vmbr0`).
+/// The lab's one bridge, shown under the name PVE configs use (`vmbr0`), and the SDN vnets
+/// (for `any_bridge` and `vnet`, as pve-manager's API2/Network.pm lists them). The bridge is
+/// listed only to callers with SDN.Audit or SDN.Use on it.
 pub fn network(lab: &Lab, call: &Call) -> ApiResult {
-    if let Some(t) = call.get("type") {
-        if t != "bridge" && t != "any_bridge" && t != "any_local_bridge" {
-            return Ok(Reply::data(json!([])));
-        }
+    let ty = call.get("type");
+    let vnets = if ty.is_none_or(|t| t == "any_bridge" || t == "vnet") {
+        super::sdn::network_rows(call, &lab.state)
+    } else {
+        Vec::new()
+    };
+    let bridge_wanted =
+        ty.is_none_or(|t| t == "bridge" || t == "any_bridge" || t == "any_local_bridge");
+    let who = call.who()?;
+    let bridge_visible = who.is_root_pam()
+        || ["SDN.Audit", "SDN.Use"]
+            .iter()
+            .any(|p| check_privs(who, "/sdn/zones/localnetwork/vmbr0", &[p], false).is_ok());
+    if !(bridge_wanted && bridge_visible) {
+        return Ok(Reply::data(Value::Array(vnets)));
     }
     let gw = lab.net.gateway();
-    Ok(Reply::data(json!([{
+    let mut rows = vec![json!({
         "iface": "vmbr0", "type": "bridge", "active": 1, "autostart": 1, "method": "static",
         "families": ["inet"], "address": gw.to_string(),
         "cidr": format!("{gw}/{}", lab.net.prefix_len),
         "netmask": lab.net.prefix_len.to_string(), "bridge_ports": "", "bridge_stp": "off",
         "bridge_fd": "0", "priority": 1,
         "comments": format!("pve-lab: host bridge {}", lab.net.bridge()),
-    }])))
+    })];
+    rows.extend(vnets);
+    Ok(Reply::data(Value::Array(rows)))
 }
 
 fn storage_path(lab: &Lab, id: &str) -> std::path::PathBuf {

@@ -158,7 +158,7 @@ echo $!"#;
                 // container holds it over its own network (DHCP clients need it).
                 "--capability=CAP_NET_ADMIN",
             ])
-            .args(init_args(spec.nesting, spec.dhcp)?)
+            .args(init_args(spec.confined, spec.dhcp)?)
             .env("PATH", DEFAULT_PATH);
         let out = cmd::run(&mut c)?;
         let pid: i32 = cmd::stdout_str(&out).trim().parse().with_context(|| {
@@ -1027,13 +1027,14 @@ fn with_pve_section(existing: &str, section: &str) -> String {
 /// resolver, and the credentials given at create time.
 /// How nspawn starts the container's init: booted as usual with `nesting=1`; without it,
 /// through Landlock (see `nesting.rs`), as PVE's AppArmor profile confines such a container.
-fn init_args(nesting: bool, dhcp: bool) -> Result<Vec<String>> {
+fn init_args(confined: bool, dhcp: bool) -> Result<Vec<String>> {
     // systemd in a container reads its "kernel command line" from its own arguments: a DHCP
     // container's networkd is started that way (no symlink written into the CT's /etc).
     let wants = dhcp.then(|| "systemd.wants=systemd-networkd.service".to_string());
-    if nesting {
+    if !confined {
         return Ok(["-b".to_string()].into_iter().chain(wants).collect());
     }
+    // The daemon is the pve-lab binary, which has the `__nesting0-init` entry point.
     let exe = std::env::current_exe().context("finding pve-lab's own binary")?;
     let init = "/run/pve-lab/init";
     Ok(vec![

@@ -137,16 +137,52 @@ impl Runtime {
             Some(old) => old.ip,
             None => ip,
         };
-        r.insert(vmid, Reservation { mac, ip });
+        r.insert(
+            vmid,
+            Reservation {
+                mac: mac.clone(),
+                ip,
+            },
+        );
         self.save_reservations(&r)?;
+        // dnsmasq does not give an address leased to another MAC until that lease ends (a
+        // destroyed CT's, when a new one gets its VMID): the lab forgets such a lease, as an
+        // admin would clear it on a router.
+        self.forget_leases(|l| l.contains(&format!(" {ip} ")) && !l.contains(&mac))?;
         self.dhcp_up()?;
         Ok(ip)
     }
 
     pub(crate) fn dhcp_release(&self, vmid: u32) -> Result<()> {
         let mut r = self.reservations();
-        if r.remove(&vmid).is_some() {
+        if let Some(old) = r.remove(&vmid) {
             self.save_reservations(&r)?;
+            self.forget_leases(|l| l.contains(&old.mac))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the lease lines `matches` selects; dnsmasq keeps leases in memory, so it is
+    /// stopped for the edit and started again.
+    fn forget_leases(&self, matches: impl Fn(&str) -> bool) -> Result<()> {
+        let path = self.dhcp_dir().join("leases");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        if !text.lines().any(&matches) {
+            return Ok(());
+        }
+        let running = self.dhcp_pid().is_some();
+        self.dhcp_down()?;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let kept: String = text
+            .lines()
+            .filter(|l| !matches(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        cmd::write_atomic(&path, kept.as_bytes(), 0o644)?;
+        if running {
+            self.dhcp_up()?;
         }
         Ok(())
     }

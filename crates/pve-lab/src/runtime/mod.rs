@@ -99,10 +99,10 @@ pub struct StartSpec {
     pub cores: u32,
     pub ssh_public_keys: Option<String>,
     pub root_password_hash: Option<String>,
-    /// `features: nesting=1`. Without it PVE's AppArmor profile denies mounts, so systemd
-    /// units with namespace sandboxing fail with 226/NAMESPACE; the lab drops CAP_SYS_ADMIN
-    /// from the container to the same effect.
-    pub nesting: bool,
+    /// No `features: nesting=1`: PVE's AppArmor profile then denies mounts, so systemd units
+    /// with namespace sandboxing fail with 226/NAMESPACE; the lab starts the container's init
+    /// under Landlock to the same effect (see `nesting.rs`).
+    pub confined: bool,
     /// `ip=dhcp`: the container asks the lab's DHCP server for its address (`ip` is unset).
     pub dhcp: bool,
 }
