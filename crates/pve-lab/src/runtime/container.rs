@@ -1134,6 +1134,21 @@ fn prepare_rootfs(root: &Path, spec: &StartSpec) -> Result<()> {
         0o644,
         Some((0, 0)),
     )?;
+    // PVE's DHCP client (ifupdown's dhclient) has no sandbox and works without nesting;
+    // networkd, the lab's stand-in for it, would fail 226/NAMESPACE in a confined CT, so its
+    // mount-namespace options are switched off there (an empty drop-in otherwise).
+    let unsandboxed = if spec.confined {
+        "[Service]\nProtectSystem=no\nProtectHome=no\nProtectProc=default\nProtectClock=no\nProtectControlGroups=no\nProtectKernelLogs=no\nProtectKernelModules=no\n"
+    } else {
+        ""
+    };
+    write_in_root(
+        root,
+        "etc/systemd/system/systemd-networkd.service.d/pve-lab.conf",
+        unsandboxed.as_bytes(),
+        0o644,
+        Some((0, 0)),
+    )?;
     if let Some(keys) = &spec.ssh_public_keys {
         let mut text = keys.trim_end().to_string();
         text.push('\n');
