@@ -66,8 +66,11 @@ impl Runtime {
              flush chain ip {t} hostout\n"
         );
         if block {
+            // DHCP answers still go out: on a real LAN they come from the router, which the
+            // blocked path (node to CT) does not involve.
             script.push_str(&format!(
-                "add rule ip {t} hostout oifname \"{br}\" ct state new drop\n"
+                "add rule ip {t} hostout oifname \"{br}\" udp sport 67 accept\n\
+                 add rule ip {t} hostout oifname \"{br}\" ct state new drop\n"
             ));
         } else {
             script.push_str(&format!("delete chain ip {t} hostout\n"));
