@@ -89,6 +89,7 @@ impl<'a> AppSettings<'a> {
             hold_max_wait_s: self.profile.update.hold_max_wait_s(),
             safe_methods: self.profile.update.safe_methods(),
             lua_dict: Layout::lua_dict(p),
+            config_id: String::new(),
             extra_locations: self
                 .extra_components()
                 .into_iter()

@@ -128,6 +128,8 @@ pub struct RenderContext {
     pub safe_methods: Vec<String>,
     /// The Lua shared dict counting writes in flight (one per site).
     pub lua_dict: String,
+    /// Set by [`nginx_site`]: the hash of the site's text, answered in `X-Launch-Config`.
+    pub config_id: String,
     pub extra_locations: Vec<ExtraLocation>,
 }
 
@@ -285,8 +287,24 @@ pub fn file(template: &str, ctx: &RenderContext) -> Result<String, RenderError> 
     render(template, ctx)
 }
 
+/// The site, stamped with its configuration id: a hash of its own text that nginx answers in
+/// `X-Launch-Config` to launch-tui's probes, so a reload is proven by a request answered by
+/// exactly this configuration. The same settings give the same id (no needless reload).
 pub fn nginx_site(profile: &Profile, ctx: &RenderContext) -> Result<String, RenderError> {
-    render(&profile.nginx.site, ctx)
+    use sha2::{Digest, Sha256};
+    let mut c = ctx.clone();
+    c.config_id = "unstamped".into();
+    let text = render(&profile.nginx.site, &c)?;
+    let hash = Sha256::digest(text.as_bytes());
+    c.config_id = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    render(&profile.nginx.site, &c)
+}
+
+/// The configuration id a rendered site carries (its `# launch-config: ID` line).
+pub fn site_config_id(site: &str) -> Option<&str> {
+    site.lines()
+        .find_map(|l| l.strip_prefix("# launch-config: "))
+        .map(str::trim)
 }
 
 /// The include that names the active slot; switching slots rewrites only this file.
@@ -338,6 +356,7 @@ mod tests {
             hold_max_wait_s: 30,
             safe_methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
             lua_dict: "launch_vikunja".into(),
+            config_id: String::new(),
             extra_locations: vec![ExtraLocation {
                 path: "/mcp".into(),
                 port: 8800,

@@ -1,7 +1,8 @@
 //! The nginx site's Lua switch and write hold, on the host's real nginx with Debian's Lua module
 //! (no container): writes wait during the hold and go to the slot named when it lifts, reads
 //! pass, a keep-alive connection survives the switch (no reload), a write held past the maximum
-//! gets 503 with `Retry-After`, and launch-tui's probes see the hold and the writes in flight.
+//! gets 503 with `Retry-After`, and launch-tui's probes see the hold, the writes in flight and
+//! the configuration id that proves a reload.
 //!
 //! Real: nginx 1.22 and libnginx-mod-http-lua from Debian, the site rendered from the Vikunja
 //! profile by launch-tui's renderer, HTTP over loopback. Stood in: the two app slots (tiny HTTP
@@ -174,6 +175,12 @@ fn writes_wait_and_keep_alive_survives_the_switch() {
     // A short maximum, so the test of a hold that outlasts it is quick.
     rc.hold_max_wait_s = 3;
     let site = render::nginx_site(&loaded.profile, &rc).unwrap();
+    let config_id = render::site_config_id(&site).unwrap().to_string();
+    assert_eq!(
+        render::nginx_site(&loaded.profile, &rc).unwrap(),
+        site,
+        "the same settings give the same site (and id): an update needs no reload"
+    );
     // Only IPv4 loopback here.
     let site = site.replace(&format!("    listen [::]:{port} default_server;\n"), "");
     std::fs::write(d.join("site.conf"), site).unwrap();
@@ -219,6 +226,13 @@ fn writes_wait_and_keep_alive_survives_the_switch() {
     assert_eq!(
         a.headers.get("x-launch-writes").map(String::as_str),
         Some("0")
+    );
+    // ... and that it is answered by exactly this configuration.
+    assert_eq!(a.headers.get("x-launch-config"), Some(&config_id));
+    // Clients other than launch-tui's probes see none of these headers.
+    let a = once(port, "GET", false);
+    assert!(
+        !a.headers.contains_key("x-launch-config") && !a.headers.contains_key("x-launch-writes")
     );
 
     // The hold: a probe's write is answered at once, a client's write waits, reads pass.

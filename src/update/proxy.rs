@@ -16,6 +16,19 @@ use crate::render::{self, Layout};
 /// `modules-enabled/*.conf` there.
 const SHUTDOWN_CONF: &str = "/etc/nginx/modules-enabled/90-launch-shutdown.conf";
 
+/// What a probe through nginx learned from its answer's headers.
+#[derive(Default)]
+struct Probe {
+    /// The upstream port that answered.
+    port: Option<u16>,
+    /// Writes are held.
+    held: bool,
+    /// Writes in flight (the site's Lua counts them).
+    writes: Option<u64>,
+    /// The configuration id of the site that answered.
+    config: Option<String>,
+}
+
 pub struct Proxy<'a> {
     pub ct: &'a dyn CtAccess,
     pub vmid: u32,
@@ -79,6 +92,7 @@ impl Proxy<'_> {
     /// exited: a reload returns as soon as the master got the signal, and until the old workers
     /// let go, a new connection can still meet the old configuration (the default site, the
     /// old upstream). In-flight requests get `worker_shutdown_timeout`, so `limit` bounds it.
+    /// Then a probe must be answered by the new site's configuration id.
     pub fn reload_proven(&self, limit: Duration) -> Result<Duration> {
         let t = Instant::now();
         let before = self.worker_pids()?;
@@ -96,9 +110,41 @@ impl Proxy<'_> {
                 out.tail(6)
             );
         }
-        if before.is_empty() {
-            return Ok(t.elapsed());
+        if !before.is_empty() {
+            self.wait_workers_gone(&before, limit, t)?;
         }
+        self.prove_config(t, limit)?;
+        Ok(t.elapsed())
+    }
+
+    /// Polls through nginx until a request is answered by the site file's configuration (its
+    /// `# launch-config:` id in `X-Launch-Config`). A site without an id (written by an older
+    /// launch-tui) is proven by its workers alone.
+    fn prove_config(&self, t: Instant, limit: Duration) -> Result<()> {
+        let site = self
+            .ct
+            .exec(self.vmid, &["cat", &Layout::nginx_site(self.profile)])?;
+        let Some(want) = render::site_config_id(&site.stdout).map(str::to_string) else {
+            return Ok(());
+        };
+        loop {
+            let got = self.probe("GET")?.config;
+            if got.as_deref() == Some(want.as_str()) {
+                return Ok(());
+            }
+            if t.elapsed() > limit {
+                bail!(
+                    "nginx does not answer with the new configuration {want} {} s after the reload (it answers {})\n  help: see `pct exec {} -- tail /var/log/nginx/error.log`",
+                    limit.as_secs(),
+                    got.unwrap_or_else(|| "without one".into()),
+                    self.vmid
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_workers_gone(&self, before: &[u32], limit: Duration, t: Instant) -> Result<()> {
         let pids: Vec<String> = before.iter().map(u32::to_string).collect();
         let script = format!(
             "for p in {}; do grep -qs 'nginx: worker' /proc/$p/cmdline && echo $p; done; true",
@@ -107,7 +153,7 @@ impl Proxy<'_> {
         loop {
             let left = self.ct.exec(self.vmid, &["/bin/sh", "-c", &script])?;
             if left.stdout.trim().is_empty() {
-                return Ok(t.elapsed());
+                return Ok(());
             }
             if t.elapsed() > limit {
                 bail!(
@@ -224,7 +270,7 @@ impl Proxy<'_> {
     /// A probe through nginx: the upstream port that answered, whether writes are held, and
     /// how many writes are in flight. A POST meets the write hold (answered at once by nginx
     /// itself, as a probe); a GET reaches the upstream.
-    fn probe(&self, method: &str) -> Result<(Option<u16>, bool, Option<u64>)> {
+    fn probe(&self, method: &str) -> Result<Probe> {
         let out = self.ct.exec(
             self.vmid,
             &[
@@ -243,29 +289,30 @@ impl Proxy<'_> {
                 &format!("http://127.0.0.1:{}/.launch-probe", self.http_port),
             ],
         )?;
-        let mut port = None;
-        let mut held = false;
-        let mut writes = None;
+        let mut p = Probe::default();
         for line in out.stdout.lines() {
             let lower = line.to_ascii_lowercase();
             if let Some(v) = lower.strip_prefix("x-launch-upstream:") {
-                port = v.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+                p.port = v.trim().rsplit(':').next().and_then(|p| p.parse().ok());
             }
             if lower.starts_with("x-launch-hold:") {
-                held = true;
+                p.held = true;
             }
             if let Some(v) = lower.strip_prefix("x-launch-writes:") {
-                writes = v.trim().parse().ok();
+                p.writes = v.trim().parse().ok();
+            }
+            if let Some(v) = lower.strip_prefix("x-launch-config:") {
+                p.config = Some(v.trim().to_string());
             }
         }
-        Ok((port, held, writes))
+        Ok(p)
     }
 
     /// Polls through nginx until the hold is in the state wanted.
     pub fn prove_hold(&self, on: bool) -> Result<Duration> {
         let t = Instant::now();
         loop {
-            let (_, held, _) = self.probe("POST")?;
+            let held = self.probe("POST")?.held;
             if held == on {
                 return Ok(t.elapsed());
             }
@@ -284,7 +331,7 @@ impl Proxy<'_> {
     pub fn prove_upstream(&self, port: u16) -> Result<Duration> {
         let t = Instant::now();
         loop {
-            let (got, _, _) = self.probe("GET")?;
+            let got = self.probe("GET")?.port;
             if got == Some(port) {
                 return Ok(t.elapsed());
             }
@@ -304,7 +351,7 @@ impl Proxy<'_> {
     pub fn wait_writes_done(&self, limit: Duration) -> Result<Option<Duration>> {
         let t = Instant::now();
         loop {
-            let (_, _, writes) = self.probe("GET")?;
+            let writes = self.probe("GET")?.writes;
             match writes {
                 Some(0) => return Ok(Some(t.elapsed())),
                 Some(_) => {}
