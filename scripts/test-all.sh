@@ -14,7 +14,7 @@ need_root() {
 
 install_packages() {
     local pkgs=(debootstrap systemd-container nftables iproute2 e2fsprogs zstd util-linux
-        nginx-light postgresql mariadb-server sqlite3 tmux curl ca-certificates unzip
+        nginx-light libnginx-mod-http-lua postgresql mariadb-server sqlite3 tmux curl ca-certificates unzip
         shellcheck minisign wget openssl dnsmasq-base)
     local missing=()
     for p in "${pkgs[@]}"; do

@@ -85,7 +85,11 @@ impl<'a> AppSettings<'a> {
             upstream_name: Layout::upstream_name(p),
             http_port: http_port(self.settings),
             https_port: https_port(self.settings),
-            hold_include: Layout::hold_include(p),
+            hold_flag: Layout::hold_file(p),
+            hold_max_wait_s: self.profile.update.hold_max_wait_s(),
+            safe_methods: self.profile.update.safe_methods(),
+            lua_dict: Layout::lua_dict(p),
+            config_id: String::new(),
             extra_locations: self
                 .extra_components()
                 .into_iter()

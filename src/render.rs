@@ -120,8 +120,16 @@ pub struct RenderContext {
     /// nginx's public ports (80 and 443 unless reconfigured).
     pub http_port: u16,
     pub https_port: u16,
-    /// A glob include (it may match nothing) holding the write hold during updates.
-    pub hold_include: String,
+    /// The write hold's flag file: while it exists, nginx (Lua) holds requests that could write.
+    pub hold_flag: String,
+    /// How long a held write waits at most before it is answered 503 with `Retry-After`.
+    pub hold_max_wait_s: u32,
+    /// Methods that pass during the hold (the profile's `update.safe_methods`).
+    pub safe_methods: Vec<String>,
+    /// The Lua shared dict counting writes in flight (one per site).
+    pub lua_dict: String,
+    /// Set by [`nginx_site`]: the hash of the site's text, answered in `X-Launch-Config`.
+    pub config_id: String,
     pub extra_locations: Vec<ExtraLocation>,
 }
 
@@ -153,13 +161,19 @@ impl Layout {
     pub fn upstream_include(profile: &str) -> String {
         format!("/etc/nginx/launch/{profile}-upstream.conf")
     }
-    /// The write hold file (present only while an update holds writes).
+    /// The write hold's flag (present only while an update holds writes). nginx's Lua checks
+    /// it per request, so setting or lifting the hold needs no reload.
     pub fn hold_file(profile: &str) -> String {
+        format!("/etc/nginx/launch/{profile}.hold")
+    }
+    /// The write hold of sites written before the Lua hold (an nginx include); an update
+    /// removes it when it re-renders such a site.
+    pub fn legacy_hold_file(profile: &str) -> String {
         format!("/etc/nginx/launch/{profile}-hold.conf")
     }
-    /// How the site includes it: a glob, so nginx accepts the site when it is absent.
-    pub fn hold_include(profile: &str) -> String {
-        format!("/etc/nginx/launch/{profile}-hold*.conf")
+    /// The Lua shared dict of a site (counts the writes in flight).
+    pub fn lua_dict(profile: &str) -> String {
+        format!("launch_{}", profile.replace('-', "_"))
     }
     pub fn upstream_name(profile: &str) -> String {
         format!("{profile}_active")
@@ -273,22 +287,24 @@ pub fn file(template: &str, ctx: &RenderContext) -> Result<String, RenderError> 
     render(template, ctx)
 }
 
+/// The site, stamped with its configuration id: a hash of its own text that nginx answers in
+/// `X-Launch-Config` to launch-tui's probes, so a reload is proven by a request answered by
+/// exactly this configuration. The same settings give the same id (no needless reload).
 pub fn nginx_site(profile: &Profile, ctx: &RenderContext) -> Result<String, RenderError> {
-    render(&profile.nginx.site, ctx)
+    use sha2::{Digest, Sha256};
+    let mut c = ctx.clone();
+    c.config_id = "unstamped".into();
+    let text = render(&profile.nginx.site, &c)?;
+    let hash = Sha256::digest(text.as_bytes());
+    c.config_id = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    render(&profile.nginx.site, &c)
 }
 
-/// The write hold: while an update copies and migrates the data, requests that could write
-/// (anything but GET, HEAD, OPTIONS) are answered 503 with `Retry-After`; reads keep flowing.
-pub fn nginx_hold(retry_after_s: u32) -> String {
-    format!(
-        r#"# Written by launch-tui during an update; removed when the update ends.
-if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{
-    add_header Retry-After {retry_after_s} always;
-    add_header X-Launch-Hold 1 always;
-    return 503 '{{"message":"An update is in progress; please retry in a few seconds."}}';
-}}
-"#
-    )
+/// The configuration id a rendered site carries (its `# launch-config: ID` line).
+pub fn site_config_id(site: &str) -> Option<&str> {
+    site.lines()
+        .find_map(|l| l.strip_prefix("# launch-config: "))
+        .map(str::trim)
 }
 
 /// The include that names the active slot; switching slots rewrites only this file.
@@ -336,7 +352,11 @@ mod tests {
             upstream_name: "vikunja_active".into(),
             http_port: 80,
             https_port: 443,
-            hold_include: "/etc/nginx/launch/vikunja-hold*.conf".into(),
+            hold_flag: "/etc/nginx/launch/vikunja.hold".into(),
+            hold_max_wait_s: 30,
+            safe_methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
+            lua_dict: "launch_vikunja".into(),
+            config_id: String::new(),
             extra_locations: vec![ExtraLocation {
                 path: "/mcp".into(),
                 port: 8800,
@@ -401,7 +421,7 @@ mod tests {
     #[test]
     fn nginx_accepts_rendered_sites() {
         let nginx = which("nginx")
-            .expect("nginx must be installed (scripts/test-all.sh installs nginx-light)");
+            .expect("nginx must be installed (scripts/test-all.sh installs nginx-light and libnginx-mod-http-lua)");
         let p = vikunja();
         for tls in [false, true] {
             let dir = tempfile::tempdir().unwrap();
@@ -410,11 +430,7 @@ mod tests {
             std::fs::write(&upstream, nginx_upstream("vikunja_active", 3456)).unwrap();
             let mut c = ctx(DbContext::sqlite(), None);
             c.upstream_include = upstream.display().to_string();
-            c.hold_include = d.join("hold*.conf").display().to_string();
-            // With TLS the write hold is in place too (as during an update), without it absent.
-            if tls {
-                std::fs::write(d.join("hold.conf"), nginx_hold(5)).unwrap();
-            }
+            c.hold_flag = d.join("hold").display().to_string();
             if tls {
                 let cert =
                     rcgen::generate_simple_self_signed(vec!["tasks.example.com".into()]).unwrap();
@@ -428,7 +444,7 @@ mod tests {
             let site = nginx_site(&p, &c).unwrap();
             std::fs::write(d.join("site.conf"), site).unwrap();
             let main = format!(
-                "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n  include {d}/site.conf;\n}}\n",
+                "{LUA_MODULES}pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n  include {d}/site.conf;\n}}\n",
                 d = d.display()
             );
             std::fs::write(d.join("nginx.conf"), main).unwrap();
@@ -447,6 +463,10 @@ mod tests {
             );
         }
     }
+
+    /// The site needs nginx's Lua module (Debian's libnginx-mod-http-lua), loaded as Debian's
+    /// modules-enabled does.
+    pub(crate) const LUA_MODULES: &str = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n";
 
     /// The rendered units pass the real `systemd-analyze verify` (pointing at executables that
     /// exist, as they will in the container).

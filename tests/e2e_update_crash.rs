@@ -26,6 +26,7 @@ const STEPS: &[&str] = &[
     "release",
     "safety-backup",
     "snapshot",
+    "proxy",
     "hold-writes",
     "safety-copy",
     "green",

@@ -318,7 +318,14 @@ fn apt(ctx: &InstallCtx, packages: &[&str]) -> Result<()> {
 }
 
 fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
-    let mut pkgs = vec!["nginx-light", "ca-certificates", "curl"];
+    // nginx's Lua module: the site switches slots and holds writes per request, without a
+    // reload (see the update's `proxy` step).
+    let mut pkgs = vec![
+        "nginx-light",
+        "libnginx-mod-http-lua",
+        "ca-certificates",
+        "curl",
+    ];
     match ctx.settings.database {
         DatabaseKind::Postgres => pkgs.push("postgresql"),
         DatabaseKind::Mariadb => pkgs.push("mariadb-server"),

@@ -598,6 +598,29 @@ pub struct UpdatePolicy {
     /// Releases kept on disk for rollback.
     #[serde(default)]
     pub keep_releases: Option<u32>,
+    /// How long nginx holds a write during an update's hold before it answers 503 with
+    /// `Retry-After` (seconds; 30 by default).
+    #[serde(default)]
+    pub hold_max_wait_s: Option<u32>,
+    /// Methods that cannot write and so pass during the hold (GET, HEAD, OPTIONS by default;
+    /// a WebDAV app adds PROPFIND).
+    #[serde(default)]
+    pub safe_methods: Option<Vec<String>>,
+}
+
+impl UpdatePolicy {
+    pub const DEFAULT_HOLD_MAX_WAIT_S: u32 = 30;
+
+    pub fn hold_max_wait_s(&self) -> u32 {
+        self.hold_max_wait_s
+            .unwrap_or(Self::DEFAULT_HOLD_MAX_WAIT_S)
+    }
+
+    pub fn safe_methods(&self) -> Vec<String> {
+        self.safe_methods
+            .clone()
+            .unwrap_or_else(|| ["GET", "HEAD", "OPTIONS"].map(String::from).to_vec())
+    }
 }
 
 /// A problem found by `Profile::check`, located by its field path.
@@ -659,6 +682,23 @@ impl Profile {
                     "set a positive minimum",
                 );
             }
+        }
+        for (i, m) in self.update.safe_methods().iter().enumerate() {
+            // Printed into the site's Lua as a table key: an HTTP method token only.
+            if m.is_empty() || m.len() > 20 || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+                issue(
+                    format!("update.safe_methods[{i}]"),
+                    format!("`{m}` is not an HTTP method"),
+                    "list methods in capitals, e.g. [GET, HEAD, OPTIONS, PROPFIND]",
+                );
+            }
+        }
+        if self.update.hold_max_wait_s() == 0 || self.update.hold_max_wait_s() > 600 {
+            issue(
+                "update.hold_max_wait_s".into(),
+                format!("{} s is outside 1..600", self.update.hold_max_wait_s()),
+                "held writes wait at most this long; 30 s is the default",
+            );
         }
         if !self.os.supported.contains(&self.os.default) {
             issue(

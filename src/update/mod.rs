@@ -532,9 +532,10 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     let switch = c.metrics.switch.unwrap_or_default();
     Ok(Outcome::new(
         format!(
-            "Updated {name}: {from} → {target} in {:.1} s, without downtime.\n  writes held: {} ms (non-GET requests got 503 with Retry-After; reads kept flowing)\n  switch:      {} ms (proven by a request through nginx)\n  disk:        {disk}\n  previous:    {from} stays on disk; go back with `launch-tui rollback {name}`\n  log:         {}",
+            "Updated {name}: {from} → {target} in {:.1} s, without downtime.\n  writes held: {} ms (writes waited at nginx and went on to {target}; reads kept flowing)\n  hold phases: {}\n  switch:      {} ms (no reload; proven by a request through nginx)\n  disk:        {disk}\n  previous:    {from} stays on disk; go back with `launch-tui rollback {name}`\n  log:         {}",
             took.as_secs_f64(),
             held.as_millis(),
+            c.metrics.phases_text(),
             switch.as_millis(),
             log.display(),
             name = a.name,
@@ -544,6 +545,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
             "elapsed_ms": took.as_millis() as u64, "writes_held_ms": held.as_millis() as u64,
             "switch_ms": switch.as_millis() as u64,
             "drain_ms": c.metrics.drained.map(|d| d.as_millis() as u64),
+            "hold_phases_ms": c.metrics.phases.iter().map(|(n, d)| json!({"phase": n, "ms": d.as_millis() as u64})).collect::<Vec<_>>(),
             "snapshot": c.journal.snapshot, "log": log,
         }),
     ))

@@ -1,6 +1,9 @@
-//! The nginx side of a blue-green switch, inside the container. nginx's reload can exit 0 and
-//! keep serving the old config (an apply-time error only reaches its error log), so every change
-//! here is proven by a request through nginx, never by exit codes alone.
+//! The nginx side of a blue-green switch, inside the container. The site's Lua reads the active
+//! slot's port and the write hold's flag per request, so switching and holding are atomic file
+//! renames with no reload (keep-alive connections survive them). Reloads remain for new site
+//! files; nginx's reload can exit 0 and keep serving the old config (an apply-time error only
+//! reaches its error log), so every change here is proven by a request through nginx, never by
+//! exit codes alone.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +15,19 @@ use crate::render::{self, Layout};
 /// `worker_shutdown_timeout` lives in nginx's main context; Debian's nginx.conf includes
 /// `modules-enabled/*.conf` there.
 const SHUTDOWN_CONF: &str = "/etc/nginx/modules-enabled/90-launch-shutdown.conf";
+
+/// What a probe through nginx learned from its answer's headers.
+#[derive(Default)]
+struct Probe {
+    /// The upstream port that answered.
+    port: Option<u16>,
+    /// Writes are held.
+    held: bool,
+    /// Writes in flight (the site's Lua counts them).
+    writes: Option<u64>,
+    /// The configuration id of the site that answered.
+    config: Option<String>,
+}
 
 pub struct Proxy<'a> {
     pub ct: &'a dyn CtAccess,
@@ -76,6 +92,7 @@ impl Proxy<'_> {
     /// exited: a reload returns as soon as the master got the signal, and until the old workers
     /// let go, a new connection can still meet the old configuration (the default site, the
     /// old upstream). In-flight requests get `worker_shutdown_timeout`, so `limit` bounds it.
+    /// Then a probe must be answered by the new site's configuration id.
     pub fn reload_proven(&self, limit: Duration) -> Result<Duration> {
         let t = Instant::now();
         let before = self.worker_pids()?;
@@ -93,9 +110,41 @@ impl Proxy<'_> {
                 out.tail(6)
             );
         }
-        if before.is_empty() {
-            return Ok(t.elapsed());
+        if !before.is_empty() {
+            self.wait_workers_gone(&before, limit, t)?;
         }
+        self.prove_config(t, limit)?;
+        Ok(t.elapsed())
+    }
+
+    /// Polls through nginx until a request is answered by the site file's configuration (its
+    /// `# launch-config:` id in `X-Launch-Config`). A site without an id (written by an older
+    /// launch-tui) is proven by its workers alone.
+    fn prove_config(&self, t: Instant, limit: Duration) -> Result<()> {
+        let site = self
+            .ct
+            .exec(self.vmid, &["cat", &Layout::nginx_site(self.profile)])?;
+        let Some(want) = render::site_config_id(&site.stdout).map(str::to_string) else {
+            return Ok(());
+        };
+        loop {
+            let got = self.probe("GET")?.config;
+            if got.as_deref() == Some(want.as_str()) {
+                return Ok(());
+            }
+            if t.elapsed() > limit {
+                bail!(
+                    "nginx does not answer with the new configuration {want} {} s after the reload (it answers {})\n  help: see `pct exec {} -- tail /var/log/nginx/error.log`",
+                    limit.as_secs(),
+                    got.unwrap_or_else(|| "without one".into()),
+                    self.vmid
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_workers_gone(&self, before: &[u32], limit: Duration, t: Instant) -> Result<()> {
         let pids: Vec<String> = before.iter().map(u32::to_string).collect();
         let script = format!(
             "for p in {}; do grep -qs 'nginx: worker' /proc/$p/cmdline && echo $p; done; true",
@@ -104,7 +153,7 @@ impl Proxy<'_> {
         loop {
             let left = self.ct.exec(self.vmid, &["/bin/sh", "-c", &script])?;
             if left.stdout.trim().is_empty() {
-                return Ok(t.elapsed());
+                return Ok(());
             }
             if t.elapsed() > limit {
                 bail!(
@@ -151,17 +200,64 @@ impl Proxy<'_> {
         }))
     }
 
+    /// Sets the write hold: from the next request on, nginx holds requests that could write.
     pub fn hold_on(&self) -> Result<()> {
-        self.put(&Layout::hold_file(self.profile), &render::nginx_hold(5))
+        self.put(
+            &Layout::hold_file(self.profile),
+            "# Written by launch-tui during an update: while this file exists nginx holds writes.\n",
+        )
     }
 
+    /// Lifts the write hold: the writes nginx holds go on, to the slot the upstream file names.
     pub fn hold_off(&self) -> Result<()> {
         sh(
             self.ct,
             self.vmid,
-            &format!("rm -f {}", Layout::hold_file(self.profile)),
+            &format!(
+                "rm -f {} {}",
+                Layout::hold_file(self.profile),
+                Layout::legacy_hold_file(self.profile)
+            ),
         )?;
         Ok(())
+    }
+
+    /// Makes nginx serve `site` with the Lua switch and hold: installs Debian's Lua module if
+    /// the container lacks it (an instance from before), writes the site when it differs, and
+    /// reloads, proven. Returns whether anything changed. Run before the hold: an update
+    /// itself then needs no reload.
+    pub fn ensure_lua_site(&self, site: &str, drain_s: u32) -> Result<bool> {
+        let mut changed = false;
+        let have_lua = self
+            .ct
+            .exec(
+                self.vmid,
+                &[
+                    "test",
+                    "-e",
+                    "/etc/nginx/modules-enabled/50-mod-http-lua.conf",
+                ],
+            )?
+            .ok();
+        if !have_lua {
+            sh(
+                self.ct,
+                self.vmid,
+                "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends libnginx-mod-http-lua >/dev/null",
+            )?;
+            changed = true;
+        }
+        changed |= self.ensure_shutdown_timeout(drain_s)?;
+        let path = Layout::nginx_site(self.profile);
+        let have = self.ct.exec(self.vmid, &["cat", &path])?;
+        if !(have.ok() && have.stdout == site) {
+            self.put(&path, site)?;
+            changed = true;
+        }
+        if changed {
+            self.reload_proven(Duration::from_secs(u64::from(drain_s) + 30))?;
+        }
+        Ok(changed)
     }
 
     pub fn hold_present(&self) -> Result<bool> {
@@ -171,9 +267,10 @@ impl Proxy<'_> {
             .ok())
     }
 
-    /// A probe through nginx: the upstream port that answered, and whether writes are held.
-    /// A POST meets the write hold (answered by nginx itself); a GET reaches the upstream.
-    fn probe(&self, method: &str) -> Result<(Option<u16>, bool)> {
+    /// A probe through nginx: the upstream port that answered, whether writes are held, and
+    /// how many writes are in flight. A POST meets the write hold (answered at once by nginx
+    /// itself, as a probe); a GET reaches the upstream.
+    fn probe(&self, method: &str) -> Result<Probe> {
         let out = self.ct.exec(
             self.vmid,
             &[
@@ -192,31 +289,36 @@ impl Proxy<'_> {
                 &format!("http://127.0.0.1:{}/.launch-probe", self.http_port),
             ],
         )?;
-        let mut port = None;
-        let mut held = false;
+        let mut p = Probe::default();
         for line in out.stdout.lines() {
             let lower = line.to_ascii_lowercase();
             if let Some(v) = lower.strip_prefix("x-launch-upstream:") {
-                port = v.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+                p.port = v.trim().rsplit(':').next().and_then(|p| p.parse().ok());
             }
             if lower.starts_with("x-launch-hold:") {
-                held = true;
+                p.held = true;
+            }
+            if let Some(v) = lower.strip_prefix("x-launch-writes:") {
+                p.writes = v.trim().parse().ok();
+            }
+            if let Some(v) = lower.strip_prefix("x-launch-config:") {
+                p.config = Some(v.trim().to_string());
             }
         }
-        Ok((port, held))
+        Ok(p)
     }
 
     /// Polls through nginx until the hold is in the state wanted.
     pub fn prove_hold(&self, on: bool) -> Result<Duration> {
         let t = Instant::now();
         loop {
-            let (_, held) = self.probe("POST")?;
+            let held = self.probe("POST")?.held;
             if held == on {
                 return Ok(t.elapsed());
             }
             if t.elapsed() > Duration::from_secs(10) {
                 bail!(
-                    "nginx still {} writes 10 s after the reload: it did not apply the new configuration\n  help: see `pct exec {} -- tail /var/log/nginx/error.log`",
+                    "nginx still {} writes 10 s after the hold file changed: its Lua hold does not see it\n  help: see `pct exec {} -- tail /var/log/nginx/error.log`",
                     if on { "lets through" } else { "holds" },
                     self.vmid
                 );
@@ -229,7 +331,7 @@ impl Proxy<'_> {
     pub fn prove_upstream(&self, port: u16) -> Result<Duration> {
         let t = Instant::now();
         loop {
-            let (got, _) = self.probe("GET")?;
+            let got = self.probe("GET")?.port;
             if got == Some(port) {
                 return Ok(t.elapsed());
             }
@@ -239,6 +341,27 @@ impl Proxy<'_> {
                     got.map(|p| format!("127.0.0.1:{p}")).unwrap_or_else(|| "nothing".into()),
                     self.vmid
                 );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// After the hold is set: waits until the writes nginx let through before it have been
+    /// answered (the site's Lua counts them), up to `limit`; None on timeout.
+    pub fn wait_writes_done(&self, limit: Duration) -> Result<Option<Duration>> {
+        let t = Instant::now();
+        loop {
+            let writes = self.probe("GET")?.writes;
+            match writes {
+                Some(0) => return Ok(Some(t.elapsed())),
+                Some(_) => {}
+                None => bail!(
+                    "nginx does not report its writes in flight: the site lacks the Lua hold\n  help: see `pct exec {} -- nginx -T`",
+                    self.vmid
+                ),
+            }
+            if t.elapsed() > limit {
+                return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -1,7 +1,12 @@
 //! The steps of an update (and of a rollback, which is the same switch towards the slot an
 //! update left behind). Blue is the slot serving now, green the other one:
 //!
-//! release → snapshot → hold-writes → safety-copy → green → switch → drain → watch → finish
+//! release → snapshot → proxy → hold-writes → safety-copy → green → switch → drain → watch → finish
+//!
+//! Everything heavy (the release, nginx's Lua site) is ready before writes are held; inside the
+//! hold only the data moves and the new version starts on it. Holding and switching are file
+//! renames nginx's Lua reads per request: no reload, so keep-alive connections survive, and
+//! held writes wait at nginx and go to the new version when the hold lifts.
 //!
 //! Until `switch`, blue serves and every undo leaves it untouched. `switch` moves nginx to green
 //! and proves it; its undo moves nginx back. Each step marks the journal when done, so a run cut
@@ -43,6 +48,25 @@ pub struct Metrics {
     pub held: Option<Duration>,
     pub switch: Option<Duration>,
     pub drained: Option<Duration>,
+    /// What the hold was spent on, phase by phase.
+    pub phases: Vec<(&'static str, Duration)>,
+}
+
+impl Metrics {
+    fn phase(&mut self, name: &'static str, took: Duration) {
+        if self.hold_started.is_some() {
+            self.phases.push((name, took));
+        }
+    }
+
+    /// `data copy 120 ms, start 800 ms, ...`
+    pub fn phases_text(&self) -> String {
+        self.phases
+            .iter()
+            .map(|(n, d)| format!("{n} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 pub struct Ctx {
@@ -166,6 +190,11 @@ pub fn plan(c: &Ctx) -> Plan<Ctx> {
         ));
     }
     plan = plan
+        .step(step(
+            "proxy",
+            "Making sure nginx switches and holds without a reload",
+            proxy_site,
+        ))
         .step(undoable(
             "hold-writes",
             "Holding writes (reads keep flowing)",
@@ -298,18 +327,31 @@ fn snapshot(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     Ok(())
 }
 
+/// Re-renders the nginx site (the Lua switch and hold) and makes sure Debian's Lua module is
+/// in the container, before anything is held: an instance installed before gets them here, with
+/// the one proven reload this needs; an up-to-date one changes nothing.
+fn proxy_site(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let main = c.main().clone();
+    let app = AppSettings::of_instance(&c.profile, &c.inst);
+    let rc = app.render_context(&main, c.from(), &c.journal.from_version);
+    let site = crate::render::nginx_site(&c.profile, &rc)?;
+    if c.proxy().ensure_lua_site(&site, main.drain_s)? {
+        rep.info("nginx: site with the Lua switch and hold written, reloaded and proven");
+    } else {
+        rep.info("nginx already switches and holds without a reload");
+    }
+    Ok(())
+}
+
 fn hold(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let drain = c.main().drain_s;
     let vmid = c.vmid();
     let p = c.profile.name.to_string();
     let proxy = c.proxy();
-    if proxy.ensure_shutdown_timeout(drain)? {
-        rep.info(format!("nginx: worker_shutdown_timeout {drain}s"));
-    }
+    let t = Instant::now();
     proxy.hold_on()?;
-    proxy.reload()?;
     proxy.prove_hold(true)?;
-    c.metrics.hold_started = Some(Instant::now());
+    c.metrics.hold_started = Some(t);
     // The container lifts a hold left by a dead launch-tui by itself.
     let hold_file = Layout::hold_file(&p);
     let _ = c.ct.exec(
@@ -324,20 +366,27 @@ fn hold(c: &mut Ctx, rep: &Reporter) -> Result<()> {
         c.ct.as_ref(),
         vmid,
         &format!(
-            "systemd-run --quiet --unit launch-hold-expiry-{p} --on-active={HOLD_EXPIRY_S} /bin/sh -c 'rm -f {hold_file} && nginx -t -q && systemctl reload nginx'"
+            "systemd-run --quiet --unit launch-hold-expiry-{p} --on-active={HOLD_EXPIRY_S} /bin/rm -f {hold_file}"
         ),
     )?;
-    rep.info("writes are held: non-GET requests get 503 with Retry-After");
-    // Requests nginx accepted before the hold run in its old workers; once they are gone,
+    let max = c.profile.update.hold_max_wait_s();
+    rep.info(format!(
+        "writes are held at nginx (they wait up to {max} s, then get 503 with Retry-After); reads keep flowing"
+    ));
+    c.metrics.phase("hold set and proven", t.elapsed());
+    // Writes nginx let through before the hold are still running; once they are answered,
     // nothing writes to the data any more.
     let limit = Duration::from_secs(u64::from(drain) + 3);
-    match c.proxy().wait_old_workers(limit)? {
-        Some(d) => rep.info(format!(
-            "requests accepted before the hold finished ({} ms)",
-            d.as_millis()
-        )),
+    match c.proxy().wait_writes_done(limit)? {
+        Some(d) => {
+            c.metrics.phase("writes in flight", d);
+            rep.info(format!(
+                "writes accepted before the hold finished ({} ms)",
+                d.as_millis()
+            ))
+        }
         None => bail!(
-            "requests accepted before the hold are still running after {} s\n  help: try again when long uploads are done, or raise drain_s in the profile",
+            "writes accepted before the hold are still running after {} s\n  help: try again when long uploads are done, or raise drain_s in the profile",
             limit.as_secs()
         ),
     }
@@ -359,7 +408,6 @@ fn release_hold(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let proxy = c.proxy();
     if proxy.hold_present()? {
         proxy.hold_off()?;
-        proxy.reload()?;
         proxy.prove_hold(false)?;
     }
     cancel_hold_expiry(c);
@@ -373,6 +421,13 @@ fn release_hold(c: &mut Ctx, rep: &Reporter) -> Result<()> {
 /// Server databases: a dump taken while writes are held is the way back. A file database
 /// (SQLite) needs none: green runs on a copy and blue's data dir stays as it was.
 fn safety_copy(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let t = Instant::now();
+    let r = safety_copy_inner(c, rep);
+    c.metrics.phase("database dump", t.elapsed());
+    r
+}
+
+fn safety_copy_inner(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     if !c.server_db() {
         rep.info(format!(
             "the {} slot's data ({}) stays untouched as the pre-update copy",
@@ -446,14 +501,21 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
             // Writes are held and nothing is in flight: a plain copy is consistent. The new
             // version migrates its own copy; blue's stays as it was.
             let t = Instant::now();
+            // Test hook: a slow data move, to prove what a hold longer than its maximum does.
+            let slow = std::env::var("LAUNCH_TEST_SLOW_COPY_S")
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .map(|n| format!("sleep {n}; "))
+                .unwrap_or_default();
             sh(
                 c.ct.as_ref(),
                 c.vmid(),
                 // The slot's previous data (what `rollback` goes back to) is set aside, not
                 // deleted, until this update has succeeded.
                 // An empty `.previous` with a marker says there was nothing to keep.
-                &format!("if [ ! -d {to}.previous ]; then if [ -d {to} ]; then mv {to} {to}.previous; else mkdir -p {to}.previous && touch {to}.previous/.launch-empty; fi; fi; rm -rf {to} && cp -a --reflink=auto {from} {to} && chown -R {user}:{user} {to}"),
+                &format!("{slow}if [ ! -d {to}.previous ]; then if [ -d {to} ]; then mv {to} {to}.previous; else mkdir -p {to}.previous && touch {to}.previous/.launch-empty; fi; fi; rm -rf {to} && cp -a --reflink=auto {from} {to} && chown -R {user}:{user} {to}"),
             )?;
+            c.metrics.phase("data copy", t.elapsed());
             rep.info(format!(
                 "copied {from} to {to} ({} ms)",
                 t.elapsed().as_millis()
@@ -469,7 +531,11 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
         }
     }
     let to_version = c.journal.to_version.clone();
-    start_slot(c, c.to(), &to_version, rep)
+    let t = Instant::now();
+    start_slot(c, c.to(), &to_version, rep)?;
+    c.metrics
+        .phase("new version started and healthy", t.elapsed());
+    Ok(())
 }
 
 /// Runs a database client script in the container with the instance's credentials: `{conn}`
@@ -578,21 +644,20 @@ fn undo_green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     Ok(())
 }
 
-/// Points nginx at the new slot while writes are still held. During a reload old and new
-/// workers accept requests side by side for a moment, so a read could still reach the old slot:
-/// harmless while nothing writes anywhere, which is why the hold is lifted only after the old
-/// workers are gone (`drain`).
+/// Points nginx at the new slot while writes are still held: an atomic rename of the file the
+/// site's Lua reads per request, no reload, so no connection is closed. A read already on its
+/// way to the old slot finishes there: harmless while nothing writes anywhere.
 fn switch(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let port = c.port(c.to());
     let proxy = c.proxy();
-    proxy.set_upstream(port)?;
     let t = Instant::now();
-    proxy.reload()?;
+    proxy.set_upstream(port)?;
     proxy.prove_upstream(port)?;
     let switch = t.elapsed();
     c.metrics.switch = Some(switch);
+    c.metrics.phase("switch", switch);
     rep.info(format!(
-        "nginx sends requests to 127.0.0.1:{port} ({}): proven {} ms after the reload",
+        "nginx sends requests to 127.0.0.1:{port} ({}): proven {} ms after the switch, without a reload",
         c.journal.to_version,
         switch.as_millis()
     ));
@@ -612,9 +677,8 @@ fn switch_back(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let port = c.port(from);
     let proxy = c.proxy();
     proxy.set_upstream(port)?;
-    proxy.hold_off()?;
-    proxy.reload()?;
     proxy.prove_upstream(port)?;
+    proxy.hold_off()?;
     rep.warn(format!(
         "switched back: {} serves again",
         c.journal.from_version
@@ -622,39 +686,24 @@ fn switch_back(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     Ok(())
 }
 
-/// Lets the requests still in flight to the old slot finish (nginx's old workers; cut at the
-/// drain time by `worker_shutdown_timeout`), then lifts the write hold: from here on only the
-/// new slot sees requests.
+/// Lifts the write hold: the writes nginx held go on, to the new slot. No reload happened, so
+/// there are no old workers to wait for; a read still running on the old slot ends there.
 fn drain(c: &mut Ctx, rep: &Reporter) -> Result<()> {
-    let limit = Duration::from_secs(u64::from(c.main().drain_s) + 3);
-    match c.proxy().wait_old_workers(limit)? {
-        Some(d) => {
-            c.metrics.drained = Some(d);
-            rep.info(format!(
-                "requests in flight to {} finished ({} ms)",
-                c.journal.from_version,
-                d.as_millis()
-            ));
-        }
-        None => rep.warn(format!(
-            "nginx cut the requests still in flight to {} after {} s (worker_shutdown_timeout)",
-            c.journal.from_version,
-            limit.as_secs()
-        )),
-    }
     let proxy = c.proxy();
+    let t = Instant::now();
     proxy.hold_off()?;
-    proxy.reload()?;
     proxy.prove_hold(false)?;
+    c.metrics.phase("hold lifted and proven", t.elapsed());
     cancel_hold_expiry(c);
     if let Some(h) = c.metrics.hold_started.take() {
         c.metrics.held = Some(h.elapsed());
     }
     if let Some(h) = c.metrics.held {
         rep.info(format!(
-            "writes flow again, to {}; they were held for {} ms",
+            "writes flow again, to {}; they were held for {} ms ({})",
             c.journal.to_version,
-            h.as_millis()
+            h.as_millis(),
+            c.metrics.phases_text()
         ));
     }
     Ok(())
@@ -871,7 +920,6 @@ pub fn recover(c: &mut Ctx, rep: &Reporter) -> Result<String> {
         if healthy {
             let proxy = c.proxy();
             proxy.hold_off()?;
-            proxy.reload()?;
             proxy.prove_upstream(to_port)?;
             cancel_hold_expiry(c);
             finish(c, rep)?;

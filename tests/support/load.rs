@@ -16,11 +16,17 @@ pub struct Load {
 impl Load {
     /// Starts 4 workers against `http://IP`; they stop on `stop()`, or after 240 s at most.
     pub fn start(ip: &str) -> Load {
+        Load::start_with(ip, &[])
+    }
+
+    /// `start` with more `launch-load` flags (`--keep-alive`, `--timeout 40`; not the ones above).
+    pub fn start_with(ip: &str, flags: &[&str]) -> Load {
         let dir = tempfile::tempdir().unwrap();
         let stop_file = dir.path().join("stop");
         let child = Command::new(workspace_bin("launch-load"))
             .args(["--url", &format!("http://{ip}")])
             .args(["--concurrency", "4", "--duration", "240", "--pause-ms", "5"])
+            .args(flags)
             .arg("--stop-file")
             .arg(&stop_file)
             .stdout(Stdio::piped())
