@@ -86,6 +86,10 @@ impl<'a> AppSettings<'a> {
             http_port: http_port(self.settings),
             https_port: https_port(self.settings),
             hold_include: Layout::hold_include(p),
+            acme_webroot: (crate::acme::enabled(self.settings)
+                && self.settings.get("acme_challenge").map(String::as_str)
+                    != Some("dns-cloudflare"))
+            .then(|| crate::acme::AcmePaths::of(p).webroot),
             extra_locations: self
                 .extra_components()
                 .into_iter()

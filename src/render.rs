@@ -123,6 +123,9 @@ pub struct RenderContext {
     /// A glob include (it may match nothing) holding the write hold during updates.
     pub hold_include: String,
     pub extra_locations: Vec<ExtraLocation>,
+    /// With `tls=acme` and HTTP-01: the directory nginx serves `/.well-known/acme-challenge/`
+    /// from, in every rendering of the site, so updates and reconfigures keep renewals working.
+    pub acme_webroot: Option<String>,
 }
 
 /// Where a profile's component lives in the container. One layout for every profile, so the
@@ -337,6 +340,7 @@ mod tests {
             http_port: 80,
             https_port: 443,
             hold_include: "/etc/nginx/launch/vikunja-hold*.conf".into(),
+            acme_webroot: None,
             extra_locations: vec![ExtraLocation {
                 path: "/mcp".into(),
                 port: 8800,
@@ -424,8 +428,15 @@ mod tests {
                     cert: d.join("cert.pem").display().to_string(),
                     key: d.join("key.pem").display().to_string(),
                 });
+                // tls=acme: the HTTP-01 location next to the TLS server.
+                c.acme_webroot = Some(d.join("acme-webroot").display().to_string());
             }
             let site = nginx_site(&p, &c).unwrap();
+            assert_eq!(
+                site.contains("location ^~ /.well-known/acme-challenge/"),
+                tls,
+                "{site}"
+            );
             std::fs::write(d.join("site.conf"), site).unwrap();
             let main = format!(
                 "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n  include {d}/site.conf;\n}}\n",
