@@ -1,0 +1,410 @@
+//! End to end: automatic HTTPS (`reconfigure --set tls=acme`) through the real binary against
+//! pve-lab, with a real ACME CA.
+//!
+//! Real: the launch-tui binary; a Debian 12 container (systemd-nspawn) with systemd, Debian's
+//! nginx and Debian's `lego` 4.9.1 installed in it by apt; Debian's `pebble` 2.4.0 (Let's
+//! Encrypt's RFC 8555 test CA, its own test root) running on the host and listening on the lab
+//! bridge's address so the container reaches it; pebble's HTTP-01 validation fetching the token
+//! from the container's nginx on port 80; a rustls TLS client on the host trusting only pebble's
+//! root, and `openssl s_client` for the served certificate's serial.
+//! Stood in: public DNS, by Debian's `pebble-challtestsrv` (its DNS server on loopback, which
+//! pebble asks; the test sets its A records through its management API); the TLS certificate of
+//! pebble's own HTTPS endpoint, signed by a CA the test makes (given to launch-tui with
+//! `acme_ca_file`, as an admin of a private CA would); Proxmox VE (pve-lab) and the Vikunja
+//! release (fixture v1.0.0 over loopback).
+//! Not covered here: DNS-01 through Cloudflare (unit-tested: token file checks and the settings
+//! file; see the report), Let's Encrypt itself.
+//!
+//! One scenario in one test: container tests must not run in parallel on one bridge.
+
+#[path = "support/app.rs"]
+mod app;
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app::{install, record};
+use lab::{fixture_profile, http_get, launch, text, Config, Lab, Releases};
+
+const NAME: &str = "tasks.lab.example";
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The lab bridge's own address: the first host of the lab's subnet.
+fn bridge_ip() -> Ipv4Addr {
+    let subnet = lab::subnet();
+    let net: Ipv4Addr = subnet.split('/').next().unwrap().parse().unwrap();
+    let o = net.octets();
+    Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1)
+}
+
+/// Children the test started, stopped by their own pid on drop.
+struct Kids(Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// pebble (ACME on the bridge, management on loopback) and pebble-challtestsrv (DNS on loopback).
+struct Ca {
+    dir: tempfile::TempDir,
+    directory: String,
+    mgmt: String,
+    dns_mgmt: String,
+    /// The CA of pebble's HTTPS endpoint (not of the certificates it issues).
+    https_ca: String,
+    _kids: Kids,
+}
+
+impl Ca {
+    fn start(default_ip: Ipv4Addr) -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let gw = bridge_ip();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "e2e_acme pebble HTTPS CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec![
+            gw.to_string(),
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+        ])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+        std::fs::write(d.join("https-ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(d.join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
+
+        let dns_port = free_port("127.0.0.1");
+        let dns_mgmt_port = free_port("127.0.0.1");
+        let acme_port = free_port(&gw.to_string());
+        let mgmt_port = free_port("127.0.0.1");
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("{gw}:{acme_port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
+            "certificate": d.join("cert.pem"),
+            "privateKey": d.join("key.pem"),
+            "httpPort": 80,
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false
+        }});
+        std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
+        let log = |n: &str| std::fs::File::create(d.join(n)).unwrap();
+        let dns = Command::new("pebble-challtestsrv")
+            .args(["-defaultIPv4", &default_ip.to_string(), "-defaultIPv6", ""])
+            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{dns_mgmt_port}")])
+            .stdout(log("challtestsrv.log"))
+            .stderr(log("challtestsrv.err"))
+            .spawn()
+            .expect("pebble-challtestsrv (apt-get install pebble)");
+        let pebble = Command::new("pebble")
+            .arg("-config")
+            .arg(d.join("pebble.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
+            // No random sleep before validating; no deliberately rejected nonces.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log("pebble.log"))
+            .stderr(log("pebble.err"))
+            .spawn()
+            .expect("pebble (apt-get install pebble)");
+        let ca = Ca {
+            directory: format!("https://{gw}:{acme_port}/dir"),
+            mgmt: format!("https://127.0.0.1:{mgmt_port}"),
+            dns_mgmt: format!("http://127.0.0.1:{dns_mgmt_port}"),
+            https_ca: d.join("https-ca.pem").display().to_string(),
+            dir,
+            _kids: Kids(vec![dns, pebble]),
+        };
+        // Proof of readiness: the directory answers, and the DNS stand-in's API does.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = ca
+                .https()
+                .get(&ca.directory)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+                && ca.set_a(NAME, default_ip).is_ok();
+            if up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pebble did not come up: {}",
+                ca.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ca
+    }
+
+    fn https(&self) -> reqwest::blocking::Client {
+        let pem = std::fs::read(&self.https_ca).unwrap();
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// Points `name` at `ip` in the DNS stand-in.
+    fn set_a(&self, name: &str, ip: Ipv4Addr) -> Result<(), String> {
+        let c = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap();
+        let host = format!("{name}.");
+        let _ = c
+            .post(format!("{}/clear-a", self.dns_mgmt))
+            .json(&serde_json::json!({ "host": host }))
+            .send();
+        let r = c
+            .post(format!("{}/add-a", self.dns_mgmt))
+            .json(&serde_json::json!({ "host": host, "addresses": [ip.to_string()] }))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(r.status().to_string())
+        }
+    }
+
+    /// pebble's issuing root (regenerated at each start).
+    fn root_pem(&self) -> String {
+        let r = self
+            .https()
+            .get(format!("{}/roots/0", self.mgmt))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+        r.text().unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for f in ["pebble.log", "pebble.err", "challtestsrv.err"] {
+            s.push_str(&format!(
+                "--- {f}\n{}\n",
+                std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default()
+            ));
+        }
+        s
+    }
+}
+
+/// A TLS client that trusts only pebble's root and reaches `NAME` at `ip`.
+fn pebble_client(root_pem: &str, ip: &str) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root_pem.as_bytes()).unwrap())
+        .resolve(NAME, SocketAddr::new(ip.parse().unwrap(), 443))
+        .build()
+        .unwrap()
+}
+
+/// The serial of the certificate nginx serves, as `openssl s_client` trusting pebble's root sees it.
+fn served_serial(root: &Path, ip: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {ip}:443 -servername {NAME} -CAfile {} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial",
+            root.display()
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(s.starts_with("serial="), "openssl s_client: {s}");
+    s
+}
+
+fn ct_sh(lab: &Lab, vmid: &str, script: &str) -> std::process::Output {
+    lab.pct(&["exec", vmid, "--", "sh", "-c", script])
+}
+
+#[test]
+fn acme_end_to_end() {
+    let lab = Lab::start();
+    let rel = Releases::start();
+    let cfg = Config::new(&fixture_profile(&rel, None));
+    let (ip, vmid) = install(&lab, &cfg, "");
+    let ct_ip: Ipv4Addr = ip.parse().unwrap();
+    // DNS first points the name at a wrong address: the host's bridge address, where nothing
+    // listens on port 80.
+    let ca = Ca::start(bridge_ip());
+    let acme = |extra: &[&str]| {
+        let mut args = vec![
+            "reconfigure",
+            "vikunja",
+            "--set",
+            "tls=acme",
+            "--set",
+            "acme_email=admin@lab.example",
+        ];
+        let dir = format!("acme_directory={}", ca.directory);
+        let cafile = format!("acme_ca_file={}", ca.https_ca);
+        args.extend(["--set", &dir, "--set", &cafile]);
+        args.extend(extra);
+        launch(&lab, &cfg, &args)
+    };
+
+    // 1. Bad input changes nothing: exit 2, each value named with its fix.
+    let site_before = lab.pct_ok(&[
+        "exec",
+        &vmid,
+        "--",
+        "sha256sum",
+        "/etc/nginx/sites-available/vikunja.conf",
+    ]);
+    let out = acme(&["--set", "acme_email=x';reboot;'@lab.example"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("acme_email"), "{}", text(&out));
+    let out = acme(&["--set", "acme_directory=https://ca.example/dir$(id)"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // A Cloudflare token in a file others can read is refused, and never printed.
+    let token = "e2eSecretCloudflareToken_0123456789abcdef";
+    let tf = cfg.path().join("cf.token");
+    std::fs::write(&tf, token).unwrap();
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let tfs = format!("acme_cloudflare_token_file={}", tf.display());
+    let out = acme(&["--set", "acme_challenge=dns-cloudflare", "--set", &tfs]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    assert!(!text(&out).contains(token));
+    assert_eq!(
+        site_before,
+        lab.pct_ok(&[
+            "exec",
+            &vmid,
+            "--",
+            "sha256sum",
+            "/etc/nginx/sites-available/vikunja.conf"
+        ])
+    );
+
+    // 2. A failing validation (the name points elsewhere): exit 1 with the CA's message and
+    //    what to check; HTTP serves as before and no TLS is recorded.
+    let out = acme(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out), ca.logs());
+    let said = text(&out);
+    assert!(said.contains("urn:ietf:params:acme:error"), "{said}");
+    assert!(said.contains("port 80") && said.contains(NAME), "{said}");
+    let (status, _) = http_get(&format!("http://{ip}/api/v1/info"));
+    assert_eq!(status, 200);
+    assert_ne!(
+        record(&cfg, "vikunja")["settings"]["tls"].as_str(),
+        Some("true")
+    );
+    assert_eq!(
+        site_before,
+        lab.pct_ok(&[
+            "exec",
+            &vmid,
+            "--",
+            "sha256sum",
+            "/etc/nginx/sites-available/vikunja.conf"
+        ]),
+        "the site is back as it was"
+    );
+
+    // 3. Issuance through HTTP-01 end to end, once DNS points at the container.
+    ca.set_a(NAME, ct_ip).unwrap();
+    let t = Instant::now();
+    let out = acme(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), ca.logs());
+    eprintln!(
+        "issuance (reconfigure, lego installed by apt) took {:?}",
+        t.elapsed()
+    );
+    let root = ca.root_pem();
+    let root_file = ca.dir.path().join("pebble-root.pem");
+    std::fs::write(&root_file, &root).unwrap();
+    let r = pebble_client(&root, &ip)
+        .get(format!("https://{NAME}/api/v1/info"))
+        .send()
+        .expect("HTTPS with a certificate chaining to pebble's root");
+    assert_eq!(r.status().as_u16(), 200);
+    let first = served_serial(&root_file, &ip);
+    let rec = record(&cfg, "vikunja");
+    assert_eq!(rec["settings"]["tls"].as_str(), Some("true"));
+    assert_eq!(rec["settings"]["acme_challenge"].as_str(), Some("http"));
+    // The renewal timer is on; the settings file holding the (here absent) token is 0600.
+    let out = ct_sh(
+        &lab,
+        &vmid,
+        "systemctl is-enabled launch-acme-vikunja.timer && stat -c %a /etc/vikunja/acme/acme.conf",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "enabled\n600",
+        "{out:?}"
+    );
+
+    // 4. A forced renewal: the timer's script, told to renew now; nginx serves the new one.
+    let out = ct_sh(&lab, &vmid, "/usr/local/lib/launch/acme-vikunja force");
+    assert!(out.status.success(), "{out:?}");
+    let second = served_serial(&root_file, &ip);
+    assert_ne!(first, second, "nginx serves the renewed certificate");
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    let said = text(&out);
+    assert!(
+        said.contains("acme") && said.contains("last renewal ok"),
+        "{said}"
+    );
+
+    // 5. The challenge location survives a reconfigure of something else.
+    let out = launch(
+        &lab,
+        &cfg,
+        &["reconfigure", "vikunja", "--set", "max_upload_mib=30"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    ct_sh(&lab, &vmid, "mkdir -p /var/lib/vikunja/acme-webroot/.well-known/acme-challenge && echo probe-token > /var/lib/vikunja/acme-webroot/.well-known/acme-challenge/probe");
+    let (status, body) = http_get(&format!("http://{ip}/.well-known/acme-challenge/probe"));
+    assert_eq!((status, body.trim()), (200, "probe-token"));
+
+    // 6. A renewal that fails (the name points elsewhere again) keeps HTTPS serving the
+    //    current certificate, and status names the failure with the fix.
+    ca.set_a(NAME, bridge_ip()).unwrap();
+    let out = ct_sh(&lab, &vmid, "/usr/local/lib/launch/acme-vikunja force");
+    assert!(!out.status.success());
+    assert_eq!(served_serial(&root_file, &ip), second);
+    let out = launch(&lab, &cfg, &["status", "vikunja"]);
+    let said = text(&out);
+    assert!(
+        said.contains("last renewal failed") && said.contains("acme-vikunja"),
+        "{said}"
+    );
+}
