@@ -91,7 +91,8 @@ impl AcmePaths {
         AcmePaths {
             dir: format!("/etc/{p}/acme"),
             conf: format!("/etc/{p}/acme/acme.conf"),
-            webroot: format!("/var/lib/{p}/acme-webroot"),
+            // Outside /var/lib/{p} (0750, the app's): nginx's workers must read it.
+            webroot: format!("/var/www/{p}-acme"),
             script: format!("/usr/local/lib/launch/acme-{p}"),
             last: format!("/etc/{p}/acme/last-result"),
             unit: format!("launch-acme-{p}"),
