@@ -609,6 +609,74 @@ pub fn failure_message(output: &str, r: &AcmeRequest) -> String {
     )
 }
 
+/// `status`'s line on automatic HTTPS: the last run's result (the expiry is the `tls` line's),
+/// whether the renewal timer is on, and on failure the CA's words and the command to retry.
+pub fn status_check(ct: &dyn CtAccess, vmid: u32, p: &str) -> crate::status::Check {
+    use crate::status::Check;
+    let a = AcmePaths::of(p);
+    let retry = format!(
+        "after fixing DNS or port 80 (or the token): pct exec {vmid} -- {} renew",
+        a.script
+    );
+    let last = match ct.exec(vmid, &["cat", &a.last]) {
+        Ok(o) if o.ok() => o.stdout,
+        Ok(_) => {
+            return Check::warn(
+                "acme",
+                format!(
+                    "automatic HTTPS: no renewal has run yet ({} missing)",
+                    a.last
+                ),
+                retry,
+            )
+        }
+        Err(e) => return Check::fail("acme", format!("cannot read {}: {e}", a.last), retry),
+    };
+    let timer_on = ct
+        .exec(
+            vmid,
+            &[
+                "systemctl",
+                "is-enabled",
+                "--quiet",
+                &format!("{}.timer", a.unit),
+            ],
+        )
+        .is_ok_and(|o| o.ok());
+    let mut lines = last.lines();
+    let first = lines.next().unwrap_or_default();
+    let (result, when) = first.split_once(' ').unwrap_or((first, "?"));
+    if result == "ok" {
+        if !timer_on {
+            return Check::warn(
+                "acme",
+                format!("automatic HTTPS: last renewal ok at {when}, but the renewal timer is off"),
+                format!("pct exec {vmid} -- systemctl enable --now {}.timer", a.unit),
+            );
+        }
+        return Check::ok(
+            "acme",
+            format!(
+                "automatic HTTPS: last renewal ok at {when}; {}.timer checks twice a day",
+                a.unit
+            ),
+        );
+    }
+    let said: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    Check::warn(
+        "acme",
+        format!(
+            "automatic HTTPS: last renewal failed at {when}: {}",
+            if said.is_empty() {
+                "no message".to_string()
+            } else {
+                said.join(" | ")
+            }
+        ),
+        retry,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,72 +796,4 @@ mod tests {
         );
         assert!(m.contains("port 80") && m.contains("HTTP as before"), "{m}");
     }
-}
-
-/// `status`'s line on automatic HTTPS: the last run's result (the expiry is the `tls` line's),
-/// whether the renewal timer is on, and on failure the CA's words and the command to retry.
-pub fn status_check(ct: &dyn CtAccess, vmid: u32, p: &str) -> crate::status::Check {
-    use crate::status::Check;
-    let a = AcmePaths::of(p);
-    let retry = format!(
-        "after fixing DNS or port 80 (or the token): pct exec {vmid} -- {} renew",
-        a.script
-    );
-    let last = match ct.exec(vmid, &["cat", &a.last]) {
-        Ok(o) if o.ok() => o.stdout,
-        Ok(_) => {
-            return Check::warn(
-                "acme",
-                format!(
-                    "automatic HTTPS: no renewal has run yet ({} missing)",
-                    a.last
-                ),
-                retry,
-            )
-        }
-        Err(e) => return Check::fail("acme", format!("cannot read {}: {e}", a.last), retry),
-    };
-    let timer_on = ct
-        .exec(
-            vmid,
-            &[
-                "systemctl",
-                "is-enabled",
-                "--quiet",
-                &format!("{}.timer", a.unit),
-            ],
-        )
-        .is_ok_and(|o| o.ok());
-    let mut lines = last.lines();
-    let first = lines.next().unwrap_or_default();
-    let (result, when) = first.split_once(' ').unwrap_or((first, "?"));
-    if result == "ok" {
-        if !timer_on {
-            return Check::warn(
-                "acme",
-                format!("automatic HTTPS: last renewal ok at {when}, but the renewal timer is off"),
-                format!("pct exec {vmid} -- systemctl enable --now {}.timer", a.unit),
-            );
-        }
-        return Check::ok(
-            "acme",
-            format!(
-                "automatic HTTPS: last renewal ok at {when}; {}.timer checks twice a day",
-                a.unit
-            ),
-        );
-    }
-    let said: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
-    Check::warn(
-        "acme",
-        format!(
-            "automatic HTTPS: last renewal failed at {when}: {}",
-            if said.is_empty() {
-                "no message".to_string()
-            } else {
-                said.join(" | ")
-            }
-        ),
-        retry,
-    )
 }
