@@ -439,6 +439,15 @@ renew) action=renew; days=30 ;;
 force) action=renew; days=100000 ;;
 *) echo "usage: $0 run|renew|force|install" >&2; exit 2 ;;
 esac
+# After a restore: the account and certificates come back from the backed-up state.tar
+# (regular files and directories only; GNU tar refuses names with `..`).
+if [ ! -d {dir}/accounts ] && [ -f {dir}/state.tar ]; then
+    if tar -tvf {dir}/state.tar | cut -c1 | grep -qv '^[-d]$'; then
+        echo "{dir}/state.tar holds links or devices: not unpacked" >&2
+    else
+        tar -C {dir} --no-same-owner -xf {dir}/state.tar accounts certificates
+    fi
+fi
 # A domain whose certificate exists is renewed, never ordered anew (rate limits).
 if [ "$action" = run ] && [ -f "{dir}/certificates/$ACME_DOMAIN.crt" ]; then action=renew; fi
 set -- --accept-tos --path {dir} --email "$ACME_EMAIL" --server "$ACME_DIRECTORY" --domains "$ACME_DOMAIN"
@@ -456,6 +465,9 @@ rc=$?
 printf '%s\n' "$out"
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 if [ "$rc" -eq 0 ]; then
+    # The account and the certificates in one private file: what `launch-tui backup` carries
+    # (its allowlist names files, and lego's names depend on the CA and the email).
+    (umask 077 && tar -C {dir} -cf {dir}/.state.tar.new accounts certificates && mv -f {dir}/.state.tar.new {dir}/state.tar)
     printf 'ok %s\n' "$now" > {last}.new
 else
     {{ printf 'failed %s\n' "$now"; printf '%s\n' "$out" | grep -E 'urn:ietf|error|Could not' | tail -n 6; }} > {last}.new

@@ -414,7 +414,48 @@ fn acme_end_to_end() {
     let (status, body) = http_get(&format!("http://{ip}/.well-known/acme-challenge/probe"));
     assert_eq!((status, body.trim()), (200, "probe-token"));
 
-    // 6. A renewal that fails (the name points elsewhere again) keeps HTTPS serving the
+    // 6. Backup carries the ACME account and certificates (0600 inside a 0600 archive); after
+    //    they are lost, a restore brings them back and the renewal finds them.
+    let out = launch(&lab, &cfg, &["backup", "vikunja"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let backups = cfg.path().join("state/backups/vikunja");
+    let archive = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = Command::new("tar")
+        .args(["-I", "zstd", "-tvf"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    for f in [
+        "config/etc/vikunja/acme/state.tar",
+        "config/etc/vikunja/acme/acme.conf",
+    ] {
+        let line = listing
+            .lines()
+            .find(|l| l.ends_with(f))
+            .unwrap_or_else(|| panic!("{f} not in {listing}"));
+        assert!(line.starts_with("-rw-------"), "{line}");
+    }
+    ct_sh(&lab, &vmid, "rm -rf /etc/vikunja/acme/accounts /etc/vikunja/acme/certificates /etc/vikunja/acme/state.tar");
+    let out = launch(
+        &lab,
+        &cfg,
+        &["restore", "vikunja", archive.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = ct_sh(&lab, &vmid, "/usr/local/lib/launch/acme-vikunja renew && ls /etc/vikunja/acme/accounts/*/admin@lab.example/account.json");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(served_serial(&root_file, &ip), second);
+
+    // 7. A renewal that fails (the name points elsewhere again) keeps HTTPS serving the
     //    current certificate, and status names the failure with the fix.
     ca.set_a(NAME, bridge_ip()).unwrap();
     let out = ct_sh(&lab, &vmid, "/usr/local/lib/launch/acme-vikunja force");
