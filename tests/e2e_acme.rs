@@ -467,4 +467,78 @@ fn acme_end_to_end() {
         said.contains("last renewal failed") && said.contains("acme-vikunja"),
         "{said}"
     );
+
+    // 8. The answers file: `tls: acme` checked before anything is created (exit 2), then an
+    //    install whose validation fails (DNS points elsewhere): exit 1 with the CA's message,
+    //    the instance installed, recorded and serving HTTP, and status naming the fix.
+    let answers = cfg.path().join("answers-acme.yaml");
+    let base = format!(
+        "name: second\npublic_url: http://second.lab.example\nadmin_email: admin@lab.example\nmcp: false\nversion: v1.0.0\ntls: acme\nacme_directory: {}\nacme_ca_file: {}\n",
+        ca.directory, ca.https_ca
+    );
+    std::fs::write(&answers, format!("{base}acme_email: \"a@b.c;x\"\n")).unwrap();
+    let before = lab.vmids();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "vikunja",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("acme_email"), "{}", text(&out));
+    std::fs::write(&answers, base.replace("tls: acme\n", "")).unwrap();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "vikunja",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "ACME settings without tls: acme: {}",
+        text(&out)
+    );
+    assert_eq!(lab.vmids(), before, "nothing was created");
+    std::fs::write(&answers, format!("{base}acme_email: admin@lab.example\n")).unwrap();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "vikunja",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("urn:ietf:params:acme:error")
+            && said.contains("reconfigure second --set tls=acme"),
+        "{said}"
+    );
+    let r2 = record(&cfg, "second");
+    let ip2 = r2["container"]["ip"].as_str().unwrap().to_string();
+    assert_eq!(r2["settings"]["acme_challenge"].as_str(), Some("http"));
+    assert_ne!(r2["settings"]["tls"].as_str(), Some("true"));
+    let (status, _) = http_get(&format!("http://{ip2}/api/v1/info"));
+    assert_eq!(status, 200);
+    let out = launch(&lab, &cfg, &["status", "second"]);
+    let said = text(&out);
+    assert!(
+        said.contains("last renewal failed") && said.contains("acme-vikunja renew"),
+        "{said}"
+    );
 }
