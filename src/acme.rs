@@ -27,6 +27,7 @@ pub const KEYS: &[&str] = &[
     "acme_challenge",
     "acme_ca_file",
     "acme_cloudflare_token_file",
+    "acme_dns_resolvers",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub struct AcmeRequest {
     pub ca_pem: Option<String>,
     /// The Cloudflare API token (DNS-01 only), read from a 0600 file on the host.
     pub cloudflare_token: Option<String>,
+    /// DNS-01: the resolvers lego asks to find the zone and see the record (`IP:PORT,...`);
+    /// the container's own when absent (split-horizon DNS needs public ones here).
+    pub dns_resolvers: Option<String>,
 }
 
 impl std::fmt::Debug for AcmeRequest {
@@ -355,6 +359,26 @@ pub fn validate(
         )),
         _ => {}
     }
+    let mut dns_resolvers = None;
+    if let Some(v) = get("acme_dns_resolvers") {
+        let ok = v
+            .split(',')
+            .all(|r| r.parse::<std::net::SocketAddr>().is_ok());
+        if !ok || challenge != Some(Challenge::DnsCloudflare) {
+            problems.push(bad(
+                "acme_dns_resolvers",
+                v,
+                if ok {
+                    "only used with acme_challenge=dns-cloudflare"
+                } else {
+                    "expected IP:PORT, comma-separated"
+                },
+                "e.g. acme_dns_resolvers=1.1.1.1:53,9.9.9.9:53",
+            ));
+        } else {
+            dns_resolvers = Some(v.to_string());
+        }
+    }
     let mut ca_pem = None;
     if let Some(path) = get("acme_ca_file") {
         match std::fs::read_to_string(path) {
@@ -385,6 +409,7 @@ pub fn validate(
         challenge: challenge.unwrap_or(Challenge::Http),
         ca_pem,
         cloudflare_token,
+        dns_resolvers,
     })
 }
 
@@ -404,6 +429,9 @@ pub fn render_conf(r: &AcmeRequest, p: &str) -> Result<String, String> {
     put("ACME_CHALLENGE", r.challenge.as_str())?;
     if r.ca_pem.is_some() {
         put("LEGO_CA_CERTIFICATES", &format!("{}/ca.pem", paths.dir))?;
+    }
+    if let Some(v) = &r.dns_resolvers {
+        put("ACME_DNS_RESOLVERS", v)?;
     }
     if let Some(t) = &r.cloudflare_token {
         put("CF_DNS_API_TOKEN", t)?;

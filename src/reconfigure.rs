@@ -53,6 +53,7 @@ const OWN_KEYS: &[&str] = &[
     "acme_challenge",
     "acme_ca_file",
     "acme_cloudflare_token_file",
+    "acme_dns_resolvers",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -161,6 +161,7 @@ pub const CONTAINER_KEYS: &[&str] = &[
     "acme_challenge",
     "acme_ca_file",
     "acme_cloudflare_token_file",
+    "acme_dns_resolvers",
     "version",
     "health_check",
 ];
