@@ -88,6 +88,8 @@ pub struct AcmePaths {
     /// `ok TIME` or `failed TIME` and the CA's message: the last run's result.
     pub last: String,
     pub unit: String,
+    /// DNS-01: lego's `exec` hook that speaks Cloudflare's API.
+    pub cloudflare_hook: String,
 }
 
 impl AcmePaths {
@@ -100,6 +102,7 @@ impl AcmePaths {
             script: format!("/usr/local/lib/launch/acme-{p}"),
             last: format!("/etc/{p}/acme/last-result"),
             unit: format!("launch-acme-{p}"),
+            cloudflare_hook: format!("/usr/local/lib/launch/acme-{p}-cloudflare"),
         }
     }
 }
@@ -476,12 +479,14 @@ if [ ! -d {dir}/accounts ] && [ -f {dir}/state.tar ]; then
         tar -C {dir} --no-same-owner -xf {dir}/state.tar accounts certificates
     fi
 fi
-# A domain whose certificate exists is renewed, never ordered anew (rate limits).
-if [ "$action" = run ] && [ -f "{dir}/certificates/$ACME_DOMAIN.crt" ]; then action=renew; fi
 set -- --accept-tos --path {dir} --email "$ACME_EMAIL" --server "$ACME_DIRECTORY" --domains "$ACME_DOMAIN"
 case "$ACME_CHALLENGE" in
 http) mkdir -p {webroot}; set -- "$@" --http --http.webroot {webroot} ;;
-dns-cloudflare) set -- "$@" --dns cloudflare ${{ACME_DNS_RESOLVERS:+--dns.resolvers "$ACME_DNS_RESOLVERS"}} ;;
+dns-cloudflare)
+    # Debian's lego is built without its cloudflare provider: its `exec` provider runs the
+    # hook below, which speaks Cloudflare's API (the token from the environment, never argv).
+    export EXEC_PATH={hook}
+    set -- "$@" --dns exec ${{ACME_DNS_RESOLVERS:+--dns.resolvers "$ACME_DNS_RESOLVERS"}} ;;
 esac
 if [ "$action" = run ]; then
     set -- "$@" run --run-hook "{script} install"
@@ -508,6 +513,43 @@ exit "$rc"
         webroot = a.webroot,
         script = a.script,
         last = a.last,
+        hook = a.cloudflare_hook,
+    )
+}
+
+/// lego's `exec` DNS hook for Cloudflare's API v4: `present|cleanup FQDN VALUE`. The zone is
+/// found by name (the longest suffix of FQDN Cloudflare knows), the TXT record created, and
+/// deleted again by its content. curl reads the token header from stdin (`--config -`).
+pub fn render_cloudflare_hook(p: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+# Written by launch-tui for instance {p}: lego's DNS-01 hook for Cloudflare (API v4).
+set -eu
+api=https://api.cloudflare.com/client/v4
+cf() {{
+    printf 'header = "Authorization: Bearer %s"\n' "$CF_DNS_API_TOKEN" |
+        curl -sS --fail-with-body --max-time 30 --config - -X "$1" -H 'Content-Type: application/json' ${{3:+--data "$3"}} "$api$2"
+}}
+action=$1
+fqdn=${{2%.}}
+value=$3
+zone=$fqdn
+id=
+while [ -z "$id" ]; do
+    case "$zone" in *.*) ;; *) echo "no Cloudflare zone holds $fqdn for this token" >&2; exit 1 ;; esac
+    id=$(cf GET "/zones?name=$zone" | jq -r '.result[0].id // empty')
+    [ -n "$id" ] || zone=${{zone#*.}}
+done
+case "$action" in
+present)
+    cf POST "/zones/$id/dns_records" "$(jq -nc --arg n "$fqdn" --arg c "$value" '{{type:"TXT",name:$n,content:$c,ttl:120}}')" >/dev/null ;;
+cleanup)
+    for r in $(cf GET "/zones/$id/dns_records?type=TXT&name=$fqdn" | jq -r --arg c "$value" '.result[] | select(.content == $c) | .id'); do
+        cf DELETE "/zones/$id/dns_records/$r" >/dev/null
+    done ;;
+*) exit 0 ;;
+esac
+"#
     )
 }
 
@@ -531,7 +573,7 @@ pub fn setup(ct: &dyn CtAccess, vmid: u32, p: &str, r: &AcmeRequest) -> anyhow::
     sh(
         ct,
         vmid,
-        "command -v lego >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends lego >/dev/null; }",
+        "command -v lego >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends lego jq curl ca-certificates >/dev/null; }",
     )?;
     sh(
         ct,
@@ -553,6 +595,13 @@ pub fn setup(ct: &dyn CtAccess, vmid: u32, p: &str, r: &AcmeRequest) -> anyhow::
         )?;
     }
     ct.write(vmid, &a.script, render_script(p).as_bytes(), 0o755, None)?;
+    ct.write(
+        vmid,
+        &a.cloudflare_hook,
+        render_cloudflare_hook(p).as_bytes(),
+        0o755,
+        None,
+    )?;
     ct.write(
         vmid,
         &format!("/etc/systemd/system/{}.service", a.unit),
@@ -812,6 +861,18 @@ mod tests {
         }
         let out = std::process::Command::new("sh")
             .args(["-n", "-c", &s])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The Cloudflare hook: the token reaches curl on stdin, never as an argument.
+        let h = render_cloudflare_hook("vikunja");
+        assert!(h.contains("--config -") && !h.contains("-H \"Authorization"));
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &h])
             .output()
             .unwrap();
         assert!(

@@ -19,13 +19,17 @@
 
 #[path = "support/app.rs"]
 mod app;
+#[path = "support/https_server.rs"]
+mod https_server;
 #[path = "support/lab.rs"]
 mod lab;
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::{install, record};
@@ -73,7 +77,8 @@ struct Ca {
 }
 
 impl Ca {
-    fn start(default_ip: Ipv4Addr) -> Ca {
+    /// With `dns`, pebble asks that server (the test's own DNS stand-in) and no challtestsrv runs.
+    fn start(default_ip: Ipv4Addr, dns: Option<SocketAddr>) -> Ca {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -115,19 +120,27 @@ impl Ca {
         }});
         std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
         let log = |n: &str| std::fs::File::create(d.join(n)).unwrap();
-        let dns = Command::new("pebble-challtestsrv")
-            .args(["-defaultIPv4", &default_ip.to_string(), "-defaultIPv6", ""])
-            .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{dns_mgmt_port}")])
-            .stdout(log("challtestsrv.log"))
-            .stderr(log("challtestsrv.err"))
-            .spawn()
-            .expect("pebble-challtestsrv (apt-get install pebble)");
+        let mut kids = Vec::new();
+        let dns_server = dns
+            .map(|d| d.to_string())
+            .unwrap_or(format!("127.0.0.1:{dns_port}"));
+        if dns.is_none() {
+            kids.push(
+                Command::new("pebble-challtestsrv")
+                    .args(["-defaultIPv4", &default_ip.to_string(), "-defaultIPv6", ""])
+                    .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
+                    .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+                    .args(["-management", &format!("127.0.0.1:{dns_mgmt_port}")])
+                    .stdout(log("challtestsrv.log"))
+                    .stderr(log("challtestsrv.err"))
+                    .spawn()
+                    .expect("pebble-challtestsrv (apt-get install pebble)"),
+            );
+        }
         let pebble = Command::new("pebble")
             .arg("-config")
             .arg(d.join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
+            .args(["-dnsserver", &dns_server])
             // No random sleep before validating; no deliberately rejected nonces.
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
@@ -144,7 +157,10 @@ impl Ca {
             dns_mgmt: format!("http://127.0.0.1:{dns_mgmt_port}"),
             https_ca: d.join("https-ca.pem").display().to_string(),
             dir,
-            _kids: Kids(vec![dns, pebble]),
+            _kids: Kids({
+                kids.push(pebble);
+                kids
+            }),
         };
         // Proof of readiness: the directory answers, and the DNS stand-in's API does.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -154,7 +170,7 @@ impl Ca {
                 .get(&ca.directory)
                 .send()
                 .is_ok_and(|r| r.status().is_success())
-                && ca.set_a(NAME, default_ip).is_ok();
+                && (dns.is_some() || ca.set_a(NAME, default_ip).is_ok());
             if up {
                 break;
             }
@@ -253,6 +269,192 @@ fn served_serial(root: &Path, ip: &str) -> String {
     s
 }
 
+/// The DNS stand-in for DNS-01: a tiny authoritative server of the test's own (UDP, on the lab
+/// bridge's port 53) for zone `lab.example`: its SOA and NS (`ns.lab.example`, the bridge), A
+/// records, and the TXT records the Cloudflare stand-in writes. pebble-challtestsrv cannot
+/// stand in here: it answers SOA queries NOTIMP, and lego looks the zone up by its SOA.
+#[derive(Default)]
+struct Zone {
+    a: BTreeMap<String, Ipv4Addr>,
+    txt: BTreeMap<String, Vec<String>>,
+}
+
+const ZONE: &str = "lab.example";
+
+fn serve_dns(sock: std::net::UdpSocket, zone: Arc<Mutex<Zone>>) {
+    let mut buf = [0u8; 1500];
+    while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+        if let Some(reply) = dns_answer(&buf[..n], &zone.lock().unwrap()) {
+            let _ = sock.send_to(&reply, peer);
+        }
+    }
+}
+
+fn dns_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(l.len() as u8);
+        out.extend_from_slice(l.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+fn dns_answer(q: &[u8], zone: &Zone) -> Option<Vec<u8>> {
+    if q.len() < 12 || u16::from_be_bytes([q[4], q[5]]) != 1 {
+        return None;
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    while *q.get(i)? != 0 {
+        let len = q[i] as usize;
+        labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + len)?).to_ascii_lowercase());
+        i += 1 + len;
+    }
+    let qname = labels.join(".");
+    let question = q.get(12..i + 5)?;
+    let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+    let in_zone = qname == ZONE || qname.ends_with(&format!(".{ZONE}"));
+    let mut answers: Vec<(u16, Vec<u8>)> = Vec::new();
+    match qtype {
+        1 => {
+            if let Some(ip) = zone.a.get(&qname) {
+                answers.push((1, ip.octets().to_vec()));
+            }
+        }
+        16 => {
+            for t in zone.txt.get(&qname).into_iter().flatten() {
+                let mut d = vec![t.len() as u8];
+                d.extend_from_slice(t.as_bytes());
+                answers.push((16, d));
+            }
+        }
+        6 if qname == ZONE => {
+            let mut d = dns_name(&format!("ns.{ZONE}"));
+            d.extend(dns_name(&format!("hostmaster.{ZONE}")));
+            for v in [1u32, 3600, 600, 86400, 60] {
+                d.extend_from_slice(&v.to_be_bytes());
+            }
+            answers.push((6, d));
+        }
+        2 if qname == ZONE => answers.push((2, dns_name(&format!("ns.{ZONE}")))),
+        _ => {}
+    }
+    let rcode = if in_zone { 0 } else { 3 };
+    let mut r = Vec::new();
+    r.extend_from_slice(&q[0..2]);
+    // QR, AA, RD copied; RA; the rcode.
+    r.push(0x84 | (q[2] & 0x01));
+    r.push(0x80 | rcode);
+    r.extend_from_slice(&1u16.to_be_bytes());
+    r.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+    r.extend_from_slice(&[0, 0, 0, 0]);
+    r.extend_from_slice(question);
+    for (t, data) in answers {
+        r.extend_from_slice(&[0xc0, 0x0c]);
+        r.extend_from_slice(&t.to_be_bytes());
+        r.extend_from_slice(&1u16.to_be_bytes());
+        r.extend_from_slice(&60u32.to_be_bytes());
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(&data);
+    }
+    Some(r)
+}
+
+/// The part of Cloudflare's API v4 lego's cloudflare provider uses: the zone by name, TXT
+/// records created and deleted; records land in the DNS stand-in. Bearer token checked.
+fn cloudflare_reply(
+    req: &https_server::RecordedRequest,
+    zone: &Mutex<Zone>,
+    token: &str,
+) -> https_server::Reply {
+    let json = |status: u16, v: serde_json::Value| https_server::Reply {
+        status,
+        body: v.to_string().into_bytes(),
+    };
+    let ok = |result: serde_json::Value| {
+        json(
+            200,
+            serde_json::json!({"success": true, "errors": [], "messages": [], "result": result,
+                "result_info": {"page": 1, "per_page": 50, "count": 1, "total_count": 1, "total_pages": 1}}),
+        )
+    };
+    if req.header("authorization") != Some(&format!("Bearer {token}")) {
+        return json(
+            403,
+            serde_json::json!({"success": false, "errors": [{"code": 9109, "message": "Invalid access token"}], "messages": [], "result": null}),
+        );
+    }
+    let path = req.path.trim_start_matches("/client/v4");
+    match (req.method.as_str(), path) {
+        ("GET", "/zones") => {
+            let name = req
+                .query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            if name == ZONE {
+                ok(serde_json::json!([{"id": "zone0lab", "name": ZONE, "status": "active"}]))
+            } else {
+                ok(serde_json::json!([]))
+            }
+        }
+        ("POST", "/zones/zone0lab/dns_records") => {
+            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let name = v["name"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let content = v["content"].as_str().unwrap_or_default().to_string();
+            let mut z = zone.lock().unwrap();
+            let list = z.txt.entry(name.clone()).or_default();
+            list.push(content.clone());
+            let id = format!("rec-{}-{}", name, list.len());
+            ok(
+                serde_json::json!({"id": id, "type": "TXT", "name": name, "content": content, "ttl": v["ttl"], "zone_id": "zone0lab", "zone_name": ZONE}),
+            )
+        }
+        ("GET", "/zones/zone0lab/dns_records") => {
+            let pairs = req.query_pairs();
+            let name = pairs
+                .iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v.to_ascii_lowercase())
+                .unwrap_or_default();
+            let z = zone.lock().unwrap();
+            let list: Vec<serde_json::Value> = z
+                .txt
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| serde_json::json!({"id": format!("rec-{name}-{}", i + 1), "type": "TXT", "name": name, "content": c}))
+                .collect();
+            ok(serde_json::Value::Array(list))
+        }
+        ("DELETE", p) if p.starts_with("/zones/zone0lab/dns_records/rec-") => {
+            let id = p.rsplit('/').next().unwrap_or_default().to_string();
+            let name = id
+                .strip_prefix("rec-")
+                .and_then(|r| r.rsplit_once('-'))
+                .map(|(n, _)| n.to_string())
+                .unwrap_or_default();
+            zone.lock().unwrap().txt.remove(&name);
+            ok(serde_json::json!({"id": id}))
+        }
+        _ => json(
+            404,
+            serde_json::json!({"success": false, "errors": [{"code": 7003, "message": "No route for that URI"}], "messages": [], "result": null}),
+        ),
+    }
+}
+
 fn ct_sh(lab: &Lab, vmid: &str, script: &str) -> std::process::Output {
     lab.pct(&["exec", vmid, "--", "sh", "-c", script])
 }
@@ -266,7 +468,7 @@ fn acme_end_to_end() {
     let ct_ip: Ipv4Addr = ip.parse().unwrap();
     // DNS first points the name at a wrong address: the host's bridge address, where nothing
     // listens on port 80.
-    let ca = Ca::start(bridge_ip());
+    let ca = Ca::start(bridge_ip(), None);
     let acme = |extra: &[&str]| {
         let mut args = vec![
             "reconfigure",
@@ -468,7 +670,114 @@ fn acme_end_to_end() {
         "{said}"
     );
 
-    // 8. The answers file: `tls: acme` checked before anything is created (exit 2), then an
+    // 8. DNS-01 through Cloudflare, for a name that does not reach the container: a second
+    //    pebble asks the test's DNS stand-in, whose TXT records are set through the loopback
+    //    stand-in of Cloudflare's API (on the bridge's port 443, named api.cloudflare.com for
+    //    the container by its /etc/hosts, its CA added to the container's trust store: test
+    //    setup, not Launch's doing; lego 4.9.1 has no setting for another API base URL).
+    let gw = bridge_ip();
+    let zone = Arc::new(Mutex::new(Zone::default()));
+    zone.lock().unwrap().a.insert(format!("ns.{ZONE}"), gw);
+    let sock = std::net::UdpSocket::bind((gw, 53))
+        .expect("port 53 on the lab bridge for the DNS stand-in");
+    {
+        let z = zone.clone();
+        std::thread::spawn(move || serve_dns(sock, z));
+    }
+    let cf_token = "e2eCloudflareToken_0123456789abcdefXYZ";
+    let cf = {
+        let z = zone.clone();
+        https_server::HttpsServer::start_at(
+            SocketAddr::from((gw, 443)),
+            &["api.cloudflare.com".to_string()],
+            move |r| cloudflare_reply(r, &z, cf_token),
+        )
+    };
+    let out = ct_sh(
+        &lab,
+        &vmid,
+        &format!(
+            "cat > /usr/local/share/ca-certificates/e2e-cloudflare-standin.crt <<'PEM'\n{}PEM\nupdate-ca-certificates >/dev/null 2>&1 && printf '%s api.cloudflare.com ns.{ZONE}\\n' {gw} >> /etc/hosts",
+            cf.pki.ca_pem
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let ca2 = Ca::start(gw, Some(SocketAddr::from((gw, 53))));
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&tf, format!("{cf_token}\n")).unwrap();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "reconfigure",
+            "vikunja",
+            "--set",
+            "tls=acme",
+            "--set",
+            "acme_email=admin@lab.example",
+            "--set",
+            &format!("acme_directory={}", ca2.directory),
+            "--set",
+            &format!("acme_ca_file={}", ca2.https_ca),
+            "--set",
+            "acme_challenge=dns-cloudflare",
+            "--set",
+            &tfs,
+            "--set",
+            &format!("acme_dns_resolvers={gw}:53"),
+        ],
+    );
+    let said = text(&out);
+    let seen: Vec<String> = cf
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}\nCloudflare stand-in saw: {seen:?}\n{}",
+        ca2.logs()
+    );
+    assert!(!said.contains(cf_token), "the token shows in the output");
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("POST /client/v4/zones/zone0lab/dns_records")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("DELETE /client/v4/zones/zone0lab/dns_records/")),
+        "{seen:?}"
+    );
+    assert!(
+        zone.lock().unwrap().txt.is_empty(),
+        "the TXT record was cleaned up"
+    );
+    let root2 = ca2.root_pem();
+    let r = pebble_client(&root2, &ip)
+        .get(format!("https://{NAME}/api/v1/info"))
+        .send()
+        .expect("HTTPS with a certificate chaining to the second pebble's root");
+    assert_eq!(r.status().as_u16(), 200);
+    // The token is only in the container's 0600 settings file: not in the record, the log
+    // or any process's argv.
+    let rec = std::fs::read_to_string(cfg.path().join("instances/vikunja.yaml")).unwrap();
+    assert!(!rec.contains(cf_token));
+    let out = Command::new("grep")
+        .args(["-r", "-l", cf_token])
+        .arg(cfg.path().join("log"))
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "token in logs: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = ct_sh(&lab, &vmid, "stat -c %a /etc/vikunja/acme/acme.conf");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "600");
+
+    // 9. The answers file: `tls: acme` checked before anything is created (exit 2), then an
     //    install whose validation fails (DNS points elsewhere): exit 1 with the CA's message,
     //    the instance installed, recorded and serving HTTP, and status naming the fix.
     let answers = cfg.path().join("answers-acme.yaml");
