@@ -2,10 +2,12 @@
 //! obtained and renewed INSIDE the container by Debian's `lego`, through HTTP-01 (a webroot
 //! location in the instance's nginx site) or DNS-01 (Cloudflare's API with a scoped token).
 //!
-//! lego, not certbot: one Debian package covers both challenges (certbot needs
-//! python3-certbot-dns-cloudflare on top), and its hooks get the new files' paths in the
-//! environment. A script written here wraps it so the install, `reconfigure`, and the renewal
-//! timer run the same commands; it records each run's result for `launch-tui status`.
+//! lego, not certbot: a single static binary whose hooks get the new files' paths in the
+//! environment. Debian builds it without its cloudflare DNS provider ("unrecognized DNS
+//! provider: cloudflare"), so DNS-01 goes through lego's `exec` provider and a small hook
+//! written here that calls Cloudflare's API v4 with curl; the ACME side stays lego's. A script
+//! written here wraps lego so the install, `reconfigure` and the renewal timer run the same
+//! commands; it records each run's result for `launch-tui status`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,19 +1,30 @@
-//! End to end: automatic HTTPS (`reconfigure --set tls=acme`) through the real binary against
-//! pve-lab, with a real ACME CA.
+//! End to end: automatic HTTPS (`tls=acme`) through the real binary against pve-lab, with a
+//! real ACME CA: `reconfigure --set tls=acme`, the answers file's `tls: acme` at install, the
+//! renewal script the timer runs, `status`, `backup` and `restore`.
 //!
 //! Real: the launch-tui binary; a Debian 12 container (systemd-nspawn) with systemd, Debian's
-//! nginx and Debian's `lego` 4.9.1 installed in it by apt; Debian's `pebble` 2.4.0 (Let's
-//! Encrypt's RFC 8555 test CA, its own test root) running on the host and listening on the lab
+//! nginx, and Debian's `lego` 4.9.1, jq and curl installed in it by apt; Debian's `pebble` 2.4.0
+//! (Let's Encrypt's RFC 8555 test CA, with its own test root) on the host, listening on the lab
 //! bridge's address so the container reaches it; pebble's HTTP-01 validation fetching the token
-//! from the container's nginx on port 80; a rustls TLS client on the host trusting only pebble's
-//! root, and `openssl s_client` for the served certificate's serial.
-//! Stood in: public DNS, by Debian's `pebble-challtestsrv` (its DNS server on loopback, which
-//! pebble asks; the test sets its A records through its management API); the TLS certificate of
-//! pebble's own HTTPS endpoint, signed by a CA the test makes (given to launch-tui with
-//! `acme_ca_file`, as an admin of a private CA would); Proxmox VE (pve-lab) and the Vikunja
-//! release (fixture v1.0.0 over loopback).
-//! Not covered here: DNS-01 through Cloudflare (unit-tested: token file checks and the settings
-//! file; see the report), Let's Encrypt itself.
+//! from the container's nginx on port 80, and its DNS-01 validation reading the TXT record; a
+//! rustls client on the host trusting only pebble's root, and `openssl s_client` for the serial
+//! of the certificate nginx serves.
+//! Stood in:
+//! - public DNS for HTTP-01: Debian's `pebble-challtestsrv` (DNS on loopback, asked by pebble;
+//!   the test sets A records through its management API);
+//! - public DNS for DNS-01: a tiny authoritative DNS server of the test's own on the lab
+//!   bridge's port 53 (zone `lab.example`: SOA, NS, A, TXT), asked by a second pebble and by
+//!   lego (`acme_dns_resolvers`); challtestsrv cannot serve here (SOA queries get NOTIMP);
+//! - Cloudflare's API v4: the part the DNS-01 hook uses (zone by name, TXT records listed,
+//!   created, deleted; bearer token checked), an HTTPS server of the test's own on the lab
+//!   bridge's port 443 that writes into the DNS stand-in. The container reaches it as
+//!   api.cloudflare.com through a line the test adds to its /etc/hosts, and trusts its test CA
+//!   through update-ca-certificates (test setup inside the container, not Launch's doing);
+//! - the TLS certificate of pebble's own HTTPS endpoint, signed by a CA the test makes and
+//!   given to launch-tui with `acme_ca_file`, as an admin of a private CA would;
+//! - Proxmox VE (pve-lab) and the Vikunja release (fixture v1.0.0 over loopback).
+//! Not covered: Let's Encrypt itself, real Cloudflare, the timer firing (its unit is enabled and
+//! runs the same script the test runs).
 //!
 //! One scenario in one test: container tests must not run in parallel on one bridge.
 
