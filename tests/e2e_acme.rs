@@ -22,7 +22,8 @@
 //!   through update-ca-certificates (test setup inside the container, not Launch's doing);
 //! - the TLS certificate of pebble's own HTTPS endpoint, signed by a CA the test makes and
 //!   given to launch-tui with `acme_ca_file`, as an admin of a private CA would;
-//! - Proxmox VE (pve-lab) and the Vikunja release (fixture v1.0.0 over loopback).
+//! - Proxmox VE (pve-lab) and the Vikunja releases (fixture v1.0.0 and v2.0.0 over loopback).
+//!
 //! Not covered: Let's Encrypt itself, real Cloudflare, the timer firing (its unit is enabled and
 //! runs the same script the test runs).
 //!
@@ -561,7 +562,7 @@ fn acme_end_to_end() {
     let out = acme(&[]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out), ca.logs());
     eprintln!(
-        "issuance (reconfigure, lego installed by apt) took {:?}",
+        "reconfigure --set tls=acme (lego already installed by the refused attempt) took {:?}",
         t.elapsed()
     );
     let root = ca.root_pem();
@@ -589,6 +590,36 @@ fn acme_end_to_end() {
     );
 
     // 4. A forced renewal: the timer's script, told to renew now; nginx serves the new one.
+    //    Meanwhile a client keeps making HTTPS requests (a new connection each, bounded): the
+    //    reload fails none of them.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, root, ip) = (stop.clone(), root.clone(), ip.clone());
+        std::thread::spawn(move || {
+            let c = reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .pool_max_idle_per_host(0)
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
+                .resolve(NAME, SocketAddr::new(ip.parse().unwrap(), 443))
+                .build()
+                .unwrap();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            for _ in 0..20_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                match c.get(format!("https://{NAME}/api/v1/info")).send() {
+                    Ok(r) if r.status().as_u16() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let t = Instant::now();
     let out = ct_sh(&lab, &vmid, "/usr/local/lib/launch/acme-vikunja force");
     let said = format!(
         "{}{}",
@@ -609,6 +640,17 @@ fn acme_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    eprintln!(
+        "forced renewal until nginx served the new certificate: {:?}",
+        t.elapsed()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap();
+    eprintln!(
+        "HTTPS requests during the renewal: {ok} ok, {} failed",
+        failed.len()
+    );
+    assert!(ok > 0 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
     let out = launch(&lab, &cfg, &["status", "vikunja"]);
     let said = text(&out);
     assert!(
@@ -668,7 +710,14 @@ fn acme_end_to_end() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(served_serial(&root_file, &ip), second);
 
-    // 7. A renewal that fails (the name points elsewhere again) keeps HTTPS serving the
+    // 7. An update keeps HTTPS and the challenge location (the site is rendered again).
+    let out = launch(&lab, &cfg, &["update", "vikunja", "--version", "v2.0.0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (status, body) = http_get(&format!("http://{ip}/.well-known/acme-challenge/probe"));
+    assert_eq!((status, body.trim()), (200, "probe-token"));
+    assert_eq!(served_serial(&root_file, &ip), second);
+
+    // 8. A renewal that fails (the name points elsewhere again) keeps HTTPS serving the
     //    current certificate, and status names the failure with the fix.
     ca.set_a(NAME, bridge_ip()).unwrap();
     let out = ct_sh(&lab, &vmid, "/usr/local/lib/launch/acme-vikunja force");
@@ -681,7 +730,7 @@ fn acme_end_to_end() {
         "{said}"
     );
 
-    // 8. DNS-01 through Cloudflare, for a name that does not reach the container: a second
+    // 9. DNS-01 through Cloudflare, for a name that does not reach the container: a second
     //    pebble asks the test's DNS stand-in, whose TXT records are set through the loopback
     //    stand-in of Cloudflare's API (on the bridge's port 443, named api.cloudflare.com for
     //    the container by its /etc/hosts, its CA added to the container's trust store: test
@@ -788,7 +837,7 @@ fn acme_end_to_end() {
     let out = ct_sh(&lab, &vmid, "stat -c %a /etc/vikunja/acme/acme.conf");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "600");
 
-    // 9. The answers file: `tls: acme` checked before anything is created (exit 2), then an
+    // 10. The answers file: `tls: acme` checked before anything is created (exit 2), then an
     //    install whose validation fails (DNS points elsewhere): exit 1 with the CA's message,
     //    the instance installed, recorded and serving HTTP, and status naming the fix.
     let answers = cfg.path().join("answers-acme.yaml");
