@@ -90,6 +90,10 @@ impl<'a> AppSettings<'a> {
             safe_methods: self.profile.update.safe_methods(),
             lua_dict: Layout::lua_dict(p),
             config_id: String::new(),
+            acme_webroot: (crate::acme::enabled(self.settings)
+                && self.settings.get("acme_challenge").map(String::as_str)
+                    != Some("dns-cloudflare"))
+            .then(|| crate::acme::AcmePaths::of(p).webroot),
             extra_locations: self
                 .extra_components()
                 .into_iter()

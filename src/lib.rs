@@ -2,6 +2,7 @@
 //! `run` is the whole program; `main` only turns its result into an exit code, so tests can
 //! call it in-process as well as through the binary.
 
+pub mod acme;
 pub mod backup;
 pub mod cli;
 pub mod commands;

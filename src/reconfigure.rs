@@ -48,6 +48,12 @@ const OWN_KEYS: &[&str] = &[
     "db_password_file",
     "http_port",
     "https_port",
+    "acme_email",
+    "acme_directory",
+    "acme_challenge",
+    "acme_ca_file",
+    "acme_cloudflare_token_file",
+    "acme_dns_resolvers",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -66,8 +72,13 @@ impl Resources {
 
 #[derive(Debug, Clone)]
 enum Tls {
-    Set { cert: PathBuf, key: PathBuf },
+    Set {
+        cert: PathBuf,
+        key: PathBuf,
+    },
     Off,
+    /// `tls=acme`: obtain the certificate from the CA before nginx serves HTTPS with it.
+    Acme(Box<crate::acme::AcmeRequest>),
 }
 
 /// What a validated reconfigure will do.
@@ -287,17 +298,55 @@ fn validate(
                 )),
             },
             "tls" if value == "off" => {
-                if inst.settings.get("tls").map(String::as_str) == Some("true") {
+                if inst.settings.get("tls").map(String::as_str) == Some("true")
+                    || crate::acme::enabled(&inst.settings)
+                {
                     tls = Some(Tls::Off);
                     next.settings.remove("tls");
+                    for k in crate::acme::KEYS {
+                        next.settings.remove(*k);
+                    }
                     lines.push("TLS → off (HTTP only)".into());
+                }
+            }
+            "tls" if value == "acme" => {
+                let url = next.settings.get("public_url").cloned().unwrap_or_default();
+                match crate::acme::validate(sets, &url) {
+                    Ok(r) => {
+                        for (k, v) in [
+                            ("acme_email", r.email.clone()),
+                            ("acme_directory", r.directory.clone()),
+                            ("acme_challenge", r.challenge.as_str().to_string()),
+                        ] {
+                            next.settings.insert(k.into(), v);
+                        }
+                        next.settings.insert("tls".into(), "true".into());
+                        lines.push(format!(
+                            "TLS → ACME certificate for {} from {} ({} challenge)",
+                            r.domain,
+                            r.directory,
+                            r.challenge.as_str()
+                        ));
+                        tls = Some(Tls::Acme(Box::new(r)));
+                    }
+                    Err(mut p) => problems.append(&mut p),
+                }
+            }
+            k if crate::acme::KEYS.contains(&k) => {
+                if sets.get("tls").map(String::as_str) != Some("acme") {
+                    problems.push(bad(
+                        key,
+                        value,
+                        "an ACME setting is given with tls=acme",
+                        "add --set tls=acme (it obtains a certificate again with these settings)",
+                    ));
                 }
             }
             "tls" => problems.push(bad(
                 key,
                 value,
-                "only `off` is accepted here",
-                "to turn TLS on, give --set tls_cert=FILE --set tls_key=FILE",
+                "only `off` and `acme` are accepted here",
+                "to turn TLS on, give --set tls=acme --set acme_email=EMAIL (a certificate from Let's Encrypt), or your own: --set tls_cert=FILE --set tls_key=FILE",
             )),
             "tls_cert" | "tls_key" => {
                 let (Some(cert), Some(k)) = (sets.get("tls_cert"), sets.get("tls_key")) else {
@@ -327,6 +376,9 @@ fn validate(
                             key: k.into(),
                         });
                         next.settings.insert("tls".into(), "true".into());
+                        for k in crate::acme::KEYS {
+                            next.settings.remove(*k);
+                        }
                         lines.push(format!("TLS certificate → {cert}"));
                     }
                 }
@@ -950,6 +1002,12 @@ fn files_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         ));
     }
     write_files(c, &files)?;
+    if matches!(c.change.tls, Some(Tls::Off | Tls::Set { .. }))
+        && crate::acme::enabled(&c.before.settings)
+    {
+        // The admin's own certificate or plain HTTP now: renewals would overwrite the files.
+        crate::acme::teardown(c.ct.as_ref(), vmid, &p);
+    }
     c.nginx_port = deploy::http_port(&c.change.next.settings);
     sh(c.ct.as_ref(), vmid, "systemctl daemon-reload")?;
     rep.info(format!("{} files written from the profile", files.len()));
@@ -987,6 +1045,73 @@ fn undo_files(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     ))?;
     restart_app(c, &c.before.clone(), rep)?;
     rep.warn("the previous files and settings are back");
+    Ok(())
+}
+
+/// The current site plus the challenge location (TLS as it is now), so the CA can fetch its
+/// token before anything else changes; lego, its settings, script and timer in the container.
+fn acme_setup_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let Some(Tls::Acme(r)) = c.change.tls.clone() else {
+        return Ok(());
+    };
+    let vmid = c.vmid();
+    let p = c.profile.name.to_string();
+    let mut now = c.before.clone();
+    for k in ["acme_email", "acme_directory", "acme_challenge"] {
+        if let Some(v) = c.change.next.settings.get(k) {
+            now.settings.insert(k.into(), v.clone());
+        }
+    }
+    let site_path = Layout::nginx_site(&p);
+    let site = rendered_files(&c.profile, &now)?
+        .into_iter()
+        .find(|f| f.0 == site_path)
+        .ok_or_else(|| anyhow!("the profile renders no nginx site"))?;
+    let have = c.ct.exec(vmid, &["cat", &site_path])?;
+    c.saved.push((
+        site_path.clone(),
+        have.ok().then(|| have.stdout.into_bytes()),
+    ));
+    write_files(c, &[site])?;
+    c.proxy().reload_proven(Duration::from_secs(
+        c.profile.components[0].drain_s as u64 + 30,
+    ))?;
+    crate::acme::setup(c.ct.as_ref(), vmid, &p, &r)?;
+    rep.info(format!(
+        "nginx serves /.well-known/acme-challenge/ from {}; lego and the renewal timer are in place",
+        crate::acme::AcmePaths::of(&p).webroot
+    ));
+    Ok(())
+}
+
+fn undo_acme_setup(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let vmid = c.vmid();
+    let p = c.profile.name.to_string();
+    if !crate::acme::enabled(&c.before.settings) {
+        crate::acme::teardown(c.ct.as_ref(), vmid, &p);
+    }
+    let site_path = Layout::nginx_site(&p);
+    if let Some((_, Some(bytes))) = c.saved.iter().find(|(path, _)| *path == site_path).cloned() {
+        c.ct.write(vmid, &site_path, &bytes, 0o644, None)?;
+        c.proxy().reload_proven(Duration::from_secs(
+            c.profile.components[0].drain_s as u64 + 30,
+        ))?;
+    }
+    rep.warn("the nginx site is back as it was; it serves as before");
+    Ok(())
+}
+
+fn acme_issue_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let Some(Tls::Acme(r)) = c.change.tls.clone() else {
+        return Ok(());
+    };
+    let p = c.profile.name.to_string();
+    crate::acme::obtain(c.ct.as_ref(), c.vmid(), &p, &r, "run")?;
+    rep.info(format!(
+        "certificate for {} obtained; renewal: {}.timer",
+        r.domain,
+        crate::acme::AcmePaths::of(&p).unit
+    ));
     Ok(())
 }
 
@@ -1155,6 +1280,22 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
     }
     // Resources alone need no new files and no restart.
     let rerender = change.next.settings != inst.settings || change.tls.is_some();
+    if matches!(change.tls, Some(Tls::Acme(_))) {
+        plan = plan
+            .step(
+                FnStep::new(
+                    "acme-setup",
+                    "Serving the ACME challenge location and installing lego",
+                    acme_setup_step,
+                )
+                .with_undo(undo_acme_setup),
+            )
+            .step(FnStep::new(
+                "acme-issue",
+                "Obtaining the certificate from the CA",
+                acme_issue_step,
+            ));
+    }
     if rerender {
         plan = plan.step(
             FnStep::new("files", "Writing the files from the profile", files_step)

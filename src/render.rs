@@ -131,6 +131,9 @@ pub struct RenderContext {
     /// Set by [`nginx_site`]: the hash of the site's text, answered in `X-Launch-Config`.
     pub config_id: String,
     pub extra_locations: Vec<ExtraLocation>,
+    /// With `tls=acme` and HTTP-01: the directory nginx serves `/.well-known/acme-challenge/`
+    /// from, in every rendering of the site, so updates and reconfigures keep renewals working.
+    pub acme_webroot: Option<String>,
 }
 
 /// Where a profile's component lives in the container. One layout for every profile, so the
@@ -357,6 +360,7 @@ mod tests {
             safe_methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
             lua_dict: "launch_vikunja".into(),
             config_id: String::new(),
+            acme_webroot: None,
             extra_locations: vec![ExtraLocation {
                 path: "/mcp".into(),
                 port: 8800,
@@ -440,8 +444,15 @@ mod tests {
                     cert: d.join("cert.pem").display().to_string(),
                     key: d.join("key.pem").display().to_string(),
                 });
+                // tls=acme: the HTTP-01 location next to the TLS server.
+                c.acme_webroot = Some(d.join("acme-webroot").display().to_string());
             }
             let site = nginx_site(&p, &c).unwrap();
+            assert_eq!(
+                site.contains("location ^~ /.well-known/acme-challenge/"),
+                tls,
+                "{site}"
+            );
             std::fs::write(d.join("site.conf"), site).unwrap();
             let main = format!(
                 "{LUA_MODULES}pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n  fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n  include {d}/site.conf;\n}}\n",

@@ -551,6 +551,18 @@ pub fn check_instance(
         if let Some(p) = &profile {
             let main = p.components[0].clone();
             let main_unit = units.first().map(|(_, u)| u.clone()).unwrap_or_default();
+            if crate::acme::enabled(&inst.settings) {
+                if let Some(ct) = &ct {
+                    let ct = ct.clone();
+                    let p = p.name.to_string();
+                    pending.push(spawn_check(
+                        "acme",
+                        CT_CHECK_LIMIT,
+                        format!("the ACME renewal result in CT {vmid}"),
+                        move || vec![crate::acme::status_check(ct.as_ref(), vmid, &p)],
+                    ));
+                }
+            }
             // nginx's address: the IP, with the port when it is not 80.
             let ip = inst.container.ip.clone().map(|ip| {
                 crate::deploy::public_base(&ip, &inst.settings)

@@ -52,6 +52,9 @@ pub struct InstallCtx {
     /// The container was created at some point of this run.
     pub ever_created: bool,
     pub ip: Option<String>,
+    /// `tls: acme`: whether the certificate was obtained (Err: the CA's message and what to
+    /// check). A failure does not undo the install: the instance serves HTTP.
+    pub acme_result: Option<std::result::Result<(), String>>,
 }
 
 impl InstallCtx {
@@ -92,7 +95,7 @@ impl InstallCtx {
         let mut settings: BTreeMap<String, String> = s.app.clone();
         settings.insert("database".into(), s.database.label().into());
         settings.insert("os".into(), s.os.label().into());
-        if s.tls.is_some() {
+        if s.tls.is_some() || matches!(self.acme_result, Some(Ok(()))) {
             settings.insert("tls".into(), "true".into());
         }
         if let Some(db) = &s.external_db {
@@ -452,6 +455,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         created: false,
         ever_created: false,
         ip: None,
+        acme_result: None,
     };
     let plan = steps::plan(&ctx);
     crate::engine::handle_interrupts();
@@ -492,6 +496,21 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
                 record = ctx.store.path_of(&name).display(),
                 log = log_path.display(),
             );
+            if let Some(Err(m)) = &ctx.acme_result {
+                let r = ctx.settings.acme.as_ref();
+                return Err(LaunchError::Failed(anyhow::anyhow!(
+                    "{title} {version} is installed in CT {vmid} and serves HTTP (http://{ip}/), but HTTPS is not on: {m}\n  retry once fixed: launch-tui reconfigure {name} --set tls=acme --set acme_email={email}{dir}\n  log: {log}",
+                    title = ctx.profile.title,
+                    version = ctx.settings.version,
+                    vmid = ctx.settings.vmid,
+                    email = r.map(|r| r.email.as_str()).unwrap_or("ADDRESS"),
+                    dir = r
+                        .filter(|r| r.directory != crate::acme::LETS_ENCRYPT)
+                        .map(|r| format!(" --set acme_directory={}", r.directory))
+                        .unwrap_or_default(),
+                    log = log_path.display(),
+                )));
+            }
             let mut data = json!({
                 "instance": name, "vmid": ctx.settings.vmid, "ip": ip, "url": url,
                 "version": ctx.settings.version, "log": log_path,

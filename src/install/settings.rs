@@ -52,6 +52,8 @@ pub struct InstallSettings {
     pub database: DatabaseKind,
     pub external_db: Option<ExternalDb>,
     pub tls: Option<(String, String)>,
+    /// `tls: acme`: a certificate from an ACME CA, obtained in the container after the install.
+    pub acme: Option<crate::acme::AcmeRequest>,
     pub version: String,
     /// Set up the host's daily health check (`launch-health.timer`) after the install.
     pub health_check: bool,
@@ -153,6 +155,13 @@ pub const CONTAINER_KEYS: &[&str] = &[
     "db_name",
     "tls_cert",
     "tls_key",
+    "tls",
+    "acme_email",
+    "acme_directory",
+    "acme_challenge",
+    "acme_ca_file",
+    "acme_cloudflare_token_file",
+    "acme_dns_resolvers",
     "version",
     "health_check",
 ];
@@ -857,6 +866,58 @@ pub fn resolve(
         }
     };
 
+    let acme_given: Vec<&str> = crate::acme::KEYS
+        .iter()
+        .copied()
+        .filter(|k| get(k).is_some())
+        .collect();
+    let acme = match get("tls").as_deref() {
+        None | Some("off") | Some("own") => {
+            for k in &acme_given {
+                bad(
+                    k,
+                    &get(k).unwrap_or_default(),
+                    "an ACME setting without `tls: acme`".into(),
+                    "add `tls: acme` (a certificate from Let's Encrypt or your ACME CA)".into(),
+                );
+            }
+            None
+        }
+        Some("acme") => {
+            if tls.is_some() {
+                bad(
+                    "tls",
+                    "acme",
+                    "tls: acme obtains the certificate; tls_cert and tls_key give your own".into(),
+                    "keep one of the two".into(),
+                );
+            }
+            let sets: BTreeMap<String, String> = acme_given
+                .iter()
+                .map(|k| (k.to_string(), get(k).unwrap_or_default()))
+                .collect();
+            let url = get("public_url").unwrap_or_default();
+            match crate::acme::validate(&sets, &url) {
+                Ok(r) => Some(r),
+                Err(ps) => {
+                    for p in ps {
+                        bad(&p.field, &p.value, p.problem, p.help);
+                    }
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            bad(
+                "tls",
+                other,
+                "expected off (HTTP only, or your own tls_cert + tls_key) or acme".into(),
+                "tls: acme with acme_email: ADDRESS gets a certificate from Let's Encrypt".into(),
+            );
+            None
+        }
+    };
+
     let health_check = match get("health_check") {
         None => false,
         Some(v) => match check_answer(QuestionKind::Bool, &v, None, None, &[]) {
@@ -926,6 +987,13 @@ pub fn resolve(
         };
         app.insert(q.key.to_string(), v);
     }
+    // Kept with the answers: the site renders the challenge location from them, and the
+    // record keeps them for renewals, reconfigures and restores.
+    if let Some(r) = &acme {
+        app.insert("acme_email".into(), r.email.clone());
+        app.insert("acme_directory".into(), r.directory.clone());
+        app.insert("acme_challenge".into(), r.challenge.as_str().into());
+    }
 
     let dns = get("dns");
     if let Some(d) = &dns {
@@ -989,6 +1057,7 @@ pub fn resolve(
         database,
         external_db,
         tls,
+        acme,
         version,
         health_check,
         app,

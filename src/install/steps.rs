@@ -98,13 +98,21 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
             extra_components,
         ));
     }
-    plan.step(FnStep::new("nginx", "Configuring nginx", nginx))
+    plan = plan
+        .step(FnStep::new("nginx", "Configuring nginx", nginx))
         .step(FnStep::new(
             "verify",
             "Checking the app through nginx",
             verify,
-        ))
-        .step(FnStep::new("record", "Recording the instance", record))
+        ));
+    if s.acme.is_some() {
+        plan = plan.step(FnStep::new(
+            "acme",
+            "Obtaining the HTTPS certificate from the CA",
+            acme,
+        ));
+    }
+    plan.step(FnStep::new("record", "Recording the instance", record))
 }
 
 fn template(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
@@ -701,6 +709,44 @@ fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
             "this node cannot reach {outside} ({e}); the app answers inside the container\n  help: check the bridge, VLAN and firewall between this node and {ip}"
         )),
     }
+    Ok(())
+}
+
+/// `tls: acme`: lego and the renewal timer, the certificate, then the site with TLS. A CA's
+/// refusal is kept for the end of the install (exit 1 with its message), not undone: the app
+/// works over HTTP, and `reconfigure --set tls=acme` retries.
+fn acme(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let Some(r) = ctx.settings.acme.clone() else {
+        return Ok(());
+    };
+    let vmid = ctx.settings.vmid;
+    let p = ctx.profile.name.to_string();
+    crate::acme::setup(ctx.ct.as_ref(), vmid, &p, &r)?;
+    if let Err(e) = crate::acme::obtain(ctx.ct.as_ref(), vmid, &p, &r, "run") {
+        rep.warn(format!("{e:#}"));
+        ctx.acme_result = Some(Err(format!("{e:#}")));
+        return Ok(());
+    }
+    let comp = ctx.main_component().clone();
+    let mut app = ctx.app_settings();
+    app.tls = true;
+    let rc = app.render_context(&comp, Slot::Blue, &ctx.settings.version);
+    let site = render::nginx_site(&ctx.profile, &rc)?;
+    ctx.ct
+        .write(vmid, &Layout::nginx_site(&p), site.as_bytes(), 0o644, None)?;
+    crate::update::proxy::Proxy {
+        ct: ctx.ct.as_ref(),
+        vmid,
+        profile: &p,
+        http_port: crate::deploy::http_port(&ctx.settings.app),
+    }
+    .reload_proven(Duration::from_secs(u64::from(comp.drain_s) + 30))?;
+    ctx.acme_result = Some(Ok(()));
+    rep.info(format!(
+        "certificate for {} obtained; nginx serves HTTPS; renewal: {}.timer",
+        r.domain,
+        crate::acme::AcmePaths::of(&p).unit
+    ));
     Ok(())
 }
 

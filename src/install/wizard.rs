@@ -876,21 +876,38 @@ impl Wizard<'_> {
     }
 
     fn tls(&mut self) -> Result<()> {
-        let options = ["HTTP only", "HTTPS with my certificate"].map(String::from);
+        let options = [
+            "HTTP only",
+            "HTTPS with my certificate",
+            "HTTPS with Let's Encrypt (obtained and renewed for you)",
+        ]
+        .map(String::from);
         let mut q = Question::new("tls", "How nginx serves it");
         q.help = Some("HTTP only also fits behind another proxy that does TLS");
         q.default = Some(
             if self.prefill.contains_key("tls_cert") {
                 &options[1]
+            } else if self.prefill.get("tls").map(String::as_str) == Some("acme") {
+                &options[2]
             } else {
                 &options[0]
             }
             .clone(),
         );
-        if self.p.select(&q, &options)? == options[0] {
+        let choice = self.p.select(&q, &options)?;
+        if choice != options[2] {
+            self.answers.remove("tls");
+            for k in crate::acme::KEYS {
+                self.answers.remove(*k);
+            }
+        }
+        if choice == options[0] {
             self.answers.remove("tls_cert");
             self.answers.remove("tls_key");
             return Ok(());
+        }
+        if choice == options[2] {
+            return self.acme();
         }
         self.field(
             "tls_cert",
@@ -904,6 +921,59 @@ impl Wizard<'_> {
             "Private key file (PEM)",
             "a path on this node; it is copied into the container with mode 0600".into(),
             None,
+            false,
+        )
+    }
+
+    /// `tls: acme`: the CA's contact, the challenge (and the Cloudflare token file for DNS-01),
+    /// the CA directory; each checked as the answers file is.
+    fn acme(&mut self) -> Result<()> {
+        self.answers.remove("tls_cert");
+        self.answers.remove("tls_key");
+        self.answers.insert("tls".into(), "acme".into());
+        let contact = self.answers.get("admin_email").cloned();
+        self.field(
+            "acme_email",
+            "Contact email for the certificate authority",
+            "expiry warnings and account recovery go there".into(),
+            contact,
+            false,
+        )?;
+        let options = [
+            "HTTP-01: the name reaches this container on port 80",
+            "DNS-01 through Cloudflare: for names behind NAT (needs an API token)",
+        ]
+        .map(String::from);
+        let mut q = Question::new("acme_challenge", "How the CA checks that the name is yours");
+        q.help =
+            Some("HTTP-01 needs the public DNS record and port 80 forwarded to this container");
+        q.default = Some(
+            if self.prefill.get("acme_challenge").map(String::as_str) == Some("dns-cloudflare") {
+                &options[1]
+            } else {
+                &options[0]
+            }
+            .clone(),
+        );
+        if self.p.select(&q, &options)? == options[1] {
+            self.answers
+                .insert("acme_challenge".into(), "dns-cloudflare".into());
+            self.field(
+                "acme_cloudflare_token_file",
+                "File holding the Cloudflare API token (chmod 600)",
+                "create the token with permission Zone:DNS:Edit on this zone only".into(),
+                None,
+                false,
+            )?;
+        } else {
+            self.answers.insert("acme_challenge".into(), "http".into());
+            self.answers.remove("acme_cloudflare_token_file");
+        }
+        self.field(
+            "acme_directory",
+            "ACME directory URL",
+            "Enter keeps Let's Encrypt; staging for trials: https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+            Some(crate::acme::LETS_ENCRYPT.to_string()),
             false,
         )
     }
@@ -1178,9 +1248,14 @@ pub fn summary(profile: &Profile, facts: &NodeFacts, a: &BTreeMap<String, String
     );
     line(
         "Web",
-        match get("tls_cert") {
-            Some(c) => format!("HTTPS with {c}"),
-            None => "HTTP only (port 80)".into(),
+        match (get("tls_cert"), get("tls")) {
+            (Some(c), _) => format!("HTTPS with {c}"),
+            (None, Some("acme")) => format!(
+                "HTTPS with a certificate from {} ({} challenge), renewed by a timer",
+                get("acme_directory").unwrap_or(crate::acme::LETS_ENCRYPT),
+                get("acme_challenge").unwrap_or("http")
+            ),
+            _ => "HTTP only (port 80)".into(),
         },
     );
     if get("health_check") == Some("true") {
@@ -1447,6 +1522,43 @@ mod tests {
             ("confirm", "y"),
         ]);
         s
+    }
+
+    #[test]
+    fn lets_encrypt_mode_asks_and_checks_the_acme_settings() {
+        let profile = vikunja();
+        let mut script = Vec::new();
+        for step in advanced_script(&[("ipv4", "dhcp")]) {
+            if step == ("tls", "HTTP only") {
+                script.extend_from_slice(&[
+                    (
+                        "tls",
+                        "HTTPS with Let's Encrypt (obtained and renewed for you)",
+                    ),
+                    ("acme_email", "admin;reboot@example.com"),
+                    ("acme_email", "admin@example.com"),
+                    (
+                        "acme_challenge",
+                        "HTTP-01: the name reaches this container on port 80",
+                    ),
+                    ("acme_directory", "http://insecure.example/dir"),
+                    ("acme_directory", ""),
+                ]);
+            } else {
+                script.push(step);
+            }
+        }
+        script.push(("save_defaults", "n"));
+        let mut p = ScriptedPrompter::new(&script);
+        let (answers, _) = run(&profile, &facts(), &SavedDefaults::default(), &mut p);
+        let answers = answers.expect("not cancelled");
+        let reprompted: Vec<&str> = p.reprompts.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(reprompted.contains(&"acme_email"), "{reprompted:?}");
+        assert!(reprompted.contains(&"acme_directory"), "{reprompted:?}");
+        assert_eq!(answers["tls"], "acme");
+        assert_eq!(answers["acme_challenge"], "http");
+        assert_eq!(answers["acme_directory"], crate::acme::LETS_ENCRYPT);
+        assert!(!answers.contains_key("tls_cert"));
     }
 
     #[test]

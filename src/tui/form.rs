@@ -81,7 +81,12 @@ impl InstallForm {
             Mode::Default => &["name"],
             Mode::Advanced => CONTAINER_KEYS,
         };
-        for k in container {
+        // The ACME settings are asked by the wizard and read from answers files; this form
+        // does not offer them yet (a choice field would come first).
+        for k in container
+            .iter()
+            .filter(|k| **k != "tls" && !crate::acme::KEYS.contains(k))
+        {
             fields.push(Field {
                 key: k.to_string(),
                 label: container_label(k).to_string(),

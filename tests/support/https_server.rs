@@ -201,7 +201,17 @@ impl HttpsServer {
         } else {
             vec![ip.to_string()]
         };
-        let pki = TestPki::generate_for(&extra);
+        Self::start_at(SocketAddr::from((ip, 0)), &extra, handler)
+    }
+
+    /// Starts serving on `addr` (port 0: a free one) with a certificate that names `names`
+    /// besides 127.0.0.1 and localhost, e.g. a public API's host name a container is pointed
+    /// at the stand-in for.
+    pub fn start_at<F>(addr: SocketAddr, names: &[String], handler: F) -> HttpsServer
+    where
+        F: Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    {
+        let pki = TestPki::generate_for(names);
         let handler: Arc<Handler> = Arc::new(handler);
         let requests = Arc::new(Mutex::new(Vec::new()));
 
@@ -217,7 +227,7 @@ impl HttpsServer {
             .expect("server TLS config");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
 
-        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a free port");
+        let listener = std::net::TcpListener::bind(addr).expect("bind the port");
         listener
             .set_nonblocking(true)
             .expect("nonblocking listener");
