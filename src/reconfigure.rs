@@ -847,13 +847,16 @@ fn undo_resources(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
 
 fn hold(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let p = c.proxy();
+    // nginx's Lua sees the flag per request: no reload, so no connection is closed.
     p.hold_on()?;
-    p.reload()?;
     p.prove_hold(true)?;
-    if p.wait_old_workers(Duration::from_secs(15))?.is_none() {
-        bail!("requests accepted before the hold are still running after 15 s; try again later");
+    if p.wait_writes_done(Duration::from_secs(15))?.is_none() {
+        bail!("writes accepted before the hold are still running after 15 s; try again later");
     }
-    rep.info("writes are held while the data moves (non-GET requests get 503 with Retry-After)");
+    rep.info(format!(
+        "writes are held at nginx while the data moves (they wait up to {} s, then get 503 with Retry-After)",
+        c.profile.update.hold_max_wait_s()
+    ));
     Ok(())
 }
 
@@ -861,7 +864,6 @@ fn release_hold(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let p = c.proxy();
     if p.hold_present()? {
         p.hold_off()?;
-        p.reload()?;
         p.prove_hold(false)?;
         rep.info("writes flow again");
     }
@@ -1117,6 +1119,10 @@ fn acme_issue_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
 
 fn nginx_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let p = c.proxy();
+    // The site's switch and hold need Debian's Lua module (absent in older instances).
+    if p.ensure_lua_module()? {
+        rep.info("nginx: installed Debian's Lua module (libnginx-mod-http-lua)");
+    }
     // Proven: the workers of the old configuration gone, then a probe through the new one.
     let limit = Duration::from_secs(c.profile.components[0].drain_s as u64 + 30);
     p.reload_proven(limit)?;

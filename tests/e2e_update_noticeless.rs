@@ -76,12 +76,12 @@ fn update_unnoticed_under_keep_alive_and_per_request_load() {
     // The first request after install meets the app's site, never nginx's default one.
     assert_eq!(version_at(&ip), "v1.0.0");
 
-    // 1. v1 → v2 under both loads at once. Held writes wait up to 30 s at nginx, so the
-    // clients' timeout is longer than that.
+    // 1. v1 → v2 under both loads at once (held writes wait up to 30 s at nginx; the clients'
+    // timeout is 40 s).
     let workers = nginx_workers(&lab, &vmid);
     assert!(!workers.is_empty());
-    let keep = Load::start_with(&ip, &["--keep-alive", "--timeout", "40"]);
-    let fresh = Load::start_with(&ip, &["--timeout", "40"]);
+    let keep = Load::start_with(&ip, &["--keep-alive"]);
+    let fresh = Load::start(&ip);
     let out = launch(&lab, &cfg, &["update", "vikunja", "--watch", "2"]);
     let keep = keep.stop();
     let fresh = fresh.stop();

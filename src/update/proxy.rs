@@ -222,13 +222,10 @@ impl Proxy<'_> {
         Ok(())
     }
 
-    /// Makes nginx serve `site` with the Lua switch and hold: installs Debian's Lua module if
-    /// the container lacks it (an instance from before), writes the site when it differs, and
-    /// reloads, proven. Returns whether anything changed. Run before the hold: an update
-    /// itself then needs no reload.
-    pub fn ensure_lua_site(&self, site: &str, drain_s: u32) -> Result<bool> {
-        let mut changed = false;
-        let have_lua = self
+    /// Installs Debian's nginx Lua module (the site's switch and hold need it) when the
+    /// container lacks it: an instance installed by an older launch-tui. Returns whether it did.
+    pub fn ensure_lua_module(&self) -> Result<bool> {
+        let have = self
             .ct
             .exec(
                 self.vmid,
@@ -239,14 +236,22 @@ impl Proxy<'_> {
                 ],
             )?
             .ok();
-        if !have_lua {
+        if !have {
             sh(
                 self.ct,
                 self.vmid,
                 "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends libnginx-mod-http-lua >/dev/null",
             )?;
-            changed = true;
         }
+        Ok(!have)
+    }
+
+    /// Makes nginx serve `site` with the Lua switch and hold: installs Debian's Lua module if
+    /// the container lacks it (an instance from before), writes the site when it differs, and
+    /// reloads, proven. Returns whether anything changed. Run before the hold: an update
+    /// itself then needs no reload.
+    pub fn ensure_lua_site(&self, site: &str, drain_s: u32) -> Result<bool> {
+        let mut changed = self.ensure_lua_module()?;
         changed |= self.ensure_shutdown_timeout(drain_s)?;
         let path = Layout::nginx_site(self.profile);
         let have = self.ct.exec(self.vmid, &["cat", &path])?;

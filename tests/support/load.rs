@@ -19,13 +19,16 @@ impl Load {
         Load::start_with(ip, &[])
     }
 
-    /// `start` with more `launch-load` flags (`--keep-alive`, `--timeout 40`; not the ones above).
+    /// `start` with more `launch-load` flags (`--keep-alive`; not the ones above).
     pub fn start_with(ip: &str, flags: &[&str]) -> Load {
         let dir = tempfile::tempdir().unwrap();
         let stop_file = dir.path().join("stop");
         let child = Command::new(workspace_bin("launch-load"))
             .args(["--url", &format!("http://{ip}")])
             .args(["--concurrency", "4", "--duration", "240", "--pause-ms", "5"])
+            // A write held by an update waits at nginx up to 30 s (the profile's maximum):
+            // clients wait longer than that, as browsers do.
+            .args(["--timeout", "40"])
             .args(flags)
             .arg("--stop-file")
             .arg(&stop_file)
