@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 TRY=/var/lib/launch-try
 LAB_STATE=$TRY/lab
 CONFIG=$TRY/config
-BIN="$here/../target/debug"
+BIN="$here/../target/${LAUNCH_PROFILE:-debug}"   # LAUNCH_PROFILE=release: the optimized build
 WORK=$(mktemp -d /var/tmp/bench-update.XXXXXX)
 
 say() { printf '==> %s\n' "$*" >&2; }

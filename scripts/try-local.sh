@@ -23,12 +23,17 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need '$1' (command not found)"; }
 
-bin_dir() { echo "${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/debug"; }
+# LAUNCH_PROFILE=release uses (and builds) the optimized binaries, as a release ships them.
+bin_dir() { echo "${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/${LAUNCH_PROFILE:-debug}"; }
 
 build() {
     need_cmd cargo
     say "building launch-tui, pve-lab and the fixture app"
-    (cd "$(dirname "$0")/.." && cargo build --workspace --quiet)
+    if [ "${LAUNCH_PROFILE:-debug}" = release ]; then
+        (cd "$(dirname "$0")/.." && cargo build --workspace --release --quiet)
+    else
+        (cd "$(dirname "$0")/.." && cargo build --workspace --quiet)
+    fi
 }
 
 serve_releases() {
