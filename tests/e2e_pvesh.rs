@@ -87,13 +87,7 @@ fn install_update_uninstall_over_pvesh() {
 
     // The lab is a two-node cluster: `pve` (this node) and `pve2`, which holds configs only.
     let pve_lab = |args: &[&str]| {
-        let out = std::process::Command::new(lab::workspace_bin("pve-lab"))
-            .arg("--state")
-            .arg(lab.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pve-lab {args:?}: {}", text(&out));
+        lab.pve_lab_ok(args);
     };
     pve_lab(&["node", "add", "pve2"]);
 

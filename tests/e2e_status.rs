@@ -405,14 +405,9 @@ fn status_end_to_end() {
     //     strict mode makes the hardened app unit fail with 226/NAMESPACE. Status names the
     //     cause and the fix (nesting back on, then a reboot), not a plain restart.
     let pvesh = |args: &[&str]| {
-        let o = std::process::Command::new(workspace_bin("pve-lab"))
-            .arg("--state")
-            .arg(lab.path())
-            .arg("pvesh")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "pvesh {args:?}: {}", text(&o));
+        let mut full = vec!["pvesh"];
+        full.extend_from_slice(args);
+        lab.pve_lab_ok(&full);
     };
     let conf = format!("/nodes/pve/lxc/{vmid}/config");
     let start = format!("/nodes/pve/lxc/{vmid}/status/start");
@@ -462,14 +457,8 @@ fn status_end_to_end() {
     //     restarts: it asks again and gets another address. Status finds it there, says so
     //     (a warning: bookmarks and DNS still point at the old one), checks the app at the
     //     new address, and records it.
-    let moved = std::process::Command::new(workspace_bin("pve-lab"))
-        .arg("--state")
-        .arg(lab.path())
-        .args(["fault", "renumber-dhcp"])
-        .output()
-        .unwrap();
-    assert!(moved.status.success(), "{}", text(&moved));
-    let moved: serde_json::Value = serde_json::from_slice(&moved.stdout).unwrap();
+    let moved = lab.pve_lab_ok(&["fault", "renumber-dhcp"]);
+    let moved: serde_json::Value = serde_json::from_str(&moved).unwrap();
     let new_ip = moved
         .as_array()
         .unwrap()

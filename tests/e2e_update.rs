@@ -268,14 +268,9 @@ fn update_end_to_end() {
     //     anything changes (exit 2), naming the snapshot in the way and the command to delete
     //     it. PVE itself would fail the rollback task with "is not most recent snapshot".
     let pvesh = |args: &[&str]| {
-        let o = Command::new(lab::workspace_bin("pve-lab"))
-            .arg("--state")
-            .arg(lab.path())
-            .arg("pvesh")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "pvesh {args:?}: {}", text(&o));
+        let mut full = vec!["pvesh"];
+        full.extend_from_slice(args);
+        lab.pve_lab_ok(&full);
     };
     let snaps = format!("/nodes/pve/lxc/{vmid}/snapshot");
     // Launch's newest snapshot was taken before the v3 attempt, seconds ago (times count in

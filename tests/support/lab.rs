@@ -123,6 +123,19 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `pve-lab --state STATE ARGS...` (its pvesh, faults, nodes, SDN), which must succeed;
+    /// returns its stdout.
+    pub fn pve_lab_ok(&self, args: &[&str]) -> String {
+        let out = Command::new(workspace_bin("pve-lab"))
+            .arg("--state")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pve-lab {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// VMIDs of the lab's containers (from its state, as `pct list` would).
     pub fn vmids(&self) -> Vec<u32> {
         let out = Command::new(workspace_bin("pve-lab"))

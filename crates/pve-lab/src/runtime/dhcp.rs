@@ -36,9 +36,12 @@ impl Runtime {
         // Only a dnsmasq started for this lab's state counts (pids are reused).
         let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let argv = String::from_utf8_lossy(&argv);
+        let dnsmasq = argv
+            .split('\0')
+            .next()
+            .is_some_and(|a| a.ends_with("dnsmasq"));
         let ours = argv.contains(&self.dhcp_dir().display().to_string());
-        (argv.starts_with("dnsmasq") || argv.contains("/dnsmasq\0")).then_some(pid)?;
-        ours.then_some(pid)
+        (dnsmasq && ours).then_some(pid)
     }
 
     fn reservations(&self) -> BTreeMap<u32, Reservation> {
