@@ -73,6 +73,31 @@ impl Tmux {
         }
     }
 
+    /// Waits until the TUI has exited and the shell has the terminal again: keys typed
+    /// before that would reach the exiting TUI's reader instead of the shell.
+    fn wait_for_shell(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let state = self.run(&[
+                "display-message",
+                "-p",
+                "-t",
+                "tui",
+                "#{pane_current_command} #{alternate_on}",
+            ]);
+            if state.trim() == "bash 0" {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the shell did not get the terminal back within {limit:?} ({}):\n{}",
+                state.trim(),
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "tui"];
         args.extend_from_slice(keys);
@@ -287,6 +312,7 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
 
     // q: the terminal is back in cooked mode.
     tmux.keys(&["q"]);
+    tmux.wait_for_shell(limit);
     tmux.type_text("stty -a; echo STTY-$((20+22))");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("STTY-42", &[], limit);
@@ -304,6 +330,7 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
     tmux.keys(&["%"]);
     // The panic's message is printed on the restored screen.
     tmux.wait_for("panicked", &[], limit);
+    tmux.wait_for_shell(limit);
     tmux.type_text("stty -a; echo STTY-$((40+3))");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("STTY-43", &[], limit);
