@@ -75,7 +75,7 @@ serve_releases() {
         /^versions:/ { print "versions:"; printf "%s", versions; skip = 1; next }
         skip && /^[a-z]/ { skip = 0 }
         !skip { print }
-    ' "$(cd "$(dirname "$0")/.." && pwd)/profiles/vikunja.yaml" >"$WORK/config/profiles/vikunja.yaml"
+    ' "$(cd "$(dirname "$0")/.." && pwd)/profiles/vikunja/profile.yaml" >"$WORK/config/profiles/vikunja.yaml"
 }
 
 # launch-tui pointed at this lab, as a plain command (so /usr/bin/time can run it).

@@ -59,7 +59,7 @@ serve_releases() {
 write_profile() {
     mkdir -p "$CONFIG/profiles"
     local src versions=""
-    src="$(cd "$(dirname "$0")/.." && pwd)/profiles/vikunja.yaml"
+    src="$(cd "$(dirname "$0")/.." && pwd)/profiles/vikunja/profile.yaml"
     for v in v1.0.0 v2.0.0 v3.0.0; do
         local zip="vikunja-$v-linux-amd64-full.zip" sum channel=stable
         sum=$(sha256sum "$RELEASES/$zip" | cut -d' ' -f1)

@@ -112,15 +112,15 @@ pub fn check_renders(a: &AppSettings, version: &str) -> Result<(), render::Rende
     let main = a.main_component();
     for comp in std::iter::once(main).chain(a.extra_components()) {
         let rc = a.render_context(comp, Slot::Blue, version);
-        render::unit(comp, &rc)?;
+        render::unit(a.profile, comp, &rc)?;
         for f in &comp.files {
-            render::file(&f.template, &rc)?;
+            render::file(a.profile, &f.template, &rc)?;
         }
     }
     let rc = a.render_context(main, Slot::Blue, version);
     render::nginx_site(a.profile, &rc)?;
     if let Some(b) = &a.profile.bootstrap {
-        render::file(&b.script, &rc)?;
+        render::file(a.profile, &b.script, &rc)?;
     }
     Ok(())
 }
@@ -190,7 +190,7 @@ pub fn write_component_files(
     slot: Option<Slot>,
 ) -> Result<String> {
     for f in &component.files {
-        let text = render::file(&f.template, rc)?;
+        let text = render::file(profile, &f.template, rc)?;
         let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
         if let Some(dir) = std::path::Path::new(&f.path).parent() {
             sh(ct, vmid, &format!("mkdir -p {}", dir.display()))?;
@@ -202,7 +202,7 @@ pub fn write_component_files(
         }
     }
     let unit_name = Layout::unit_name(profile.name.as_str(), component.name.as_str(), slot);
-    let unit = render::unit(component, rc)?;
+    let unit = render::unit(profile, component, rc)?;
     ct.write(
         vmid,
         &format!("/etc/systemd/system/{unit_name}"),

@@ -625,7 +625,7 @@ fn rendered_files(profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<Rend
                 let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
                 out.push((
                     f.path.clone(),
-                    render::file(&f.template, rc)?,
+                    render::file(profile, &f.template, rc)?,
                     mode,
                     f.owner.as_ref().map(|o| o.to_string()),
                 ));
@@ -635,7 +635,7 @@ fn rendered_files(profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<Rend
                     "/etc/systemd/system/{}",
                     Layout::unit_name(profile.name.as_str(), c.name.as_str(), slot)
                 ),
-                render::unit(c, rc)?,
+                render::unit(profile, c, rc)?,
                 0o644,
                 None,
             ));

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::escape::{escape, Syntax};
 use crate::instance::Slot;
-use crate::profile::{self, Component, Profile};
+use crate::profile::{Assets, Component, Profile};
 
 /// Database settings as templates see them.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -187,24 +187,41 @@ impl Layout {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot render template `{template}`: {detail}\n  help: fix the template under assets/ or the profile's settings")]
+#[error("cannot render template `{template}`: {detail}\n  help: fix the template in the profile's directory or the profile's settings")]
 pub struct RenderError {
     pub template: String,
     pub detail: String,
 }
 
-fn render(template_name: &str, ctx: &RenderContext) -> Result<String, RenderError> {
-    let source = profile::asset(template_name).ok_or_else(|| RenderError {
-        template: template_name.to_string(),
-        detail: "no such file under assets/".into(),
+fn render(
+    assets: &Assets,
+    template_name: &str,
+    ctx: &RenderContext,
+) -> Result<String, RenderError> {
+    let source = assets.text(template_name).map_err(|e| RenderError {
+        template: assets.shown_path(template_name).display().to_string(),
+        detail: e.to_string(),
     })?;
-    render_source(template_name, source, ctx)
+    // Named by where it lives, so an error points at the file to fix.
+    let shown = assets.shown_path(template_name).display().to_string();
+    render_in(assets, &shown, &source, ctx)
 }
 
 /// Renders a template's text; every printed value goes through the escaping filter of the
 /// template's syntax ([`Syntax::of`] its name), whatever the template asks (`|safe` and
 /// `autoescape` blocks change nothing), so a template cannot write a raw value.
 pub fn render_source<S: Serialize>(
+    template_name: &str,
+    source: &str,
+    ctx: &S,
+) -> Result<String, RenderError> {
+    render_in(&Assets::default(), template_name, source, ctx)
+}
+
+/// [`render_source`], with `{% include %}` reading the profile's own files and the engine's
+/// fragments (`launch/...`); included text is printed through the same escaping filter.
+pub fn render_in<S: Serialize>(
+    assets: &Assets,
     template_name: &str,
     source: &str,
     ctx: &S,
@@ -245,7 +262,16 @@ pub fn render_source<S: Serialize>(
         };
         out.write_str(&text).map_err(minijinja::Error::from)
     });
-    env.add_template(template_name, source)
+    let loader_assets = assets.clone();
+    env.set_loader(move |name| match loader_assets.text(name) {
+        Ok(text) => Ok(Some(text)),
+        Err(crate::profile::AssetError::Missing) => Ok(None),
+        Err(e) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("template `{name}`: {e}"),
+        )),
+    });
+    env.add_template_owned(template_name.to_string(), source.to_string())
         .map_err(|e| err(format!("{e:#}")))?;
     let tmpl = env
         .get_template(template_name)
@@ -282,12 +308,16 @@ pub fn typed_settings(
         .collect()
 }
 
-pub fn unit(component: &Component, ctx: &RenderContext) -> Result<String, RenderError> {
-    render(&component.unit, ctx)
+pub fn unit(
+    profile: &Profile,
+    component: &Component,
+    ctx: &RenderContext,
+) -> Result<String, RenderError> {
+    render(&profile.assets, &component.unit, ctx)
 }
 
-pub fn file(template: &str, ctx: &RenderContext) -> Result<String, RenderError> {
-    render(template, ctx)
+pub fn file(profile: &Profile, template: &str, ctx: &RenderContext) -> Result<String, RenderError> {
+    render(&profile.assets, template, ctx)
 }
 
 /// The site, stamped with its configuration id: a hash of its own text that nginx answers in
@@ -297,10 +327,10 @@ pub fn nginx_site(profile: &Profile, ctx: &RenderContext) -> Result<String, Rend
     use sha2::{Digest, Sha256};
     let mut c = ctx.clone();
     c.config_id = "unstamped".into();
-    let text = render(&profile.nginx.site, &c)?;
+    let text = render(&profile.assets, &profile.nginx.site, &c)?;
     let hash = Sha256::digest(text.as_bytes());
     c.config_id = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    render(&profile.nginx.site, &c)
+    render(&profile.assets, &profile.nginx.site, &c)
 }
 
 /// The configuration id a rendered site carries (its `# launch-config: ID` line).
@@ -379,11 +409,11 @@ mod tests {
     fn vikunja_files_render() {
         let p = vikunja();
         let c = ctx(DbContext::sqlite(), None);
-        insta::assert_snapshot!("vikunja_unit", unit(&p.components[0], &c).unwrap());
-        insta::assert_snapshot!("vikunja_mcp_unit", unit(&p.components[1], &c).unwrap());
+        insta::assert_snapshot!("vikunja_unit", unit(&p, &p.components[0], &c).unwrap());
+        insta::assert_snapshot!("vikunja_mcp_unit", unit(&p, &p.components[1], &c).unwrap());
         insta::assert_snapshot!(
             "vikunja_config_sqlite",
-            file(&p.components[0].files[0].template, &c).unwrap()
+            file(&p, &p.components[0].files[0].template, &c).unwrap()
         );
         insta::assert_snapshot!("vikunja_nginx_http", nginx_site(&p, &c).unwrap());
     }
@@ -407,7 +437,7 @@ mod tests {
         let c = ctx(db, Some(tls));
         insta::assert_snapshot!(
             "vikunja_config_postgres",
-            file(&p.components[0].files[0].template, &c).unwrap()
+            file(&p, &p.components[0].files[0].template, &c).unwrap()
         );
         insta::assert_snapshot!("vikunja_nginx_tls", nginx_site(&p, &c).unwrap());
     }
@@ -417,7 +447,7 @@ mod tests {
         let p = vikunja();
         let mut c = ctx(DbContext::sqlite(), None);
         c.settings.remove("timezone");
-        let e = file(&p.components[0].files[0].template, &c).unwrap_err();
+        let e = file(&p, &p.components[0].files[0].template, &c).unwrap_err();
         assert!(e.to_string().contains("vikunja/config.yml.j2"), "{e}");
     }
 
@@ -499,7 +529,7 @@ mod tests {
         c.user = "root".into();
         for comp in &p.components {
             let path = d.join(Layout::unit_name("vikunja", comp.name.as_str(), None));
-            std::fs::write(&path, unit(comp, &c).unwrap()).unwrap();
+            std::fs::write(&path, unit(&p, comp, &c).unwrap()).unwrap();
             let out = std::process::Command::new("systemd-analyze")
                 .arg("verify")
                 .arg(&path)

@@ -72,7 +72,7 @@ fn semantic_profile_problems_are_all_listed_with_lines() {
             "inconsistent.yaml:12:5: resources.default.memory_mib: default 256 is below the minimum 512",
         ))
         .stderr(predicate::str::contains("components[0].when: `nope` is not a yes/no question"))
-        .stderr(predicate::str::contains("template `vikunja/missing.j2` does not exist"))
+        .stderr(predicate::str::contains("template `vikunja/missing.j2` is not in the profile's directory"))
         .stderr(no_panic());
 }
 
@@ -94,7 +94,7 @@ fn bad_sha256_in_profile_points_at_the_value() {
 #[test]
 fn embedded_vikunja_profile_lints_clean() {
     let cfg = tempfile::tempdir().unwrap();
-    let f = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/vikunja.yaml");
+    let f = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/vikunja/profile.yaml");
     bin(cfg.path())
         .args(["profiles", "lint"])
         .arg(&f)

@@ -256,7 +256,8 @@ fn refused_or_rendered(
             launch::instance::Slot::Blue,
             &s.version,
         );
-        let text = launch::render::file(&profile.components[0].files[0].template, &rc).unwrap();
+        let text =
+            launch::render::file(&profile, &profile.components[0].files[0].template, &rc).unwrap();
         let cfg: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
         prop_assert_eq!(

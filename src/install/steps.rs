@@ -491,7 +491,7 @@ fn bootstrap(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let vmid = ctx.settings.vmid;
     let comp = ctx.main_component().clone();
     let rc = render_ctx(ctx, &comp, Slot::Blue);
-    let script = render::file(&b.script, &rc)?;
+    let script = render::file(&ctx.profile, &b.script, &rc)?;
     // Answers and secrets reach the script as files (one per key, 0600) in a private
     // directory named by its one argument: data, never shell text, never on a command line.
     let dir = "/run/launch-bootstrap";

@@ -190,6 +190,9 @@ pub struct Profile {
     /// instance secrets, available to templates rendered after it.
     #[serde(default)]
     pub bootstrap: Option<Bootstrap>,
+    /// Where its templates are read (set by the loader, never from the YAML).
+    #[serde(skip)]
+    pub assets: super::Assets,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -655,11 +658,11 @@ impl Profile {
                 help: help.to_string(),
             })
         };
-        if self.format != 1 {
+        if !(1..=2).contains(&self.format) {
             issue(
                 "format".into(),
                 format!("unknown profile format {}", self.format),
-                "this version of launch-tui reads format 1",
+                "this version of launch-tui reads formats 1 and 2 (`format: 2`)",
             );
         }
         let (min, def) = (&self.resources.minimum, &self.resources.default);
@@ -890,8 +893,8 @@ impl Profile {
                 if !asset_exists(&t) {
                     issue(
                         path,
-                        format!("template `{t}` does not exist under assets/"),
-                        "add the file under assets/ or fix the name",
+                        format!("template `{t}` is not in the profile's directory"),
+                        "add the file next to profile.yaml or fix the name",
                     );
                 }
             }
@@ -907,8 +910,8 @@ impl Profile {
             if !asset_exists(&b.script) {
                 issue(
                     "bootstrap.script".into(),
-                    format!("template `{}` does not exist under assets/", b.script),
-                    "add the file under assets/ or fix the name",
+                    format!("template `{}` is not in the profile's directory", b.script),
+                    "add the file next to profile.yaml or fix the name",
                 );
             }
         }
@@ -916,10 +919,10 @@ impl Profile {
             issue(
                 "nginx.site".into(),
                 format!(
-                    "template `{}` does not exist under assets/",
+                    "template `{}` is not in the profile's directory",
                     self.nginx.site
                 ),
-                "add the file under assets/ or fix the name",
+                "add the file next to profile.yaml or fix the name",
             );
         }
         if let Some(q) = &self.nginx.upload_limit_question {

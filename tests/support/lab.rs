@@ -256,7 +256,7 @@ pub fn zip_name(version: &str) -> String {
 /// sum for one version (to test the failure path).
 pub fn fixture_profile(rel: &Releases, sha_override: Option<(&str, &str)>) -> String {
     let real = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/vikunja.yaml"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/vikunja/profile.yaml"),
     )
     .unwrap();
     // Upstream's "latest release" document, served by the same loopback server.
