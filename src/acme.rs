@@ -290,6 +290,7 @@ pub fn read_cloudflare_token(path: &str) -> Result<String, InvalidValue> {
 /// whose public URL is `public_url`; every problem is returned, nothing is touched.
 pub fn validate(
     sets: &BTreeMap<String, String>,
+    url_key: &str,
     public_url: &str,
 ) -> Result<AcmeRequest, Vec<InvalidValue>> {
     let mut problems = Vec::new();
@@ -300,10 +301,10 @@ pub fn validate(
         .unwrap_or_default();
     if let Err(e) = check_domain(&domain) {
         problems.push(bad(
-            "public_url",
+            url_key,
             public_url,
             format!("its host cannot get an ACME certificate: {e}"),
-            "set public_url to the DNS name users reach, e.g. https://tasks.example.org",
+            format!("set {url_key} to the DNS name users reach, e.g. https://app.example.org"),
         ));
     }
     let email = get("acme_email").unwrap_or_default().to_string();
@@ -793,7 +794,7 @@ mod tests {
         ] {
             let mut s = sets(&[("acme_email", "admin@example.org")]);
             s.insert(k.into(), v.into());
-            let err = validate(&s, "https://tasks.example.org").unwrap_err();
+            let err = validate(&s, "public_url", "https://tasks.example.org").unwrap_err();
             assert!(err.iter().any(|p| p.field == k), "{k}={v:?}: {err:?}");
         }
         for url in [
@@ -801,11 +802,13 @@ mod tests {
             "http://localhost",
             "http://-x.example.org",
         ] {
-            let err = validate(&sets(&[("acme_email", "a@example.org")]), url).unwrap_err();
+            let err =
+                validate(&sets(&[("acme_email", "a@example.org")]), "public_url", url).unwrap_err();
             assert!(err.iter().any(|p| p.field == "public_url"), "{url}");
         }
         let ok = validate(
             &sets(&[("acme_email", "a@example.org")]),
+            "public_url",
             "https://tasks.example.org/",
         )
         .unwrap();
@@ -827,11 +830,11 @@ mod tests {
             ("acme_challenge", "dns-cloudflare"),
             ("acme_cloudflare_token_file", path),
         ]);
-        let err = validate(&s, "https://tasks.example.org").unwrap_err();
+        let err = validate(&s, "public_url", "https://tasks.example.org").unwrap_err();
         assert!(err[0].help.contains("chmod 600"), "{err:?}");
         assert!(!format!("{err:?}").contains(token));
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let r = validate(&s, "https://tasks.example.org").unwrap();
+        let r = validate(&s, "public_url", "https://tasks.example.org").unwrap();
         assert_eq!(r.cloudflare_token.as_deref(), Some(token));
         assert!(!format!("{r:?}").contains(token));
         let conf = render_conf(&r, "vikunja").unwrap();
@@ -852,7 +855,7 @@ mod tests {
             ("acme_email", "a@example.org"),
             ("acme_challenge", "dns-cloudflare"),
         ]);
-        assert!(validate(&s, "https://tasks.example.org").is_err());
+        assert!(validate(&s, "public_url", "https://tasks.example.org").is_err());
     }
 
     #[test]
@@ -888,6 +891,7 @@ mod tests {
     fn the_cas_message_is_kept_and_the_fix_named() {
         let r = validate(
             &sets(&[("acme_email", "a@example.org")]),
+            "public_url",
             "https://tasks.example.org",
         )
         .unwrap();

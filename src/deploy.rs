@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::ct::{run, sh, CtAccess};
 use crate::engine::Reporter;
 use crate::instance::{Instance, Slot};
-use crate::profile::{Component, InstallMethod, Profile};
+use crate::profile::{Component, InstallMethod, Profile, Role};
 use crate::release::ReleaseCache;
 use crate::render::{self, DbContext, ExtraLocation, Layout, RenderContext, TlsContext};
 
@@ -54,10 +54,13 @@ impl<'a> AppSettings<'a> {
         version: &str,
     ) -> RenderContext {
         let p = self.profile.name.as_str();
-        let server_name = self
-            .settings
-            .get("public_url")
-            .and_then(|u| url::Url::parse(u).ok())
+        let public_url = self
+            .profile
+            .role_value(Role::PublicUrl, self.settings)
+            .unwrap_or_default()
+            .to_string();
+        let server_name = url::Url::parse(&public_url)
+            .ok()
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_else(|| "_".into());
         let mut settings = self.settings.clone();
@@ -81,6 +84,12 @@ impl<'a> AppSettings<'a> {
                 key: format!("/etc/{p}/tls/key.pem"),
             }),
             server_name,
+            public_url,
+            upload_limit_mib: self
+                .profile
+                .role_value(Role::UploadLimitMib, self.settings)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_UPLOAD_LIMIT_MIB),
             upstream_include: Layout::upstream_include(p),
             upstream_name: Layout::upstream_name(p),
             http_port: http_port(self.settings),
@@ -105,6 +114,9 @@ impl<'a> AppSettings<'a> {
         }
     }
 }
+
+/// nginx's upload limit for a profile with no `roles.upload_limit_mib` question.
+pub const DEFAULT_UPLOAD_LIMIT_MIB: u64 = 100;
 
 /// Renders every file of the instance in memory, so a value that no file can hold safely is
 /// refused before anything is created (the filters refuse what they cannot escape).

@@ -157,8 +157,8 @@ fn validate(
     let settable: Vec<String> = profile
         .questions
         .iter()
+        .filter(|q| !q.install_only)
         .map(|q| q.key.to_string())
-        .filter(|k| k != "admin_email")
         .chain(OWN_KEYS.iter().map(|k| k.to_string()))
         .collect();
     for (key, value) in sets {
@@ -167,12 +167,14 @@ fn validate(
             continue;
         }
         let current = inst.settings.get(key).cloned().unwrap_or_default();
-        if key == "admin_email" {
+        if let Some(q) = profile.question(key).filter(|q| q.install_only) {
             problems.push(bad(
                 key,
                 value,
-                "the admin email is used once, to create the admin account; the app keeps it in its own database",
-                "change the account's email in the app (Vikunja: Settings → General)",
+                "it is used once, at install; the app keeps it in its own data afterwards",
+                q.after_install
+                    .clone()
+                    .unwrap_or_else(|| "change it in the app itself".into()),
             ));
             continue;
         }
@@ -214,7 +216,7 @@ fn validate(
                     }
                 }
             }
-            if key == "public_url" {
+            if profile.role_key(crate::profile::Role::PublicUrl) == Some(key.as_str()) {
                 let (old, new) = (host_of(&current), host_of(&value));
                 if let (Some(old), Some(new)) = (old, new) {
                     if old != new && old.parse::<std::net::IpAddr>().is_err() {
@@ -310,8 +312,11 @@ fn validate(
                 }
             }
             "tls" if value == "acme" => {
-                let url = next.settings.get("public_url").cloned().unwrap_or_default();
-                match crate::acme::validate(sets, &url) {
+                let url_key = profile
+                    .role_key(crate::profile::Role::PublicUrl)
+                    .unwrap_or("public_url");
+                let url = next.settings.get(url_key).cloned().unwrap_or_default();
+                match crate::acme::validate(sets, url_key, &url) {
                     Ok(r) => {
                         for (k, v) in [
                             ("acme_email", r.email.clone()),
@@ -691,9 +696,16 @@ fn show(inst: &Instance, drifts: &[String], profile: &Profile) -> String {
             ));
         }
     }
+    let app_keys: Vec<&str> = profile
+        .questions
+        .iter()
+        .filter(|q| !q.install_only)
+        .map(|q| q.key.as_str())
+        .collect();
     t.push_str(&format!(
-        "change with: launch-tui reconfigure {} --set KEY=VALUE (public_url, timezone, max_upload_mib, registration, mcp, tls_cert+tls_key, tls=off, cores, memory_mib, swap_mib, disk_gib, http_port, https_port, database[+db_host, db_port, db_user, db_name, db_password_file])",
-        inst.name
+        "change with: launch-tui reconfigure {} --set KEY=VALUE ({}, tls_cert+tls_key, tls=off, tls=acme, cores, memory_mib, swap_mib, disk_gib, http_port, https_port, database[+db_host, db_port, db_user, db_name, db_password_file])",
+        inst.name,
+        app_keys.join(", ")
     ));
     t
 }
@@ -705,7 +717,7 @@ fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>> {
             return Err(LaunchError::bad_input(
                 format!("--set {s}"),
                 "expected KEY=VALUE",
-                "write it like --set public_url=https://tasks.example.com",
+                "write it like --set KEY=VALUE (`launch-tui reconfigure NAME` lists the keys)",
             ));
         };
         if out
@@ -722,12 +734,13 @@ fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn ask(inst: &Instance) -> Result<BTreeMap<String, String>> {
+fn ask(inst: &Instance, profile: &Profile) -> Result<BTreeMap<String, String>> {
     let keys: Vec<&str> = inst
         .settings
         .keys()
         .map(String::as_str)
-        .filter(|k| !matches!(*k, "old_hosts" | "os" | "database" | "tls" | "admin_email"))
+        .filter(|k| !matches!(*k, "old_hosts" | "os" | "database" | "tls"))
+        .filter(|k| profile.question(k).is_none_or(|q| !q.install_only))
         .chain(["memory_mib", "cores", "disk_gib", "database"])
         .collect();
     let key = inquire::Select::new("Change which setting?", keys)
@@ -1230,7 +1243,7 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
             ));
         }
         eprintln!("{text}");
-        ask(&inst)?
+        ask(&inst, &profile)?
     } else {
         sets
     };

@@ -115,6 +115,10 @@ pub struct RenderContext {
     pub db: DbContext,
     pub tls: Option<TlsContext>,
     pub server_name: String,
+    /// The public URL (the answer to the profile's `roles.public_url` question), "" without one.
+    pub public_url: String,
+    /// nginx's `client_max_body_size` in MiB (the `roles.upload_limit_mib` answer; 100 without one).
+    pub upload_limit_mib: u64,
     pub upstream_include: String,
     pub upstream_name: String,
     /// nginx's public ports (80 and 443 unless reconfigured).
@@ -381,6 +385,8 @@ mod tests {
             db,
             tls,
             server_name: "tasks.example.com".into(),
+            public_url: "https://tasks.example.com/".into(),
+            upload_limit_mib: 20,
             upstream_include: "/etc/nginx/launch/vikunja-upstream.conf".into(),
             upstream_name: "vikunja_active".into(),
             http_port: 80,

@@ -483,11 +483,10 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             }
             let ip = ctx.ip.clone().unwrap_or_default();
             let url = ctx
-                .settings
-                .app
-                .get("public_url")
-                .cloned()
-                .unwrap_or_default();
+                .profile
+                .role_value(crate::profile::Role::PublicUrl, &ctx.settings.app)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("http://{ip}/"));
             let mut text = format!(
                 "{title} {version} is running in CT {vmid}.\n  open:        {url}  (from this host: http://{ip}/)\n  credentials: {record} (mode 0600)\n  log:         {log}\n  next:        launch-tui status {name} · launch-tui backup {name} · launch-tui update {name}",
                 title = ctx.profile.title,

@@ -896,8 +896,11 @@ pub fn resolve(
                 .iter()
                 .map(|k| (k.to_string(), get(k).unwrap_or_default()))
                 .collect();
-            let url = get("public_url").unwrap_or_default();
-            match crate::acme::validate(&sets, &url) {
+            let url_key = profile
+                .role_key(crate::profile::Role::PublicUrl)
+                .unwrap_or("public_url");
+            let url = get(url_key).unwrap_or_default();
+            match crate::acme::validate(&sets, url_key, &url) {
                 Ok(r) => Some(r),
                 Err(ps) => {
                     for p in ps {

@@ -200,7 +200,9 @@ fn create_container(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         "{title} {version}, installed by launch-tui\nURL: {url}\n\nManage it on the Proxmox VE host:\n  launch-tui status {name}\n  launch-tui update {name}\n  launch-tui backup {name}\n",
         title = p.title,
         version = s.version,
-        url = s.app.get("public_url").cloned().unwrap_or_default(),
+        url = p
+            .role_value(crate::profile::Role::PublicUrl, &s.app)
+            .unwrap_or_default(),
         name = s.name
     );
     let create = CreateCt {

@@ -931,7 +931,10 @@ impl Wizard<'_> {
         self.answers.remove("tls_cert");
         self.answers.remove("tls_key");
         self.answers.insert("tls".into(), "acme".into());
-        let contact = self.answers.get("admin_email").cloned();
+        let contact = self
+            .profile
+            .role_value(crate::profile::Role::AdminEmail, &self.answers)
+            .map(str::to_string);
         self.field(
             "acme_email",
             "Contact email for the certificate authority",

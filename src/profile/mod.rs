@@ -349,6 +349,7 @@ pub fn parse_with(source: &str, file: &Path, own: Assets) -> Result<Profile, Lau
         }
     })?;
     profile.assets = if profile.format == 1 {
+        profile.fill_format1_roles();
         Assets::catalog()
     } else {
         own

@@ -190,9 +190,60 @@ pub struct Profile {
     /// instance secrets, available to templates rendered after it.
     #[serde(default)]
     pub bootstrap: Option<Bootstrap>,
+    /// Which questions play the parts the engine needs (format 2; format 1 profiles get them
+    /// from the conventional keys when loaded).
+    #[serde(default)]
+    pub roles: Roles,
     /// Where its templates are read (set by the loader, never from the YAML).
     #[serde(skip)]
     pub assets: super::Assets,
+}
+
+/// The parts some questions play for the engine: it reads values through these, never by a key
+/// name of its own.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// The `url` question whose answer is the public URL: nginx's `server_name`, the ACME
+    /// domain, the link printed after install, the redirect from names the instance had before.
+    #[serde(default)]
+    pub public_url: Option<Key>,
+    /// The `email` question holding the admin's email: the ACME contact's default.
+    #[serde(default)]
+    pub admin_email: Option<Key>,
+    /// The `integer` question (MiB) that sets nginx's `client_max_body_size` (templates see it as
+    /// `upload_limit_mib`).
+    #[serde(default)]
+    pub upload_limit_mib: Option<Key>,
+}
+
+/// A part a question plays (see [`Roles`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    PublicUrl,
+    AdminEmail,
+    UploadLimitMib,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::PublicUrl, Role::AdminEmail, Role::UploadLimitMib];
+
+    pub fn field(self) -> &'static str {
+        match self {
+            Role::PublicUrl => "public_url",
+            Role::AdminEmail => "admin_email",
+            Role::UploadLimitMib => "upload_limit_mib",
+        }
+    }
+
+    /// The question kind a question in this part must have.
+    pub fn kind(self) -> QuestionKind {
+        match self {
+            Role::PublicUrl => QuestionKind::Url,
+            Role::AdminEmail => QuestionKind::Email,
+            Role::UploadLimitMib => QuestionKind::Integer,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -332,6 +383,13 @@ pub struct QuestionDef {
     pub min: Option<i64>,
     #[serde(default)]
     pub max: Option<i64>,
+    /// Asked at install only: the app keeps the value in its own data afterwards (an admin
+    /// account's email), so `reconfigure` refuses it and says what to do instead.
+    #[serde(default)]
+    pub install_only: bool,
+    /// With `install_only`: how to change it after install (shown when reconfigure refuses).
+    #[serde(default)]
+    pub after_install: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -626,6 +684,10 @@ impl UpdatePolicy {
     }
 }
 
+/// Keys launch-tui keeps in an instance's settings besides the container's: a question may not
+/// use them.
+pub const RESERVED_KEYS: &[&str] = &["old_hosts", "app_url", "version", "name"];
+
 /// A problem found by `Profile::check`, located by its field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
@@ -637,6 +699,47 @@ pub struct Issue {
 impl Profile {
     pub fn question(&self, key: &str) -> Option<&QuestionDef> {
         self.questions.iter().find(|q| q.key.as_str() == key)
+    }
+
+    /// The question playing `role`, if the profile has one.
+    pub fn role_key(&self, role: Role) -> Option<&str> {
+        let r = &self.roles;
+        match role {
+            Role::PublicUrl => r.public_url.as_ref(),
+            Role::AdminEmail => r.admin_email.as_ref(),
+            Role::UploadLimitMib => r.upload_limit_mib.as_ref(),
+        }
+        .map(Key::as_str)
+    }
+
+    /// The value an instance's settings give the question playing `role`.
+    pub fn role_value<'a>(
+        &self,
+        role: Role,
+        settings: &'a BTreeMap<String, String>,
+    ) -> Option<&'a str> {
+        settings.get(self.role_key(role)?).map(String::as_str)
+    }
+
+    /// Format 1 profiles name no roles: they are the conventional keys, when asked.
+    pub(crate) fn fill_format1_roles(&mut self) {
+        let key = |k: &str| Key(k.to_string());
+        if self.roles.public_url.is_none() && self.question("public_url").is_some() {
+            self.roles.public_url = Some(key("public_url"));
+        }
+        if self.roles.admin_email.is_none() && self.question("admin_email").is_some() {
+            self.roles.admin_email = Some(key("admin_email"));
+            if let Some(q) = self
+                .questions
+                .iter_mut()
+                .find(|q| q.key.as_str() == "admin_email")
+            {
+                q.install_only = true;
+            }
+        }
+        if self.roles.upload_limit_mib.is_none() {
+            self.roles.upload_limit_mib = self.nginx.upload_limit_question.clone();
+        }
     }
 
     pub fn release(&self, version: &str) -> Option<&Release> {
@@ -924,6 +1027,48 @@ impl Profile {
                 ),
                 "add the file next to profile.yaml or fix the name",
             );
+        }
+        for role in Role::ALL {
+            let Some(k) = self.role_key(role) else {
+                if role == Role::PublicUrl && self.format >= 2 {
+                    issue(
+                        "roles.public_url".into(),
+                        "no question is the public URL".into(),
+                        "add a `kind: url` question and name it: roles: { public_url: KEY }",
+                    );
+                }
+                continue;
+            };
+            match self.question(k) {
+                Some(q) if q.kind == role.kind() => {}
+                _ => issue(
+                    format!("roles.{}", role.field()),
+                    format!("`{k}` is not a {:?} question of this profile", role.kind())
+                        .to_lowercase(),
+                    &format!(
+                        "name a question with `kind: {}`",
+                        format!("{:?}", role.kind()).to_lowercase()
+                    ),
+                ),
+            }
+        }
+        for (i, q) in self.questions.iter().enumerate() {
+            if crate::install::settings::CONTAINER_KEYS.contains(&q.key.as_str())
+                || RESERVED_KEYS.contains(&q.key.as_str())
+            {
+                issue(
+                    format!("questions[{i}].key"),
+                    format!("`{}` is reserved: launch-tui sets it itself", q.key),
+                    "give the question another key",
+                );
+            }
+            if q.after_install.is_some() && !q.install_only {
+                issue(
+                    format!("questions[{i}].after_install"),
+                    "`after_install` without `install_only: true`".into(),
+                    "add `install_only: true` or remove `after_install`",
+                );
+            }
         }
         if let Some(q) = &self.nginx.upload_limit_question {
             if self
