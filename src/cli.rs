@@ -125,7 +125,7 @@ pub struct TuiArgs {
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// The app's profile (see `launch-tui profiles list`)
+    /// The app: a profile's name (see `launch-tui profiles list`) or its directory (`./myapp/`)
     pub profile: Option<String>,
     /// Take every setting from this YAML file (unattended)
     #[arg(long, value_name = "FILE")]
@@ -279,6 +279,16 @@ pub enum ProfilesCommand {
     List,
     /// One profile's versions, questions and components
     Show { name: String },
-    /// Check a profile file, reporting every problem with its line
-    Lint { file: PathBuf },
+    /// Check a profile (a name, a profile's directory or its profile.yaml) before any container
+    /// exists: schema, templates rendered with sample answers, nginx -t, systemd-analyze verify;
+    /// every problem with its file and line
+    Lint { profile: String },
+    /// Write a format 1 profile as a format 2 profile directory
+    Migrate {
+        /// The format 1 profile file
+        file: PathBuf,
+        /// The directory to write (profile.yaml and the templates it names)
+        #[arg(long)]
+        to: PathBuf,
+    },
 }

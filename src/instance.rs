@@ -184,7 +184,7 @@ pub fn check_instance_name(name: &str) -> Result<(), LaunchError> {
         LaunchError::bad_input(
             format!("instance name `{}`", crate::escape::shown(name)),
             problem,
-            "instance names look like `vikunja` or `vikunja-2`",
+            "instance names look like `tasks` or `tasks-2`",
         )
     })
 }

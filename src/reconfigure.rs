@@ -314,7 +314,7 @@ fn validate(
             "tls" if value == "acme" => {
                 let url_key = profile
                     .role_key(crate::profile::Role::PublicUrl)
-                    .unwrap_or("public_url");
+                    .unwrap_or("roles.public_url");
                 let url = next.settings.get(url_key).cloned().unwrap_or_default();
                 match crate::acme::validate(sets, url_key, &url) {
                     Ok(r) => {
@@ -540,7 +540,7 @@ fn external_db(
             continue;
         }
         if let Err(e) = crate::install::settings::check_db_field(field, v) {
-            problems.push(bad(field, v, e, "e.g. db.example.com, vikunja"));
+            problems.push(bad(field, v, e, "e.g. db.example.com, tasks"));
         }
     }
     let default_port = if kind == DatabaseKind::ExternalMariadb {
@@ -890,7 +890,24 @@ fn binary(profile: &Profile) -> anyhow::Result<String> {
     }
 }
 
-const EXPORT_FILE: &str = "launch-reconfigure-export.zip";
+/// Where the app's export is written (`{dir}` in the profile's export/import commands): a
+/// private directory under /run, removed when the reconfigure is recorded.
+const EXPORT_DIR: &str = "/run/launch-export";
+
+/// The export's file name (`{file}`): the profile's `migrations.export_file`, or this.
+const DEFAULT_EXPORT_FILE: &str = "launch-export";
+
+/// The profile's data paths (relative to the slot's data directory), kept aside before an
+/// import replaces them and put back if it fails.
+fn data_paths(profile: &Profile) -> Vec<String> {
+    profile
+        .backup
+        .paths
+        .iter()
+        .filter(|p| !p.is_empty() && !p.split('/').any(|s| s == ".." || s.is_empty()))
+        .cloned()
+        .collect()
+}
 
 fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let m = c
@@ -901,7 +918,19 @@ fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let user = c.profile.components[0].user.to_string();
     let vmid = c.vmid();
     let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
-    sh(c.ct.as_ref(), vmid, &format!("mkdir -p /run/launch-export && chown {user}: /run/launch-export && chmod 0700 /run/launch-export && rm -rf {data}/files.pre-reconfigure && cp -a {data}/files {data}/files.pre-reconfigure 2>/dev/null || true"))?;
+    crate::ct::run(c.ct.as_ref(), vmid, &["mkdir", "-p", EXPORT_DIR])?;
+    crate::ct::run(
+        c.ct.as_ref(),
+        vmid,
+        &["chown", &format!("{user}:"), EXPORT_DIR],
+    )?;
+    crate::ct::run(c.ct.as_ref(), vmid, &["chmod", "0700", EXPORT_DIR])?;
+    for p in data_paths(&c.profile) {
+        let (from, aside) = (format!("{data}/{p}"), format!("{data}/{p}.pre-reconfigure"));
+        crate::ct::run(c.ct.as_ref(), vmid, &["rm", "-rf", &aside])?;
+        // A path the app has not created yet has nothing to keep.
+        let _ = c.ct.exec(vmid, &["cp", "-a", &from, &aside]);
+    }
     app_command(c, &m.export, None)?;
     rep.info("the app exported its data");
     let kind = c.change.database.context("no database change")?;
@@ -948,9 +977,15 @@ fn app_command(c: &Ctx, template: &[String], input: Option<&str>) -> anyhow::Res
         Layout::release_dir(c.profile.name.as_str(), &c.before.app_version),
         binary(&c.profile)?
     );
+    let file = c
+        .profile
+        .migrations
+        .as_ref()
+        .and_then(|m| m.export_file.clone())
+        .unwrap_or_else(|| DEFAULT_EXPORT_FILE.into());
     let args: Vec<String> = template
         .iter()
-        .map(|a| a.replace("{file}", EXPORT_FILE))
+        .map(|a| a.replace("{dir}", EXPORT_DIR).replace("{file}", &file))
         .collect();
     let user = c.profile.components[0].user.to_string();
     deploy::run_app_command(
@@ -966,9 +1001,15 @@ fn app_command(c: &Ctx, template: &[String], input: Option<&str>) -> anyhow::Res
 }
 
 fn undo_import(c: &mut Ctx, _rep: &Reporter) -> anyhow::Result<()> {
-    // The import replaced the files directory with the export's copy; the original comes back.
+    // The import may have replaced the data paths with the export's copy; the originals come back.
     let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
-    sh(c.ct.as_ref(), c.vmid(), &format!("if [ -d {data}/files.pre-reconfigure ]; then rm -rf {data}/files && mv {data}/files.pre-reconfigure {data}/files; fi"))?;
+    for p in data_paths(&c.profile) {
+        let (to, aside) = (format!("{data}/{p}"), format!("{data}/{p}.pre-reconfigure"));
+        if c.ct.exec(c.vmid(), &["test", "-e", &aside])?.ok() {
+            crate::ct::run(c.ct.as_ref(), c.vmid(), &["rm", "-rf", &to])?;
+            crate::ct::run(c.ct.as_ref(), c.vmid(), &["mv", &aside, &to])?;
+        }
+    }
     Ok(())
 }
 
@@ -1210,15 +1251,14 @@ fn record_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
         None,
     )?;
     let data = Layout::data_dir(c.profile.name.as_str(), c.before.active_slot);
-    let _ = c.ct.exec(
-        c.vmid(),
-        &[
-            "rm",
-            "-rf",
-            &format!("{data}/files.pre-reconfigure"),
-            "/run/launch-export",
-        ],
-    );
+    let mut leftovers: Vec<String> = data_paths(&c.profile)
+        .iter()
+        .map(|p| format!("{data}/{p}.pre-reconfigure"))
+        .collect();
+    leftovers.push(EXPORT_DIR.into());
+    let mut argv = vec!["rm", "-rf"];
+    argv.extend(leftovers.iter().map(String::as_str));
+    let _ = c.ct.exec(c.vmid(), &argv);
     rep.info(format!(
         "recorded {}",
         c.store.path_of(&next.name).display()

@@ -261,7 +261,7 @@ impl ReleaseCache {
         check_path_part(
             "destination file name",
             dest_name,
-            "give a plain file name such as `vikunja`",
+            "give a plain file name such as `myapp`",
         )?;
         let binary = match artifact.format {
             ArchiveFormat::Binary => None,
@@ -324,7 +324,7 @@ fn url_file_name(url: &str) -> Result<String, ReleaseError> {
         what: "artifact URL",
         value: url.to_string(),
         problem: problem.to_string(),
-        help: "the URL must end in the release file's name, e.g. https://dl.vikunja.io/vikunja/v2.5.0/vikunja-v2.5.0-linux-amd64-full.zip".into(),
+        help: "the URL must end in the release file's name, e.g. https://example.org/releases/v1.2.0/myapp-v1.2.0-linux-amd64.zip".into(),
     }
     };
     let parsed = url::Url::parse(url).map_err(|e| invalid(&format!("it is not a URL ({e})")))?;
@@ -366,7 +366,7 @@ fn check_binary_name(binary: Option<&str>, artifact: &Artifact) -> Result<String
             what: "`binary:` of artifact",
             value: raw.to_string(),
             problem: "it must be a relative file path inside the archive, without `..`".into(),
-            help: "give the executable's path inside the archive, e.g. `vikunja` or `bin/vikunja`"
+            help: "give the executable's path inside the archive, e.g. `myapp` or `bin/myapp`"
                 .into(),
         });
     }

@@ -7,10 +7,10 @@
 //! `--json` prints one object (this schema is stable; fields are only ever added):
 //!
 //! ```json
-//! {"instances": [{"name": "vikunja", "profile": "vikunja", "vmid": 105, "node": "pve",
+//! {"instances": [{"name": "tasks", "profile": "tasks", "vmid": 105, "node": "pve",
 //!                 "ip": "10.0.0.5", "healthy": true,
 //!                 "checks": [{"id": "container", "status": "ok", "message": "running, up 3h 02m"},
-//!                            {"id": "unit:vikunja-api-blue.service", "status": "fail",
+//!                            {"id": "unit:tasks-api-blue.service", "status": "fail",
 //!                             "message": "...", "fix": "pct exec 105 -- systemctl restart ..."}]}],
 //!  "result": "ok"}
 //! ```
@@ -176,13 +176,13 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
             return Err(LaunchError::bad_input(
                 "status",
                 "no instance given",
-                "name one (`launch-tui status vikunja`) or check every instance with `launch-tui status --all`",
+                "name one (`launch-tui status NAME`) or check every instance with `launch-tui status --all`",
             ))
         }
     };
     if instances.is_empty() {
         return Ok(Outcome::new(
-            "No instances yet. Install one with `launch-tui install vikunja`.",
+            "No instances yet. Install one with `launch-tui install APP` (`launch-tui profiles list` lists the apps).",
             json!({ "instances": [] }),
         ));
     }

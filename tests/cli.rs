@@ -100,7 +100,9 @@ fn embedded_vikunja_profile_lints_clean() {
         .arg(&f)
         .assert()
         .success()
-        .stdout(predicate::str::contains("ok (vikunja, 1 release(s))"));
+        .stdout(predicate::str::contains(
+            "ok (vikunja format 2, 1 release(s)",
+        ));
 }
 
 #[test]

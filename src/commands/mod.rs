@@ -68,7 +68,10 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Install(a) => {
             let catalog = crate::profile::Catalog::new(&g.config);
             if let Some(p) = &a.profile {
-                catalog.load(p)?;
+                let loaded = catalog.load_arg(p)?;
+                if p.contains('/') {
+                    catalog.check_adoptable(&loaded)?;
+                }
             }
             if let Some(n) = &a.name {
                 check_instance_name(n)?;
@@ -131,7 +134,7 @@ fn list(g: &Global) -> Result<Outcome> {
     let instances = store.list()?;
     if instances.is_empty() {
         return Ok(Outcome::new(
-            "No instances yet. Install one with `launch-tui install vikunja`.",
+            "No instances yet. Install one with `launch-tui install APP` (`launch-tui profiles list` lists the apps).",
             json!({ "instances": [] }),
         ));
     }

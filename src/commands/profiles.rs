@@ -14,7 +14,19 @@ pub fn run(g: &Global, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
             let mut text = String::new();
             let mut rows = Vec::new();
             for name in catalog.names() {
-                let p = catalog.load(&name)?;
+                // One broken profile is listed as such; it never hides the others.
+                let p = match catalog.load(&name) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                        text.push_str(&format!(
+                            "{name:<12} {:<10} INVALID: {first} (launch-tui profiles lint {name})\n",
+                            "-"
+                        ));
+                        rows.push(json!({ "name": name, "valid": false, "problem": first }));
+                        continue;
+                    }
+                };
                 let latest = p
                     .profile
                     .latest(profile::Channel::Stable)
@@ -25,7 +37,7 @@ pub fn run(g: &Global, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
                     name, latest, p.profile.description, p.origin
                 ));
                 rows.push(json!({
-                    "name": name, "latest": latest,
+                    "name": name, "valid": true, "latest": latest,
                     "description": p.profile.description, "origin": p.origin.to_string(),
                 }));
             }
@@ -76,16 +88,42 @@ pub fn run(g: &Global, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
                 serde_json::to_value(pr).unwrap_or_default(),
             ))
         }
-        ProfilesCommand::Lint { file } => {
-            let p = profile::load_file(&file)?;
+        ProfilesCommand::Lint { profile } => {
+            let loaded = catalog.load_arg(&profile)?;
+            let report = profile::lint::lint(&loaded, true);
+            if !report.problems.is_empty() {
+                return Err(crate::error::LaunchError::InvalidFile {
+                    file: loaded.file.clone(),
+                    problems: report.problems,
+                });
+            }
+            let mut text = format!(
+                "{}: ok ({} format {}, {} release(s), {} rendering(s) checked)",
+                loaded.file.display(),
+                loaded.profile.name,
+                loaded.profile.format,
+                loaded.profile.versions.len(),
+                report.rendered
+            );
+            for n in &report.not_checked {
+                text.push_str(&format!("\n  not checked here: {n}"));
+            }
+            Ok(Outcome::new(
+                text,
+                json!({ "file": loaded.file, "ok": true, "rendered": report.rendered,
+                        "not_checked": report.not_checked }),
+            ))
+        }
+        ProfilesCommand::Migrate { file, to } => {
+            let written = profile::migrate::to_format2(&file, &to)?;
             Ok(Outcome::new(
                 format!(
-                    "{}: ok ({}, {} release(s))",
-                    file.display(),
-                    p.profile.name,
-                    p.profile.versions.len()
+                    "wrote {} (format 2) and {} template(s); check it with: launch-tui profiles lint {}",
+                    to.join(profile::PROFILE_FILE).display(),
+                    written,
+                    to.display()
                 ),
-                json!({ "file": file, "ok": true }),
+                json!({ "dir": to, "templates": written }),
             ))
         }
     }

@@ -325,8 +325,34 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             "run it on a terminal, or pass --answers FILE --yes for an unattended install",
         ));
     }
-    let profile_name = a.profile.clone().unwrap_or_else(|| "vikunja".into());
-    let loaded = catalog.load(&profile_name)?;
+    let mut adopt_from = None;
+    let loaded = match &a.profile {
+        // A path (`./myapp/`): the profile is copied into CONFIG/profiles/NAME/ first, so
+        // update, status, backup and restore find the same profile by its name later.
+        Some(arg) if arg.contains('/') => {
+            let from_path = catalog.load_arg(arg)?;
+            catalog.check_adoptable(&from_path)?;
+            adopt_from = Some(from_path.clone());
+            from_path
+        }
+        Some(name) => catalog.load(name)?,
+        None => {
+            let names = catalog.names();
+            match names.as_slice() {
+                [only] => catalog.load(only)?,
+                _ => {
+                    return Err(LaunchError::bad_input(
+                        "install",
+                        "no app named",
+                        format!(
+                            "name one: launch-tui install APP (one of: {}), or a profile's directory: launch-tui install ./myapp/",
+                            names.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+    };
     let profile = loaded.profile;
     let mut answers = BTreeMap::new();
     if let Some(answers_file) = &a.answers {
@@ -439,6 +465,11 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             }])
         })?;
     }
+    // Every check passed: a profile given by path is now copied into CONFIG/profiles/NAME/.
+    let profile = match adopt_from {
+        Some(from_path) => catalog.adopt(&from_path)?.profile,
+        None => profile,
+    };
     let name = settings.name.clone();
     let log_path = operation_log_path(&name, "install");
     let mut ctx = InstallCtx {

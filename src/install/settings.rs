@@ -520,7 +520,7 @@ pub fn resolve(
 
     let name = get("name").unwrap_or_else(|| profile.name.to_string());
     if let Err(e) = crate::profile::check_name(&name) {
-        bad("name", &name, e, "use a name like vikunja-2".into());
+        bad("name", &name, e, "use a name like tasks-2".into());
     }
 
     let mut num = |k: &str, default: u64, lo: u64, hi: u64| -> u64 {
@@ -602,7 +602,7 @@ pub fn resolve(
             "hostname",
             &hostname,
             e,
-            "letters, digits and '-', e.g. vikunja".into(),
+            "letters, digits and '-', e.g. tasks".into(),
         );
     } else if facts.taken_hostnames.iter().any(|h| h == &hostname) {
         bad(
@@ -898,7 +898,7 @@ pub fn resolve(
                 .collect();
             let url_key = profile
                 .role_key(crate::profile::Role::PublicUrl)
-                .unwrap_or("public_url");
+                .unwrap_or("roles.public_url");
             let url = get(url_key).unwrap_or_default();
             match crate::acme::validate(&sets, url_key, &url) {
                 Ok(r) => Some(r),

@@ -76,7 +76,7 @@ impl std::fmt::Display for AssetError {
 }
 
 impl Assets {
-    /// The whole built-in catalog (`profiles/`): format 1 names such as `vikunja/x.service.j2`.
+    /// The whole built-in catalog (`profiles/`): format 1 names such as `app/x.service.j2`.
     pub fn catalog() -> Self {
         Assets {
             root: Root::Embedded(&EMBEDDED_PROFILES),
@@ -106,7 +106,7 @@ impl Assets {
         }
     }
 
-    /// The path a file is shown at in messages (`profiles/vikunja/x.conf.j2`, `/root/app/x.sh.j2`).
+    /// The path a file is shown at in messages (`profiles/app/x.conf.j2`, `/root/app/x.sh.j2`).
     pub fn shown_path(&self, name: &str) -> PathBuf {
         if name.starts_with(RESERVED_PREFIX) {
             return PathBuf::from(format!("assets/{name} (built in)"));

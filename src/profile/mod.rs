@@ -5,7 +5,9 @@
 //! backup holds. The engine never names an app; it only reads profiles.
 
 mod assets;
+pub mod lint;
 mod locate;
+pub mod migrate;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -157,17 +159,16 @@ impl Catalog {
         }
     }
 
-    /// Copies a profile directory into `CONFIG/profiles/NAME/`, so that every later operation
-    /// (update, status, backup, restore) finds the same profile by name. Refused when that name
-    /// is built in or another profile of that name is already there (never replaced silently).
-    pub fn adopt(&self, loaded: &LoadedProfile) -> Result<LoadedProfile, LaunchError> {
+    /// Whether [`Catalog::adopt`] would copy this profile (true), finds the same one already
+    /// there (false), or must refuse (an error naming why): checked before anything changes.
+    pub fn check_adoptable(&self, loaded: &LoadedProfile) -> Result<bool, LaunchError> {
         let name = loaded.profile.name.as_str();
         let Some(src) = loaded.profile.assets.dir() else {
-            return self.load(name);
+            return Ok(false);
         };
         let dest = self.override_dir.join(name);
         if src.canonicalize().ok() == dest.canonicalize().ok() {
-            return self.load(name);
+            return Ok(false);
         }
         let files = loaded.profile.assets.files();
         if self.is_builtin(name) {
@@ -183,7 +184,7 @@ impl Catalog {
                     .iter()
                     .all(|f| std::fs::read(dest.join(f)).ok() == std::fs::read(src.join(f)).ok());
             if same {
-                return self.load(name);
+                return Ok(false);
             }
             return Err(LaunchError::bad_input(
                 format!("profile `{name}` ({})", src.display()),
@@ -194,6 +195,22 @@ impl Catalog {
                 ),
             ));
         }
+        Ok(true)
+    }
+
+    /// Copies a profile directory into `CONFIG/profiles/NAME/`, so that every later operation
+    /// (update, status, backup, restore) finds the same profile by name. Refused when that name
+    /// is built in or another profile of that name is already there (never replaced silently).
+    pub fn adopt(&self, loaded: &LoadedProfile) -> Result<LoadedProfile, LaunchError> {
+        let name = loaded.profile.name.as_str();
+        if !self.check_adoptable(loaded)? {
+            return self.load(name);
+        }
+        let Some(src) = loaded.profile.assets.dir() else {
+            return self.load(name);
+        };
+        let files = loaded.profile.assets.files();
+        let dest = self.override_dir.join(name);
         let staging = self.override_dir.join(format!(".{name}.new"));
         let _ = std::fs::remove_dir_all(&staging);
         let io = |e: std::io::Error, what: &Path| {

@@ -648,6 +648,10 @@ pub struct Migrations {
     /// A line the import reads on its standard input (a confirmation it asks for).
     #[serde(default)]
     pub import_input: Option<String>,
+    /// The export's file name (`{file}`), e.g. `export.zip`; `{dir}` is the private
+    /// directory launch-tui gives the export.
+    #[serde(default)]
+    pub export_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -926,7 +930,7 @@ impl Profile {
                         issue(
                             format!("backup.config[{i}].owner"),
                             format!("`{o}` is not a user or user:group name"),
-                            "use names such as `root` or `vikunja:vikunja`",
+                            "use names such as `root` or `app:app`",
                         );
                     }
                 }

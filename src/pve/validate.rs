@@ -109,7 +109,7 @@ pub fn hostname(v: &str) -> Result<(), PveError> {
             "host name",
             v,
             "a host name is DNS labels of letters, digits and inner dashes, joined by dots",
-            "e.g. `vikunja` or `vikunja.home.arpa`",
+            "e.g. `tasks` or `tasks.home.arpa`",
         ))
     }
 }
@@ -122,7 +122,7 @@ pub fn tag(v: &str) -> Result<(), PveError> {
             "tag",
             v,
             "tags have letters, digits, `_`, `-`, `+` and `.`, and do not start with `-`, `+` or `.`",
-            "e.g. `launch` or `app-vikunja`",
+            "e.g. `launch` or `app-tasks`",
         ))
     }
 }

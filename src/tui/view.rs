@@ -267,7 +267,7 @@ fn dashboard(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     if app.rows.is_empty() {
         let p = Paragraph::new(vec![
             Line::raw("No instances yet."),
-            Line::raw("Install one with `launch-tui install vikunja` (press q to leave)."),
+            Line::raw("Install one with `launch-tui install APP` (press q to leave)."),
         ])
         .block(block);
         f.render_widget(p, table_area);

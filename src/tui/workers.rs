@@ -86,6 +86,20 @@ fn newest_stable(
         .filter(|v| crate::update::version_key(v) > crate::update::version_key(&inst.app_version))
 }
 
+/// The instance's public URL: the answer to its profile's `roles.public_url` question.
+fn public_url(
+    catalog: &Catalog,
+    cache: &mut BTreeMap<String, Option<crate::profile::Profile>>,
+    inst: &Instance,
+) -> Option<String> {
+    let p = cache
+        .entry(inst.profile.clone())
+        .or_insert_with(|| catalog.load(&inst.profile).ok().map(|l| l.profile))
+        .as_ref()?;
+    p.role_value(crate::profile::Role::PublicUrl, &inst.settings)
+        .map(str::to_string)
+}
+
 fn backup_age(name: &str) -> String {
     let dir = crate::backup::default_dir(name);
     let now = time::OffsetDateTime::now_utc();
@@ -161,10 +175,7 @@ pub fn load_rows(config: PathBuf, tx: Sender<Msg>) {
                 list.into_iter()
                     .map(|i| Row {
                         update: newest_stable(&catalog, &mut profiles, &i),
-                        url: i
-                            .settings
-                            .get("public_url")
-                            .cloned()
+                        url: public_url(&catalog, &mut profiles, &i)
                             .or_else(|| i.container.ip.as_ref().map(|ip| format!("http://{ip}")))
                             .unwrap_or_else(|| "-".into()),
                         backup_age: backup_age(&i.name),

@@ -1,0 +1,384 @@
+//! `profiles lint` and profile directories (issue #12): the tutorial profile of
+//! docs/profiles.md lints clean, and each class of mistake a profile can make is reported with
+//! its file and line, exit 2, before any container exists. Real: the launch-tui binary, the
+//! tutorial's files as the docs print them, nginx (with Debian's Lua module) for `nginx -t`,
+//! systemd-analyze. No Proxmox is involved: lint needs none.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn bin(config: &Path) -> Command {
+    let mut c = Command::cargo_bin("launch-tui").unwrap();
+    c.env("LAUNCH_CONFIG", config)
+        .env("NO_COLOR", "1")
+        .env_remove("LAUNCH_HOST");
+    c
+}
+
+/// The tutorial's files, as docs/profiles.md prints them (`<!-- file: notes/NAME -->` before a
+/// fenced block), written under `dir`.
+fn tutorial(dir: &Path) -> PathBuf {
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/profiles.md"))
+            .unwrap();
+    let mut lines = doc.lines();
+    let mut n = 0;
+    while let Some(l) = lines.next() {
+        let Some(name) = l
+            .strip_prefix("<!-- file: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let fence = lines.next().unwrap();
+        assert!(fence.starts_with("```"), "a fenced block follows {name}");
+        let mut text = String::new();
+        for l in lines.by_ref() {
+            if l == "```" {
+                break;
+            }
+            text.push_str(l);
+            text.push('\n');
+        }
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 4, "the tutorial has four files");
+    dir.join("notes")
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The 1-based line of the first line containing `needle`.
+fn line_of(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{} has no `{needle}`", path.display()))
+        + 1
+}
+
+/// Lints the tutorial after `mutate`, expecting exit 2 and every `want` in stderr.
+fn lint_fails(mutate: impl FnOnce(&Path), want: &[&dyn Fn(&Path) -> String]) {
+    let work = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let dir = tutorial(work.path());
+    mutate(&dir);
+    let wants: Vec<String> = want.iter().map(|w| w(&dir)).collect();
+    let out = bin(cfg.path())
+        .args(["profiles", "lint"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit 2 expected:\n{stderr}");
+    for w in wants {
+        assert!(stderr.contains(&w), "`{w}` missing from:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn the_tutorial_profile_lints_clean_with_every_check_run() {
+    let work = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let dir = tutorial(work.path());
+    bin(cfg.path())
+        .args(["profiles", "lint"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok (notes format 2"))
+        // nginx -t and systemd-analyze ran: CI installs both (nothing is skipped).
+        .stdout(predicate::str::contains("not checked").not());
+    // The built-in profiles lint clean by name.
+    bin(cfg.path())
+        .args(["profiles", "lint", "vikunja"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("not checked").not());
+}
+
+#[test]
+fn schema_mistakes_point_at_the_line() {
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("profile.yaml"),
+                "    user: notes\n",
+                "    user: notes\n    usr: x\n",
+            )
+        },
+        &[
+            &|d| {
+                format!(
+                    "profile.yaml:{}:",
+                    line_of(&d.join("profile.yaml"), "usr: x")
+                )
+            },
+            &|_| "unknown field `usr`".into(),
+        ],
+    );
+    lint_fails(
+        |d| edit(&d.join("profile.yaml"), "    port: 8310", "    port: 80"),
+        &[&|_| "invalid port 80".into()],
+    );
+}
+
+#[test]
+fn missing_or_escaping_templates_are_named_with_their_line() {
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("profile.yaml"),
+                "unit: notes.service.j2",
+                "unit: nope.service.j2",
+            )
+        },
+        &[
+            &|d| {
+                format!(
+                    "profile.yaml:{}:",
+                    line_of(&d.join("profile.yaml"), "unit: nope")
+                )
+            },
+            &|_| "template `nope.service.j2` is not in the profile's directory".into(),
+        ],
+    );
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("profile.yaml"),
+                "template: config.yml.j2",
+                "template: ../../etc/passwd.yml.j2",
+            )
+        },
+        &[&|_| "template `../../etc/passwd.yml.j2` is not in the profile's directory".into()],
+    );
+    // A symlink out of the directory is not a template.
+    lint_fails(
+        |d| {
+            std::fs::remove_file(d.join("config.yml.j2")).unwrap();
+            std::os::unix::fs::symlink("/etc/hostname", d.join("config.yml.j2")).unwrap();
+        },
+        &[&|_| "template `config.yml.j2` is not in the profile's directory".into()],
+    );
+}
+
+#[test]
+fn a_template_that_does_not_render_is_reported_at_its_own_line() {
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("config.yml.j2"),
+                "session_secret:",
+                "colour: {{ settings.colour }}\nsession_secret:",
+            )
+        },
+        &[
+            &|d| {
+                format!(
+                    "config.yml.j2:{}:",
+                    line_of(&d.join("config.yml.j2"), "colour:")
+                )
+            },
+            &|_| "does not render".into(),
+        ],
+    );
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("config.yml.j2"),
+                "{{ public_url }}",
+                "{{ public_url | safe }}",
+            )
+        },
+        &[
+            &|d| {
+                format!(
+                    "config.yml.j2:{}:",
+                    line_of(&d.join("config.yml.j2"), "| safe")
+                )
+            },
+            &|_| "would print a raw value".into(),
+        ],
+    );
+}
+
+#[test]
+fn nginx_and_systemd_refusals_are_reported() {
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("site.conf.j2"),
+                "    location / {",
+                "    proxy_bogus on;\n    location / {",
+            )
+        },
+        &[
+            &|_| "site.conf.j2".into(),
+            &|_| "nginx -t refuses the rendered site".into(),
+            &|_| "proxy_bogus".into(),
+        ],
+    );
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("notes.service.j2"),
+                "Restart=on-failure",
+                "Restartt=on-failure",
+            )
+        },
+        &[
+            &|_| "notes.service.j2".into(),
+            &|_| "systemd-analyze verify refuses the rendered unit".into(),
+            &|_| "Restartt".into(),
+        ],
+    );
+}
+
+#[test]
+fn roles_and_reserved_keys_are_checked() {
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("profile.yaml"),
+                "  admin_email: admin_email\n",
+                "  admin_email: max_upload_mib\n",
+            )
+        },
+        &[
+            &|d| {
+                format!(
+                    "profile.yaml:{}:",
+                    line_of(&d.join("profile.yaml"), "admin_email: max_upload_mib")
+                )
+            },
+            &|_| "roles.admin_email".into(),
+        ],
+    );
+    lint_fails(
+        |d| edit(&d.join("profile.yaml"), "  public_url: public_url\n", ""),
+        &[&|_| "roles.public_url: no question is the public URL".into()],
+    );
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("profile.yaml"),
+                "  - key: max_upload_mib",
+                "  - key: hostname",
+            )
+        },
+        &[&|_| "`hostname` is reserved".into()],
+    );
+    lint_fails(
+        |d| {
+            std::fs::create_dir_all(d.join("launch")).unwrap();
+            std::fs::write(d.join("launch/listen.conf.j2"), "listen 1;\n").unwrap();
+        },
+        &[&|_| "launch/listen.conf.j2".into(), &|_| {
+            "is launch-tui's own".into()
+        }],
+    );
+}
+
+#[test]
+fn one_broken_profile_does_not_hide_the_others() {
+    let cfg = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = tutorial(work.path());
+    let installed = cfg.path().join("profiles/notes");
+    std::fs::create_dir_all(cfg.path().join("profiles")).unwrap();
+    std::fs::rename(&dir, &installed).unwrap();
+    edit(
+        &installed.join("profile.yaml"),
+        "format: 2",
+        "format: 2\nbogus: 1",
+    );
+    bin(cfg.path())
+        .args(["profiles", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("vikunja"))
+        .stdout(predicate::str::contains("notes").and(predicate::str::contains("INVALID")));
+    // Fixed, it is listed as valid, from the configuration directory.
+    edit(
+        &installed.join("profile.yaml"),
+        "format: 2\nbogus: 1",
+        "format: 2",
+    );
+    bin(cfg.path())
+        .args(["profiles", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("INVALID").not())
+        .stdout(predicate::str::contains(installed.display().to_string()));
+}
+
+#[test]
+fn install_from_a_directory_refuses_a_built_in_name_before_anything_changes() {
+    let cfg = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = tutorial(work.path());
+    edit(&dir.join("profile.yaml"), "name: notes", "name: vikunja");
+    let answers = work.path().join("answers.yaml");
+    std::fs::write(
+        &answers,
+        "public_url: http://n.example\nadmin_email: a@example.org\n",
+    )
+    .unwrap();
+    bin(cfg.path())
+        .args(["install"])
+        .arg(&dir)
+        .args(["--yes", "--answers"])
+        .arg(&answers)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a built-in profile has this name"));
+    assert!(!cfg.path().join("profiles").exists(), "nothing was copied");
+}
+
+#[test]
+fn a_format_1_profile_migrates_to_a_directory_that_lints() {
+    let cfg = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let to = work.path().join("mig");
+    let v1 =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles/format1-full.yaml");
+    bin(cfg.path())
+        .args(["profiles", "migrate"])
+        .arg(&v1)
+        .arg("--to")
+        .arg(&to)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(format 2)"));
+    let yaml = std::fs::read_to_string(to.join("profile.yaml")).unwrap();
+    assert!(
+        yaml.contains("format: 2") && yaml.contains("public_url: public_url"),
+        "{yaml}"
+    );
+    bin(cfg.path())
+        .args(["profiles", "lint"])
+        .arg(&to)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("format 2"));
+    // Not over an existing directory.
+    bin(cfg.path())
+        .args(["profiles", "migrate"])
+        .arg(&v1)
+        .arg("--to")
+        .arg(&to)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not empty"));
+}
