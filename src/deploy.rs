@@ -374,26 +374,27 @@ pub fn running_version(
     let Some(v) = &component.health.version else {
         return Ok(None);
     };
-    let out = ct.exec(
-        vmid,
-        &[
-            "curl",
-            "-fsS",
-            "-m",
-            "5",
-            &format!("http://127.0.0.1:{port}{}", v.path),
-        ],
-    )?;
+    let (headers, body) = probe_in_ct(ct, vmid, &format!("http://127.0.0.1:{port}{}", v.path))?;
+    // A profile that names a probe promised a version: an answer without one is an error.
+    v.extract(&headers, &body)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{e} ({})", v.describe()))
+}
+
+/// GETs `url` inside the container; its header lines and body.
+pub fn probe_in_ct(ct: &dyn CtAccess, vmid: u32, url: &str) -> Result<(String, String)> {
+    let out = ct.exec(vmid, &["curl", "-fsS", "-i", "-m", "5", url])?;
     if !out.ok() {
         bail!(
-            "the app's version probe http://127.0.0.1:{port}{} did not answer: {}",
-            v.path,
+            "the app's version probe {url} did not answer: {}",
             out.tail(2)
         );
     }
-    let info: serde_json::Value = serde_json::from_str(out.stdout.trim())
-        .with_context(|| format!("the version probe {} did not answer JSON", v.path))?;
-    Ok(info[&v.field].as_str().map(str::to_string))
+    let text = out.stdout.replace("\r\n", "\n");
+    Ok(match text.split_once("\n\n") {
+        Some((h, b)) => (h.to_string(), b.to_string()),
+        None => (text, String::new()),
+    })
 }
 
 /// Creates the app's database and its user on a local PostgreSQL or MariaDB in the container

@@ -1252,25 +1252,32 @@ pub fn version_check(
     };
     let url = format!("http://{ip}{}", probe.path);
     let read = http_client().and_then(|h| {
-        h.get(&url)
+        let r = h
+            .get(&url)
             .send()
             .and_then(|r| r.error_for_status())
-            .and_then(|r| r.json::<serde_json::Value>())
-            .map_err(|e| format!("{url}: {e}"))
+            .map_err(|e| format!("{url}: {e}"))?;
+        let headers: String = r
+            .headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or_default()))
+            .collect();
+        let body = r.text().map_err(|e| format!("{url}: {e}"))?;
+        Ok((headers, body))
     });
     match read {
-        Ok(v) => match v[&probe.field].as_str() {
-            Some(running) if running == recorded => {
+        Ok((headers, body)) => match probe.extract(&headers, &body) {
+            Ok(running) if running == recorded => {
                 vec![Check::ok(id, format!("{running} (as recorded)"))]
             }
-            Some(running) => vec![Check::warn(
+            Ok(running) => vec![Check::warn(
                 id,
                 format!("the app reports {running}, the instance record says {recorded}"),
                 format!("pct exec {vmid} -- systemctl restart {main_unit}  (its unit runs the recorded release; or `launch-tui update {name}`)"),
             )],
-            None => vec![Check::warn(
+            Err(e) => vec![Check::warn(
                 id,
-                format!("{url} has no string field `{}`", probe.field),
+                format!("{e} ({})", probe.describe()),
                 format!("launch-tui profiles show {name}  (the profile's version probe may be wrong)"),
             )],
         },

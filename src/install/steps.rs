@@ -84,10 +84,12 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
             format!("Installing {} as hardened systemd units", p.title),
             app,
         ));
-    if p.bootstrap.is_some() {
+    if let Some(b) = &p.bootstrap {
         plan = plan.step(FnStep::new(
             "bootstrap",
-            "Creating the admin account",
+            b.title
+                .clone()
+                .unwrap_or_else(|| format!("Running {}'s first-start script", p.title)),
             bootstrap,
         ));
     }
@@ -319,11 +321,31 @@ fn root_password(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
 }
 
 fn apt(ctx: &InstallCtx, packages: &[&str]) -> Result<()> {
-    let script = format!(
-        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends {} >/dev/null",
-        packages.join(" ")
-    );
-    sh(ctx.ct.as_ref(), ctx.settings.vmid, &script)?;
+    let vmid = ctx.settings.vmid;
+    let ct = ctx.ct.as_ref();
+    // Package names reach apt-get as arguments (the profile's are checked names too).
+    crate::ct::run(
+        ct,
+        vmid,
+        &[
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "update",
+            "-qq",
+        ],
+    )?;
+    let mut argv = vec![
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+    ];
+    argv.extend_from_slice(packages);
+    crate::ct::run(ct, vmid, &argv)?;
     Ok(())
 }
 
@@ -351,6 +373,9 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     {
         pkgs.extend(["python3", "python3-venv"]);
     }
+    // The profile's own packages.
+    let profile = ctx.profile.clone();
+    pkgs.extend(profile.packages.iter().map(|p| p.as_str()));
     rep.info(format!("apt-get install {}", pkgs.join(" ")));
     apt(ctx, &pkgs)
 }
@@ -678,20 +703,12 @@ fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         "{inside} answers {want} through nginx in CT {vmid}"
     ));
     if let Some(v) = &comp.health.version {
-        let out = crate::ct::run(
+        let (headers, body) = crate::deploy::probe_in_ct(
             ctx.ct.as_ref(),
             vmid,
-            &[
-                "curl",
-                "-sf",
-                "-m",
-                "5",
-                &format!("http://127.0.0.1:{port}{}", v.path),
-            ],
+            &format!("http://127.0.0.1:{port}{}", v.path),
         )?;
-        let info: serde_json::Value = serde_json::from_str(&out.stdout)
-            .with_context(|| format!("{} did not answer JSON", v.path))?;
-        let running = info[&v.field].as_str().unwrap_or_default().to_string();
+        let running = v.extract(&headers, &body).map_err(anyhow::Error::msg)?;
         if running != ctx.settings.version {
             bail!(
                 "the app reports version {running:?}, expected {}",

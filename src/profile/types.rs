@@ -83,6 +83,38 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+/// A Debian package name (Debian policy: lowercase letters, digits, `+`, `-`, `.`, starting
+/// with a letter or digit): it reaches apt-get as one argument, never as shell text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DebPackage(String);
+
+impl DebPackage {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for DebPackage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s.len() >= 2
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
+            });
+        if ok {
+            Ok(DebPackage(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid Debian package name `{}`: expected lowercase letters, digits, '+', '-' and '.'",
+                crate::escape::shown(&s)
+            )))
+        }
+    }
+}
+
 /// A lowercase hex SHA-256 sum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -178,6 +210,10 @@ pub struct Profile {
     #[serde(default)]
     pub secrets: Vec<SecretDef>,
     pub databases: Databases,
+    /// Debian packages the app needs in its container, installed with nginx and the
+    /// database's packages from the container's Debian mirror.
+    #[serde(default)]
+    pub packages: Vec<DebPackage>,
     pub components: Vec<Component>,
     pub nginx: Nginx,
     pub backup: BackupDef,
@@ -249,8 +285,11 @@ impl Role {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
-    /// A shell script template under `assets/`.
+    /// A shell script template in the profile's directory.
     pub script: String,
+    /// The step's title in progress output ("Creating the admin account").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     #[serde(default)]
     pub outputs: Vec<Key>,
 }
@@ -497,12 +536,76 @@ pub struct Upstream {
     pub field: String,
 }
 
+/// Where the running version is read: an HTTP path on the component, and in its answer a JSON
+/// field (a dotted path: `version`, `info.version`, `releases.0.tag`) or a header; `pattern`
+/// (a regex with one group) picks the version out of that text (`^v?(.*)$`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionProbe {
     pub path: String,
-    /// The JSON field holding the version string.
-    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+impl VersionProbe {
+    /// What the probe reads, for messages: `field info.version of /api/info`.
+    pub fn describe(&self) -> String {
+        match (&self.field, &self.header) {
+            (Some(f), _) => format!("JSON field `{f}` of {}", self.path),
+            (None, Some(h)) => format!("header `{h}` of {}", self.path),
+            (None, None) => self.path.clone(),
+        }
+    }
+
+    /// The version in an answer (`headers` as `name: value` lines, `body` its text).
+    pub fn extract(&self, headers: &str, body: &str) -> Result<String, String> {
+        let raw = if let Some(h) = &self.header {
+            headers
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case(h)
+                        .then(|| v.trim().to_string())
+                })
+                .ok_or_else(|| format!("the answer of {} has no header `{h}`", self.path))?
+        } else {
+            let field = self.field.as_deref().unwrap_or("version");
+            let json: serde_json::Value = serde_json::from_str(body.trim())
+                .map_err(|e| format!("{} did not answer JSON: {e}", self.path))?;
+            let mut v = &json;
+            for seg in field.split('.') {
+                v = match seg.parse::<usize>() {
+                    Ok(i) if v.is_array() => &v[i],
+                    _ => &v[seg],
+                };
+            }
+            match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => {
+                    return Err(format!(
+                        "the answer of {} has no string at `{field}`",
+                        self.path
+                    ))
+                }
+            }
+        };
+        match &self.pattern {
+            None => Ok(raw),
+            Some(p) => {
+                let re = regex::Regex::new(p).map_err(|e| format!("pattern: {e}"))?;
+                re.captures(&raw)
+                    .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                    .map(|m| m.as_str().to_string())
+                    .ok_or_else(|| format!("`{raw}` does not match the pattern `{p}`"))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -974,6 +1077,31 @@ impl Profile {
                     format!("`{}` is not a path", c.location),
                     "use an nginx location such as / or /mcp",
                 );
+            }
+            if let Some(v) = &c.health.version {
+                if v.field.is_some() && v.header.is_some() {
+                    issue(
+                        format!("components[{i}].health.version"),
+                        "both `field` and `header`".into(),
+                        "read the version from one of them",
+                    );
+                }
+                if let Some(p) = &v.pattern {
+                    if let Err(e) = regex::Regex::new(p) {
+                        issue(
+                            format!("components[{i}].health.version.pattern"),
+                            format!("not a regular expression: {e}"),
+                            "write a regex with one group around the version, e.g. ^v?(.+)$",
+                        );
+                    }
+                }
+                if !v.path.starts_with('/') {
+                    issue(
+                        format!("components[{i}].health.version.path"),
+                        format!("`{}` is not a path", v.path),
+                        "use a path such as /api/info",
+                    );
+                }
             }
             if !c.health.path.starts_with('/') {
                 issue(

@@ -400,10 +400,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     // answer lacks the field, or an app that did not answer.
     let unknown = match &probed {
         Ok(Some(_)) => String::new(),
-        Ok(None) if profile.components[0].health.version.is_none() => {
-            "unknown (the profile has no version probe)".to_string()
-        }
-        Ok(None) => "unknown (the version probe's answer has no such field)".to_string(),
+        Ok(None) => "unknown (the profile has no version probe)".to_string(),
         Err(e) => format!("unknown ({e:#})"),
     };
     let running = probed.ok().flatten();
@@ -714,6 +711,13 @@ fn rollback_snapshot(
     let host_lock = crate::oplock::lock_host(&a.name, "rollback", Duration::from_secs(a.wait))?;
     let log_path = operation_log_path(&a.name, "rollback");
     let snap_name = snap.name.clone();
+    let (health_path, health_status) = match Catalog::new(&g.config).load(&inst.profile) {
+        Ok(l) => (
+            l.profile.components[0].health.path.clone(),
+            l.profile.components[0].health.expect_status,
+        ),
+        Err(_) => ("/".to_string(), 200),
+    };
     struct SnapCtx {
         client: crate::pve::Client,
         ct: Box<dyn CtAccess>,
@@ -764,23 +768,26 @@ fn rollback_snapshot(
         .step(FnStep::new(
             "verify",
             "Checking the app through nginx",
-            |c: &mut SnapCtx, rep| {
+            move |c: &mut SnapCtx, rep| {
                 let _ =
                     c.ct.exec(c.vmid, &["systemctl", "is-system-running", "--wait"]);
                 crate::deploy::wait_healthy(
                     c.ct.as_ref(),
                     c.vmid,
                     "nginx.service",
+                    // The profile's own health check, through nginx.
                     &format!(
-                        "{}/",
+                        "{}{}",
                         crate::deploy::local_url(
                             &c.record
                                 .as_ref()
                                 .map(|r| r.settings.clone())
                                 .unwrap_or_default()
                         )
+                        .trim_end_matches('/'),
+                        health_path
                     ),
-                    200,
+                    health_status,
                     Duration::from_secs(1),
                     Duration::from_secs(60),
                 )?;

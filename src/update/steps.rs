@@ -481,15 +481,22 @@ fn start_slot(c: &Ctx, slot: Slot, version: &str, rep: &Reporter) -> Result<()> 
         Duration::from_secs(u64::from(main.health.interval_s.max(1))),
         Duration::from_secs(u64::from(main.health.deadline_s)),
     )?;
-    if let Some(running) = deploy::running_version(c.ct.as_ref(), vmid, &main, port)? {
+    let reported = deploy::running_version(c.ct.as_ref(), vmid, &main, port)?;
+    if let Some(running) = &reported {
         if running != version {
             bail!("{unit} answers, but reports version {running}, not {version}");
         }
     }
-    rep.info(format!(
-        "{unit} is healthy and reports {version} ({} ms)",
-        t.elapsed().as_millis()
-    ));
+    rep.info(match reported {
+        Some(v) => format!(
+            "{unit} is healthy and reports {v} ({} ms)",
+            t.elapsed().as_millis()
+        ),
+        None => format!(
+            "{unit} is healthy ({} ms; the profile has no version probe, so the version is the release's)",
+            t.elapsed().as_millis()
+        ),
+    });
     Ok(())
 }
 
