@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod form;
+pub mod manage;
 pub mod model;
 pub mod view;
 pub mod workers;
@@ -116,6 +117,26 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                 }
                 Vec::new()
             }
+            Msg::UpdateProfile(name, p) => {
+                app.set_update_profile(&name, *p);
+                Vec::new()
+            }
+            Msg::UpdateCheck(name, c) => {
+                app.set_update_check(&name, c);
+                Vec::new()
+            }
+            Msg::Reconfigure(name, r) => {
+                app.set_reconfigure(&name, *r);
+                Vec::new()
+            }
+            Msg::Drift(name, d) => {
+                app.set_drift(&name, d);
+                Vec::new()
+            }
+            Msg::Backups(name, v) => {
+                app.set_backups(&name, v);
+                Vec::new()
+            }
             Msg::Rows(Ok(rows)) => {
                 app.set_rows(rows);
                 Vec::new()
@@ -182,6 +203,30 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                         }
                     }
                 },
+                Effect::Run {
+                    instance,
+                    operation: _,
+                    args,
+                } => match workers::start_run(g, args, &instance, tx.clone()) {
+                    Ok(r) => {
+                        running.insert(instance, r);
+                    }
+                    Err(err) => {
+                        if let Some(o) = app.ops.get_mut(&instance) {
+                            o.push_log(crate::engine::Level::Warn, format!("cannot start: {err}"));
+                            o.finish(None, None);
+                        }
+                    }
+                },
+                Effect::LoadUpdate { instance } => {
+                    workers::load_update(g.clone(), instance, tx.clone())
+                }
+                Effect::LoadReconfigure { instance } => {
+                    workers::load_reconfigure(g.clone(), instance, tx.clone())
+                }
+                Effect::LoadBackups { instance } => {
+                    workers::load_backups(g.clone(), instance, tx.clone())
+                }
                 Effect::Cancel(instance) => {
                     if let Some(r) = running.get(&instance) {
                         r.cancel();

@@ -35,6 +35,14 @@ pub enum Msg {
     Op(String, OpMsg),
     Profiles(Vec<crate::profile::Profile>),
     Facts(Result<crate::install::settings::NodeFacts, String>),
+    UpdateProfile(String, Box<Result<crate::profile::Profile, String>>),
+    UpdateCheck(String, Result<serde_json::Value, String>),
+    Reconfigure(
+        String,
+        Box<Result<(Instance, crate::profile::Profile), String>>,
+    ),
+    Drift(String, Result<Vec<String>, String>),
+    Backups(String, Result<serde_json::Value, String>),
 }
 
 pub enum OpMsg {
@@ -399,6 +407,108 @@ pub fn start_install(
         file.path().as_os_str().to_owned(),
     ];
     spawn_child(g, args, instance, tx, Some(file))
+}
+
+/// Runs the command (`--json`, after the global options) to its end and hands back its result
+/// object: for what a screen shows before any change (`update --check`, `backups`, the drift).
+fn query(g: &Global, args: &[&str]) -> Result<serde_json::Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(global_args(g))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run launch-tui {}: {e}", args.join(" ")))?;
+    let result = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v.get("result").is_some())
+        });
+    match result {
+        Some(v) if v["result"] == "ok" => Ok(v),
+        Some(v) => Err(v["error"].as_str().unwrap_or("failed").to_string()),
+        None => Err(format!(
+            "launch-tui {} gave no result: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// The update screen's facts: the profile's releases (from disk, at once), then what
+/// `update NAME --check` finds (the running version, upstream; it takes a moment).
+pub fn load_update(g: Global, instance: String, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let profile = InstanceStore::new(&g.config)
+            .load(&instance)
+            .map_err(|e| e.to_string())
+            .and_then(|i| {
+                Catalog::new(&g.config)
+                    .load(&i.profile)
+                    .map(|l| l.profile)
+                    .map_err(|e| e.to_string())
+            });
+        let _ = tx.send(Msg::UpdateProfile(instance.clone(), Box::new(profile)));
+        let check = query(&g, &["update", &instance, "--check"]);
+        let _ = tx.send(Msg::UpdateCheck(instance, check));
+    });
+}
+
+/// The reconfigure form's record and profile, then the drift `reconfigure NAME` reports (in
+/// this order, on one thread, so the drift always finds the form).
+pub fn load_reconfigure(g: Global, instance: String, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let loaded = InstanceStore::new(&g.config)
+            .load(&instance)
+            .map_err(|e| e.to_string())
+            .and_then(|i| {
+                Catalog::new(&g.config)
+                    .load(&i.profile)
+                    .map(|l| (i, l.profile))
+                    .map_err(|e| e.to_string())
+            });
+        let ok = loaded.is_ok();
+        let _ = tx.send(Msg::Reconfigure(instance.clone(), Box::new(loaded)));
+        if ok {
+            let drift = query(&g, &["reconfigure", &instance]).map(|v| {
+                v["drift"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str().map(str::to_string))
+                    .collect()
+            });
+            let _ = tx.send(Msg::Drift(instance, drift));
+        }
+    });
+}
+
+/// `backups NAME --json`: the archives and their verification state.
+pub fn load_backups(g: Global, instance: String, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let v = query(&g, &["backups", &instance]);
+        let _ = tx.send(Msg::Backups(instance, v));
+    });
+}
+
+/// A run with its own arguments (an update to a chosen version, reconfigure's `--set`s, a
+/// verify or restore), each an argv element.
+pub fn start_run(
+    g: &Global,
+    args: Vec<String>,
+    instance: &str,
+    tx: Sender<Msg>,
+) -> std::io::Result<Running> {
+    spawn_child(
+        g,
+        args.into_iter().map(Into::into).collect(),
+        instance,
+        tx,
+        None,
+    )
 }
 
 fn spawn_child(
