@@ -657,6 +657,30 @@ fn backups_screen_restores_after_asking() {
             args: ["restore", "tasks", NEWEST].map(String::from).to_vec(),
         }]
     );
+    // Esc after it: back to the list (read again: a safety backup was added).
+    a.ops
+        .get_mut("tasks")
+        .unwrap()
+        .finish(Some(&serde_json::json!({"result": "ok"})), Some(0));
+    let effects = press(&mut a, &[KeyCode::Esc]);
+    assert_eq!(a.screen, Screen::Backups);
+    assert!(effects.contains(&Effect::LoadBackups {
+        instance: "tasks".into()
+    }));
+}
+
+#[test]
+fn operation_logs_name_their_operation_and_time() {
+    use launch::tui::workers::split_log_stem;
+    assert_eq!(
+        split_log_stem("restore-2026-12-05T084207.67298525Z"),
+        ("restore", "2026-12-05 08:42:07".to_string())
+    );
+    assert_eq!(
+        split_log_stem("self-update-2026-01-31T235959Z"),
+        ("self-update", "2026-01-31 23:59:59".to_string())
+    );
+    assert_eq!(split_log_stem("odd"), ("odd", String::new()));
 }
 
 #[test]

@@ -726,7 +726,6 @@ impl App {
                     }
                     let args = vec!["backups".into(), name.clone(), "--verify".into(), archive];
                     effects.push(self.run(&name, "verify", args));
-                    self.op_back.insert(name, Screen::Backups);
                 }
             }
             Action::AskRestore => {
@@ -915,7 +914,12 @@ impl App {
             instance.to_string(),
             OpState::new(instance, operation, self.now),
         );
-        self.op_back.remove(instance);
+        // Started from the backups screen (verify, restore): Esc after it goes back there.
+        if self.screen == Screen::Backups {
+            self.op_back.insert(instance.to_string(), Screen::Backups);
+        } else {
+            self.op_back.remove(instance);
+        }
         self.screen = Screen::Operation(instance.to_string());
         Effect::Run {
             instance: instance.to_string(),

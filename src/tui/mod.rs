@@ -66,6 +66,8 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
         .ok()
         .and_then(|s| s.chars().next());
     let t0 = Instant::now();
+    // Keys handled so far: the frame log says which frame answers which key.
+    let mut keys_seen: u64 = 0;
     loop {
         if dirty {
             app.now = Instant::now();
@@ -74,7 +76,7 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                 .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot draw: {e}")))?;
             if let Some(path) = &draw_log {
                 // Benchmark hook (scripts/bench-tui.sh): when each frame was on the screen.
-                frame_log(path, t0.elapsed(), &app);
+                frame_log(path, t0.elapsed(), &app, keys_seen);
             }
         }
         if app.quit {
@@ -105,7 +107,10 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
             Msg::Key(k) if panic_key.is_some_and(|c| k.code == KeyCode::Char(c)) => {
                 panic!("test hook: LAUNCH_TEST_PANIC_KEY pressed")
             }
-            Msg::Key(k) => match app.handle_key(k) {
+            Msg::Key(k) => match {
+                keys_seen += 1;
+                app.handle_key(k)
+            } {
                 Some(action) => app.update(action),
                 None => Vec::new(),
             },
@@ -263,7 +268,7 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
     Ok(Outcome::new(String::new(), json!({})))
 }
 
-fn frame_log(path: &std::ffi::OsStr, at: Duration, app: &App) {
+fn frame_log(path: &std::ffi::OsStr, at: Duration, app: &App, keys: u64) {
     use std::io::Write;
     let checked = app.rows.iter().filter(|r| r.checks.is_some()).count();
     if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -276,11 +281,13 @@ fn frame_log(path: &std::ffi::OsStr, at: Duration, app: &App) {
             .unwrap_or_default();
         let _ = writeln!(
             f,
-            "{} {} rows={} checked={}",
+            "{} {} rows={} checked={} keys={} running={}",
             epoch.as_micros(),
             at.as_micros(),
             app.rows.len(),
-            checked
+            checked,
+            keys,
+            app.ops.values().filter(|o| o.running()).count()
         );
     }
 }

@@ -107,6 +107,35 @@ fn backup_age(name: &str) -> String {
         .unwrap_or_else(|| "none".into())
 }
 
+/// `OP-TIMESTAMP` (`restore-2026-12-05T084207.672985Z`): the operation and its time, shown as
+/// `2026-12-05 08:42:07`. The operation's own name may hold dashes; the time starts at the
+/// first dash followed by a date.
+pub fn split_log_stem(stem: &str) -> (&str, String) {
+    let b = stem.as_bytes();
+    let at = (0..b.len()).find(|&i| {
+        b[i] == b'-'
+            && b.len() > i + 11
+            && b[i + 1..i + 5].iter().all(u8::is_ascii_digit)
+            && b[i + 5] == b'-'
+            && b[i + 8] == b'-'
+            && b[i + 11] == b'T'
+    });
+    let Some(at) = at else {
+        return (stem, String::new());
+    };
+    let stamp = &stem[at + 1..];
+    let when = match (
+        stamp.get(..10),
+        stamp.get(11..13),
+        stamp.get(13..15),
+        stamp.get(15..17),
+    ) {
+        (Some(d), Some(h), Some(m), Some(s)) => format!("{d} {h}:{m}:{s}"),
+        _ => stamp.to_string(),
+    };
+    (&stem[..at], when)
+}
+
 /// The newest operation logs of an instance, newest first: `OP-TIMESTAMP.log`.
 fn log_files(name: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(log_root().join(name))
@@ -119,11 +148,7 @@ fn log_files(name: &str) -> Vec<PathBuf> {
     // The timestamp follows the operation's name, so sort on it, not on the whole name.
     let stamp = |p: &Path| {
         p.file_stem()
-            .map(|s| {
-                s.to_string_lossy()
-                    .rsplit_once('-')
-                    .map(|x| x.1.to_string())
-            })
+            .map(|s| split_log_stem(&s.to_string_lossy()).1)
             .unwrap_or_default()
     };
     files.sort_by_key(|p| std::cmp::Reverse(stamp(p)));
@@ -140,7 +165,7 @@ fn history(name: &str) -> Vec<PastOp> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            let (op, when) = stem.rsplit_once('-').unwrap_or((&stem, ""));
+            let (op, when) = split_log_stem(&stem);
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let result = match text.lines().rev().find(|l| l.contains(" finished ok=")) {
                 Some(l) if l.contains("ok=true") => "ok".to_string(),
@@ -149,7 +174,7 @@ fn history(name: &str) -> Vec<PastOp> {
             };
             PastOp {
                 operation: op.to_string(),
-                when: when.to_string(),
+                when,
                 result,
             }
         })
