@@ -107,13 +107,13 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
             Msg::Key(k) if panic_key.is_some_and(|c| k.code == KeyCode::Char(c)) => {
                 panic!("test hook: LAUNCH_TEST_PANIC_KEY pressed")
             }
-            Msg::Key(k) => match {
+            Msg::Key(k) => {
                 keys_seen += 1;
-                app.handle_key(k)
-            } {
-                Some(action) => app.update(action),
-                None => Vec::new(),
-            },
+                match app.handle_key(k) {
+                    Some(action) => app.update(action),
+                    None => Vec::new(),
+                }
+            }
             Msg::Resize => Vec::new(),
             Msg::Profiles(p) => app.set_profiles(p),
             Msg::Facts(f) => {
