@@ -863,6 +863,16 @@ fn checks_fill_in_as_they_arrive() {
 }
 
 #[test]
+fn checks_that_arrive_before_the_records_are_kept() {
+    let mut a = App::new(false, false, Instant::now());
+    a.set_checks("tasks", healthy_checks(101));
+    let mut r = row("tasks", 101);
+    r.checks = None;
+    a.set_rows(vec![r]);
+    assert_eq!(a.rows[0].checks.as_ref().map(Vec::len), Some(7));
+}
+
+#[test]
 fn ctrl_c_quits_like_q() {
     let mut a = app(vec![], Instant::now());
     let act = a.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));

@@ -199,6 +199,9 @@ pub struct App {
     /// The instance whose reconfigure form is being read.
     pub reconfigure_for: Option<String>,
     pub backups: Option<BackupsView>,
+    /// Checks that arrived before the records were read (a connection refused at once beats
+    /// the reading of the records): given to their rows when those arrive.
+    pub early_checks: BTreeMap<String, Vec<crate::status::Check>>,
     /// Where Esc goes from a finished operation (the backups screen it was started from).
     pub op_back: BTreeMap<String, Screen>,
     pub read_only: bool,
@@ -228,6 +231,7 @@ impl App {
             reconfigure_for: None,
             backups: None,
             op_back: BTreeMap::new(),
+            early_checks: BTreeMap::new(),
             read_only,
             color,
             now,
@@ -254,6 +258,9 @@ impl App {
     /// New instance records: keeps what the checks and locks already said about each.
     pub fn set_rows(&mut self, mut rows: Vec<Row>) {
         for r in &mut rows {
+            if let Some(c) = self.early_checks.remove(&r.name) {
+                r.checks.get_or_insert(c);
+            }
             if let Some(old) = self.rows.iter().find(|o| o.name == r.name) {
                 if r.checks.is_none() {
                     r.checks = old.checks.clone();
@@ -274,8 +281,11 @@ impl App {
     }
 
     pub fn set_checks(&mut self, name: &str, checks: Vec<crate::status::Check>) {
-        if let Some(r) = self.rows.iter_mut().find(|r| r.name == name) {
-            r.checks = Some(checks);
+        match self.rows.iter_mut().find(|r| r.name == name) {
+            Some(r) => r.checks = Some(checks),
+            None => {
+                self.early_checks.insert(name.to_string(), checks);
+            }
         }
     }
 
