@@ -3,7 +3,8 @@
 //! screen (`B`) lists it verified; the reconfigure form (`c`) shows the current settings and no
 //! drift, takes a new public URL and the container serves it; a restore from the backups screen
 //! brings back the data written before the backup (an attachment, whose file was removed after
-//! the backup) and drops what was written after it (a task).
+//! the backup) and drops what was written after it (a task); the same backup restored into a
+//! new instance (`n`, its name checked) serves the backup's data from a container of its own.
 //!
 //! Real: tmux's terminal, the launch-tui binary (the TUI, and the `backup`, `backups`,
 //! `reconfigure` and `restore` runs it starts as its children), the lab's schema-checked API and
@@ -173,6 +174,29 @@ fn backup_backups_reconfigure_restore_from_the_dashboard() {
         "the safety backup taken before the restore: {:?}\n{screen}",
         archives(&cfg)
     );
+
+    // n: the same backup into a new instance, its name checked as typed (a taken one refused).
+    tmux.keys(&["n"]);
+    tmux.wait_for("Name of the new instance", &[], limit);
+    tmux.type_text("vikunja");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("exists already", &[], limit);
+    tmux.type_text("-copy");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(
+        "restore to new vikunja  done",
+        &["restore to new vikunja  failed"],
+        Duration::from_secs(300),
+    );
+    let copy = record(&cfg, "vikunja-copy");
+    let copy_ip = copy["container"]["ip"].as_str().unwrap().to_string();
+    assert_ne!(copy_ip, ip, "a container of its own");
+    assert_eq!(task_status(&copy_ip, before), 200, "the backup's task");
+    assert_ne!(task_status(&copy_ip, after), 200);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Backups of vikunja", &[], limit);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("2 instances", &[], limit);
 
     // q: the terminal is back in cooked mode.
     tmux.keys(&["q"]);

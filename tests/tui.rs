@@ -667,6 +667,22 @@ fn backups_screen_restores_after_asking() {
     assert!(effects.contains(&Effect::LoadBackups {
         instance: "tasks".into()
     }));
+    // Read again with the safety backup on top: the cursor stays on the restored archive.
+    let mut list = backups_json();
+    list["backups"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "archive": "/var/lib/launch/backups/tasks/tasks-v1.0.0-20261205T090000Z.tar.zst",
+            "created": "2026-12-05 09:00:00", "version": "v1.0.0", "size": 3355443,
+            "state": "verified 2026-12-05T09:00:30Z", "reason": "safety before restore"
+        }));
+    a.set_backups("tasks", Ok(list));
+    assert_eq!(a.backups.as_ref().unwrap().selected, 1);
+    assert_eq!(
+        a.backups.as_ref().unwrap().chosen().unwrap().archive,
+        NEWEST
+    );
 }
 
 #[test]

@@ -346,6 +346,9 @@ impl BackupsView {
 
     /// From `backups NAME --json`'s object.
     pub fn set_list(&mut self, v: Result<serde_json::Value, String>) {
+        // The cursor stays on its archive when the list is read again (a restore adds a
+        // safety backup at the top).
+        let was = self.chosen().map(|b| b.archive.clone());
         self.list = Some(v.map(|v| {
             let mut list: Vec<BackupEntry> = v["backups"]
                 .as_array()
@@ -367,7 +370,10 @@ impl BackupsView {
             list
         }));
         let n = self.entries().len();
-        self.selected = self.selected.min(n.saturating_sub(1));
+        self.selected = was
+            .and_then(|a| self.entries().iter().position(|b| b.archive == a))
+            .unwrap_or(self.selected)
+            .min(n.saturating_sub(1));
     }
 
     pub fn entries(&self) -> &[BackupEntry] {

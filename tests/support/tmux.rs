@@ -88,7 +88,8 @@ impl Tmux {
     }
 
     pub fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-t", "tui", "-l", text]);
+        // `--`: text that starts with a dash is text, not an option.
+        self.run(&["send-keys", "-t", "tui", "-l", "--", text]);
     }
 }
 
