@@ -6,9 +6,16 @@
 # resident memory. Frame times come from the binary's LAUNCH_TUI_FRAME_LOG hook.
 #
 #   ./scripts/bench-tui.sh [KEYS]      (default 50 key presses; after `cargo build -p launch-tui`)
+#   sudo ./scripts/bench-tui.sh --during-update
 #
-# No lab is needed: Proxmox VE is pointed at a closed loopback port, so every instance's checks
-# end quickly with a connection failure (the dashboard's cost, not the network's, is measured).
+# No lab is needed for the first: Proxmox VE is pointed at a closed loopback port, so every
+# instance's checks end quickly with a connection failure (the dashboard's cost, not the
+# network's, is measured). `--during-update` measures key-to-redraw while an update runs: a
+# pve-lab with one fixture Vikunja v1.0.0 (scripts/try-local.sh, in a directory of its own), the
+# dashboard in tmux, u/Enter/y to update it to v2.0.0 from the TUI, and a key every 100 ms until
+# the update is done; each key's redraw is the first frame whose key count includes it (the
+# frames the update's own events cause do not count). LAUNCH_TRY_PREFIX/LAUNCH_TRY_SUBNET choose
+# the lab's names and subnet (default pbtu, 10.77.30.0/24).
 # Targets (issue #14): first frame < 100 ms, key-to-redraw < 50 ms, idle CPU < 1 %, memory < 30 MB.
 set -euo pipefail
 
@@ -20,7 +27,90 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || die "need '$1' (command not found)"; }
 
+# Prints p50/p95/max of the microsecond latencies on stdin, with a label.
+stats() {
+    python3 -c '
+import sys
+label = sys.argv[1]
+v = sorted(int(x) / 1000 for x in sys.stdin.read().split())
+if not v:
+    sys.exit(f"no key was answered ({label})")
+p = lambda q: v[min(len(v) - 1, int(len(v) * q))]
+print(f"==> key-to-redraw {label} over {len(v)} keys: p50 {p(0.5):.1f} ms, p95 {p(0.95):.1f} ms, max {v[-1]:.1f} ms (tmux send-keys included)", file=sys.stderr)' "$1"
+}
+
+# The frame that answers key number N: the first one logged with keys>=N; prints its epoch us.
+frame_for_key() {
+    awk -v n="$2" '{ split($5, k, "="); if (k[1] == "keys" && k[2] + 0 >= n) { print $1; exit } }' "$1"
+}
+
+during_update() {
+    [ "$(id -u)" -eq 0 ] || die "--during-update starts a lab with real containers: run it as root"
+    need_cmd tmux
+    need_cmd python3
+    local bin
+    # (here, try, sock: not local, the EXIT trap runs after this function has returned)
+    here="$(cd "$(dirname "$0")" && pwd)"
+    bin="${CARGO_TARGET_DIR:-$here/../target}/debug"
+    try="$(mktemp -d /var/tmp/bench-tui.XXXXXX)"
+    sock="bench-tui-up-$$"
+    export LAUNCH_TRY_DIR="$try" LAUNCH_TRY_PORT="${LAUNCH_TRY_PORT:-18106}" \
+        LAUNCH_TRY_RELEASE_PORT="${LAUNCH_TRY_RELEASE_PORT:-18181}" \
+        LAUNCH_TRY_PREFIX="${LAUNCH_TRY_PREFIX:-pbtu}" LAUNCH_TRY_SUBNET="${LAUNCH_TRY_SUBNET:-10.77.30.0/24}" \
+        LAUNCH_STATE_DIR="$try/state" LAUNCH_LOG_DIR="$try/log" LAUNCH_CACHE_DIR="$try/cache"
+    trap 'tmux -L "$sock" kill-server >/dev/null 2>&1 || true; "$here/try-local.sh" down >/dev/null 2>&1 || true; rm -rf "$try"' EXIT
+    say "a lab with one fixture Vikunja v1.0.0 (scripts/try-local.sh in $try)"
+    "$here/try-local.sh" >"$try/try.log" 2>&1 || { cat "$try/try.log"; die "the lab did not come up"; }
+    local frames="$try/frames.log"
+    tmux -L "$sock" -f /dev/null new-session -d -s b -x 120 -y 40 \
+        "env LANG=C.UTF-8 LAUNCH_TUI_FRAME_LOG=$frames PATH=$try/lab/bin:$bin:/usr/bin:/bin \
+         LAUNCH_CONFIG=$try/config LAUNCH_STATE_DIR=$try/state LAUNCH_LOG_DIR=$try/log LAUNCH_CACHE_DIR=$try/cache \
+         $bin/launch-tui tui; sleep 3600"
+    wait_screen() {
+        local i
+        for i in $(seq 1 1200); do
+            tmux -L "$sock" capture-pane -p -t b | grep -qF -- "$1" && return 0
+            sleep 0.1
+        done
+        tmux -L "$sock" capture-pane -p -t b >&2
+        die "'$1' did not appear on the screen"
+    }
+    wait_screen "healthy"
+    tmux -L "$sock" send-keys -t b u
+    wait_screen "> v2.0.0"
+    tmux -L "$sock" send-keys -t b Enter
+    wait_screen "Update vikunja from v1.0.0 to v2.0.0?"
+    tmux -L "$sock" send-keys -t b y
+    wait_screen "update vikunja  running"
+    local keys k lat=() sent_us got
+    # Keys so far (u, Enter, y); the next is key number keys+1.
+    keys="$(tail -1 "$frames" | awk '{ split($5, k, "="); print k[2] }')"
+    for k in $(seq 1 600); do
+        tail -1 "$frames" | grep -q " running=1" || break
+        keys=$((keys + 1))
+        sent_us=$(($(date +%s%N) / 1000))
+        # `?` opens the help over the operation screen, any key closes it: each one redraws.
+        tmux -L "$sock" send-keys -t b '?'
+        got=""
+        for _ in $(seq 1 400); do
+            got="$(frame_for_key "$frames" "$keys")"
+            [ -n "$got" ] && break
+            sleep 0.005
+        done
+        [ -n "$got" ] && lat+=($((got - sent_us)))
+        sleep 0.1
+    done
+    tmux -L "$sock" capture-pane -p -t b | grep -q "update vikunja  done" \
+        || { tmux -L "$sock" capture-pane -p -t b >&2; die "the update did not finish as done"; }
+    say "the update ran to the end (v2.0.0) with ${#lat[@]} keys sent during it"
+    printf '%s\n' "${lat[@]}" | stats "during an update"
+}
+
 main() {
+    if [ "${1:-}" = "--during-update" ]; then
+        during_update
+        return
+    fi
     need_cmd tmux
     need_cmd python3
     local here bin
@@ -85,22 +175,19 @@ YAML
     done
     say "all $INSTANCES rows checked: $(( ($(awk -v n="checked=$INSTANCES" '$4 == n {print $1; exit}' "$frames") - start_us) / 1000 )) ms"
 
-    local lat=() before sent_us got
+    local lat=() sent_us got
     for k in $(seq 1 "$KEYS"); do
-        before="$(wc -l < "$frames")"
         sent_us=$(($(date +%s%N) / 1000))
         if [ $((k % 2)) = 0 ]; then tmux -L "$sock" send-keys -t b k; else tmux -L "$sock" send-keys -t b j; fi
+        got=""
         for _ in $(seq 1 400); do
-            [ "$(wc -l < "$frames")" -gt "$before" ] && break
+            got="$(frame_for_key "$frames" "$k")"
+            [ -n "$got" ] && break
             sleep 0.005
         done
-        got="$(sed -n "$((before + 1))p" "$frames" | awk '{print $1}')"
         [ -n "$got" ] && lat+=($((got - sent_us)))
     done
-    printf '%s\n' "${lat[@]}" | python3 -c '
-import sys
-v = sorted(int(x) / 1000 for x in sys.stdin.read().split())
-print(f"==> key-to-redraw over {len(v)} keys: median {v[len(v)//2]:.1f} ms, p95 {v[int(len(v)*0.95)-1]:.1f} ms, max {v[-1]:.1f} ms (tmux send-keys included)", file=sys.stderr)'
+    printf '%s\n' "${lat[@]}" | stats "on the idle dashboard"
 
     local t0 t1 ticks
     ticks="$(getconf CLK_TCK)"

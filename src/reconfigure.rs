@@ -146,7 +146,7 @@ fn validate(
     profile: &Profile,
     inst: &Instance,
     sets: &BTreeMap<String, String>,
-    ct: &dyn CtAccess,
+    ct: Option<&dyn CtAccess>,
 ) -> Result<Change> {
     let mut problems = Vec::new();
     let mut next = inst.clone();
@@ -199,7 +199,8 @@ fn validate(
                 .skip(1)
                 .find(|c| c.when.as_ref().is_some_and(|w| w.as_str() == key))
             {
-                if value == "true" && current != "true" {
+                // Without container access (the TUI's form, as you type) the run checks it.
+                if let Some(ct) = ct.filter(|_| value == "true" && current != "true") {
                     let venv = Layout::venv(profile.name.as_str(), c.name.as_str());
                     let installed = ct
                         .exec(inst.container.vmid, &["test", "-d", &venv])
@@ -507,6 +508,21 @@ fn validate(
         database,
         lines,
     })
+}
+
+/// The checks `reconfigure --set` makes before anything changes, without the container (the
+/// TUI's form runs them as you type; the run itself checks again, with the container): the
+/// change's lines (`public_url: A → B`), or the problems by setting.
+pub fn check_changes(
+    profile: &Profile,
+    inst: &Instance,
+    sets: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<String>, Vec<InvalidValue>> {
+    match validate(profile, inst, sets, None) {
+        Ok(c) => Ok(c.lines),
+        Err(LaunchError::InvalidValues(p)) => Err(p),
+        Err(e) => Err(vec![bad("", "", e.to_string(), "")]),
+    }
 }
 
 /// A file the record renders into the container: path, text, mode, owner group.
@@ -1287,7 +1303,7 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
     } else {
         sets
     };
-    let change = validate(&profile, &inst, &sets, ct.as_ref())?;
+    let change = validate(&profile, &inst, &sets, Some(ct.as_ref()))?;
     if change.lines.is_empty() {
         return Ok(Outcome::new(
             format!(

@@ -16,172 +16,26 @@ mod app;
 mod lab;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/tmux.rs"]
+mod tmux;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use app::{install, record, version_at};
 use lab::{fixture_profile, Config, Lab, Releases};
 use load::{assert_no_failures, Load};
-
-/// A tmux server of this test's own (`-L`), killed on drop so no pane outlives the test.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket, "-f", "/dev/null"]);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// What the pane shows now (the TUI's alternate screen while it runs).
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-t", "tui"])
-    }
-
-    /// Polls the pane until `want` appears; fails at once on `bad`, or when time runs out.
-    fn wait_for(&self, want: &str, bad: &[&str], limit: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(want) {
-                return screen;
-            }
-            for b in bad {
-                assert!(
-                    !screen.contains(b),
-                    "`{b}` appeared while waiting for `{want}`:\n{screen}"
-                );
-            }
-            assert!(
-                start.elapsed() < limit,
-                "`{want}` did not appear within {limit:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Waits until the TUI has exited and the shell has the terminal again: keys typed
-    /// before that would reach the exiting TUI's reader instead of the shell.
-    fn wait_for_shell(&self, limit: Duration) {
-        let start = Instant::now();
-        loop {
-            let state = self.run(&[
-                "display-message",
-                "-p",
-                "-t",
-                "tui",
-                "#{pane_current_command} #{alternate_on}",
-            ]);
-            if state.trim() == "bash 0" {
-                return;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the shell did not get the terminal back within {limit:?} ({}):\n{}",
-                state.trim(),
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "tui"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    fn type_text(&self, text: &str) {
-        self.run(&["send-keys", "-t", "tui", "-l", text]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").output();
-    }
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn has_word(text: &str, word: &str) -> bool {
-    text.split_whitespace().any(|w| w == word)
-}
+use tmux::{has_word, tui_command, Tmux};
 
 #[test]
 fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
-    let tmux_ok = Command::new("tmux").arg("-V").output();
-    assert!(
-        tmux_ok.is_ok_and(|o| o.status.success()),
-        "tmux is needed to drive the TUI on a real terminal: apt-get install tmux"
-    );
     let lab = Lab::start();
     let rel = Releases::start();
     let cfg = Config::new(&fixture_profile(&rel, None));
     let (ip, vmid) = install(&lab, &cfg, "");
     assert_eq!(version_at(&ip), "v1.0.0");
 
-    let bin = env!("CARGO_BIN_EXE_launch-tui");
-    let env = [
-        ("PATH", lab.path_env()),
-        ("NO_COLOR", "1".to_string()),
-        ("LANG", "C.UTF-8".to_string()),
-        ("LAUNCH_CONFIG", cfg.path().display().to_string()),
-        (
-            "LAUNCH_LOG_DIR",
-            cfg.path().join("log").display().to_string(),
-        ),
-        (
-            "LAUNCH_CACHE_DIR",
-            cfg.path().join("cache").display().to_string(),
-        ),
-        (
-            "LAUNCH_STATE_DIR",
-            cfg.path().join("state").display().to_string(),
-        ),
-    ]
-    .iter()
-    .map(|(k, v)| shell_quote(&format!("{k}={v}")))
-    .collect::<Vec<_>>()
-    .join(" ");
-    // No subcommand: on a terminal that is the dashboard.
-    let command = format!(
-        "env -u LAUNCH_PVE_TOKEN {env} {bin} --host {host} --fingerprint {fp} --token-file {token}",
-        bin = shell_quote(bin),
-        host = shell_quote(&format!("https://127.0.0.1:{}", lab.port)),
-        fp = shell_quote(&lab.fingerprint()),
-        token = shell_quote(&lab.path().join("token").display().to_string()),
-    );
-    let tmux = Tmux {
-        socket: format!("launch-tui-e2e-{}", std::process::id()),
-    };
-    // A plain shell in the pane: the TUI runs in it, and `stty` after it.
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "tui",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "env -i TERM=xterm-256color LANG=C.UTF-8 PATH=/usr/bin:/bin bash --norc --noprofile",
-    ]);
+    let command = tui_command(&lab, &cfg, env!("CARGO_BIN_EXE_launch-tui"));
+    let tmux = Tmux::start("launch-tui-e2e");
     tmux.type_text(&command);
     tmux.keys(&["Enter"]);
     let limit = Duration::from_secs(120);
@@ -198,7 +52,11 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
     assert!(screen.contains("http-nginx"), "{screen}");
 
     // Update, then cancel it midway: Esc asks, y cancels, the engine undoes.
+    // u: the update screen (the versions, `update --check`), the newest stable one chosen.
     tmux.keys(&["u"]);
+    tmux.wait_for("> v2.0.0", &[], limit);
+    tmux.wait_for("update available: v1.0.0 → v2.0.0", &[], limit);
+    tmux.keys(&["Enter"]);
     tmux.wait_for("Update vikunja from v1.0.0 to v2.0.0?", &[], limit);
     tmux.keys(&["y"]);
     // Midway: a step or more done, not all (the gauge says how many).
@@ -228,6 +86,8 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
     tmux.wait_for("HEALTH", &[], limit);
     let load = Load::start(&ip);
     tmux.keys(&["u"]);
+    tmux.wait_for("> v2.0.0", &[], limit);
+    tmux.keys(&["Enter"]);
     tmux.wait_for("Update vikunja from v1.0.0 to v2.0.0?", &[], limit);
     tmux.keys(&["y"]);
     let screen = tmux.wait_for(

@@ -337,25 +337,417 @@ fn uninstall_needs_the_name_typed_out() {
     assert_eq!(a.screen, Screen::Operation("docs".into()));
 }
 
+/// The vikunja profile with the releases the test rows speak of (v1.0.0, v2.0.0) and an
+/// unstable build.
+fn profile_with_releases() -> launch::profile::Profile {
+    let mut p = vikunja();
+    let base = p.versions[0].clone();
+    let rel = |v: &str, unstable: bool| {
+        let mut r = base.clone();
+        r.version = v.into();
+        if unstable {
+            r.channel = launch::profile::Channel::Unstable;
+            r.commit = Some("4f1c2a9e7b3d5c6a".into());
+        }
+        r
+    };
+    p.versions = vec![
+        rel("v1.0.0", false),
+        rel("v2.0.0", false),
+        rel("v2.1.0-rc.1", true),
+    ];
+    p.versions[1].requires.insert("mcp".into(), "0.10.0".into());
+    p
+}
+
 #[test]
-fn update_asks_first_and_names_both_versions() {
+fn update_screen_shows_the_versions_and_the_check_then_asks() {
     let mut a = app(five(), Instant::now());
-    press(&mut a, &[KeyCode::Char('u')]);
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('u')]),
+        [Effect::LoadUpdate {
+            instance: "tasks".into()
+        }]
+    );
+    assert_eq!(a.screen, Screen::Update);
+    snap("update_screen_loading", &a);
+    a.set_update_profile("tasks", Ok(profile_with_releases()));
+    a.set_update_check(
+        "tasks",
+        Ok(serde_json::json!({
+            "result": "ok", "instance": "tasks", "recorded": "v1.0.0", "running": "v1.0.0",
+            "newest": "v2.0.0", "target": "v2.0.0", "update_available": true,
+            "upstream": {"latest": "v2.1.0"}, "pending_operation": null
+        })),
+    );
+    snap("update_screen", &a);
+    // The cursor starts on the newest stable release; Enter asks, naming both versions.
+    press(&mut a, &[KeyCode::Enter]);
     snap("confirm_update", &a);
     assert!(
         press(&mut a, &[KeyCode::Char('n')]).is_empty(),
         "no is the default"
     );
-    press(&mut a, &[KeyCode::Char('u')]);
+    assert_eq!(a.screen, Screen::Update);
+    press(&mut a, &[KeyCode::Enter]);
     let effects = press(&mut a, &[KeyCode::Char('y')]);
     assert_eq!(
         effects,
-        [Effect::Start {
-            op: OpKind::Update,
+        [Effect::Run {
             instance: "tasks".into(),
-            keep_data: false
+            operation: "update".into(),
+            args: ["update", "tasks", "--version", "v2.0.0"]
+                .map(String::from)
+                .to_vec(),
         }]
     );
+    assert_eq!(a.screen, Screen::Operation("tasks".into()));
+}
+
+#[test]
+fn update_screen_takes_an_unstable_build_on_its_channel_and_refuses_the_current() {
+    let mut a = app(five(), Instant::now());
+    press(&mut a, &[KeyCode::Char('u')]);
+    a.set_update_profile("tasks", Ok(profile_with_releases()));
+    // The current release: nothing to do.
+    press(&mut a, &[KeyCode::Down, KeyCode::Enter]);
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Notice(t)) if t.contains("runs v1.0.0 already")),
+        "{:?}",
+        a.dialog
+    );
+    press(&mut a, &[KeyCode::Esc]);
+    press(&mut a, &[KeyCode::Up, KeyCode::Up, KeyCode::Enter]);
+    let effects = press(&mut a, &[KeyCode::Char('y')]);
+    assert_eq!(
+        effects,
+        [Effect::Run {
+            instance: "tasks".into(),
+            operation: "update".into(),
+            args: [
+                "update",
+                "tasks",
+                "--version",
+                "v2.1.0-rc.1",
+                "--channel",
+                "unstable"
+            ]
+            .map(String::from)
+            .to_vec(),
+        }]
+    );
+}
+
+fn tasks_record() -> launch::instance::Instance {
+    serde_yaml_ng::from_str(
+        r#"
+name: tasks
+profile: vikunja
+app_version: v1.0.0
+container: { node: pve, vmid: 101, hostname: tasks, ip: 10.0.0.5, storage: local-lvm }
+active_slot: blue
+releases: [v1.0.0]
+settings:
+  public_url: https://tasks.example.com
+  admin_email: admin@example.com
+  mcp: "false"
+  timezone: Etc/UTC
+  max_upload_mib: "20"
+  registration: "false"
+  database: sqlite
+secrets: {}
+created: 2026-12-04T09:00:00Z
+updated: 2026-12-04T09:00:00Z
+"#,
+    )
+    .unwrap()
+}
+
+fn reconfigure_open() -> App {
+    let mut a = app(five(), Instant::now());
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('c')]),
+        [Effect::LoadReconfigure {
+            instance: "tasks".into()
+        }]
+    );
+    a.set_reconfigure("tasks", Ok((tasks_record(), vikunja())));
+    a
+}
+
+fn reconfigure_focus(a: &mut App, key: &str) {
+    for _ in 0..100 {
+        let f = a.reconfigure.as_ref().unwrap();
+        if f.fields[f.focus].key == key {
+            return;
+        }
+        press(a, &[KeyCode::Tab]);
+    }
+    panic!("no field {key}");
+}
+
+fn clear_field(a: &mut App) {
+    for _ in 0..100 {
+        press(a, &[KeyCode::Backspace]);
+    }
+}
+
+#[test]
+fn reconfigure_form_shows_the_settings_and_the_drift() {
+    let mut a = app(five(), Instant::now());
+    press(&mut a, &[KeyCode::Char('c')]);
+    assert_eq!(a.screen, Screen::Reconfigure);
+    snap("reconfigure_reading", &a);
+    a.set_reconfigure("tasks", Ok((tasks_record(), vikunja())));
+    a.set_drift(
+        "tasks",
+        Ok(vec![
+            "/etc/nginx/sites-available/vikunja.conf differs from what the record renders (edited by hand?)".into(),
+        ]),
+    );
+    snap("reconfigure_form", &a);
+    let f = a.reconfigure.as_ref().unwrap();
+    let keys: Vec<&str> = f.fields.iter().map(|f| f.key.as_str()).collect();
+    assert!(
+        keys.contains(&"public_url") && keys.contains(&"memory_mib"),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.contains(&"admin_email"),
+        "set once at install: {keys:?}"
+    );
+    assert_eq!(f.fields[0].value, "https://tasks.example.com");
+    // Nothing changed: Enter says so and starts nothing.
+    assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
+    assert!(a.reconfigure.as_ref().unwrap().summary.is_none());
+}
+
+#[test]
+fn reconfigure_form_checks_with_reconfigures_own_checks_then_confirms() {
+    let mut a = reconfigure_open();
+    a.set_drift("tasks", Ok(vec![]));
+    reconfigure_focus(&mut a, "public_url");
+    clear_field(&mut a);
+    type_in(&mut a, "not a url");
+    reconfigure_focus(&mut a, "max_upload_mib");
+    clear_field(&mut a);
+    type_in(&mut a, "lots");
+    reconfigure_focus(&mut a, "memory_mib");
+    type_in(&mut a, "64");
+    assert!(press(&mut a, &[KeyCode::Enter]).is_empty(), "refused");
+    snap("reconfigure_errors", &a);
+    let f = a.reconfigure.as_ref().unwrap();
+    for k in ["public_url", "max_upload_mib", "memory_mib"] {
+        assert!(f.errors.contains_key(k), "{k}: {:?}", f.errors);
+    }
+    assert!(f.summary.is_none());
+
+    reconfigure_focus(&mut a, "public_url");
+    clear_field(&mut a);
+    type_in(&mut a, "http://todo.example.com");
+    reconfigure_focus(&mut a, "max_upload_mib");
+    clear_field(&mut a);
+    type_in(&mut a, "50");
+    reconfigure_focus(&mut a, "memory_mib");
+    clear_field(&mut a);
+    press(&mut a, &[KeyCode::Enter]);
+    snap("reconfigure_summary", &a);
+    // Any other key: back to the form, values kept; then Enter and y apply.
+    press(&mut a, &[KeyCode::Char('n')]);
+    assert!(a.reconfigure.as_ref().unwrap().summary.is_none());
+    press(&mut a, &[KeyCode::Enter]);
+    let effects = press(&mut a, &[KeyCode::Char('y')]);
+    assert_eq!(
+        effects,
+        [Effect::Run {
+            instance: "tasks".into(),
+            operation: "reconfigure".into(),
+            args: [
+                "reconfigure",
+                "tasks",
+                "--set",
+                "max_upload_mib=50",
+                "--set",
+                "public_url=http://todo.example.com"
+            ]
+            .map(String::from)
+            .to_vec(),
+        }]
+    );
+    assert_eq!(a.screen, Screen::Operation("tasks".into()));
+}
+
+fn backups_json() -> serde_json::Value {
+    serde_json::json!({
+        "result": "ok", "instance": "tasks", "dir": "/var/lib/launch/backups/tasks",
+        "backups": [
+            {"archive": "/var/lib/launch/backups/tasks/tasks-v1.0.0-20261201T020000Z.tar.zst",
+             "created": "2026-12-01 02:00:00", "version": "v1.0.0", "size": 3145728,
+             "state": "changed since verified", "reason": "backup"},
+            {"archive": "/var/lib/launch/backups/tasks/tasks-v1.0.0-20261203T020000Z.tar.zst",
+             "created": "2026-12-03 02:00:00", "version": "v1.0.0", "size": 3250585,
+             "state": "not verified", "reason": "safety before restore"},
+            {"archive": "/var/lib/launch/backups/tasks/tasks-v1.0.0-20261204T020000Z.tar.zst",
+             "created": "2026-12-04 02:00:00", "version": "v1.0.0", "size": 3355443,
+             "state": "verified 2026-12-04T02:00:41Z", "reason": "backup"}
+        ]
+    })
+}
+
+const NEWEST: &str = "/var/lib/launch/backups/tasks/tasks-v1.0.0-20261204T020000Z.tar.zst";
+
+#[test]
+fn backups_screen_lists_the_archives_with_their_verification() {
+    let mut a = app(five(), Instant::now());
+    assert_eq!(
+        press(&mut a, &[KeyCode::Char('B')]),
+        [Effect::LoadBackups {
+            instance: "tasks".into()
+        }]
+    );
+    assert_eq!(a.screen, Screen::Backups);
+    a.set_backups("tasks", Ok(backups_json()));
+    snap("backups", &a);
+    assert_eq!(
+        a.backups.as_ref().unwrap().chosen().unwrap().archive,
+        NEWEST,
+        "newest first"
+    );
+    // v re-checks the chosen archive, as a run; Esc after it comes back here.
+    let effects = press(&mut a, &[KeyCode::Char('v')]);
+    assert_eq!(
+        effects,
+        [Effect::Run {
+            instance: "tasks".into(),
+            operation: "verify".into(),
+            args: ["backups", "tasks", "--verify", NEWEST]
+                .map(String::from)
+                .to_vec(),
+        }]
+    );
+    a.ops.get_mut("tasks").unwrap().finish(
+        Some(&serde_json::json!({"result": "ok", "verified": true, "entries": 12})),
+        Some(0),
+    );
+    let effects = press(&mut a, &[KeyCode::Esc]);
+    assert_eq!(a.screen, Screen::Backups);
+    assert!(effects.contains(&Effect::LoadBackups {
+        instance: "tasks".into()
+    }));
+}
+
+#[test]
+fn backups_screen_restores_after_asking() {
+    let mut a = app(five(), Instant::now());
+    press(&mut a, &[KeyCode::Char('B')]);
+    a.set_backups("tasks", Ok(backups_json()));
+    press(&mut a, &[KeyCode::Enter]);
+    snap("confirm_restore", &a);
+    assert!(
+        press(&mut a, &[KeyCode::Esc]).is_empty(),
+        "no is the default"
+    );
+    press(&mut a, &[KeyCode::Char('r')]);
+    let effects = press(&mut a, &[KeyCode::Char('y')]);
+    assert_eq!(
+        effects,
+        [Effect::Run {
+            instance: "tasks".into(),
+            operation: "restore".into(),
+            args: ["restore", "tasks", NEWEST].map(String::from).to_vec(),
+        }]
+    );
+    // Esc after it: back to the list (read again: a safety backup was added).
+    a.ops
+        .get_mut("tasks")
+        .unwrap()
+        .finish(Some(&serde_json::json!({"result": "ok"})), Some(0));
+    let effects = press(&mut a, &[KeyCode::Esc]);
+    assert_eq!(a.screen, Screen::Backups);
+    assert!(effects.contains(&Effect::LoadBackups {
+        instance: "tasks".into()
+    }));
+    // Read again with the safety backup on top: the cursor stays on the restored archive.
+    let mut list = backups_json();
+    list["backups"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "archive": "/var/lib/launch/backups/tasks/tasks-v1.0.0-20261205T090000Z.tar.zst",
+            "created": "2026-12-05 09:00:00", "version": "v1.0.0", "size": 3355443,
+            "state": "verified 2026-12-05T09:00:30Z", "reason": "safety before restore"
+        }));
+    a.set_backups("tasks", Ok(list));
+    assert_eq!(a.backups.as_ref().unwrap().selected, 1);
+    assert_eq!(
+        a.backups.as_ref().unwrap().chosen().unwrap().archive,
+        NEWEST
+    );
+}
+
+#[test]
+fn operation_logs_name_their_operation_and_time() {
+    use launch::tui::workers::split_log_stem;
+    assert_eq!(
+        split_log_stem("restore-2026-12-05T084207.67298525Z"),
+        ("restore", "2026-12-05 08:42:07".to_string())
+    );
+    assert_eq!(
+        split_log_stem("self-update-2026-01-31T235959Z"),
+        ("self-update", "2026-01-31 23:59:59".to_string())
+    );
+    assert_eq!(split_log_stem("odd"), ("odd", String::new()));
+}
+
+#[test]
+fn restore_to_a_new_instance_checks_the_name() {
+    let mut a = app(five(), Instant::now());
+    press(&mut a, &[KeyCode::Char('B')]);
+    a.set_backups("tasks", Ok(backups_json()));
+    press(&mut a, &[KeyCode::Char('n')]);
+    type_in(&mut a, "chat");
+    assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
+    snap("restore_new_name_taken", &a);
+    for _ in 0..4 {
+        press(&mut a, &[KeyCode::Backspace]);
+    }
+    type_in(&mut a, "Bad Name");
+    assert!(press(&mut a, &[KeyCode::Enter]).is_empty());
+    match &a.dialog {
+        Some(Dialog::NewName { error: Some(e), .. }) => assert!(e.contains("Bad Name"), "{e}"),
+        d => panic!("expected the name refused, got {d:?}"),
+    }
+    for _ in 0..8 {
+        press(&mut a, &[KeyCode::Backspace]);
+    }
+    type_in(&mut a, "tasks-copy");
+    let effects = press(&mut a, &[KeyCode::Enter]);
+    assert_eq!(
+        effects,
+        [Effect::Run {
+            instance: "tasks".into(),
+            operation: "restore to new".into(),
+            args: ["restore", "tasks", NEWEST, "--to-new", "tasks-copy"]
+                .map(String::from)
+                .to_vec(),
+        }]
+    );
+}
+
+#[test]
+fn read_only_backups_screen_verifies_but_does_not_restore() {
+    let mut a = App::new(true, false, Instant::now());
+    a.set_rows(five());
+    assert!(press(&mut a, &[KeyCode::Char('c')]).is_empty());
+    press(&mut a, &[KeyCode::Char('B')]);
+    a.set_backups("tasks", Ok(backups_json()));
+    assert!(press(
+        &mut a,
+        &[KeyCode::Enter, KeyCode::Char('r'), KeyCode::Char('n')]
+    )
+    .is_empty());
+    assert!(a.dialog.is_none());
+    assert_eq!(press(&mut a, &[KeyCode::Char('v')]).len(), 1);
 }
 
 #[test]
@@ -484,6 +876,16 @@ fn checks_fill_in_as_they_arrive() {
         b
     }]);
     assert!(a.rows[1].checks.is_some());
+}
+
+#[test]
+fn checks_that_arrive_before_the_records_are_kept() {
+    let mut a = App::new(false, false, Instant::now());
+    a.set_checks("tasks", healthy_checks(101));
+    let mut r = row("tasks", 101);
+    r.checks = None;
+    a.set_rows(vec![r]);
+    assert_eq!(a.rows[0].checks.as_ref().map(Vec::len), Some(7));
 }
 
 #[test]

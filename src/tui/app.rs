@@ -8,6 +8,7 @@ use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::form::{InstallForm, Mode};
+use super::manage::{BackupsView, ReconfigureForm, UpdateView};
 use super::model::{LogsView, OpState, Row};
 use crate::engine::Event;
 use crate::profile::Profile;
@@ -39,6 +40,12 @@ pub enum Screen {
     Operation(String),
     Logs,
     Install,
+    /// Before an update: the versions, `--check`'s answer, the choice.
+    Update,
+    /// The current settings as a form, the drift, then the changes to confirm.
+    Reconfigure,
+    /// The instance's archives with their verification state.
+    Backups,
 }
 
 /// A question on top of the screen; the keys go to it until it is answered.
@@ -63,6 +70,20 @@ pub enum Dialog {
     },
     /// A short message (why an action is not possible now).
     Notice(String),
+    /// y/N before a run with its own arguments (an update to a chosen version, a restore).
+    ConfirmRun {
+        instance: String,
+        operation: String,
+        args: Vec<String>,
+        question: String,
+    },
+    /// Restore to a new instance: its name, checked as typed.
+    NewName {
+        instance: String,
+        archive: String,
+        typed: String,
+        error: Option<String>,
+    },
     /// Which app to install, when there is more than one profile.
     ChooseProfile {
         names: Vec<String>,
@@ -105,6 +126,16 @@ pub enum Action {
     FormMode,
     FormSubmit,
     FormBack,
+    /// `c`: the reconfigure form of the selected instance.
+    Reconfigure,
+    /// `B`: the backups screen of the selected instance.
+    Backups,
+    /// On the backups screen: re-check the chosen archive.
+    Verify,
+    /// On the backups screen: restore the chosen archive (asks first).
+    AskRestore,
+    /// On the backups screen: restore the chosen archive into a new instance (asks its name).
+    AskRestoreNew,
 }
 
 /// What the loop does for an action: never on the UI thread's time.
@@ -129,6 +160,24 @@ pub enum Effect {
         instance: String,
         answers: BTreeMap<String, String>,
     },
+    /// A run of the real command with these arguments (after the global ones), as argv.
+    Run {
+        instance: String,
+        operation: String,
+        args: Vec<String>,
+    },
+    /// The profile's releases and `update NAME --check --json`.
+    LoadUpdate {
+        instance: String,
+    },
+    /// The record and profile for the form, and `reconfigure NAME --json` for the drift.
+    LoadReconfigure {
+        instance: String,
+    },
+    /// `backups NAME --json`.
+    LoadBackups {
+        instance: String,
+    },
 }
 
 pub struct App {
@@ -145,6 +194,16 @@ pub struct App {
     pub logs: LogsView,
     pub profiles: Vec<Profile>,
     pub form: Option<InstallForm>,
+    pub update: Option<UpdateView>,
+    pub reconfigure: Option<ReconfigureForm>,
+    /// The instance whose reconfigure form is being read.
+    pub reconfigure_for: Option<String>,
+    pub backups: Option<BackupsView>,
+    /// Checks that arrived before the records were read (a connection refused at once beats
+    /// the reading of the records): given to their rows when those arrive.
+    pub early_checks: BTreeMap<String, Vec<crate::status::Check>>,
+    /// Where Esc goes from a finished operation (the backups screen it was started from).
+    pub op_back: BTreeMap<String, Screen>,
     pub read_only: bool,
     pub color: bool,
     /// The clock the screens show elapsed times against (set by the loop's tick).
@@ -167,6 +226,12 @@ impl App {
             logs: LogsView::default(),
             profiles: Vec::new(),
             form: None,
+            update: None,
+            reconfigure: None,
+            reconfigure_for: None,
+            backups: None,
+            op_back: BTreeMap::new(),
+            early_checks: BTreeMap::new(),
             read_only,
             color,
             now,
@@ -193,6 +258,9 @@ impl App {
     /// New instance records: keeps what the checks and locks already said about each.
     pub fn set_rows(&mut self, mut rows: Vec<Row>) {
         for r in &mut rows {
+            if let Some(c) = self.early_checks.remove(&r.name) {
+                r.checks.get_or_insert(c);
+            }
             if let Some(old) = self.rows.iter().find(|o| o.name == r.name) {
                 if r.checks.is_none() {
                     r.checks = old.checks.clone();
@@ -213,8 +281,11 @@ impl App {
     }
 
     pub fn set_checks(&mut self, name: &str, checks: Vec<crate::status::Check>) {
-        if let Some(r) = self.rows.iter_mut().find(|r| r.name == name) {
-            r.checks = Some(checks);
+        match self.rows.iter_mut().find(|r| r.name == name) {
+            Some(r) => r.checks = Some(checks),
+            None => {
+                self.early_checks.insert(name.to_string(), checks);
+            }
         }
     }
 
@@ -245,10 +316,19 @@ impl App {
                     KeyCode::Esc => Some(Action::CloseDialog),
                     _ => None,
                 },
-                Dialog::Confirm { .. } | Dialog::Cancel { .. } => match key.code {
-                    KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirmed),
-                    _ => Some(Action::CloseDialog),
+                Dialog::NewName { .. } => match key.code {
+                    KeyCode::Esc => Some(Action::CloseDialog),
+                    KeyCode::Enter => Some(Action::Confirmed),
+                    KeyCode::Backspace => Some(Action::TypeBackspace),
+                    KeyCode::Char(c) => Some(Action::TypeChar(c)),
+                    _ => None,
                 },
+                Dialog::Confirm { .. } | Dialog::ConfirmRun { .. } | Dialog::Cancel { .. } => {
+                    match key.code {
+                        KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirmed),
+                        _ => Some(Action::CloseDialog),
+                    }
+                }
                 Dialog::TypeName { .. } => match key.code {
                     KeyCode::Esc => Some(Action::CloseDialog),
                     KeyCode::Enter => Some(Action::Confirmed),
@@ -270,7 +350,7 @@ impl App {
                 _ => None,
             };
         }
-        if self.screen == Screen::Install {
+        if matches!(self.screen, Screen::Install | Screen::Reconfigure) {
             return self.form_key(key);
         }
         let common = match key.code {
@@ -301,6 +381,25 @@ impl App {
                     Some(Action::Ask(OpKind::Uninstall))
                 }
                 KeyCode::Char('i') if !self.read_only => Some(Action::Install),
+                KeyCode::Char('c') if !self.read_only => Some(Action::Reconfigure),
+                KeyCode::Char('B') => Some(Action::Backups),
+                _ => None,
+            },
+            Screen::Update => match key.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+                KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+                KeyCode::Enter | KeyCode::Char('u') => Some(Action::Confirmed),
+                _ => None,
+            },
+            Screen::Backups => match key.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+                KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+                KeyCode::Char('v') => Some(Action::Verify),
+                KeyCode::Char('s') => Some(Action::Backups),
+                KeyCode::Enter | KeyCode::Char('r') if !self.read_only => Some(Action::AskRestore),
+                KeyCode::Char('n') if !self.read_only => Some(Action::AskRestoreNew),
                 _ => None,
             },
             Screen::Operation(_) => match key.code {
@@ -308,7 +407,7 @@ impl App {
                 KeyCode::Char('l') => Some(Action::Logs),
                 _ => None,
             },
-            Screen::Install => None,
+            Screen::Install | Screen::Reconfigure => None,
             Screen::Logs => match key.code {
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
@@ -351,6 +450,29 @@ impl App {
                     };
                 }
             }
+            Action::Up if self.screen == Screen::Update => {
+                if let Some(u) = self.update.as_mut() {
+                    u.up();
+                }
+            }
+            Action::Down if self.screen == Screen::Update => {
+                if let Some(u) = self.update.as_mut() {
+                    u.down();
+                }
+            }
+            Action::Up if self.screen == Screen::Backups => {
+                if let Some(b) = self.backups.as_mut() {
+                    b.up();
+                }
+            }
+            Action::Down if self.screen == Screen::Backups => {
+                if let Some(b) = self.backups.as_mut() {
+                    b.down();
+                }
+            }
+            Action::Confirmed if self.dialog.is_none() && self.screen == Screen::Update => {
+                self.ask_update_to();
+            }
             Action::Up => match self.screen {
                 Screen::Logs => {
                     self.logs.follow = false;
@@ -384,7 +506,10 @@ impl App {
                     self.screen = Screen::Details;
                 }
             }
-            Action::Back => self.screen = Screen::Dashboard,
+            Action::Back => {
+                self.screen = Screen::Dashboard;
+                self.update = None;
+            }
             Action::StartFilter => self.filtering = true,
             Action::FilterInput(c) => {
                 self.filter.push(c);
@@ -402,17 +527,25 @@ impl App {
             }
             Action::ShowHelp => self.dialog = Some(Dialog::Help),
             Action::CloseDialog => self.dialog = None,
-            Action::Ask(op) => self.ask(op),
-            Action::TypeChar(c) => {
-                if let Some(Dialog::TypeName { typed, .. }) = &mut self.dialog {
+            Action::Ask(op) => effects.extend(self.ask(op)),
+            Action::TypeChar(c) => match &mut self.dialog {
+                Some(Dialog::TypeName { typed, .. }) => typed.push(c),
+                Some(Dialog::NewName { typed, error, .. }) => {
                     typed.push(c);
+                    *error = None;
                 }
-            }
-            Action::TypeBackspace => {
-                if let Some(Dialog::TypeName { typed, .. }) = &mut self.dialog {
+                _ => {}
+            },
+            Action::TypeBackspace => match &mut self.dialog {
+                Some(Dialog::TypeName { typed, .. }) => {
                     typed.pop();
                 }
-            }
+                Some(Dialog::NewName { typed, error, .. }) => {
+                    typed.pop();
+                    *error = None;
+                }
+                _ => {}
+            },
             Action::ToggleKeepData => {
                 if let Some(Dialog::TypeName { keep_data, .. }) = &mut self.dialog {
                     *keep_data = !*keep_data;
@@ -443,6 +576,37 @@ impl App {
                         effects.extend(self.open_form(n));
                     }
                 }
+                Some(Dialog::ConfirmRun {
+                    instance,
+                    operation,
+                    args,
+                    ..
+                }) => effects.push(self.run(&instance, &operation, args)),
+                Some(Dialog::NewName {
+                    instance,
+                    archive,
+                    typed,
+                    ..
+                }) => match self.check_new_name(&typed) {
+                    Ok(()) => {
+                        let args = vec![
+                            "restore".into(),
+                            instance.clone(),
+                            archive,
+                            "--to-new".into(),
+                            typed,
+                        ];
+                        effects.push(self.run(&instance, "restore to new", args));
+                    }
+                    Err(e) => {
+                        self.dialog = Some(Dialog::NewName {
+                            instance,
+                            archive,
+                            typed,
+                            error: Some(e),
+                        })
+                    }
+                },
                 Some(Dialog::Cancel { instance }) => {
                     if let Some(op) = self.ops.get_mut(&instance) {
                         op.cancel_requested = true;
@@ -471,8 +635,11 @@ impl App {
                         }
                         Some(op) if op.running() => {}
                         _ => {
-                            self.screen = Screen::Dashboard;
+                            self.screen = self.op_back.remove(&name).unwrap_or(Screen::Dashboard);
                             effects.push(Effect::RefreshStatus);
+                            if self.screen == Screen::Backups {
+                                effects.push(Effect::LoadBackups { instance: name });
+                            }
                         }
                     }
                 }
@@ -513,6 +680,16 @@ impl App {
                     effects.extend(self.choose_profile());
                 }
             }
+            Action::FormNext
+            | Action::FormPrev
+            | Action::FormChar(_)
+            | Action::FormBackspace
+            | Action::FormSubmit
+            | Action::FormBack
+                if self.screen == Screen::Reconfigure =>
+            {
+                effects.extend(self.reconfigure_action(action));
+            }
             Action::FormNext => self.with_form(InstallForm::next),
             Action::FormPrev => self.with_form(InstallForm::prev),
             Action::FormChar(c) => self.with_form(|f| f.type_char(c)),
@@ -525,6 +702,71 @@ impl App {
                     self.screen = Screen::Dashboard;
                 }
             },
+            Action::Reconfigure => {
+                if let Some(name) = self.idle_selected() {
+                    self.reconfigure = None;
+                    self.reconfigure_for = Some(name.clone());
+                    self.screen = Screen::Reconfigure;
+                    effects.push(Effect::LoadReconfigure { instance: name });
+                }
+            }
+            Action::Backups => {
+                let name = match (&self.screen, &self.backups) {
+                    (Screen::Backups, Some(b)) => Some(b.instance.clone()),
+                    _ => self.selected_name(),
+                };
+                if let Some(name) = name {
+                    let keep = self
+                        .backups
+                        .as_ref()
+                        .filter(|b| b.instance == name)
+                        .map(|b| b.selected)
+                        .unwrap_or(0);
+                    let mut v = BackupsView::new(&name);
+                    v.selected = keep;
+                    self.backups = Some(v);
+                    self.screen = Screen::Backups;
+                    effects.push(Effect::LoadBackups { instance: name });
+                }
+            }
+            Action::Verify => {
+                if let Some((name, archive)) = self.chosen_archive() {
+                    if self.busy_notice(&name) {
+                        return effects;
+                    }
+                    let args = vec!["backups".into(), name.clone(), "--verify".into(), archive];
+                    effects.push(self.run(&name, "verify", args));
+                }
+            }
+            Action::AskRestore => {
+                if let Some((name, archive)) = self.chosen_archive() {
+                    if self.busy_notice(&name) {
+                        return effects;
+                    }
+                    let b = self.backups.as_ref().and_then(|b| b.chosen()).cloned();
+                    let what = b
+                        .map(|b| format!("{} ({}, taken {})", b.file_name(), b.version, b.created))
+                        .unwrap_or_else(|| archive.clone());
+                    self.dialog = Some(Dialog::ConfirmRun {
+                        instance: name.clone(),
+                        operation: "restore".into(),
+                        args: vec!["restore".into(), name.clone(), archive],
+                        question: format!(
+                            "Restore {name} from {what}? Its data now is replaced (a safety backup is taken first)."
+                        ),
+                    });
+                }
+            }
+            Action::AskRestoreNew => {
+                if let Some((name, archive)) = self.chosen_archive() {
+                    self.dialog = Some(Dialog::NewName {
+                        instance: name,
+                        archive,
+                        typed: String::new(),
+                        error: None,
+                    });
+                }
+            }
             Action::FormSubmit => {
                 let Some(f) = self.form.as_mut() else {
                     return effects;
@@ -594,7 +836,13 @@ impl App {
     }
 
     fn form_key(&self, key: KeyEvent) -> Option<Action> {
-        let summary = self.form.as_ref().is_some_and(|f| f.summary.is_some());
+        let summary = match self.screen {
+            Screen::Reconfigure => self
+                .reconfigure
+                .as_ref()
+                .is_some_and(|f| f.summary.is_some()),
+            _ => self.form.as_ref().is_some_and(|f| f.summary.is_some()),
+        };
         if summary {
             return match key.code {
                 KeyCode::Char('y') | KeyCode::Enter => Some(Action::FormSubmit),
@@ -613,9 +861,9 @@ impl App {
         }
     }
 
-    fn ask(&mut self, op: OpKind) {
+    fn ask(&mut self, op: OpKind) -> Vec<Effect> {
         let Some(row) = self.selected_row() else {
-            return;
+            return Vec::new();
         };
         let name = row.name.clone();
         if let Some(o) = self.ops.get(&name).filter(|o| o.running()) {
@@ -623,26 +871,21 @@ impl App {
                 "{name} is busy: this TUI runs its {} (o shows it).",
                 o.operation
             )));
-            return;
+            return Vec::new();
         }
         if let Some(h) = &row.lock {
             self.dialog = Some(Dialog::Notice(format!(
                 "{name} is busy: `{}` (pid {} on {}, since {}) holds its lock.",
                 h.operation, h.pid, h.host, h.since
             )));
-            return;
+            return Vec::new();
         }
         let question = match op {
-            OpKind::Update => match &row.update {
-                Some(to) => format!("Update {name} from {} to {to}?", row.version),
-                None => {
-                    self.dialog = Some(Dialog::Notice(format!(
-                        "{name} is at {}, the newest release its profile allows.",
-                        row.version
-                    )));
-                    return;
-                }
-            },
+            OpKind::Update => {
+                self.update = Some(UpdateView::new(&name, &row.version));
+                self.screen = Screen::Update;
+                return vec![Effect::LoadUpdate { instance: name }];
+            }
             OpKind::Rollback => format!("Roll {name} back to its previous release?"),
             OpKind::Backup => format!("Take a verified backup of {name} now?"),
             OpKind::Uninstall => {
@@ -651,7 +894,7 @@ impl App {
                     typed: String::new(),
                     keep_data: false,
                 });
-                return;
+                return Vec::new();
             }
         };
         self.dialog = Some(Dialog::Confirm {
@@ -659,6 +902,7 @@ impl App {
             instance: name,
             question,
         });
+        Vec::new()
     }
 
     fn start(&mut self, op: OpKind, instance: &str, keep_data: bool) -> Effect {
@@ -671,6 +915,203 @@ impl App {
             op,
             instance: instance.to_string(),
             keep_data,
+        }
+    }
+
+    /// Starts a run of the command with `args` (argv elements, never a shell line).
+    fn run(&mut self, instance: &str, operation: &str, args: Vec<String>) -> Effect {
+        self.ops.insert(
+            instance.to_string(),
+            OpState::new(instance, operation, self.now),
+        );
+        // Started from the backups screen (verify, restore): Esc after it goes back there.
+        if self.screen == Screen::Backups {
+            self.op_back.insert(instance.to_string(), Screen::Backups);
+        } else {
+            self.op_back.remove(instance);
+        }
+        self.screen = Screen::Operation(instance.to_string());
+        Effect::Run {
+            instance: instance.to_string(),
+            operation: operation.to_string(),
+            args,
+        }
+    }
+
+    /// A notice when this TUI or another process runs something on `name`; true if busy.
+    fn busy_notice(&mut self, name: &str) -> bool {
+        if let Some(o) = self.ops.get(name).filter(|o| o.running()) {
+            self.dialog = Some(Dialog::Notice(format!(
+                "{name} is busy: this TUI runs its {} (o shows it).",
+                o.operation
+            )));
+            return true;
+        }
+        if let Some(h) = self
+            .rows
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.lock.as_ref())
+        {
+            self.dialog = Some(Dialog::Notice(format!(
+                "{name} is busy: `{}` (pid {} on {}, since {}) holds its lock.",
+                h.operation, h.pid, h.host, h.since
+            )));
+            return true;
+        }
+        false
+    }
+
+    /// The selected instance, when nothing runs on it (else a notice says what does).
+    fn idle_selected(&mut self) -> Option<String> {
+        let name = self.selected_name()?;
+        (!self.busy_notice(&name)).then_some(name)
+    }
+
+    fn chosen_archive(&self) -> Option<(String, String)> {
+        let b = self.backups.as_ref()?;
+        Some((b.instance.clone(), b.chosen()?.archive.clone()))
+    }
+
+    /// A new instance's name: the rules of every name, and not one in use.
+    fn check_new_name(&self, name: &str) -> Result<(), String> {
+        crate::instance::check_instance_name(name).map_err(|e| e.to_string())?;
+        if self.rows.iter().any(|r| r.name == name) {
+            return Err(format!(
+                "an instance named `{name}` exists already: choose another name"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enter on the update screen: the chosen version, confirmed first.
+    fn ask_update_to(&mut self) {
+        let Some(u) = &self.update else {
+            return;
+        };
+        let Some(v) = u.chosen() else {
+            return;
+        };
+        let name = u.instance.clone();
+        if v.version == u.current {
+            self.dialog = Some(Dialog::Notice(format!(
+                "{name} runs {} already: choose another version.",
+                v.version
+            )));
+            return;
+        }
+        let mut args = vec![
+            "update".to_string(),
+            name.clone(),
+            "--version".into(),
+            v.version.clone(),
+        ];
+        if v.unstable {
+            args.extend(["--channel".into(), "unstable".into()]);
+        }
+        self.dialog = Some(Dialog::ConfirmRun {
+            question: format!(
+                "Update {name} from {} to {}{}?",
+                u.current,
+                v.version,
+                if v.unstable { " (unstable)" } else { "" }
+            ),
+            instance: name,
+            operation: "update".into(),
+            args,
+        });
+    }
+
+    fn reconfigure_action(&mut self, action: Action) -> Vec<Effect> {
+        let Some(f) = self.reconfigure.as_mut() else {
+            if matches!(action, Action::FormBack) {
+                self.screen = Screen::Dashboard;
+                self.reconfigure_for = None;
+            }
+            return Vec::new();
+        };
+        match action {
+            Action::FormNext => f.next(),
+            Action::FormPrev => f.prev(),
+            Action::FormChar(c) => f.type_char(c),
+            Action::FormBackspace => f.backspace(),
+            Action::FormBack if f.summary.is_some() => f.summary = None,
+            Action::FormBack => {
+                self.reconfigure = None;
+                self.reconfigure_for = None;
+                self.screen = Screen::Dashboard;
+            }
+            Action::FormSubmit if f.summary.is_some() => {
+                let name = f.instance.name.clone();
+                let mut args = vec!["reconfigure".to_string(), name.clone()];
+                args.extend(f.set_args());
+                self.reconfigure = None;
+                self.reconfigure_for = None;
+                return vec![self.run(&name, "reconfigure", args)];
+            }
+            Action::FormSubmit => {
+                f.submit();
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The profile arrived for the update screen.
+    pub fn set_update_profile(&mut self, instance: &str, p: Result<Profile, String>) {
+        if let Some(u) = self.update.as_mut().filter(|u| u.instance == instance) {
+            u.set_profile(p);
+        }
+    }
+
+    /// `update --check`'s answer arrived.
+    pub fn set_update_check(&mut self, instance: &str, c: Result<serde_json::Value, String>) {
+        if let Some(u) = self.update.as_mut().filter(|u| u.instance == instance) {
+            u.check = Some(c);
+        }
+    }
+
+    /// The record and profile arrived: the form opens with the current settings.
+    pub fn set_reconfigure(
+        &mut self,
+        instance: &str,
+        r: Result<(crate::instance::Instance, Profile), String>,
+    ) {
+        if self.reconfigure_for.as_deref() != Some(instance) {
+            return;
+        }
+        match r {
+            Ok((inst, profile)) => {
+                let drift = self.reconfigure.take().and_then(|f| f.drift);
+                let mut f = ReconfigureForm::new(inst, profile);
+                f.drift = drift;
+                self.reconfigure = Some(f);
+            }
+            Err(e) => {
+                self.reconfigure_for = None;
+                self.screen = Screen::Dashboard;
+                self.dialog = Some(Dialog::Notice(format!(
+                    "cannot read {instance}'s settings: {e}"
+                )));
+            }
+        }
+    }
+
+    /// `reconfigure NAME --json`'s drift arrived.
+    pub fn set_drift(&mut self, instance: &str, d: Result<Vec<String>, String>) {
+        if let Some(f) = self
+            .reconfigure
+            .as_mut()
+            .filter(|f| f.instance.name == instance)
+        {
+            f.drift = Some(d);
+        }
+    }
+
+    /// `backups NAME --json` arrived.
+    pub fn set_backups(&mut self, instance: &str, v: Result<serde_json::Value, String>) {
+        if let Some(b) = self.backups.as_mut().filter(|b| b.instance == instance) {
+            b.set_list(v);
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod form;
+pub mod manage;
 pub mod model;
 pub mod view;
 pub mod workers;
@@ -65,6 +66,8 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
         .ok()
         .and_then(|s| s.chars().next());
     let t0 = Instant::now();
+    // Keys handled so far: the frame log says which frame answers which key.
+    let mut keys_seen: u64 = 0;
     loop {
         if dirty {
             app.now = Instant::now();
@@ -73,7 +76,7 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                 .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot draw: {e}")))?;
             if let Some(path) = &draw_log {
                 // Benchmark hook (scripts/bench-tui.sh): when each frame was on the screen.
-                frame_log(path, t0.elapsed(), &app);
+                frame_log(path, t0.elapsed(), &app, keys_seen);
             }
         }
         if app.quit {
@@ -104,16 +107,39 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
             Msg::Key(k) if panic_key.is_some_and(|c| k.code == KeyCode::Char(c)) => {
                 panic!("test hook: LAUNCH_TEST_PANIC_KEY pressed")
             }
-            Msg::Key(k) => match app.handle_key(k) {
-                Some(action) => app.update(action),
-                None => Vec::new(),
-            },
+            Msg::Key(k) => {
+                keys_seen += 1;
+                match app.handle_key(k) {
+                    Some(action) => app.update(action),
+                    None => Vec::new(),
+                }
+            }
             Msg::Resize => Vec::new(),
             Msg::Profiles(p) => app.set_profiles(p),
             Msg::Facts(f) => {
                 if let Some(form) = app.form.as_mut() {
                     form.set_facts(f);
                 }
+                Vec::new()
+            }
+            Msg::UpdateProfile(name, p) => {
+                app.set_update_profile(&name, *p);
+                Vec::new()
+            }
+            Msg::UpdateCheck(name, c) => {
+                app.set_update_check(&name, c);
+                Vec::new()
+            }
+            Msg::Reconfigure(name, r) => {
+                app.set_reconfigure(&name, *r);
+                Vec::new()
+            }
+            Msg::Drift(name, d) => {
+                app.set_drift(&name, d);
+                Vec::new()
+            }
+            Msg::Backups(name, v) => {
+                app.set_backups(&name, v);
                 Vec::new()
             }
             Msg::Rows(Ok(rows)) => {
@@ -182,6 +208,30 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                         }
                     }
                 },
+                Effect::Run {
+                    instance,
+                    operation: _,
+                    args,
+                } => match workers::start_run(g, args, &instance, tx.clone()) {
+                    Ok(r) => {
+                        running.insert(instance, r);
+                    }
+                    Err(err) => {
+                        if let Some(o) = app.ops.get_mut(&instance) {
+                            o.push_log(crate::engine::Level::Warn, format!("cannot start: {err}"));
+                            o.finish(None, None);
+                        }
+                    }
+                },
+                Effect::LoadUpdate { instance } => {
+                    workers::load_update(g.clone(), instance, tx.clone())
+                }
+                Effect::LoadReconfigure { instance } => {
+                    workers::load_reconfigure(g.clone(), instance, tx.clone())
+                }
+                Effect::LoadBackups { instance } => {
+                    workers::load_backups(g.clone(), instance, tx.clone())
+                }
                 Effect::Cancel(instance) => {
                     if let Some(r) = running.get(&instance) {
                         r.cancel();
@@ -218,7 +268,7 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
     Ok(Outcome::new(String::new(), json!({})))
 }
 
-fn frame_log(path: &std::ffi::OsStr, at: Duration, app: &App) {
+fn frame_log(path: &std::ffi::OsStr, at: Duration, app: &App, keys: u64) {
     use std::io::Write;
     let checked = app.rows.iter().filter(|r| r.checks.is_some()).count();
     if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -231,11 +281,13 @@ fn frame_log(path: &std::ffi::OsStr, at: Duration, app: &App) {
             .unwrap_or_default();
         let _ = writeln!(
             f,
-            "{} {} rows={} checked={}",
+            "{} {} rows={} checked={} keys={} running={}",
             epoch.as_micros(),
             at.as_micros(),
             app.rows.len(),
-            checked
+            checked,
+            keys,
+            app.ops.values().filter(|o| o.running()).count()
         );
     }
 }

@@ -10,7 +10,8 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Dialog, Screen};
-use super::form::{InstallForm, Mode};
+use super::form::{Field, InstallForm, Mode};
+use super::manage::{BackupsView, ReconfigureForm, UpdateView};
 use super::model::{human_elapsed, Health, OpState, Row, StepState};
 use crate::engine::Level;
 use crate::status::Level as CheckLevel;
@@ -76,6 +77,32 @@ pub fn draw(f: &mut Frame, app: &App) {
             Some(form) => install_form(f, body, form, &t),
             None => dashboard(f, body, app, &t),
         },
+        Screen::Update => match &app.update {
+            Some(u) => update_screen(f, body, u, &t),
+            None => dashboard(f, body, app, &t),
+        },
+        Screen::Reconfigure => match &app.reconfigure {
+            Some(form) => reconfigure_form(f, body, form, &t),
+            None => f.render_widget(
+                Paragraph::new(Line::styled(
+                    format!(
+                        "reading the settings of {}…",
+                        app.reconfigure_for.as_deref().unwrap_or("?")
+                    ),
+                    t.dim(),
+                ))
+                .block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .title(" Reconfigure "),
+                ),
+                body,
+            ),
+        },
+        Screen::Backups => match &app.backups {
+            Some(b) => backups_screen(f, body, app, b, &t),
+            None => dashboard(f, body, app, &t),
+        },
     }
     key_bar(f, bar, app, &t);
     if let Some(d) = &app.dialog {
@@ -93,7 +120,12 @@ fn keys_of(app: &App) -> Vec<(&'static str, &'static str)> {
                     ("Esc", "cancel"),
                 ]
             }
-            Some(Dialog::Confirm { .. }) | Some(Dialog::Cancel { .. }) => {
+            Some(Dialog::NewName { .. }) => {
+                vec![("Enter", "restore"), ("Esc", "cancel")]
+            }
+            Some(Dialog::Confirm { .. })
+            | Some(Dialog::ConfirmRun { .. })
+            | Some(Dialog::Cancel { .. }) => {
                 vec![("y", "yes"), ("any other key", "no")]
             }
             Some(Dialog::ChooseProfile { .. }) => {
@@ -114,9 +146,11 @@ fn keys_of(app: &App) -> Vec<(&'static str, &'static str)> {
                     ("u", "update"),
                     ("r", "rollback"),
                     ("b", "backup"),
+                    ("c", "reconfigure"),
                     ("x", "uninstall"),
                 ]);
             }
+            k.push(("B", "backups"));
             k.extend([
                 ("l", "logs"),
                 ("o", "operation"),
@@ -147,6 +181,34 @@ fn keys_of(app: &App) -> Vec<(&'static str, &'static str)> {
                 ("Esc", "cancel"),
             ],
         },
+        Screen::Update => vec![
+            ("↑↓", "version"),
+            ("Enter", "update to it"),
+            ("Esc", "back"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        Screen::Reconfigure => match app.reconfigure.as_ref().map(|f| f.summary.is_some()) {
+            Some(true) => vec![("y", "apply"), ("any other key", "back to the form")],
+            _ => vec![
+                ("Tab ↑↓", "field"),
+                ("Enter", "check & summary"),
+                ("Esc", "cancel"),
+            ],
+        },
+        Screen::Backups => {
+            let mut k = vec![("↑↓", "archive"), ("v", "verify")];
+            if !app.read_only {
+                k.extend([("Enter/r", "restore"), ("n", "restore to new")]);
+            }
+            k.extend([
+                ("s", "refresh"),
+                ("Esc", "back"),
+                ("?", "help"),
+                ("q", "quit"),
+            ]);
+            k
+        }
         Screen::Logs => vec![
             ("↑↓", "scroll"),
             ("End", "bottom"),
@@ -688,9 +750,14 @@ const HELP: &[(&str, &str)] = &[
     ("↑ ↓ j k", "move between instances"),
     ("Enter", "details: every check with its fix"),
     ("i", "install an app (a form, checked as you type)"),
-    ("u", "update to the newest release"),
+    ("u", "update: the versions, --check, then choose"),
     ("r", "roll back to the previous release"),
     ("b", "take a verified backup"),
+    (
+        "B",
+        "backups: verify one, restore, restore to a new instance",
+    ),
+    ("c", "reconfigure: the settings as a form, drift shown"),
     ("x", "uninstall (type the name to confirm)"),
     ("l", "operation logs (f: follow)"),
     ("o", "the operation screen of the instance"),
@@ -708,7 +775,7 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, t: &Theme) {
         Dialog::Help => (
             " Help ".into(),
             HELP.iter()
-                .filter(|(k, _)| !(app.read_only && ["i", "u", "r", "b", "x"].contains(k)))
+                .filter(|(k, _)| !(app.read_only && ["i", "u", "r", "b", "c", "x"].contains(k)))
                 .map(|(k, what)| {
                     Line::from(vec![
                         Span::styled(format!("{k:<9}"), t.key()),
@@ -745,6 +812,38 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, t: &Theme) {
                 ]),
             ],
         ),
+        Dialog::ConfirmRun { question, .. } => (
+            " Confirm ".into(),
+            vec![
+                Line::raw(question.clone()),
+                Line::raw(""),
+                Line::from(vec![
+                    Span::styled("y", t.key()),
+                    Span::raw(" yes   "),
+                    Span::styled("any other key", t.key()),
+                    Span::raw(" no"),
+                ]),
+            ],
+        ),
+        Dialog::NewName {
+            instance,
+            archive,
+            typed,
+            error,
+        } => {
+            let file = archive.rsplit('/').next().unwrap_or(archive);
+            let mut lines = vec![
+                Line::raw(format!(
+                    "Restore {file} of {instance} into a new instance (a new container); {instance} stays as it is."
+                )),
+                Line::raw("Name of the new instance:"),
+                Line::from(vec![Span::raw("> "), Span::raw(typed.clone()), Span::raw("▏")]),
+            ];
+            if let Some(e) = error {
+                lines.push(Line::styled(format!("✗ {e}"), t.bad()));
+            }
+            (" Restore to a new instance ".into(), lines)
+        }
         Dialog::Cancel { instance } => (
             " Cancel? ".into(),
             vec![
@@ -806,4 +905,328 @@ fn dialog(f: &mut Frame, app: &App, d: &Dialog, t: &Theme) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         r,
     );
+}
+
+fn update_screen(f: &mut Frame, area: Rect, u: &UpdateView, t: &Theme) {
+    let mut lines = vec![Line::from(vec![
+        Span::styled(u.instance.clone(), t.title()),
+        Span::raw(format!("  runs {}", u.current)),
+    ])];
+    match &u.check {
+        None => lines.push(Line::styled("checking (update --check)…", t.dim())),
+        Some(Err(e)) => lines.push(Line::styled(format!("update --check: {e}"), t.bad())),
+        Some(Ok(_)) => lines.extend(u.check_lines().into_iter().map(Line::raw)),
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Available versions", t.title()));
+    match &u.versions {
+        None => lines.push(Line::styled("reading the profile…", t.dim())),
+        Some(Err(e)) => lines.push(Line::styled(
+            format!("cannot read the profile: {e}"),
+            t.bad(),
+        )),
+        Some(Ok(list)) => {
+            let key = |v: &str| crate::update::version_key(v);
+            for (i, c) in list.iter().enumerate() {
+                let mut notes = Vec::new();
+                if c.version == u.current {
+                    notes.push("current".to_string());
+                } else if key(&c.version) < key(&u.current) {
+                    notes.push("older".to_string());
+                }
+                if c.unstable {
+                    notes.push("unstable".to_string());
+                }
+                if let Some(commit) = &c.commit {
+                    notes.push(format!(
+                        "commit {}",
+                        commit.chars().take(10).collect::<String>()
+                    ));
+                }
+                if !c.requires.is_empty() {
+                    notes.push(format!("needs {}", c.requires.join(", ")));
+                }
+                let text = format!(
+                    "{}{:<14} {}",
+                    if i == u.selected { "> " } else { "  " },
+                    c.version,
+                    notes.join(", ")
+                );
+                lines.push(if i == u.selected {
+                    Line::styled(text, t.selected())
+                } else {
+                    Line::raw(text)
+                });
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "The update runs blue-green: a safety backup first, the new release beside the old one, writes held for the switch, undone if anything fails.",
+        t.dim(),
+    ));
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(Span::styled(format!(" Update {} ", u.instance), t.title())),
+        ),
+        area,
+    );
+}
+
+/// The fields of a form with their inline errors; returns the line of the focused field.
+fn field_lines<'a>(
+    fields: &[Field],
+    focus: usize,
+    errors: &std::collections::BTreeMap<String, String>,
+    changed: &dyn Fn(&Field) -> bool,
+    lines: &mut Vec<Line<'a>>,
+    t: &Theme,
+) -> usize {
+    let label_w = fields
+        .iter()
+        .map(|f| f.label.chars().count())
+        .max()
+        .unwrap_or(10)
+        .min(28);
+    let mut focus_line = 0;
+    for (i, field) in fields.iter().enumerate() {
+        let focused = i == focus;
+        if focused {
+            focus_line = lines.len();
+        }
+        let label: String = field.label.chars().take(label_w).collect();
+        let mark = if changed(field) { "*" } else { " " };
+        let mut spans = vec![
+            Span::styled(
+                format!(
+                    "{}{mark}{label:<label_w$} ",
+                    if focused { ">" } else { " " }
+                ),
+                if focused { t.title() } else { Style::default() },
+            ),
+            Span::styled(
+                field.value.clone(),
+                if focused {
+                    t.selected()
+                } else {
+                    Style::default()
+                },
+            ),
+        ];
+        if focused {
+            spans.push(Span::raw("▏"));
+        }
+        lines.push(Line::from(spans));
+        if let Some(e) = errors.get(&field.key) {
+            lines.push(Line::styled(format!("    ✗ {e}"), t.bad()));
+        } else if focused {
+            if let Some(h) = &field.help {
+                lines.push(Line::styled(format!("    {h}"), t.dim()));
+            }
+        }
+    }
+    focus_line
+}
+
+fn reconfigure_form(f: &mut Frame, area: Rect, form: &ReconfigureForm, t: &Theme) {
+    let block = Block::default().borders(Borders::ALL).title(Span::styled(
+        format!(
+            " Reconfigure {} ({} {}, CT {}) ",
+            form.instance.name,
+            form.profile.name,
+            form.instance.app_version,
+            form.instance.container.vmid
+        ),
+        t.title(),
+    ));
+    if let Some(summary) = &form.summary {
+        let mut lines = vec![Line::styled("These changes will be made:", t.title())];
+        lines.extend(summary.iter().map(|l| Line::raw(format!("  {l}"))));
+        lines.push(Line::raw(""));
+        lines.push(Line::raw(
+            "The files are rendered again and checked (nginx -t), the app restarts with a health check; anything failing puts the previous settings back.",
+        ));
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![
+            Span::raw("Apply them?  "),
+            Span::styled("y", t.key()),
+            Span::raw(" apply   "),
+            Span::styled("any other key", t.key()),
+            Span::raw(" back to the form"),
+        ]));
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let mut lines = Vec::new();
+    match &form.drift {
+        None => lines.push(Line::styled(
+            "checking the container's files for drift…",
+            t.dim(),
+        )),
+        Some(Err(e)) => lines.push(Line::styled(format!("drift: cannot check: {e}"), t.warn())),
+        Some(Ok(d)) if d.is_empty() => lines.push(Line::styled(
+            "no drift: the container's files are what the record renders",
+            t.ok(),
+        )),
+        Some(Ok(d)) => {
+            for d in d {
+                lines.push(Line::styled(
+                    format!("drift: {d}; reconfigure writes the record's version"),
+                    t.warn(),
+                ));
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    let changed = |fl: &Field| {
+        let v = fl.value.trim();
+        !v.is_empty() && form.original.get(&fl.key).map(|o| o.trim()) != Some(v)
+    };
+    let focus_line = field_lines(
+        &form.fields,
+        form.focus,
+        &form.errors,
+        &changed,
+        &mut lines,
+        t,
+    );
+    for e in &form.other_errors {
+        lines.push(Line::styled(format!("✗ {e}"), t.bad()));
+    }
+    let n = form.changes().len();
+    lines.push(Line::styled(
+        format!(
+            "{n} change{} (*); TLS and a database move: `launch-tui reconfigure {} --set ...`",
+            if n == 1 { "" } else { "s" },
+            form.instance.name
+        ),
+        t.dim(),
+    ));
+    let rows = area.height.saturating_sub(2) as usize;
+    let scroll = (focus_line + 3).saturating_sub(rows);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll as u16, 0))
+            .block(block),
+        area,
+    );
+}
+
+fn backups_screen(f: &mut Frame, area: Rect, app: &App, b: &BackupsView, t: &Theme) {
+    let block = Block::default().borders(Borders::ALL).title(Span::styled(
+        format!(" Backups of {} ", b.instance),
+        t.title(),
+    ));
+    let entries = match &b.list {
+        None => {
+            f.render_widget(
+                Paragraph::new(Line::styled("reading the backups…", t.dim())).block(block),
+                area,
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            f.render_widget(
+                Paragraph::new(Line::styled(
+                    format!("cannot list the backups: {e}"),
+                    t.bad(),
+                ))
+                .wrap(Wrap { trim: false })
+                .block(block),
+                area,
+            );
+            return;
+        }
+        Some(Ok(v)) if v.is_empty() => {
+            f.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!("No backups of {} yet.", b.instance)),
+                    Line::raw(if app.read_only {
+                        "Take one with `launch-tui backup NAME`.".to_string()
+                    } else {
+                        "Take one from the dashboard with b.".to_string()
+                    }),
+                ])
+                .block(block),
+                area,
+            );
+            return;
+        }
+        Some(Ok(v)) => v,
+    };
+    let [table_area, info_area] = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(
+                (entries.len() as u16 + 3).min(area.height.saturating_sub(6).max(4)),
+            ),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+    let wide = area.width >= 100;
+    let mut head = vec!["CREATED (UTC)", "VERSION", "SIZE", "STATE"];
+    if wide {
+        head.push("REASON");
+    }
+    let rows: Vec<TableRow> = entries
+        .iter()
+        .map(|e| {
+            let state = if e.verified() {
+                Span::styled(format!("✓ {}", e.state), t.ok())
+            } else {
+                Span::styled(format!("✗ {}", e.state), t.warn())
+            };
+            let mut cells = vec![
+                Cell::from(e.created.clone()),
+                Cell::from(e.version.clone()),
+                Cell::from(format!("{:.1} MiB", e.size as f64 / (1 << 20) as f64)),
+                Cell::from(state),
+            ];
+            if wide {
+                cells.push(Cell::from(e.reason.clone()));
+            }
+            TableRow::new(cells)
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Length(19),
+        Constraint::Length(10),
+        Constraint::Length(10),
+        Constraint::Min(20),
+    ];
+    if wide {
+        widths.push(Constraint::Length(24));
+    }
+    let table = Table::new(rows, widths)
+        .header(TableRow::new(head).style(t.title()))
+        .block(block)
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(Some(b.selected));
+    f.render_stateful_widget(table, table_area, &mut state);
+    if let Some(e) = b.chosen() {
+        let mut lines = vec![
+            Line::raw(e.archive.clone()),
+            Line::raw(format!("taken by: {}", e.reason)),
+        ];
+        if !e.verified() {
+            lines.push(Line::styled(
+                "not verified as it is now: v checks every entry's sha256 and size before you restore from it",
+                t.warn(),
+            ));
+        }
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(Block::default().borders(Borders::ALL).title(" Archive ")),
+            info_area,
+        );
+    }
 }

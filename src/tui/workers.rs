@@ -35,6 +35,14 @@ pub enum Msg {
     Op(String, OpMsg),
     Profiles(Vec<crate::profile::Profile>),
     Facts(Result<crate::install::settings::NodeFacts, String>),
+    UpdateProfile(String, Box<Result<crate::profile::Profile, String>>),
+    UpdateCheck(String, Result<serde_json::Value, String>),
+    Reconfigure(
+        String,
+        Box<Result<(Instance, crate::profile::Profile), String>>,
+    ),
+    Drift(String, Result<Vec<String>, String>),
+    Backups(String, Result<serde_json::Value, String>),
 }
 
 pub enum OpMsg {
@@ -113,6 +121,35 @@ fn backup_age(name: &str) -> String {
         .unwrap_or_else(|| "none".into())
 }
 
+/// `OP-TIMESTAMP` (`restore-2026-12-05T084207.672985Z`): the operation and its time, shown as
+/// `2026-12-05 08:42:07`. The operation's own name may hold dashes; the time starts at the
+/// first dash followed by a date.
+pub fn split_log_stem(stem: &str) -> (&str, String) {
+    let b = stem.as_bytes();
+    let at = (0..b.len()).find(|&i| {
+        b[i] == b'-'
+            && b.len() > i + 11
+            && b[i + 1..i + 5].iter().all(u8::is_ascii_digit)
+            && b[i + 5] == b'-'
+            && b[i + 8] == b'-'
+            && b[i + 11] == b'T'
+    });
+    let Some(at) = at else {
+        return (stem, String::new());
+    };
+    let stamp = &stem[at + 1..];
+    let when = match (
+        stamp.get(..10),
+        stamp.get(11..13),
+        stamp.get(13..15),
+        stamp.get(15..17),
+    ) {
+        (Some(d), Some(h), Some(m), Some(s)) => format!("{d} {h}:{m}:{s}"),
+        _ => stamp.to_string(),
+    };
+    (&stem[..at], when)
+}
+
 /// The newest operation logs of an instance, newest first: `OP-TIMESTAMP.log`.
 fn log_files(name: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(log_root().join(name))
@@ -125,11 +162,7 @@ fn log_files(name: &str) -> Vec<PathBuf> {
     // The timestamp follows the operation's name, so sort on it, not on the whole name.
     let stamp = |p: &Path| {
         p.file_stem()
-            .map(|s| {
-                s.to_string_lossy()
-                    .rsplit_once('-')
-                    .map(|x| x.1.to_string())
-            })
+            .map(|s| split_log_stem(&s.to_string_lossy()).1)
             .unwrap_or_default()
     };
     files.sort_by_key(|p| std::cmp::Reverse(stamp(p)));
@@ -146,7 +179,7 @@ fn history(name: &str) -> Vec<PastOp> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            let (op, when) = stem.rsplit_once('-').unwrap_or((&stem, ""));
+            let (op, when) = split_log_stem(&stem);
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let result = match text.lines().rev().find(|l| l.contains(" finished ok=")) {
                 Some(l) if l.contains("ok=true") => "ok".to_string(),
@@ -155,7 +188,7 @@ fn history(name: &str) -> Vec<PastOp> {
             };
             PastOp {
                 operation: op.to_string(),
-                when: when.to_string(),
+                when,
                 result,
             }
         })
@@ -410,6 +443,108 @@ pub fn start_install(
         file.path().as_os_str().to_owned(),
     ];
     spawn_child(g, args, instance, tx, Some(file))
+}
+
+/// Runs the command (`--json`, after the global options) to its end and hands back its result
+/// object: for what a screen shows before any change (`update --check`, `backups`, the drift).
+fn query(g: &Global, args: &[&str]) -> Result<serde_json::Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(global_args(g))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run launch-tui {}: {e}", args.join(" ")))?;
+    let result = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v.get("result").is_some())
+        });
+    match result {
+        Some(v) if v["result"] == "ok" => Ok(v),
+        Some(v) => Err(v["error"].as_str().unwrap_or("failed").to_string()),
+        None => Err(format!(
+            "launch-tui {} gave no result: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// The update screen's facts: the profile's releases (from disk, at once), then what
+/// `update NAME --check` finds (the running version, upstream; it takes a moment).
+pub fn load_update(g: Global, instance: String, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let profile = InstanceStore::new(&g.config)
+            .load(&instance)
+            .map_err(|e| e.to_string())
+            .and_then(|i| {
+                Catalog::new(&g.config)
+                    .load(&i.profile)
+                    .map(|l| l.profile)
+                    .map_err(|e| e.to_string())
+            });
+        let _ = tx.send(Msg::UpdateProfile(instance.clone(), Box::new(profile)));
+        let check = query(&g, &["update", &instance, "--check"]);
+        let _ = tx.send(Msg::UpdateCheck(instance, check));
+    });
+}
+
+/// The reconfigure form's record and profile, then the drift `reconfigure NAME` reports (in
+/// this order, on one thread, so the drift always finds the form).
+pub fn load_reconfigure(g: Global, instance: String, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let loaded = InstanceStore::new(&g.config)
+            .load(&instance)
+            .map_err(|e| e.to_string())
+            .and_then(|i| {
+                Catalog::new(&g.config)
+                    .load(&i.profile)
+                    .map(|l| (i, l.profile))
+                    .map_err(|e| e.to_string())
+            });
+        let ok = loaded.is_ok();
+        let _ = tx.send(Msg::Reconfigure(instance.clone(), Box::new(loaded)));
+        if ok {
+            let drift = query(&g, &["reconfigure", &instance]).map(|v| {
+                v["drift"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str().map(str::to_string))
+                    .collect()
+            });
+            let _ = tx.send(Msg::Drift(instance, drift));
+        }
+    });
+}
+
+/// `backups NAME --json`: the archives and their verification state.
+pub fn load_backups(g: Global, instance: String, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let v = query(&g, &["backups", &instance]);
+        let _ = tx.send(Msg::Backups(instance, v));
+    });
+}
+
+/// A run with its own arguments (an update to a chosen version, reconfigure's `--set`s, a
+/// verify or restore), each an argv element.
+pub fn start_run(
+    g: &Global,
+    args: Vec<String>,
+    instance: &str,
+    tx: Sender<Msg>,
+) -> std::io::Result<Running> {
+    spawn_child(
+        g,
+        args.into_iter().map(Into::into).collect(),
+        instance,
+        tx,
+        None,
+    )
 }
 
 fn spawn_child(
