@@ -162,8 +162,8 @@ impl ReconfigureForm {
     pub fn new(instance: Instance, profile: Profile) -> Self {
         let mut fields = Vec::new();
         for q in &profile.questions {
-            // Secrets are generated once; the admin email lives in the app's own database.
-            if q.secret || q.key.as_str() == "admin_email" {
+            // Secrets are generated once; install-only answers live in the app's own data after.
+            if q.secret || q.install_only {
                 continue;
             }
             let key = q.key.to_string();
