@@ -225,8 +225,36 @@ pub fn write_component_files(
     Ok(unit_name)
 }
 
-/// Downloads (or takes from the cache) and verifies `version`'s release, then places its
-/// binary in the container's release directory. The running slot is never touched.
+/// The file that marks a release directory complete (written last): a crash midway leaves a
+/// directory without it, which the next try replaces.
+pub const RELEASE_MARK: &str = ".launch-complete";
+
+/// Whether `version`'s release is complete in the container.
+pub fn release_ready(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    profile: &Profile,
+    version: &str,
+) -> Result<bool> {
+    let dir = Layout::release_dir(profile.name.as_str(), version);
+    let main = &profile.components[0].install;
+    // Releases placed before the mark existed: the binary itself says so.
+    let probe = match main {
+        InstallMethod::Release { binary } => format!("{dir}/{binary}"),
+        _ => format!("{dir}/{RELEASE_MARK}"),
+    };
+    let flag = if matches!(main, InstallMethod::Release { .. }) {
+        "-x"
+    } else {
+        "-f"
+    };
+    Ok(ct.exec(vmid, &["test", flag, &probe])?.ok())
+}
+
+/// Places `version`'s release in the container's release directory: the downloaded and
+/// verified archive (`release`), or the package with its dependencies from PyPI (`pip`, in a
+/// venv) or the npm registry (`npm`). Everything happens before any write is held; the
+/// running slot is never touched.
 pub fn install_release(
     ct: &dyn CtAccess,
     vmid: u32,
@@ -238,6 +266,150 @@ pub fn install_release(
     let rel = profile
         .release(version)
         .with_context(|| format!("release {version} is not in the profile"))?;
+    let dir = Layout::release_dir(profile.name.as_str(), version);
+    let main = &profile.components[0];
+    match &main.install {
+        InstallMethod::Release { .. } => install_artifact(ct, vmid, releases, profile, rel, rep),
+        method => {
+            // A directory left by an interrupted try is replaced, never trusted.
+            run(ct, vmid, &["rm", "-rf", &dir])?;
+            run(ct, vmid, &["mkdir", "-p", &dir])?;
+            install_package(
+                ct,
+                vmid,
+                profile,
+                method,
+                &dir,
+                InstallMethod::package_version(version),
+                rep,
+            )?;
+            run(ct, vmid, &["touch", &format!("{dir}/{RELEASE_MARK}")])?;
+            rep.info(format!("{} {version} installed in {dir}", main.name));
+            Ok(())
+        }
+    }
+}
+
+/// Installs a pip or npm package at `version` into `dir` (pip: `dir/venv`; npm:
+/// `dir/node_modules`). Names and versions reach pip and npm as arguments, never shell text.
+pub fn install_package(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    profile: &Profile,
+    method: &InstallMethod,
+    dir: &str,
+    version: &str,
+    rep: &Reporter,
+) -> Result<()> {
+    if !crate::profile::check_package_version(version) {
+        bail!("`{version}` is not a package version");
+    }
+    match method {
+        InstallMethod::Release { .. } => bail!("a release is not a package"),
+        InstallMethod::Pip { package, .. } => {
+            let venv = if dir.ends_with("-venv") {
+                dir.to_string()
+            } else {
+                format!("{dir}/venv")
+            };
+            let spec = format!("{package}=={version}");
+            rep.info(format!("pip install {spec} into {venv}"));
+            run(ct, vmid, &["python3", "-m", "venv", &venv])?;
+            run(
+                ct,
+                vmid,
+                &[
+                    &format!("{venv}/bin/pip"),
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "--no-cache-dir",
+                    &spec,
+                ],
+            )?;
+        }
+        InstallMethod::Npm {
+            package, lockfile, ..
+        } => {
+            let spec = format!("{package}@{version}");
+            let npm = |args: &[&str]| -> Result<()> {
+                let mut argv = vec![
+                    "env",
+                    "npm_config_update_notifier=false",
+                    "npm_config_fund=false",
+                    "npm_config_audit=false",
+                    "npm",
+                ];
+                argv.extend_from_slice(args);
+                run(ct, vmid, &argv).map(|_| ())
+            };
+            match lockfile {
+                Some(l) => {
+                    // The tree the profile pinned: its package-lock.json, installed by `npm ci`.
+                    let name = l.replace("{version}", version);
+                    let lock = profile
+                        .assets
+                        .text(&name)
+                        .map_err(|e| anyhow::anyhow!("lockfile `{name}`: {e}"))?;
+                    let manifest = serde_json::json!({
+                        "name": "launch-release",
+                        "private": true,
+                        "dependencies": { package.as_str(): version },
+                    });
+                    ct.write(
+                        vmid,
+                        &format!("{dir}/package.json"),
+                        manifest.to_string().as_bytes(),
+                        0o644,
+                        None,
+                    )?;
+                    ct.write(
+                        vmid,
+                        &format!("{dir}/package-lock.json"),
+                        lock.as_bytes(),
+                        0o644,
+                        None,
+                    )?;
+                    rep.info(format!("npm ci ({spec}, the profile's lockfile) in {dir}"));
+                    npm(&[
+                        "ci",
+                        "--prefix",
+                        dir,
+                        "--omit=dev",
+                        "--no-audit",
+                        "--no-fund",
+                    ])?;
+                }
+                None => {
+                    rep.info(format!("npm install {spec} in {dir}"));
+                    npm(&[
+                        "install",
+                        "--prefix",
+                        dir,
+                        "--omit=dev",
+                        "--no-audit",
+                        "--no-fund",
+                        "--save-exact",
+                        &spec,
+                    ])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Downloads (or takes from the cache) and verifies a release's archive, then places its
+/// binary in the container's release directory.
+fn install_artifact(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    releases: &ReleaseCache,
+    profile: &Profile,
+    rel: &crate::profile::Release,
+    rep: &Reporter,
+) -> Result<()> {
+    let version = rel.version.as_str();
     let arch = crate::release::host_arch()?;
     let artifact = rel.artifacts.get(arch).with_context(|| {
         format!(

@@ -900,10 +900,7 @@ fn release_hold(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
 }
 
 fn binary(profile: &Profile) -> anyhow::Result<String> {
-    match &profile.components[0].install {
-        crate::profile::InstallMethod::Release { binary } => Ok(binary.clone()),
-        _ => bail!("the profile's first component must be installed from its release"),
-    }
+    Ok(profile.components[0].install.entry())
 }
 
 /// Where the app's export is written (`{dir}` in the profile's export/import commands): a

@@ -14,7 +14,7 @@ use crate::profile::{Assets, Component, Profile};
 /// Database settings as templates see them.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DbContext {
-    /// `sqlite`, `postgres`, `mariadb`, `external-postgres`, `external-mariadb`.
+    /// `none`, `sqlite`, `postgres`, `mariadb`, `external-postgres`, `external-mariadb`.
     pub kind: String,
     pub host: String,
     pub port: u16,
@@ -77,6 +77,10 @@ impl DbContext {
                 kind,
                 password,
                 local_unit: None,
+            },
+            "none" => DbContext {
+                kind,
+                ..DbContext::sqlite()
             },
             _ => DbContext::sqlite(),
         }

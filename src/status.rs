@@ -1341,6 +1341,7 @@ pub fn database_check(
         "postgres" => Some("postgresql.service"),
         "mariadb" => Some("mariadb.service"),
         "sqlite" => None,
+        "none" => return Check::ok(id, "none: the app keeps its data in files"),
         other => return Check::ok(id, format!("{other}: not checked from the container")),
     };
     if let Some(unit) = server {

@@ -292,6 +292,12 @@ pub fn check_links(m: &Manifest) -> Result<()> {
         .map(|e| (e.path.as_str(), e.link.as_deref().unwrap_or_default()))
         .collect();
     match listed.get(m.database.entry.as_str()) {
+        // A files-only app's archive names no dump, and only such an archive may.
+        None if m.database.kind == "none" && m.database.entry.is_empty() => {}
+        Some(_) if m.database.kind == "none" => bail!(problem(format!(
+            "a files-only archive (database `none`) names a database dump `{}`",
+            m.database.entry
+        ))),
         Some(e) if e.kind == EntryKind::File => {}
         Some(e) => bail!(problem(format!(
             "the database dump `{}` is a {:?}, not a plain file",
@@ -1102,7 +1108,8 @@ pub fn walk(
             missing.path
         )));
     }
-    if !seen.contains(manifest.database.entry.as_str()) {
+    let no_dump = manifest.database.kind == "none" && manifest.database.entry.is_empty();
+    if !no_dump && !seen.contains(manifest.database.entry.as_str()) {
         bail!(problem(format!(
             "the database dump `{}` is missing",
             manifest.database.entry

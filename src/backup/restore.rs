@@ -604,6 +604,10 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let db = DbContext::for_instance(&c.inst);
     let s = c.stage();
     let dump = format!("{s}/{}", m.database.entry);
+    if db.kind == "none" {
+        rep.info("a files-only app: no database to restore");
+        return Ok(());
+    }
     match db.kind.as_str() {
         "sqlite" => {
             let file = c
@@ -707,6 +711,7 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
 fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
     let db = DbContext::for_instance(&c.inst);
     match db.kind.as_str() {
+        "none" => Ok(()),
         "sqlite" => {
             let file = c
                 .loaded
@@ -1068,7 +1073,7 @@ pub fn recover(c: &mut RestoreCtx, j: RestoreJournal, rep: &Reporter) -> Result<
     c.inst = j.record.clone();
     c.old_record = Some(j.record.clone());
     let kind = DbContext::for_instance(&c.inst).kind;
-    let in_place = !matches!(kind.as_str(), "sqlite" | "postgres")
+    let in_place = !matches!(kind.as_str(), "none" | "sqlite" | "postgres")
         && j.steps_done.iter().any(|s| s == "stop-app");
     config_undo(c, rep)?;
     files_undo(c, rep)?;

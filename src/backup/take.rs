@@ -76,6 +76,8 @@ impl Drop for Stage<'_> {
 /// The entry name of the database dump in the archive.
 pub fn db_entry(db: &DbContext, p: &LoadedProfile) -> String {
     match db.kind.as_str() {
+        // A files-only app has no dump: the manifest names none.
+        "none" => String::new(),
         "sqlite" => format!(
             "db/{}",
             p.profile
@@ -173,6 +175,7 @@ pub fn ensure_tools(ct: &dyn CtAccess, vmid: u32, kind: &str, rep: &Reporter) ->
 fn dump_script(db: &DbContext, data_dir: &str, p: &LoadedProfile, entry: &str) -> Result<String> {
     let out = format!("\"$S\"/{}", q(entry));
     Ok(match db.kind.as_str() {
+        "none" => String::new(),
         "sqlite" => {
             let file = p.profile.backup.sqlite_file.as_deref().with_context(|| {
                 format!(
@@ -366,8 +369,12 @@ fn take_inner(
         ));
     }
     rep.info(format!(
-        "dumping the {} database and snapshotting {} in CT {vmid}",
-        db.kind,
+        "{}snapshotting {} in CT {vmid}",
+        if db.kind == "none" {
+            String::new()
+        } else {
+            format!("dumping the {} database and ", db.kind)
+        },
         if paths.is_empty() {
             "no files".to_string()
         } else {

@@ -122,8 +122,9 @@ impl InstallCtx {
             components: self
                 .extra_components()
                 .filter_map(|c| match &c.install {
-                    crate::profile::InstallMethod::Pip { version, .. } => {
-                        Some((c.name.to_string(), version.clone()))
+                    crate::profile::InstallMethod::Pip { version, .. }
+                    | crate::profile::InstallMethod::Npm { version, .. } => {
+                        Some((c.name.to_string(), version.clone()?))
                     }
                     _ => None,
                 })

@@ -359,6 +359,7 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         "curl",
     ];
     match ctx.settings.database {
+        DatabaseKind::None => {}
         DatabaseKind::Postgres => pkgs.push("postgresql"),
         DatabaseKind::Mariadb => pkgs.push("mariadb-server"),
         // Consistent online copies of the database file (update, backup) use `.backup`.
@@ -367,11 +368,17 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         DatabaseKind::ExternalPostgres => pkgs.push("postgresql-client"),
         DatabaseKind::ExternalMariadb => pkgs.push("mariadb-client"),
     }
-    if ctx
-        .extra_components()
-        .any(|c| matches!(c.install, InstallMethod::Pip { .. }))
-    {
-        pkgs.extend(["python3", "python3-venv"]);
+    // Runtimes: those the profile names, and those its components' kinds need.
+    let mut runtimes: Vec<crate::profile::Runtime> = ctx.profile.runtimes.clone();
+    runtimes.extend(
+        std::iter::once(ctx.main_component())
+            .chain(ctx.extra_components())
+            .filter_map(|c| c.install.runtime()),
+    );
+    runtimes.sort();
+    runtimes.dedup();
+    for r in runtimes {
+        pkgs.extend_from_slice(r.packages());
     }
     // The profile's own packages.
     let profile = ctx.profile.clone();
@@ -589,17 +596,23 @@ fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         let home = format!("/var/lib/{p}-{}", c.name);
         ensure_user(ctx, c.user.as_str(), &home)?;
         if let InstallMethod::Pip {
-            package, version, ..
+            version: Some(version),
+            ..
+        }
+        | InstallMethod::Npm {
+            version: Some(version),
+            ..
         } = &c.install
         {
-            let venv = Layout::venv(&p, c.name.as_str());
-            rep.info(format!("pip install {package}=={version} into {venv}"));
-            sh(
+            let dir = Layout::venv(&p, c.name.as_str());
+            crate::deploy::install_package(
                 ctx.ct.as_ref(),
                 vmid,
-                &format!(
-                    "test -x {venv}/bin/python || python3 -m venv {venv}; {venv}/bin/pip install -q --disable-pip-version-check '{package}=={version}'"
-                ),
+                &ctx.profile,
+                &c.install,
+                &dir,
+                version,
+                rep,
             )?;
         }
         // Extra components take no part in blue-green: one unit, no slot.

@@ -79,6 +79,12 @@ fn sample_db(profile: &Profile, kind: DatabaseKind) -> DbContext {
     let local = profile.name.as_str().replace('-', "_");
     let (port, unit) = match kind {
         DatabaseKind::Sqlite => return DbContext::sqlite(),
+        DatabaseKind::None => {
+            return DbContext {
+                kind: "none".into(),
+                ..DbContext::sqlite()
+            }
+        }
         DatabaseKind::Postgres => (5432, Some("postgresql.service".to_string())),
         DatabaseKind::Mariadb => (3306, Some("mariadb.service".to_string())),
         DatabaseKind::ExternalPostgres => (5432, None),

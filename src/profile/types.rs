@@ -214,6 +214,10 @@ pub struct Profile {
     /// database's packages from the container's Debian mirror.
     #[serde(default)]
     pub packages: Vec<DebPackage>,
+    /// Language runtimes from Debian (`node`, `python`), besides those the components'
+    /// install kinds need anyway.
+    #[serde(default)]
+    pub runtimes: Vec<Runtime>,
     pub components: Vec<Component>,
     pub nginx: Nginx,
     pub backup: BackupDef,
@@ -459,6 +463,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatabaseKind {
+    /// A files-only app: its data is the paths under `backup.paths`.
+    None,
     Sqlite,
     Postgres,
     Mariadb,
@@ -467,8 +473,14 @@ pub enum DatabaseKind {
 }
 
 impl DatabaseKind {
+    /// A database server (local or external) rather than files in the data directory.
+    pub fn is_server(self) -> bool {
+        !matches!(self, DatabaseKind::None | DatabaseKind::Sqlite)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
+            DatabaseKind::None => "none",
             DatabaseKind::Sqlite => "sqlite",
             DatabaseKind::Postgres => "postgres",
             DatabaseKind::Mariadb => "mariadb",
@@ -490,12 +502,143 @@ pub struct Databases {
 pub enum InstallMethod {
     /// The profile's release artifact, downloaded and checked on the host, pushed into the CT.
     Release { binary: String },
-    /// A Python package from PyPI, pinned, in its own venv.
+    /// A Python package from PyPI, pinned, in its own venv. The main component's version is the
+    /// release's (`versions[].version`); an extra component pins its own `version`.
     Pip {
-        package: String,
-        version: String,
-        entry_point: String,
+        package: PackageName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// The console script to run (`venv/bin/NAME`); the package's name by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry_point: Option<String>,
     },
+    /// A package from the npm registry with its dependency tree, installed by npm in the
+    /// release directory; with `lockfile` (a file of the profile, `{version}` replaced), the
+    /// tree is exactly the lockfile's (`npm ci`).
+    Npm {
+        package: PackageName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// The executable under `node_modules/.bin/`; the package's name (without scope) by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bin: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lockfile: Option<String>,
+    },
+}
+
+impl InstallMethod {
+    /// The executable, relative to the release directory (`myapp`, `venv/bin/myapp`,
+    /// `node_modules/.bin/myapp`).
+    pub fn entry(&self) -> String {
+        match self {
+            InstallMethod::Release { binary } => binary.clone(),
+            InstallMethod::Pip {
+                package,
+                entry_point,
+                ..
+            } => format!(
+                "venv/bin/{}",
+                entry_point.as_deref().unwrap_or(package.as_str())
+            ),
+            InstallMethod::Npm { package, bin, .. } => format!(
+                "node_modules/.bin/{}",
+                bin.as_deref().unwrap_or_else(|| package
+                    .as_str()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default())
+            ),
+        }
+    }
+
+    /// The runtime it needs in the container.
+    pub fn runtime(&self) -> Option<Runtime> {
+        match self {
+            InstallMethod::Release { .. } => None,
+            InstallMethod::Pip { .. } => Some(Runtime::Python),
+            InstallMethod::Npm { .. } => Some(Runtime::Node),
+        }
+    }
+
+    /// The package version of a release (`v1.2.0` → `1.2.0` for registries).
+    pub fn package_version(release: &str) -> &str {
+        match release.strip_prefix('v') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+            _ => release,
+        }
+    }
+}
+
+/// A language runtime from Debian's packages (NodeSource and python.org are not needed: the
+/// Debian release's Node.js and Python are what the container gets).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Node,
+    Python,
+}
+
+impl Runtime {
+    pub fn packages(self) -> &'static [&'static str] {
+        match self {
+            Runtime::Node => &["nodejs", "npm"],
+            Runtime::Python => &["python3", "python3-venv"],
+        }
+    }
+}
+
+/// A PyPI or npm package name (`myapp`, `my-app`, `@scope/name`): it reaches pip and npm
+/// as one argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PackageName(String);
+
+impl PackageName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PackageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PackageName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let (scope, name) = match s.strip_prefix('@').and_then(|r| r.split_once('/')) {
+            Some((scope, name)) => (Some(scope), name),
+            None => (None, s.as_str()),
+        };
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 100
+                && p.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if part(name) && scope.is_none_or(part) {
+            Ok(PackageName(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid package name `{}`: expected letters, digits, '-', '_' and '.' (npm: optionally @scope/name)",
+                crate::escape::shown(&s)
+            )))
+        }
+    }
+}
+
+/// A version as registries write it (`3.2.3`, `4.0.0-beta.1`, `1.0+local`): no spaces, no
+/// shell or URL syntax.
+pub fn check_package_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '!' | '_'))
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -927,8 +1070,30 @@ impl Profile {
                 "list at least one release with its artifacts",
             );
         }
+        let main_kind = self.components.first().map(|c| &c.install);
+        let from_release = matches!(main_kind, Some(InstallMethod::Release { .. }));
         for (i, r) in self.versions.iter().enumerate() {
-            if r.artifacts.is_empty() {
+            if !from_release && !check_package_version(InstallMethod::package_version(&r.version)) {
+                issue(
+                    format!("versions[{i}].version"),
+                    format!("`{}` is not a package version", r.version),
+                    "write the version as the registry does, e.g. 3.2.3",
+                );
+            }
+            if let Some(InstallMethod::Npm {
+                lockfile: Some(l), ..
+            }) = main_kind
+            {
+                let name = l.replace("{version}", &r.version);
+                if !asset_exists(&name) {
+                    issue(
+                        "components[0].install.lockfile".into(),
+                        format!("the lockfile `{name}` of {} is not in the profile's directory", r.version),
+                        "add the package-lock.json npm wrote for this version (npm install PACKAGE@VERSION --package-lock-only)",
+                    );
+                }
+            }
+            if r.artifacts.is_empty() && from_release {
                 issue(
                     format!("versions[{i}].artifacts"),
                     format!("release {} has no artifacts", r.version),
@@ -1077,6 +1242,65 @@ impl Profile {
                     format!("`{}` is not a path", c.location),
                     "use an nginx location such as / or /mcp",
                 );
+            }
+            let plain = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_'))
+            };
+            match (&c.install, i) {
+                (InstallMethod::Release { .. }, 0) => {}
+                (InstallMethod::Release { .. }, _) => issue(
+                    format!("components[{i}].install"),
+                    "an extra component cannot be installed from the app's release".into(),
+                    "use kind: pip or kind: npm with a pinned version, or make it the first component",
+                ),
+                (
+                    InstallMethod::Pip { version, .. } | InstallMethod::Npm { version, .. },
+                    0,
+                ) if version.is_some() => issue(
+                    format!("components[{i}].install.version"),
+                    "the app's own version comes from `versions:`".into(),
+                    "remove it, and list the versions under `versions:`",
+                ),
+                (
+                    InstallMethod::Pip { version, .. } | InstallMethod::Npm { version, .. },
+                    _,
+                ) if i > 0 && version.as_deref().is_none_or(|v| !check_package_version(v)) => {
+                    issue(
+                        format!("components[{i}].install.version"),
+                        "an extra component pins its version".into(),
+                        "add `version: X.Y.Z`",
+                    )
+                }
+                _ => {}
+            }
+            if let InstallMethod::Pip {
+                entry_point: Some(e),
+                ..
+            }
+            | InstallMethod::Npm { bin: Some(e), .. } = &c.install
+            {
+                if !plain(e) {
+                    issue(
+                        format!("components[{i}].install"),
+                        format!("`{e}` is not a plain executable name"),
+                        "name the executable only, e.g. myapp",
+                    );
+                }
+            }
+            if let InstallMethod::Release { binary } = &c.install {
+                if binary.is_empty()
+                    || binary
+                        .split('/')
+                        .any(|s| s.is_empty() || s == "." || s == "..")
+                {
+                    issue(
+                        format!("components[{i}].install.binary"),
+                        format!("`{binary}` is not a plain path"),
+                        "name the executable, e.g. myapp",
+                    );
+                }
             }
             if let Some(v) = &c.health.version {
                 if v.field.is_some() && v.header.is_some() {

@@ -119,7 +119,8 @@ impl Ctx {
         Layout::data_dir(self.profile.name.as_str(), slot)
     }
     fn server_db(&self) -> bool {
-        DbContext::for_instance(&self.inst).kind != DatabaseKind::Sqlite.label()
+        let kind = DbContext::for_instance(&self.inst).kind;
+        kind != DatabaseKind::Sqlite.label() && kind != DatabaseKind::None.label()
     }
 }
 
@@ -238,16 +239,11 @@ pub fn plan(c: &Ctx) -> Plan<Ctx> {
 
 fn release(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let to = c.journal.to_version.clone();
-    let binary = match &c.main().install {
-        crate::profile::InstallMethod::Release { binary } => binary.clone(),
-        _ => bail!("the profile's first component must be installed from its release"),
-    };
-    let path = format!(
-        "{}/{binary}",
-        Layout::release_dir(c.profile.name.as_str(), &to)
-    );
-    if c.ct.exec(c.vmid(), &["test", "-x", &path])?.ok() {
-        rep.info(format!("{to} is already in the container ({path})"));
+    if deploy::release_ready(c.ct.as_ref(), c.vmid(), &c.profile, &to)? {
+        rep.info(format!(
+            "{to} is already in the container ({})",
+            Layout::release_dir(c.profile.name.as_str(), &to)
+        ));
         return Ok(());
     }
     if c.mode == Mode::Update {
