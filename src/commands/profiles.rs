@@ -18,7 +18,14 @@ pub fn run(g: &Global, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
                 let p = match catalog.load(&name) {
                     Ok(p) => p,
                     Err(e) => {
-                        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                        let message = e.to_string();
+                        // The first problem itself, not the "N problem(s) in FILE:" header.
+                        let first = message
+                            .lines()
+                            .find_map(|l| l.strip_prefix("- "))
+                            .or_else(|| message.lines().next())
+                            .unwrap_or_default()
+                            .to_string();
                         text.push_str(&format!(
                             "{name:<12} {:<10} INVALID: {first} (launch-tui profiles lint {name})\n",
                             "-"

@@ -360,7 +360,9 @@ pub struct Release {
     pub version: String,
     #[serde(default)]
     pub channel: Channel,
-    /// Per architecture (`amd64`, `arm64`): where to download and the sum to check.
+    /// Per architecture (`amd64`, `arm64`): where to download and the sum to check (apps
+    /// installed from the release's archive; pip and npm apps come from their registry).
+    #[serde(default)]
     pub artifacts: BTreeMap<String, Artifact>,
     /// The source commit of a build from the app's main branch (unstable channel), shown by
     /// `update --check`.

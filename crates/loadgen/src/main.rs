@@ -1,5 +1,5 @@
-//! `launch-load`: a bounded load loop against a Vikunja-shaped app, for the update tests and
-//! benchmarks. Workers mix reads (`GET /api/v1/info`, reading back a task they created) and
+//! `launch-load`: a bounded load loop for the update tests and benchmarks: against a
+//! Vikunja-shaped app by default, or any app whose requests a `--scenario` file describes. Workers mix reads (`GET /api/v1/info`, reading back a task they created) and
 //! writes (`PUT /api/v1/tasks`), until a stop file appears, a time limit or a request count.
 //! It prints one JSON summary: requests sent, failed (by kind), held (503 with Retry-After on a
 //! write: the documented write hold), the longest latency and the longest outage.
@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde::Serialize;
+
+mod scenario;
+use scenario::Scenario;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +57,10 @@ struct Args {
     /// A write that takes longer than this (ms) counts as one that waited
     #[arg(long, default_value_t = 1000)]
     waited_ms: u64,
+    /// Drive any app: its requests described in a JSON file (see scenario.rs); without it,
+    /// Vikunja's API
+    #[arg(long)]
+    scenario: Option<PathBuf>,
 }
 
 #[derive(Default, Serialize)]
@@ -149,6 +156,103 @@ fn client(a: &Args) -> reqwest::Result<reqwest::blocking::Client> {
         .build()
 }
 
+/// One request of a scenario, with its outcome and status class.
+fn scenario_request(
+    http: &reqwest::blocking::Client,
+    a: &Args,
+    sc: &Scenario,
+    auth: Option<&(String, String)>,
+    req: &scenario::Request,
+    worker: usize,
+    n: u64,
+) -> (Outcome, String) {
+    let path = req.path_for(worker, n);
+    let what = format!("{} {path}", req.method);
+    let sent = req
+        .build(http, &a.url, auth, worker, n)
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.send().map_err(|e| e.to_string()));
+    let _ = sc;
+    match sent {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let class = format!("{}xx", status / 100);
+            let held = status == 503 && r.headers().contains_key("retry-after");
+            let _ = r.bytes();
+            let outcome = if req.expect.contains(&status) {
+                Outcome::Ok(None)
+            } else if held && req.method != "GET" {
+                Outcome::Held
+            } else {
+                Outcome::Failed(
+                    format!("{} {status}", req.method),
+                    format!("{what} answered {status}"),
+                )
+            };
+            (outcome, class)
+        }
+        Err(e) => (
+            Outcome::Failed(format!("{} transport", req.method), format!("{what}: {e}")),
+            "transport".into(),
+        ),
+    }
+}
+
+/// A worker of `--scenario`: writes every `--write-every` requests, otherwise reads one of the
+/// scenario's reads or reads back the last item it wrote.
+fn scenario_worker(n: usize, a: &Args, sc: &Scenario, shared: &Shared, started: Instant) {
+    let http = &match client(a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("launch-load: cannot make an HTTP client: {e}");
+            shared.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+    };
+    let auth = match sc.credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("launch-load: {e}");
+            shared.stop.store(true, Ordering::SeqCst);
+            return;
+        }
+    };
+    for req in &sc.setup {
+        let (outcome, _) = scenario_request(http, a, sc, auth.as_ref(), req, n, 0);
+        if let Outcome::Failed(_, detail) = outcome {
+            eprintln!("launch-load: setup: {detail}");
+        }
+    }
+    let mut last_written: Option<u64> = None;
+    let mut j: u64 = 0;
+    while !shared.stop.load(Ordering::SeqCst) {
+        j += 1;
+        let t = Instant::now();
+        let is_write = j.is_multiple_of(a.write_every.max(1));
+        let (req, item) = if is_write {
+            (&sc.write, j)
+        } else {
+            match (&sc.read_back, last_written) {
+                (Some(rb), Some(w)) if j % 2 == 1 => (rb, w),
+                _ => (&sc.reads[(j as usize) % sc.reads.len()], j),
+            }
+        };
+        let (outcome, class) = scenario_request(http, a, sc, auth.as_ref(), req, n, item);
+        if is_write && matches!(outcome, Outcome::Ok(_)) {
+            last_written = Some(j);
+        }
+        shared.record(t.elapsed(), outcome, class, is_write.then_some(a.waited_ms));
+        let total = shared.summary.lock().unwrap().sent;
+        if total >= a.max_requests
+            || started.elapsed() >= Duration::from_secs(a.duration)
+            || a.stop_file.as_ref().is_some_and(|f| f.exists())
+        {
+            shared.stop.store(true, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(a.pause_ms));
+    }
+}
+
 fn worker(n: usize, a: &Args, shared: &Shared, started: Instant) {
     // Each worker its own client: with --keep-alive, its own persistent connection.
     let http = &match client(a) {
@@ -238,6 +342,10 @@ fn worker(n: usize, a: &Args, shared: &Shared, started: Instant) {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     client(&a)?;
+    let scenario = a.scenario.as_deref().map(Scenario::load).transpose()?;
+    if let Some(sc) = &scenario {
+        sc.credentials()?;
+    }
     let shared = Arc::new(Shared {
         summary: Mutex::new(Summary::default()),
         outage_since: Mutex::new(None),
@@ -246,8 +354,11 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     std::thread::scope(|s| {
         for n in 0..a.concurrency.max(1) {
-            let (a, shared) = (&a, &shared);
-            s.spawn(move || worker(n, a, shared, started));
+            let (a, shared, scenario) = (&a, &shared, &scenario);
+            s.spawn(move || match scenario {
+                Some(sc) => scenario_worker(n, a, sc, shared, started),
+                None => worker(n, a, shared, started),
+            });
         }
     });
     let mut summary = std::mem::take(&mut *shared.summary.lock().unwrap());
