@@ -176,8 +176,9 @@ phases() {
     awk '
         / prepared in / { p = p sprintf("prepare %s ms, ", $(NF - 1)) }
         / streamed in / { p = p sprintf("stream+compress %s ms, ", $(NF - 1)) }
+        / manifest put first, read back and verified in / { p = p sprintf("manifest+verify %s ms, ", $(NF - 1)) }
         / manifest put first in / { p = p sprintf("manifest %s ms, ", $(NF - 1)) }
-        / read back and verified in / { p = p sprintf("verify %s ms, ", $(NF - 1)) }
+        / read back and verified in / && !/manifest/ { p = p sprintf("verify %s ms, ", $(NF - 1)) }
         END { sub(/, $/, "", p); print p }' "$1"
 }
 
