@@ -159,7 +159,7 @@ ours() {
     launch_cmd
     measure "$name" "${LAUNCH[@]}" backup vikunja
     archive=$(newest "$WORK/state/backups/vikunja" 'vikunja-*.tar.zst')
-    printf ' %s' "$(stat -c %s "$archive")" >>"$WORK/$name.time"
+    printf ' %s\n' "$(stat -c %s "$archive")" >>"$WORK/$name.time"
     cp "$(newest "$WORK/log/vikunja" 'backup-*.log')" "$WORK/$name.phases"
     if [ -n "${FIRST_ARCHIVE:-}" ]; then rm -f "$archive"; else FIRST_ARCHIVE=$archive; fi
 }
@@ -168,7 +168,7 @@ base() {
     local name=$1
     rm -f "$WORK/baseline.tar.zst"
     measure "$name" tar -C "$WORK" -I zstd -cf "$WORK/baseline.tar.zst" data
-    printf ' %s' "$(stat -c %s "$WORK/baseline.tar.zst")" >>"$WORK/$name.time"
+    printf ' %s\n' "$(stat -c %s "$WORK/baseline.tar.zst")" >>"$WORK/$name.time"
 }
 
 # The phases of a backup, from its log, on one line.
@@ -200,8 +200,8 @@ pairs() {
     for i in $(seq 1 "$n"); do
         order=ours,tar
         [ $((i % 2)) -eq 1 ] || order=tar,ours
-        read -r os om osz <"$WORK/ours$i.time"
-        read -r bs bm bsz <"$WORK/base$i.time"
+        read -r os om osz <"$WORK/ours$i.time" || true
+        read -r bs bm bsz <"$WORK/base$i.time" || true
         printf '%-5s %-9s %-18s %8s %9s %9s %7.3f   %s\n' "$i" "$order" "launch-tui backup" "$os" "$om" \
             "$(mib_of "$osz")" "$(awk -v s="$osz" -v r="$RAW" 'BEGIN{print s/r}')" "$(phases "$WORK/ours$i.phases")"
         printf '%-5s %-9s %-18s %8s %9s %9s %7.3f\n' "$i" "$order" "tar -I zstd -cf" "$bs" "$bm" \
@@ -229,9 +229,9 @@ singles() {
     measure gz tar -C "$WORK" -czf "$WORK/baseline.tar.gz" data
     local s m
     printf '\nonce each:\n'
-    read -r s m <"$WORK/restore.time"
+    read -r s m <"$WORK/restore.time" || true
     printf '  launch-tui restore (+ its safety backup): %s s, %s MiB peak\n' "$s" "$m"
-    read -r s m <"$WORK/gz.time"
+    read -r s m <"$WORK/gz.time" || true
     printf '  tar czf: %s s, %s MiB peak, %s MiB\n' "$s" "$m" "$(mib_of "$(stat -c %s "$WORK/baseline.tar.gz")")"
     printf '\nrestore, step by step (from its log):\n'
     sed -n 's/.* done \([a-z-]*\) in \([0-9]*\) ms/  \1 \2 ms/p' "$WORK"/log/vikunja/restore-*.log
