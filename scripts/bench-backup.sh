@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Measures `launch-tui backup` and `restore` of an instance holding 10,000 tasks and 1 GiB of
-# attachments (a mix: 40 % random bytes like photos and archives, 30 % base64 like exported
-# documents, 30 % log-like text), wall time and peak memory, and in the same run `tar czf` and
-# `tar -I zstd` of the same data as baselines. Runs against its own pve-lab (real container,
-# the fixture Vikunja on SQLite); the data is generated once into /var/tmp and everything is
-# removed at the end.
+# Measures `launch-tui backup` of an instance holding 10,000 tasks and 1 GiB of attachments (a
+# mix: 40 % random bytes like photos and archives, 30 % base64 like exported documents, 30 %
+# log-like text) against its baseline `tar -I zstd -cf` of the same data, paired and alternating
+# in one run: pair 1 runs ours then the baseline, pair 2 the baseline then ours, and so on, so
+# neither side always gets the warmer machine. Wall time and peak memory (RSS, /usr/bin/time) of
+# every run, then the median of each side and their ratio. Then, once each: `launch-tui restore`
+# and `tar czf`. Runs against its own pve-lab (real container, the fixture Vikunja on SQLite);
+# the data is generated once into /var/tmp and everything is removed at the end.
 #
-#   sudo ./scripts/bench-backup.sh            (after `cargo build --workspace`; about 2 minutes)
+#   sudo ./scripts/bench-backup.sh            (after `cargo build --workspace`; about 3 minutes)
+#   BENCH_PAIRS=5          pairs of runs (default 5)
+#   LAUNCH_PROFILE=release the optimized build (cargo build --workspace --release first)
+#   BENCH_KEEP=1           leave the lab and data up; `sudo ./scripts/bench-backup.sh again`
+#                          measures again on them, `... down` removes them
 #   BENCH_PREFIX=plabb BENCH_SUBNET=10.77.9.0/24 override the lab's host-side names.
 set -euo pipefail
 
@@ -79,12 +85,13 @@ serve_releases() {
 }
 
 # launch-tui pointed at this lab, as a plain command (so /usr/bin/time can run it).
-launch() {
-    env PATH="$WORK/lab/bin:$PATH" LAUNCH_STATE_DIR="$WORK/state" LAUNCH_LOG_DIR="$WORK/log" \
-        LAUNCH_CACHE_DIR="$WORK/cache" NO_COLOR=1 "$(bin_dir)/launch-tui" --config "$WORK/config" \
-        --host "https://127.0.0.1:$LAB_PORT" --fingerprint "$(cat "$WORK/lab/fingerprint")" \
-        --token-file "$WORK/lab/token" "$@"
+launch_cmd() {
+    LAUNCH=(env PATH="$WORK/lab/bin:$PATH" LAUNCH_STATE_DIR="$WORK/state" LAUNCH_LOG_DIR="$WORK/log"
+        LAUNCH_CACHE_DIR="$WORK/cache" NO_COLOR=1 "$(bin_dir)/launch-tui" --config "$WORK/config"
+        --host "https://127.0.0.1:$LAB_PORT" --fingerprint "$(cat "$WORK/lab/fingerprint")"
+        --token-file "$WORK/lab/token")
 }
+launch() { launch_cmd; "${LAUNCH[@]}" "$@"; }
 
 # Runs a command under /usr/bin/time; leaves "SECONDS PEAK_MIB" in $WORK/NAME.time.
 measure() {
@@ -92,17 +99,20 @@ measure() {
     shift
     /usr/bin/time -f '%e %M' -o "$WORK/$name.raw" "$@" >"$WORK/$name.out" 2>&1 \
         || { cat "$WORK/$name.out" >&2; die "failed: $*"; }
-    awk '{ printf "%.1f %.0f", $1, $2 / 1024 }' "$WORK/$name.raw" >"$WORK/$name.time"
+    awk '{ printf "%.2f %.0f", $1, $2 / 1024 }' "$WORK/$name.raw" >"$WORK/$name.time"
 }
 
-main() {
-    [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
-    for c in python3 /usr/bin/time zstd gzip curl awk base64; do need_cmd "$c"; done
-    [ -x "$(bin_dir)/launch-tui" ] || die "build first: cargo build --workspace"
-    cleanup
-    trap cleanup EXIT
-    mkdir -p "$WORK"
+# Everything the lab needs to be measured again (`again`): written by setup, read by pairs.
+save_env() {
+    cat >"$WORK/env" <<EOF
+LAB_PORT=$LAB_PORT
+IP=$1
+RAW=$2
+EOF
+}
 
+# The lab, the instance with its data, and the same data on the host for the baselines.
+setup() {
     say "generating $FILES x $MIB MiB of attachments in $WORK/data (once)"
     generate
     serve_releases
@@ -135,52 +145,131 @@ EOF
             "http://$ip/api/v1/tasks/$i/attachments?name=file-$i" || die "upload $i failed"
     done
     "$WORK/lab/bin/pct" pull "$vmid" "$db" "$WORK/data/vikunja.db"
-    local raw
-    raw=$(du -sb "$WORK/data" | cut -f1)
+    save_env "$ip" "$(du -sb "$WORK/data" | cut -f1)"
+}
 
-    say "measuring"
-    LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-    local l=(env PATH="$WORK/lab/bin:$PATH" LAUNCH_STATE_DIR="$WORK/state" LAUNCH_LOG_DIR="$WORK/log"
-        LAUNCH_CACHE_DIR="$WORK/cache" NO_COLOR=1 "$(bin_dir)/launch-tui" --config "$WORK/config"
-        --host "https://127.0.0.1:$LAB_PORT" --fingerprint "$(cat "$WORK/lab/fingerprint")"
-        --token-file "$WORK/lab/token")
-    # Three backups (the machine may be shared: the spread shows it), then a restore of the
-    # first, then the baselines once each.
-    local archive n
-    for n in 1 2 3; do
-        measure "backup$n" "${l[@]}" backup vikunja
+newest() { find "$1" -maxdepth 1 -name "$2" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2-; }
+mib_of() { awk -v s="$1" 'BEGIN{printf "%.0f", s/1048576}'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# One run of our backup: "SECONDS PEAK_MIB SIZE" in $WORK/NAME.time. Each archive but the
+# first (kept for the restore) is removed after it is measured, so the runs do not fill the disk.
+ours() {
+    local name=$1 archive
+    launch_cmd
+    measure "$name" "${LAUNCH[@]}" backup vikunja
+    archive=$(newest "$WORK/state/backups/vikunja" 'vikunja-*.tar.zst')
+    printf ' %s\n' "$(stat -c %s "$archive")" >>"$WORK/$name.time"
+    cp "$(newest "$WORK/log/vikunja" 'backup-*.log')" "$WORK/$name.phases"
+    if [ -n "${FIRST_ARCHIVE:-}" ]; then rm -f "$archive"; else FIRST_ARCHIVE=$archive; fi
+}
+
+base() {
+    local name=$1
+    rm -f "$WORK/baseline.tar.zst"
+    measure "$name" tar -C "$WORK" -I zstd -cf "$WORK/baseline.tar.zst" data
+    printf ' %s\n' "$(stat -c %s "$WORK/baseline.tar.zst")" >>"$WORK/$name.time"
+}
+
+# The phases of a backup, from its log, on one line.
+phases() {
+    awk '
+        / prepared in / { p = p sprintf("prepare %s ms, ", $(NF - 1)) }
+        / streamed in / { p = p sprintf("stream+compress %s ms, ", $(NF - 1)) }
+        / manifest put first, read back and verified in / { p = p sprintf("manifest+verify %s ms, ", $(NF - 1)) }
+        / manifest put first in / { p = p sprintf("manifest %s ms, ", $(NF - 1)) }
+        / read back and verified in / && !/manifest/ { p = p sprintf("verify %s ms, ", $(NF - 1)) }
+        END { sub(/, $/, "", p); print p }' "$1"
+}
+
+pairs() {
+    local n=${BENCH_PAIRS:-5} i load
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    rm -f "$WORK/pairs"
+    say "measuring $n pairs, alternating (odd pairs: launch-tui first; even pairs: tar first)"
+    for i in $(seq 1 "$n"); do
+        if [ $((i % 2)) -eq 1 ]; then ours "ours$i"; base "base$i"; else base "base$i"; ours "ours$i"; fi
     done
-    archive=$(ls "$WORK"/state/backups/vikunja/vikunja-*.tar.zst | head -1)
-    measure restore "${l[@]}" restore vikunja "$archive"
-    measure gz tar -C "$WORK" -czf "$WORK/baseline.tar.gz" data
-    measure zs tar -C "$WORK" -I zstd -cf "$WORK/baseline.tar.zst" data
-    local b1 b2 b3 r gz zs
-    b1=$(cat "$WORK/backup1.time") b2=$(cat "$WORK/backup2.time") b3=$(cat "$WORK/backup3.time")
-    r=$(cat "$WORK/restore.time") gz=$(cat "$WORK/gz.time") zs=$(cat "$WORK/zs.time")
-    local asize gsize zsize
-    asize=$(stat -c %s "$archive")
-    gsize=$(stat -c %s "$WORK/baseline.tar.gz")
-    zsize=$(stat -c %s "$WORK/baseline.tar.zst")
     local tasks
-    tasks=$(curl -fsS "http://$ip/api/v1/tasks" | grep -o '"id":' | wc -l)
+    tasks=$(curl -fsS "http://$IP/api/v1/tasks" | grep -o '"id":' | wc -l)
 
-    printf '\n%s tasks, %s attachments, %.0f MiB of data (%s cores; load before: %s)\n' "$tasks" "$FILES" \
-        "$(awk -v b="$raw" 'BEGIN{print b/1048576}')" "$(nproc)" "$LOAD"
-    printf '%-36s %9s %10s %10s %7s\n' what seconds peak_MiB size_MiB ratio
-    row() { # name "secs peak" size
-        printf '%-36s %9s %10s %10.0f %7.3f\n' "$1" "${2% *}" "${2#* }" \
-            "$(awk -v s="$3" 'BEGIN{print s/1048576}')" "$(awk -v s="$3" -v r="$raw" 'BEGIN{print s/r}')"
-    }
-    row "launch-tui backup #1 (zstd, verified)" "$b1" "$asize"
-    row "launch-tui backup #2" "$b2" "$asize"
-    row "launch-tui backup #3" "$b3" "$asize"
-    row "launch-tui restore (+ safety backup)" "$r" "$asize"
-    row "baseline: tar czf" "$gz" "$gsize"
-    row "baseline: tar -I zstd -cf" "$zs" "$zsize"
-    printf '\nbackup #1, phase by phase (from its log):\n'
-    sed -n 's/.*info: \(.* in [0-9]* ms\)$/  \1/p' "$(ls "$WORK"/log/vikunja/backup-*.log | head -1)"
+    printf '\n%s tasks, %s attachments, %s MiB of data; %s cores; load %s before the setup, %s before the pairs; page cache warm (both sides read from it)\n' \
+        "$tasks" "$FILES" "$(mib_of "$RAW")" "$(nproc)" "$LOAD_BEFORE" "$load"
+    printf '%-5s %-9s %-18s %8s %9s %9s %7s   %s\n' pair order what seconds peak_MiB size_MiB ratio "phases of launch-tui backup (from its log)"
+    local os om osz bs bm bsz order
+    for i in $(seq 1 "$n"); do
+        order=ours,tar
+        [ $((i % 2)) -eq 1 ] || order=tar,ours
+        read -r os om osz <"$WORK/ours$i.time" || true
+        read -r bs bm bsz <"$WORK/base$i.time" || true
+        printf '%-5s %-9s %-18s %8s %9s %9s %7.3f   %s\n' "$i" "$order" "launch-tui backup" "$os" "$om" \
+            "$(mib_of "$osz")" "$(awk -v s="$osz" -v r="$RAW" 'BEGIN{print s/r}')" "$(phases "$WORK/ours$i.phases")"
+        printf '%-5s %-9s %-18s %8s %9s %9s %7.3f\n' "$i" "$order" "tar -I zstd -cf" "$bs" "$bm" \
+            "$(mib_of "$bsz")" "$(awk -v s="$bsz" -v r="$RAW" 'BEGIN{print s/r}')"
+        echo "$os $om $bs $bm" >>"$WORK/pairs"
+    done
+    local mos mom mbs mbm
+    mos=$(cut -d' ' -f1 "$WORK/pairs" | median)
+    mom=$(cut -d' ' -f2 "$WORK/pairs" | median)
+    mbs=$(cut -d' ' -f3 "$WORK/pairs" | median)
+    mbm=$(cut -d' ' -f4 "$WORK/pairs" | median)
+    printf '\nmedian of %s pairs: launch-tui backup %s s, %s MiB peak; tar -I zstd -cf %s s, %s MiB peak\n' \
+        "$n" "$mos" "$mom" "$mbs" "$mbm"
+    printf 'launch-tui / tar -I zstd: time %.2fx (pair by pair: %s), peak memory %.2fx\n' \
+        "$(awk -v a="$mos" -v b="$mbs" 'BEGIN{print a/b}')" \
+        "$(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 / $3 }' "$WORK/pairs")" \
+        "$(awk -v a="$mom" -v b="$mbm" 'BEGIN{print a/b}')"
+    rm -f "$WORK/pairs" "$WORK/baseline.tar.zst"
+}
+
+# Once each, after the pairs: a restore of the first archive, and tar czf.
+singles() {
+    launch_cmd
+    measure restore "${LAUNCH[@]}" restore vikunja "$FIRST_ARCHIVE"
+    measure gz tar -C "$WORK" -czf "$WORK/baseline.tar.gz" data
+    local s m
+    printf '\nonce each:\n'
+    read -r s m <"$WORK/restore.time" || true
+    printf '  launch-tui restore (+ its safety backup): %s s, %s MiB peak\n' "$s" "$m"
+    read -r s m <"$WORK/gz.time" || true
+    printf '  tar czf: %s s, %s MiB peak, %s MiB\n' "$s" "$m" "$(mib_of "$(stat -c %s "$WORK/baseline.tar.gz")")"
     printf '\nrestore, step by step (from its log):\n'
     sed -n 's/.* done \([a-z-]*\) in \([0-9]*\) ms/  \1 \2 ms/p' "$WORK"/log/vikunja/restore-*.log
+    rm -f "$WORK/baseline.tar.gz"
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
+    for c in python3 /usr/bin/time zstd gzip curl awk base64; do need_cmd "$c"; done
+    [ -x "$(bin_dir)/launch-tui" ] || die "build first: cargo build --workspace"
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    case "${1:-}" in
+        down)
+            cleanup
+            return
+            ;;
+        again)
+            [ -f "$WORK/env" ] || die "nothing kept in $WORK: run with BENCH_KEEP=1 first"
+            # shellcheck source=/dev/null
+            . "$WORK/env"
+            pairs
+            rm -f "$FIRST_ARCHIVE"
+            return
+            ;;
+        "") ;;
+        *) die "usage: $0 [again|down]" ;;
+    esac
+    cleanup
+    [ -n "${BENCH_KEEP:-}" ] || trap cleanup EXIT
+    mkdir -p "$WORK"
+    setup
+    # shellcheck source=/dev/null
+    . "$WORK/env"
+    pairs
+    singles
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        say "kept: measure again with \`sudo $0 again\`, remove everything with \`sudo $0 down\`"
+    fi
 }
 
 main "$@"

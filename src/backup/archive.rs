@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::Compression;
 use crate::instance::{Instance, Slot};
+
+mod follow;
+use follow::{Feeding, Following, Seen, Tail};
 
 /// The archive format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -43,6 +47,10 @@ pub const ENTRIES_MAX: u64 = 1_000_000;
 const ZSTD_WINDOW_LOG_MAX: u32 = 25;
 /// Links resolved through other links, at most (as the kernel's limit on symlink hops).
 const LINK_HOPS_MAX: u32 = 40;
+/// The data of one zstd job (per worker thread) when compressing with several threads.
+const JOB_SIZE: u32 = 2 << 20;
+/// The chunk a file's data is copied in, from the stream into the compressor.
+const COPY_CHUNK: usize = 1 << 20;
 /// Room kept at the start of a new archive for the compressed manifest.
 const HEAD: u64 = 1 << 20;
 /// Archives with less data than this are compacted (no reserved head left in them).
@@ -573,10 +581,10 @@ fn read_error(e: io::Error) -> anyhow::Error {
 // ---------------------------------------------------------------------------------------------
 // Hashing
 
-/// Passes bytes through while hashing and counting them.
+/// Passes bytes through while hashing and counting them (or only counting them).
 pub struct Hashing<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
@@ -584,20 +592,35 @@ impl<R> Hashing<R> {
     pub fn new(inner: R) -> Self {
         Hashing {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            count: 0,
+        }
+    }
+
+    /// Counts without hashing: `finish` returns an empty hash.
+    pub fn counting(inner: R) -> Self {
+        Hashing {
+            inner,
+            hasher: None,
             count: 0,
         }
     }
 
     pub fn finish(self) -> (u64, String) {
-        (self.count, hex::encode(self.hasher.finalize()))
+        let sha = self
+            .hasher
+            .map(|h| hex::encode(h.finalize()))
+            .unwrap_or_default();
+        (self.count, sha)
     }
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
@@ -607,13 +630,14 @@ impl<R: Read> Read for Hashing<R> {
 // Writing
 
 enum Compressor {
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<Feeding>>),
+    Gzip(flate2::write::GzEncoder<BufWriter<Feeding>>),
 }
 
 impl Compressor {
-    fn new(file: File, c: Compression) -> Result<Self> {
-        let w = BufWriter::with_capacity(1 << 20, file);
+    /// Writes into `file` from its current position, `HEAD`.
+    fn new(file: File, c: Compression, tail: Option<Arc<Tail>>) -> Result<Self> {
+        let w = BufWriter::with_capacity(1 << 20, Feeding::new(file, HEAD, tail));
         Ok(match c {
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(w, 3)?;
@@ -622,6 +646,11 @@ impl Compressor {
                     .unwrap_or(1);
                 if threads > 1 {
                     e.multithread(threads)?;
+                    // Each worker's job is buffered twice (input and output), with two jobs in
+                    // reserve: zstd's default job at level 3 is 8 MiB (4 windows), which made
+                    // these buffers most of a backup's peak memory (84 MiB); 2 MiB jobs cut it
+                    // to about a quarter at the same speed and size.
+                    e.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
                 }
                 e.include_checksum(true)?;
                 Compressor::Zstd(e)
@@ -639,7 +668,7 @@ impl Compressor {
             Compressor::Zstd(e) => e.finish()?,
             Compressor::Gzip(e) => e.finish()?,
         };
-        Ok(w.into_inner().map_err(|e| e.into_error())?)
+        Ok(w.into_inner().map_err(|e| e.into_error())?.into_file())
     }
 }
 
@@ -711,6 +740,52 @@ impl Drop for Partial {
     }
 }
 
+/// The entries read back are the manifest's, in its order, with its kinds, sizes and links.
+fn same_entries(seen: &[Seen], m: &Manifest) -> Result<()> {
+    if seen.len() != m.entries.len() {
+        bail!(problem(format!(
+            "the archive holds {} entries, its manifest lists {}",
+            seen.len(),
+            m.entries.len()
+        )));
+    }
+    for (s, r) in seen.iter().zip(&m.entries) {
+        let same = s.path == r.path
+            && s.kind == r.kind
+            && (s.kind != EntryKind::File || s.size == r.size)
+            && s.link == r.link;
+        if !same {
+            bail!(problem(format!(
+                "entry `{}` read back is not what the manifest says of `{}`",
+                s.path, r.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Copies `data` to `out` in large chunks, hashing what it writes: (bytes, sha256 hex).
+fn copy_hashed(
+    mut data: impl Read,
+    out: &mut impl Write,
+    buf: &mut [u8],
+) -> io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    loop {
+        let n = match data.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        count += n as u64;
+    }
+    Ok((count, hex::encode(hasher.finalize())))
+}
+
 /// Writes one archive: entries first (after the reserved head, hashed as they pass), then
 /// `finish` puts the manifest in front.
 pub struct ArchiveWriter {
@@ -721,6 +796,9 @@ pub struct ArchiveWriter {
     seen: BTreeSet<String>,
     symlinks: BTreeSet<String>,
     partial: Partial,
+    buf: Vec<u8>,
+    /// The read-back running beside the writer (`create_verified`).
+    follower: Option<std::thread::JoinHandle<Result<Vec<Seen>>>>,
     /// From this much data on, a zstd archive keeps its head instead of being compacted.
     pub in_place_min: u64,
 }
@@ -728,11 +806,36 @@ pub struct ArchiveWriter {
 impl ArchiveWriter {
     /// Creates `tmp` (mode 0600), removed again unless `finish` succeeds.
     pub fn create(tmp: &Path, compression: Compression) -> Result<ArchiveWriter> {
+        Self::create_with(tmp, compression, false)
+    }
+
+    /// As `create`, and for zstd starts reading the archive back as it is written, for
+    /// `finish_verified`.
+    pub fn create_verified(tmp: &Path, compression: Compression) -> Result<ArchiveWriter> {
+        Self::create_with(tmp, compression, compression == Compression::Zstd)
+    }
+
+    fn create_with(tmp: &Path, compression: Compression, follow: bool) -> Result<ArchiveWriter> {
         let mut partial = Partial::new();
         let mut f = create_private(tmp)?;
         partial.add(tmp.to_path_buf());
         f.seek(SeekFrom::Start(HEAD))?;
-        let mut body = tar::Builder::new(Compressor::new(f, compression)?);
+        let (tail, follower) = if follow {
+            let tail = Arc::new(Tail::default());
+            let reader = Following::new(
+                File::open(tmp).with_context(|| format!("cannot open {}", tmp.display()))?,
+                HEAD,
+                tail.clone(),
+            );
+            let handle = std::thread::Builder::new()
+                .name("read-back".into())
+                .spawn(move || follow::read_body(reader))
+                .context("cannot start the read-back")?;
+            (Some(tail), Some(handle))
+        } else {
+            (None, None)
+        };
+        let mut body = tar::Builder::new(Compressor::new(f, compression, tail)?);
         body.mode(tar::HeaderMode::Complete);
         Ok(ArchiveWriter {
             tmp: tmp.to_path_buf(),
@@ -742,6 +845,8 @@ impl ArchiveWriter {
             seen: BTreeSet::new(),
             symlinks: BTreeSet::new(),
             partial,
+            buf: vec![0; COPY_CHUNK],
+            follower,
             in_place_min: IN_PLACE_MIN,
         })
     }
@@ -788,14 +893,19 @@ impl ArchiveWriter {
         let path = check_entry_path(path)?;
         self.note(&path)?;
         let mut h = header(tar::EntryType::Regular, mode, size, owner);
-        let mut r = Hashing::new(data.take(size));
+        // The header (with a long name's extra header, if any) through the tar builder, then
+        // the data by hand: the sha256 is taken of exactly the bytes the compressor gets,
+        // whose own checksum the read-back then proves (see `verify_written`).
         self.body
-            .append_data(&mut h, &path, &mut r)
+            .append_data(&mut h, &path, io::empty())
             .with_context(|| format!("cannot write {path} into the archive"))?;
-        let (n, sha) = r.finish();
+        let (n, sha) = copy_hashed(data.take(size), self.body.get_mut(), &mut self.buf)
+            .with_context(|| format!("cannot write {path} into the archive"))?;
         if n != size {
             bail!("{path}: the stream ended after {n} of {size} bytes");
         }
+        let pad = (512 - (size % 512) as usize) % 512;
+        self.body.get_mut().write_all(&[0u8; 512][..pad])?;
         self.entries.push(EntryRecord {
             path,
             kind: EntryKind::File,
@@ -849,7 +959,50 @@ impl ArchiveWriter {
 
     /// Puts the manifest (with every entry's record) in front of the entries and syncs the
     /// file. Returns the archive's size. The file is removed again if anything fails.
-    pub fn finish(mut self, mut manifest: Manifest) -> Result<u64> {
+    pub fn finish(self, manifest: Manifest) -> Result<u64> {
+        self.finish_inner(manifest).map(|(size, _, _)| size)
+    }
+
+    /// As `finish`, then proves the archive on disk readable and every entry its size and
+    /// sha256: from a writer made by `create_verified` with the read-back that ran beside it
+    /// (see [`verify_written`] for why its entries need not be hashed again) and the head
+    /// read back; otherwise by reading the finished file back. Returns the size and the
+    /// manifest.
+    pub fn finish_verified(mut self, manifest: Manifest) -> Result<(u64, Manifest)> {
+        let follower = self.follower.take();
+        let tmp = self.tmp.clone();
+        let compression = self.compression;
+        let mut partial = Partial::new();
+        partial.add(tmp.clone());
+        let (size, manifest, head) = self.finish_inner(manifest)?;
+        let body = follower.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the read-back stopped (a bug)")))
+        });
+        match (head, body) {
+            (Some(head), Some(body)) => {
+                let seen = body?;
+                same_entries(&seen, &manifest)?;
+                let mut on_disk = vec![0u8; head.len()];
+                File::open(&tmp)?.read_exact_at(&mut on_disk, 0)?;
+                if on_disk != head || read_manifest(&tmp)? != manifest {
+                    bail!(problem(
+                        "the manifest read back is not the one written (the archive is damaged)"
+                    ));
+                }
+            }
+            _ => {
+                verify_written(&tmp, &manifest, compression)?;
+            }
+        }
+        partial.forget(&tmp);
+        Ok((size, manifest))
+    }
+
+    /// Returns the size, the manifest and, when the head was written in place (the body
+    /// stays where it was written), the head's bytes (the manifest frame and the start of the
+    /// skippable frame).
+    fn finish_inner(mut self, mut manifest: Manifest) -> Result<(u64, Manifest, Option<Vec<u8>>)> {
         manifest.entries = std::mem::take(&mut self.entries);
         let file = self
             .body
@@ -873,6 +1026,7 @@ impl ArchiveWriter {
         plain.resize(plain.len() + (512 - json.len() % 512) % 512, 0);
         let head = compress_to_vec(&plain, self.compression)?;
         let fits = head.len() as u64 + 8 <= HEAD;
+        let mut in_place = None;
         let size =
             if self.compression == Compression::Zstd && fits && end - HEAD >= self.in_place_min {
                 // The manifest frame, then a skippable frame over the rest of the head (a hole).
@@ -882,6 +1036,7 @@ impl ArchiveWriter {
                 file.write_all_at(&head, 0)?;
                 file.write_all_at(&skip, head.len() as u64)?;
                 file.sync_all().context("cannot write the archive")?;
+                in_place = Some([&head[..], &skip[..]].concat());
                 end
             } else {
                 let compact = self.tmp.with_extension("compact");
@@ -899,7 +1054,7 @@ impl ArchiveWriter {
             };
         let tmp = self.tmp.clone();
         self.partial.forget(&tmp);
-        Ok(size)
+        Ok((size, manifest, in_place))
     }
 }
 
@@ -964,6 +1119,34 @@ pub struct CheckedEntry<'a> {
 /// what it got as provisional until this returns Ok.
 pub fn walk(
     path: &Path,
+    consume: impl FnMut(&CheckedEntry, &mut dyn Read) -> Result<()>,
+) -> Result<Manifest> {
+    walk_checked(path, true, consume)
+}
+
+/// Reads back an archive this process has just written (`ArchiveWriter`) and checks it as
+/// [`walk`] does, and that its manifest is the one written; for zstd without hashing every
+/// entry a second time. The writer took each entry's sha256 of exactly the bytes it gave the
+/// zstd compressor, which checksums all it is given (XXH64, kept at the end of the frame);
+/// the decoder checks that checksum when it reaches the frame's end, and this reads to the
+/// end. So a complete read proves that the file decodes to the bytes that were hashed: the
+/// archive is readable and every entry matches its size and sha256 in the manifest. (gzip
+/// keeps only a CRC32, so its entries are hashed again.)
+pub fn verify_written(path: &Path, written: &Manifest, c: Compression) -> Result<Manifest> {
+    let m = walk_checked(path, c == Compression::Gzip, |_, _| Ok(()))?;
+    if &m != written {
+        bail!(problem(
+            "the manifest read back is not the one written (the archive is damaged)"
+        ));
+    }
+    Ok(m)
+}
+
+/// `walk`; `rehash`: check each entry's sha256, else only its size (and read to the end, so
+/// the compressed stream's own checksums are checked).
+fn walk_checked(
+    path: &Path,
+    rehash: bool,
     mut consume: impl FnMut(&CheckedEntry, &mut dyn Read) -> Result<()>,
 ) -> Result<Manifest> {
     let reader = open(path)?;
@@ -994,6 +1177,7 @@ pub fn walk(
         .take(MANIFEST_MAX)
         .read_to_end(&mut json)
         .map_err(damaged)?;
+    drop(first);
     let manifest = parse_manifest(&json)?;
     let listed: BTreeMap<&str, &EntryRecord> = manifest
         .entries
@@ -1080,7 +1264,11 @@ pub fn walk(
             )));
         }
         let checked = CheckedEntry { record: rec, owner };
-        let mut hashing = Hashing::new(&mut e);
+        let mut hashing = if rehash {
+            Hashing::new(&mut e)
+        } else {
+            Hashing::counting(&mut e)
+        };
         consume(&checked, &mut hashing)?;
         io::copy(&mut hashing, &mut io::sink()).map_err(damaged)?;
         let (n, sha) = hashing.finish();
@@ -1091,7 +1279,7 @@ pub fn walk(
                     rec.size
                 )));
             }
-            if rec.sha256.as_deref() != Some(sha.as_str()) {
+            if rehash && rec.sha256.as_deref() != Some(sha.as_str()) {
                 bail!(problem(format!(
                     "entry `{path}` does not match its sha256 in the manifest (the archive is damaged)"
                 )));
@@ -1114,6 +1302,10 @@ pub fn walk(
             "the database dump `{}` is missing",
             manifest.database.entry
         )));
+    }
+    if !rehash {
+        // tar's end blocks and the end of the frame, where zstd checks its checksum.
+        io::copy(&mut ar.into_inner(), &mut io::sink()).map_err(damaged)?;
     }
     Ok(manifest)
 }

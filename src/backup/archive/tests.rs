@@ -613,3 +613,149 @@ fn declared_size_sums_the_files() {
     ]);
     assert_eq!(declared_size(&m), 4096 + 8192);
 }
+
+/// Bytes zstd cannot compress (so it stores them as they are, and a flipped bit in the file
+/// still decodes: only the frame's checksum can tell).
+fn noise(n: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+fn noisy(dir: &Path, verified: bool, in_place_min: u64) -> (PathBuf, ArchiveWriter) {
+    let tmp = dir.join("noisy.tar.zst");
+    let mut w = if verified {
+        ArchiveWriter::create_verified(&tmp, Compression::Zstd).unwrap()
+    } else {
+        ArchiveWriter::create(&tmp, Compression::Zstd).unwrap()
+    };
+    w.in_place_min = in_place_min;
+    w.add_dir("db", 0o700, ("root", "root")).unwrap();
+    w.add_file("db/vikunja.db", 0o640, ("root", "root"), 5, &b"hello"[..])
+        .unwrap();
+    let data = noise(3 << 20);
+    w.add_file(
+        "data/files/noise",
+        0o640,
+        ("vikunja", "vikunja"),
+        data.len() as u64,
+        &data[..],
+    )
+    .unwrap();
+    // A long name: its extra GNU header goes through the tar builder, the data by hand.
+    let long = format!("data/files/{}", "n".repeat(150));
+    w.add_file(&long, 0o640, ("root", "root"), 3, &b"abc"[..])
+        .unwrap();
+    (tmp, w)
+}
+
+#[test]
+fn verify_written_proves_the_entries_by_the_frame_checksum() {
+    let d = tempfile::tempdir().unwrap();
+    let (p, w) = noisy(d.path(), false, u64::MAX);
+    let (_, m, _) = w.finish_inner(manifest(vec![])).unwrap();
+    assert_eq!(verify_written(&p, &m, Compression::Zstd).unwrap(), m);
+    assert_eq!(walk(&p, |_, _| Ok(())).unwrap(), m);
+    // tar reads it as well.
+    let out = std::process::Command::new("tar")
+        .args(["-I", "zstd", "-tf"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&"n".repeat(150)));
+    // One bit flipped inside the stored noise: it still decodes, and the checksum refuses it.
+    let orig = std::fs::read(&p).unwrap();
+    let mut b = orig.clone();
+    let i = b.len() / 2;
+    b[i] ^= 0x01;
+    std::fs::write(&p, &b).unwrap();
+    let e = verify_written(&p, &m, Compression::Zstd).unwrap_err();
+    assert!(is_archive_problem(&e), "{e:#}");
+    refused(&p);
+    // A manifest other than the one written is refused.
+    std::fs::write(&p, &orig).unwrap();
+    let mut other = m.clone();
+    other.reason = "other".into();
+    verify_written(&p, &other, Compression::Zstd).unwrap_err();
+}
+
+#[test]
+fn the_read_back_beside_the_writer_verifies_in_place_and_compacted_archives() {
+    let mut sizes = Vec::new();
+    for in_place_min in [0, u64::MAX] {
+        let d = tempfile::tempdir().unwrap();
+        let (p, w) = noisy(d.path(), true, in_place_min);
+        let (size, m) = w.finish_verified(manifest(vec![])).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), size);
+        assert_eq!(m.entries.len(), 4);
+        assert_eq!(walk(&p, |_, _| Ok(())).unwrap(), m);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        sizes.push(size);
+    }
+    // In place, the reserved head stays (a skippable frame); compacted, it is gone.
+    assert!(sizes[0] > sizes[1] + HEAD / 2, "{sizes:?}");
+}
+
+/// Writes `bytes` through a `Feeding` (in pieces, as a compressor does) while `read_body`
+/// follows the file on a thread of its own; `stop_after`: the writer fails after that much.
+fn follow_while_writing(bytes: &[u8], stop_after: usize) -> Result<Vec<follow::Seen>> {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("body");
+    let mut f = create_private(&p).unwrap();
+    f.seek(SeekFrom::Start(HEAD)).unwrap();
+    let tail = Arc::new(Tail::default());
+    let reader = Following::new(File::open(&p).unwrap(), HEAD, tail.clone());
+    let t = std::thread::spawn(move || follow::read_body(reader));
+    let mut w = Feeding::new(f, HEAD, Some(tail));
+    for c in bytes[..stop_after.min(bytes.len())].chunks(100_000) {
+        w.write_all(c).unwrap();
+    }
+    if stop_after >= bytes.len() {
+        w.into_file();
+    } else {
+        drop(w);
+    }
+    t.join().unwrap()
+}
+
+#[test]
+fn the_read_back_follows_the_file_and_refuses_damage_and_an_unfinished_write() {
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry(
+        &mut b,
+        tar::EntryType::Regular,
+        "data/noise",
+        &noise(1 << 20),
+        None,
+    );
+    let tar = b.into_inner().unwrap();
+    let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    e.include_checksum(true).unwrap();
+    e.write_all(&tar).unwrap();
+    let z = e.finish().unwrap();
+    let seen = follow_while_writing(&z, usize::MAX).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].path.as_str(), seen[0].size),
+        ("data/noise", 1 << 20)
+    );
+    // A bit flipped in the stored noise: only the frame's checksum can tell.
+    let mut bad = z.clone();
+    let i = bad.len() / 2;
+    bad[i] ^= 0x01;
+    let e = follow_while_writing(&bad, usize::MAX).unwrap_err();
+    assert!(is_archive_problem(&e), "{e:#}");
+    // A writer that fails half way: the read-back ends (it does not wait forever) and refuses.
+    follow_while_writing(&z, z.len() / 2).unwrap_err();
+}
