@@ -36,7 +36,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::cli::{Global, StatusArgs};
-use crate::commands::{Outcome, Output};
+use crate::report::{Outcome, Output};
 use crate::ct::{CtAccess, ExecOutput, Pct};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};

@@ -8,13 +8,13 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{Global, UninstallArgs};
-use crate::commands::{Outcome, Output};
 use crate::connect::connect;
 use crate::engine::render::{log_root, operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};
 use crate::pve::Client;
+use crate::report::{Outcome, Output};
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 

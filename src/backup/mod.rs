@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cli::{BackupArgs, BackupsArgs, Compression, Global, RestoreArgs};
-use crate::commands::{Outcome, Output};
 use crate::ct::{CtAccess, Pct};
 use crate::engine::render::{operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
@@ -21,6 +20,7 @@ use crate::error::{LaunchError, Result};
 use crate::instance::{check_instance_name, Instance, InstanceStore};
 use crate::oplock::{lock_instance, state_dir, InstanceLock};
 use crate::profile::{Catalog, LoadedProfile};
+use crate::report::{Outcome, Output};
 
 pub use take::BackupArchive;
 

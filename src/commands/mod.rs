@@ -1,7 +1,6 @@
 //! What each subcommand does: reads its inputs, builds the operation's plan, runs it on the
 //! engine with the chosen renderers, and returns a result for `run` to print.
 
-mod answers;
 mod connect;
 mod doctor;
 mod profiles;
@@ -10,48 +9,15 @@ use std::io::IsTerminal;
 
 use serde_json::{json, Value};
 
+use crate::answers::load_answers;
 use crate::cli::{Cli, Command, Global};
 use crate::error::{LaunchError, Result};
 use crate::instance::{check_instance_name, InstanceStore};
+use crate::report::{Outcome, Output};
 
-pub use answers::{env_answers, load_answers};
-
-/// How results are shown: human text, or a JSON object for `--json`.
-pub struct Output {
-    pub json: bool,
-    pub color: bool,
-    pub verbose: u8,
-}
-
-impl Output {
-    pub fn from_global(g: &Global) -> Self {
-        Output {
-            json: g.json,
-            color: color_wanted(g.no_color) && std::io::stdout().is_terminal(),
-            verbose: g.verbose,
-        }
-    }
-}
-
-/// Colour unless `--no-color` or `NO_COLOR` (any value, see no-color.org) says otherwise; the
-/// callers add whether the output is a terminal at all.
-pub fn color_wanted(no_color_flag: bool) -> bool {
-    !no_color_flag && std::env::var_os("NO_COLOR").is_none()
-}
-
-/// What a successful command hands back: text for people, data for `--json`.
-pub struct Outcome {
-    pub text: String,
-    pub data: Value,
-}
-
-impl Outcome {
-    pub fn new(text: impl Into<String>, data: Value) -> Self {
-        Outcome {
-            text: text.into(),
-            data,
-        }
-    }
+/// The output settings the global flags ask for.
+pub fn output_for(g: &Global) -> Output {
+    Output::new(g.json, g.no_color, g.verbose)
 }
 
 pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {

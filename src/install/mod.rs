@@ -15,7 +15,6 @@ use rand::RngCore;
 use serde_json::json;
 
 use crate::cli::{Global, InstallArgs};
-use crate::commands::{Outcome, Output};
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
 use crate::engine::execute;
@@ -26,6 +25,7 @@ use crate::profile::{Catalog, Component, Profile, SecretKind};
 use crate::pve::{Client, ContentType, ResourceType};
 use crate::release::ReleaseCache;
 use crate::render::DbContext;
+use crate::report::{Outcome, Output};
 use settings::{InstallSettings, NodeFacts};
 
 /// Where verified releases are cached (`LAUNCH_CACHE_DIR` overrides).
@@ -356,13 +356,13 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     let profile = loaded.profile;
     let mut answers = BTreeMap::new();
     if let Some(answers_file) = &a.answers {
-        answers = crate::commands::load_answers(answers_file)?;
+        answers = crate::answers::load_answers(answers_file)?;
         let known: Vec<String> = settings::CONTAINER_KEYS
             .iter()
             .map(|k| k.to_string())
             .chain(profile.questions.iter().map(|q| q.key.to_string()))
             .collect();
-        answers.extend(crate::commands::env_answers(&known)?);
+        answers.extend(crate::answers::env_answers(&known)?);
     }
     if let Some(n) = &a.name {
         crate::instance::check_instance_name(n)?;
