@@ -3,6 +3,7 @@
 //! the steps already done are undone in reverse. Renderers (plain progress, `--json`, the TUI)
 //! only consume events: no step prints or prompts by itself.
 
+pub mod check;
 pub mod render;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -58,9 +59,20 @@ pub enum Event {
         ok: bool,
         error: Option<String>,
     },
+    /// One check's result (status), sent as soon as that check returns; `target` is the
+    /// instance it is about. The report at the end holds every check again, in a fixed order.
+    Check {
+        index: usize,
+        target: String,
+        check: check::Check,
+    },
+    /// The last event. `report` is the operation's typed report, serialized (what `--json`
+    /// prints), for plans that make one; the typed value comes back from `join`.
     Finished {
         ok: bool,
         elapsed_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<serde_json::Value>,
     },
 }
 
@@ -109,6 +121,15 @@ impl Reporter {
             index: self.index,
             level,
             line: line.into(),
+        });
+    }
+
+    /// A check's result, the moment it is known.
+    pub fn check(&self, target: &str, check: &check::Check) {
+        let _ = self.tx.send(Event::Check {
+            index: self.index.unwrap_or(0),
+            target: target.to_string(),
+            check: check.clone(),
         });
     }
 
@@ -189,11 +210,15 @@ impl<C> Step<C> for FnStep<C> {
     }
 }
 
+/// Turns a plan's context into its report once every step is done (the `Finished` event's).
+pub type ReportFn<C> = Box<dyn Fn(&C) -> Option<serde_json::Value> + Send>;
+
 /// An operation: a name, what it acts on, and its steps in order.
 pub struct Plan<C> {
     pub operation: String,
     pub target: Option<String>,
     pub steps: Vec<Box<dyn Step<C>>>,
+    pub report: Option<ReportFn<C>>,
 }
 
 impl<C> Plan<C> {
@@ -202,7 +227,17 @@ impl<C> Plan<C> {
             operation: operation.into(),
             target,
             steps: Vec::new(),
+            report: None,
         }
+    }
+
+    /// The report `Finished` carries when every step succeeded.
+    pub fn with_report(
+        mut self,
+        report: impl Fn(&C) -> Option<serde_json::Value> + Send + 'static,
+    ) -> Self {
+        self.report = Some(Box::new(report));
+        self
     }
 
     pub fn step(mut self, s: impl Step<C> + 'static) -> Self {
@@ -449,12 +484,15 @@ pub fn run_plan_cancellable<C>(
         send(Event::Finished {
             ok: false,
             elapsed_ms: started.elapsed().as_millis() as u64,
+            report: None,
         });
         return Err(err);
     }
+    let report = plan.report.as_ref().and_then(|r| r(ctx));
     send(Event::Finished {
         ok: true,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        report,
     });
     Ok(())
 }
@@ -549,6 +587,7 @@ mod tests {
                 Event::Finished { ok, .. } => format!("finished:{ok}"),
                 Event::Log { line, .. } => format!("log:{line}"),
                 Event::Progress { .. } => "progress".into(),
+                Event::Check { target, check, .. } => format!("check:{target}:{}", check.id),
             })
             .collect()
     }

@@ -228,6 +228,7 @@ impl OpState {
                     None => self.push_log(Level::Info, format!("undone: {name}")),
                 }
             }
+            Event::Check { .. } => {}
             Event::Finished { elapsed_ms, .. } => {
                 self.elapsed = Some(Duration::from_millis(*elapsed_ms));
             }
