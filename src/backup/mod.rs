@@ -645,30 +645,17 @@ fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Resul
             answers.insert("tls_key".into(), k.display().to_string());
         }
     }
-    let answers_file = tls_dir.path().join("answers.yaml");
-    let yaml = serde_yaml_ng::to_string(&answers)
-        .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot write the answers: {e}")))?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&answers_file)
-            .map_err(|e| LaunchError::Failed(e.into()))?;
-        f.write_all(yaml.as_bytes())
-            .map_err(|e| LaunchError::Failed(e.into()))?;
-    }
-    let mut g2 = g.clone();
-    g2.yes = true;
-    let args = crate::cli::InstallArgs {
-        profile: Some(m.profile.name.clone()),
-        answers: Some(answers_file),
+    // The install operation, then the restore operation: the install gets its request as data
+    // (the archive's record), not as command-line flags.
+    let req = crate::install::InstallRequest {
+        profile: Some(m.profile.name.to_string()),
+        answers: Some(answers),
         name: Some(new.to_string()),
         force: false,
         keep_on_failure: false,
+        confirmed: true,
     };
-    crate::install::run(&g2, &args, out).map_err(|e| {
+    crate::install::run(g, &req, out).map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
             "restore of {} into a new instance {new} failed while installing it: {e}",
             a.archive.display()

@@ -42,10 +42,19 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             if let Some(n) = &a.name {
                 check_instance_name(n)?;
             }
-            if let Some(f) = &a.answers {
-                load_answers(f)?;
-            }
-            crate::install::run(g, &a, out)
+            let answers = match &a.answers {
+                Some(f) => Some(load_answers(f)?),
+                None => None,
+            };
+            let req = crate::install::InstallRequest {
+                profile: a.profile,
+                answers,
+                name: a.name,
+                force: a.force,
+                keep_on_failure: a.keep_on_failure,
+                confirmed: g.yes,
+            };
+            crate::install::run(g, &req, out)
         }
         Command::Tui(a) => crate::tui::run(g, &a),
         Command::List => list(g),
