@@ -78,7 +78,19 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             }
             crate::backup::restore(g, &a, out)
         }
-        Command::Uninstall(a) => crate::uninstall::run(g, &a, out),
+        Command::Uninstall(a) => {
+            let req = crate::uninstall::UninstallRequest {
+                name: a.name,
+                keep_data: a.keep_data,
+                confirmed: g.yes,
+            };
+            // The typed confirmation is asked on the terminal when there is one.
+            let mut terminal = crate::prompt::TerminalPrompter;
+            let ask: Option<&mut dyn crate::prompt::Prompter> = std::io::stdin()
+                .is_terminal()
+                .then_some(&mut terminal as &mut dyn crate::prompt::Prompter);
+            crate::uninstall::run(g, &req, ask, out)
+        }
         Command::Profiles(p) => profiles::run(g, p, out),
         Command::Connect(a) => connect::run(g, &a),
         Command::SelfUpdate(a) => {

@@ -112,6 +112,7 @@ impl Renderer for PlainRenderer {
             }
             // Status prints its report as a whole; the checks on the way are for live views.
             Event::Check { .. } => {}
+            Event::Question { prompt, .. } => self.line(&format!("question: {prompt}")),
             Event::Finished { .. } => {
                 self.bar.finish_and_clear();
             }
@@ -231,6 +232,7 @@ impl Renderer for LogFileRenderer {
                 check.status.label(),
                 check.message
             ),
+            Event::Question { key, prompt, .. } => format!("question {key}: {prompt}"),
             Event::Finished { ok, elapsed_ms, .. } => {
                 format!("finished ok={ok} in {elapsed_ms} ms")
             }

@@ -229,6 +229,7 @@ impl OpState {
                 }
             }
             Event::Check { .. } => {}
+            Event::Question { prompt, .. } => self.push_log(Level::Info, format!("asks: {prompt}")),
             Event::Finished { elapsed_ms, .. } => {
                 self.elapsed = Some(Duration::from_millis(*elapsed_ms));
             }
