@@ -3,6 +3,7 @@
 //! call it in-process as well as through the binary.
 
 pub mod acme;
+pub mod answers;
 pub mod backup;
 pub mod cli;
 pub mod commands;
@@ -22,6 +23,7 @@ pub mod pve;
 pub mod reconfigure;
 pub mod release;
 pub mod render;
+pub mod report;
 pub mod selfupdate;
 pub mod status;
 pub mod tui;
@@ -56,7 +58,7 @@ where
             };
         }
     };
-    let out = commands::Output::from_global(&cli.global);
+    let out = commands::output_for(&cli.global);
     match commands::dispatch(cli, &out) {
         Ok(outcome) => {
             if out.json {
@@ -74,7 +76,7 @@ where
     }
 }
 
-fn report(e: &LaunchError, out: &commands::Output) -> i32 {
+fn report(e: &LaunchError, out: &report::Output) -> i32 {
     let code = e.exit_code() as i32;
     if out.json {
         println!(

@@ -13,7 +13,6 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::json;
 
 use crate::cli::{Global, ReconfigureArgs};
-use crate::commands::{Outcome, Output};
 use crate::connect::connect;
 use crate::ct::{sh, CtAccess, Pct};
 use crate::deploy::{self, AppSettings};
@@ -21,6 +20,7 @@ use crate::engine::render::{operation_log_path, timestamp, OperationViews};
 use crate::engine::{execute, FnStep, Plan, Reporter};
 use crate::error::{InvalidValue, LaunchError, Result};
 use crate::install::settings::{check_answer, check_tls_files, parse_whole};
+use crate::report::{Outcome, Output};
 
 /// The most memory or swap reconfigure sets (16 TiB), as install takes.
 const MAX_MIB: u64 = 16 * 1024 * 1024;

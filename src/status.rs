@@ -36,13 +36,14 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::cli::{Global, StatusArgs};
-use crate::commands::{Outcome, Output};
 use crate::ct::{CtAccess, ExecOutput, Pct};
+use crate::engine::{FnStep, Plan, Reporter};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};
 use crate::profile::{Catalog, Channel, Component, Profile};
 use crate::pve::{Client, CtStatus};
 use crate::render::Layout;
+use crate::report::{Outcome, Output};
 
 /// Limit on commands run inside the container (`timeout` there, so nothing lingers).
 const CT_TIMEOUT_S: u32 = 10;
@@ -61,69 +62,7 @@ const TLS_WARN_DAYS: i64 = 14;
 /// The newest backup may be this old before status asks for a new one.
 const BACKUP_WARN_DAYS: i64 = 7;
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Level {
-    fn label(self) -> &'static str {
-        match self {
-            Level::Ok => "OK",
-            Level::Warn => "WARN",
-            Level::Fail => "FAIL",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Check {
-    pub id: String,
-    pub status: Level,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-impl Check {
-    pub fn ok(id: impl Into<String>, message: impl Into<String>) -> Check {
-        Check {
-            id: id.into(),
-            status: Level::Ok,
-            message: message.into(),
-            fix: None,
-        }
-    }
-
-    pub fn warn(
-        id: impl Into<String>,
-        message: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Check {
-        Check {
-            id: id.into(),
-            status: Level::Warn,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
-    }
-
-    pub fn fail(
-        id: impl Into<String>,
-        message: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Check {
-        Check {
-            id: id.into(),
-            status: Level::Fail,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
-    }
-}
+pub use crate::engine::check::{Check, Level};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceStatus {
@@ -196,52 +135,41 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
         .map(|p| Arc::new(p) as Arc<dyn CtAccess>)
         .map_err(|e| format!("{e:#}"));
     let catalog = Catalog::new(&g.config);
-    let report = Report {
-        instances: std::thread::scope(|s| {
-            let handles: Vec<_> = instances
-                .into_iter()
-                .map(|inst| {
-                    let profile = catalog
-                        .load(&inst.profile)
-                        .map(|l| l.profile)
-                        .map_err(|e| e.to_string());
-                    let client = client.clone();
-                    let ct = ct.clone();
-                    s.spawn(move || check_instance(client, ct, inst, profile))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| InstanceStatus {
-                        name: "?".into(),
-                        profile: "?".into(),
-                        vmid: 0,
-                        node: String::new(),
-                        ip: None,
-                        healthy: false,
-                        checks: vec![Check::fail(
-                            "internal",
-                            "the checks of this instance crashed",
-                            "run it again with -v and report the output",
-                        )],
-                    })
-                })
-                .collect()
-        }),
+    let targets = instances
+        .into_iter()
+        .map(|inst| {
+            let profile = catalog
+                .load(&inst.profile)
+                .map(|l| l.profile)
+                .map_err(|e| e.to_string());
+            (inst, profile)
+        })
+        .collect();
+    let run = StatusRun {
+        client,
+        ct,
+        targets,
+        store,
+        prometheus: a.prometheus.clone(),
+        report: None,
+        error: None,
     };
-    // A container that moved to another address (DHCP) is recorded where it is now.
-    for i in &report.instances {
-        if i.checks.iter().any(|c| c.id == "address") {
-            if let Ok(mut rec) = store.load(&i.name) {
-                rec.container.ip = i.ip.clone();
-                store.save(&rec)?;
-            }
-        }
+    // The plain and `--json` views print the whole report at the end (their output is a
+    // stable interface); live views such as the dashboard show `Event::Check` as it comes.
+    let handle = crate::engine::spawn(plan(), run, false);
+    for _event in handle.events.iter() {}
+    let (run, result) = handle
+        .join
+        .join()
+        .map_err(|_| LaunchError::Failed(anyhow::anyhow!("the status checks crashed")))?;
+    if let Err(e) = result {
+        return Err(run.error.unwrap_or(LaunchError::Failed(e.error)));
     }
-    if let Some(path) = &a.prometheus {
-        crate::fsutil::write_atomic(path, prometheus(&report).as_bytes(), 0o644)?;
-    }
+    let Some(report) = run.report else {
+        return Err(LaunchError::Failed(anyhow::anyhow!(
+            "the status checks ended without a report"
+        )));
+    };
     let mut data = serde_json::to_value(&report)
         .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot encode the status: {e}")))?;
     let bad: Vec<String> = report
@@ -290,6 +218,112 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
         bad.len(),
         bad.join("; ")
     )))
+}
+
+/// What the status plan works on: the instances with their profiles, how to reach them, and,
+/// once the checks are done, the report.
+pub struct StatusRun {
+    pub client: Arc<Client>,
+    /// Without `pct` (e.g. run away from the node) the in-container checks say so one by one.
+    pub ct: std::result::Result<Arc<dyn CtAccess>, String>,
+    pub targets: Vec<(Instance, std::result::Result<Profile, String>)>,
+    pub store: InstanceStore,
+    /// Also write the report here in Prometheus' textfile format.
+    pub prometheus: Option<std::path::PathBuf>,
+    pub report: Option<Report>,
+    /// The error a step stopped on, with its exit code, for the front end to return.
+    pub error: Option<LaunchError>,
+}
+
+/// Status as a plan: every instance checked at once, each check sent as an event the moment it
+/// returns; then what the checks found is recorded (a moved address, the Prometheus file).
+/// `Finished` carries the report.
+pub fn plan() -> Plan<StatusRun> {
+    Plan::new("status", None)
+        .step(FnStep::new(
+            "check",
+            "Checking the instances",
+            |run: &mut StatusRun, rep: &Reporter| {
+                run.report = Some(check_all(run, rep));
+                Ok(())
+            },
+        ))
+        .step(FnStep::new(
+            "record",
+            "Recording what the checks found",
+            |run: &mut StatusRun, _rep: &Reporter| {
+                let Some(report) = &run.report else {
+                    return Ok(());
+                };
+                if let Err(e) = record(&run.store, run.prometheus.as_deref(), report) {
+                    let text = e.to_string();
+                    run.error = Some(e);
+                    anyhow::bail!(text);
+                }
+                Ok(())
+            },
+        ))
+        .with_report(|run: &StatusRun| {
+            run.report
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok())
+        })
+}
+
+/// Each instance on its own thread; a check reaches `rep` as soon as it returns.
+fn check_all(run: &StatusRun, rep: &Reporter) -> Report {
+    let instances = std::thread::scope(|s| {
+        let handles: Vec<_> = run
+            .targets
+            .iter()
+            .map(|(inst, profile)| {
+                let client = run.client.clone();
+                let ct = run.ct.clone();
+                let (inst, profile) = (inst.clone(), profile.clone());
+                let rep = rep.clone();
+                s.spawn(move || {
+                    let name = inst.name.clone();
+                    check_instance_live(client, ct, inst, profile, &|c| rep.check(&name, c))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| InstanceStatus {
+                    name: "?".into(),
+                    profile: "?".into(),
+                    vmid: 0,
+                    node: String::new(),
+                    ip: None,
+                    healthy: false,
+                    checks: vec![Check::fail(
+                        "internal",
+                        "the checks of this instance crashed",
+                        "run it again with -v and report the output",
+                    )],
+                })
+            })
+            .collect()
+    });
+    Report { instances }
+}
+
+/// A container that moved to another address (DHCP) is recorded where it is now; the report
+/// goes to the Prometheus file when one is asked for.
+fn record(store: &InstanceStore, prometheus_file: Option<&Path>, report: &Report) -> Result<()> {
+    for i in &report.instances {
+        if i.checks.iter().any(|c| c.id == "address") {
+            if let Ok(mut rec) = store.load(&i.name) {
+                rec.container.ip = i.ip.clone();
+                store.save(&rec)?;
+            }
+        }
+    }
+    if let Some(path) = prometheus_file {
+        crate::fsutil::write_atomic(path, prometheus(report).as_bytes(), 0o644)?;
+    }
+    Ok(())
 }
 
 /// `--notify`: sends an unhealthy report as `notify.yaml` says and logs every run to
@@ -356,29 +390,100 @@ fn spawn_check(
     }
 }
 
-fn collect(pending: Vec<Pending>, start: Instant, vmid: u32) -> Vec<Check> {
-    let mut out = Vec::new();
-    for p in pending {
-        let left = (start + p.limit).saturating_duration_since(Instant::now());
-        match p.rx.recv_timeout(left) {
-            Ok(checks) => out.extend(checks),
-            Err(RecvTimeoutError::Timeout) => out.push(Check::fail(
-                p.id,
-                format!(
-                    "{} did not answer within {} s (hanging)",
-                    p.what,
-                    p.limit.as_secs()
-                ),
-                format!("pct exec {vmid} -- systemctl list-jobs  (look for stuck jobs; `pct reboot {vmid}` if the container is stuck)"),
-            )),
-            Err(RecvTimeoutError::Disconnected) => out.push(Check::fail(
-                p.id,
-                format!("{} crashed", p.what),
-                "run it again with -v and report the output",
-            )),
+/// The pending checks' results, in the order they were started (the report's order, stable
+/// from run to run); each goes to `on_check` the moment it returns (or is given up on).
+fn collect(
+    pending: Vec<Pending>,
+    start: Instant,
+    vmid: u32,
+    on_check: &dyn Fn(&Check),
+) -> Vec<Check> {
+    let mut results: Vec<Option<Vec<Check>>> = pending.iter().map(|_| None).collect();
+    let mut open: Vec<usize> = (0..pending.len()).collect();
+    let settle = |i: usize, checks: Vec<Check>, results: &mut Vec<Option<Vec<Check>>>| {
+        for c in &checks {
+            on_check(c);
+        }
+        results[i] = Some(checks);
+    };
+    while !open.is_empty() {
+        let mut progressed = false;
+        open.retain(|&i| {
+            let p = &pending[i];
+            match p.rx.try_recv() {
+                Ok(checks) => {
+                    settle(i, checks, &mut results);
+                    progressed = true;
+                    false
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    settle(
+                        i,
+                        vec![Check::fail(
+                            p.id.clone(),
+                            format!("{} crashed", p.what),
+                            "run it again with -v and report the output",
+                        )],
+                        &mut results,
+                    );
+                    progressed = true;
+                    false
+                }
+                Err(mpsc::TryRecvError::Empty) if Instant::now() >= start + p.limit => {
+                    settle(i, vec![hanging(p, vmid)], &mut results);
+                    progressed = true;
+                    false
+                }
+                Err(mpsc::TryRecvError::Empty) => true,
+            }
+        });
+        if !progressed && !open.is_empty() {
+            // Nothing new: wait on the first open check (up to its limit) or for a short
+            // while, whichever is sooner, and look at all of them again.
+            let p = &pending[open[0]];
+            let left = (start + p.limit).saturating_duration_since(Instant::now());
+            match p.rx.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(checks) => {
+                    let i = open.remove(0);
+                    settle(i, checks, &mut results);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
         }
     }
-    out
+    results.into_iter().flatten().flatten().collect()
+}
+
+fn hanging(p: &Pending, vmid: u32) -> Check {
+    Check::fail(
+        p.id.clone(),
+        format!(
+            "{} did not answer within {} s (hanging)",
+            p.what,
+            p.limit.as_secs()
+        ),
+        format!("pct exec {vmid} -- systemctl list-jobs  (look for stuck jobs; `pct reboot {vmid}` if the container is stuck)"),
+    )
+}
+
+/// An instance's checks as they are found: each one goes to `on_check` when it is added.
+struct Found<'a> {
+    checks: Vec<Check>,
+    on_check: &'a dyn Fn(&Check),
+}
+
+impl Found<'_> {
+    fn push(&mut self, c: Check) {
+        (self.on_check)(&c);
+        self.checks.push(c);
+    }
+
+    fn extend(&mut self, cs: impl IntoIterator<Item = Check>) {
+        for c in cs {
+            self.push(c);
+        }
+    }
 }
 
 /// The main component's unit in the active slot, then the enabled extra components' units.
@@ -454,10 +559,25 @@ pub fn check_instance(
     inst: Instance,
     profile: std::result::Result<Profile, String>,
 ) -> InstanceStatus {
+    check_instance_live(client, ct, inst, profile, &|_| {})
+}
+
+/// `check_instance`, handing each check to `on_check` the moment it is known (the report's
+/// fixes may still be related to each other afterwards: a 502 points at the dead unit).
+pub fn check_instance_live(
+    client: Arc<Client>,
+    ct: std::result::Result<Arc<dyn CtAccess>, String>,
+    inst: Instance,
+    profile: std::result::Result<Profile, String>,
+    on_check: &dyn Fn(&Check),
+) -> InstanceStatus {
     let mut inst = inst;
     let vmid = inst.container.vmid;
     let node = inst.container.node.clone();
-    let mut checks = Vec::new();
+    let mut checks = Found {
+        checks: Vec::new(),
+        on_check,
+    };
     let start = Instant::now();
     checks.push(operation_check(&inst.name));
     checks.push(backup_check(
@@ -648,9 +768,11 @@ pub fn check_instance(
             ));
             checks.push(update_check(p, &inst));
         }
-        checks.extend(collect(pending, start, vmid));
-        relate_http_fixes(&mut checks, vmid);
+        let found = collect(pending, start, vmid, on_check);
+        checks.checks.extend(found);
+        relate_http_fixes(&mut checks.checks, vmid);
     }
+    let checks = checks.checks;
     let healthy = checks.iter().all(|c| c.status != Level::Fail);
     InstanceStatus {
         name: inst.name,
@@ -1473,7 +1595,7 @@ mod tests {
                 vec![Check::ok("fast", "done")]
             }),
         ];
-        let got = collect(pending, start, 7);
+        let got = collect(pending, start, 7, &|_| {});
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "waited for the hung check"
@@ -1491,6 +1613,116 @@ mod tests {
             .unwrap_or_default()
             .contains("pct exec 7"));
         assert_eq!(got[1], Check::ok("fast", "done"));
+    }
+
+    #[test]
+    fn each_check_goes_out_when_it_returns_and_the_report_keeps_the_start_order() {
+        // `slow` returns only after `fast` has been handed on: if checks were passed on in
+        // the order they started, this would wait for `slow`'s limit and call it hanging.
+        let (seen_tx, seen_rx) = mpsc::channel::<()>();
+        let seen_tx = std::sync::Mutex::new(seen_tx);
+        let pending = vec![
+            spawn_check("slow", Duration::from_secs(600), "slow", move || {
+                let _ = seen_rx.recv();
+                vec![Check::ok("slow", "after fast")]
+            }),
+            spawn_check("fast", Duration::from_secs(600), "fast", || {
+                vec![Check::ok("fast", "first")]
+            }),
+        ];
+        let order = std::sync::Mutex::new(Vec::new());
+        let got = collect(pending, Instant::now(), 7, &|c| {
+            order.lock().unwrap().push(c.id.clone());
+            if c.id == "fast" {
+                let _ = seen_tx.lock().unwrap().send(());
+            }
+        });
+        assert_eq!(*order.lock().unwrap(), ["fast", "slow"]);
+        let ids: Vec<&str> = got.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["slow", "fast"]);
+        assert_eq!(got[0].message, "after fast");
+    }
+
+    /// A Proxmox VE that reports every container stopped.
+    struct Stopped;
+
+    impl crate::pve::Transport for Stopped {
+        fn call(
+            &self,
+            _req: &crate::pve::ApiRequest,
+        ) -> std::result::Result<serde_json::Value, crate::pve::PveError> {
+            Ok(json!({ "status": "stopped", "mem": 0, "maxmem": 0, "uptime": 0, "cpu": 0 }))
+        }
+    }
+
+    #[test]
+    fn status_runs_as_a_plan_whose_checks_arrive_as_events_before_the_report() {
+        use crate::engine::Event;
+        let inst = |name: &str, vmid: u32| -> Instance {
+            serde_json::from_value(json!({
+                "name": name, "profile": "no-such-profile", "app_version": "1.0.0",
+                "container": { "node": "pve", "vmid": vmid, "hostname": name, "storage": "local" },
+                "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"
+            }))
+            .unwrap()
+        };
+        let run = StatusRun {
+            client: Arc::new(Client::new(Box::new(Stopped))),
+            ct: Err("no pct here".into()),
+            targets: vec![
+                (inst("alpha", 901), Err("not found".into())),
+                (inst("beta", 902), Err("not found".into())),
+            ],
+            store: InstanceStore::new(Path::new("/nonexistent/launch-status-test")),
+            prometheus: None,
+            report: None,
+            error: None,
+        };
+        let h = crate::engine::spawn(plan(), run, false);
+        let events: Vec<Event> = h.events.iter().collect();
+        let (run, result) = h.join.join().unwrap();
+        result.unwrap();
+        let report = run.report.unwrap();
+        // One event per check, each on its own, all before the last event.
+        let checks: Vec<(String, Check)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Check { target, check, .. } => Some((target.clone(), check.clone())),
+                _ => None,
+            })
+            .collect();
+        let in_report: usize = report.instances.iter().map(|i| i.checks.len()).sum();
+        assert!(in_report >= 4, "{report:?}");
+        assert_eq!(checks.len(), in_report);
+        for i in &report.instances {
+            for c in &i.checks {
+                assert!(
+                    checks.contains(&(i.name.clone(), c.clone())),
+                    "{} {c:?} never arrived as an event",
+                    i.name
+                );
+            }
+        }
+        let last_check = events
+            .iter()
+            .rposition(|e| matches!(e, Event::Check { .. }))
+            .unwrap();
+        let Some(Event::Finished {
+            ok: true,
+            report: Some(data),
+            ..
+        }) = events.last()
+        else {
+            panic!("the last event is not Finished with a report: {events:?}");
+        };
+        assert!(last_check < events.len() - 1);
+        assert_eq!(*data, serde_json::to_value(&report).unwrap());
+        assert_eq!(data["instances"][0]["name"], "alpha");
+        assert_eq!(data["instances"][0]["healthy"], false);
+        assert!(report.instances[1]
+            .checks
+            .iter()
+            .any(|c| c.id == "container" && c.status == Level::Fail));
     }
 
     #[test]

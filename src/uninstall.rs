@@ -7,14 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::{Global, UninstallArgs};
-use crate::commands::{Outcome, Output};
+use crate::cli::Global;
 use crate::connect::connect;
 use crate::engine::render::{log_root, operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};
+use crate::prompt::{Prompter, Question};
 use crate::pve::Client;
+use crate::report::{Outcome, Output};
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
@@ -33,23 +34,37 @@ fn wait(c: &Client, upid: &crate::pve::Upid) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn confirm(g: &Global, name: &str) -> Result<()> {
-    if g.yes {
+/// What to remove, as plain data (no clap types): the CLI builds it from its flags, the
+/// dashboard from its typed confirmation.
+#[derive(Debug, Clone)]
+pub struct UninstallRequest {
+    pub name: String,
+    /// Take (and verify) a final backup first; nothing is removed without it.
+    pub keep_data: bool,
+    /// Confirmed already (`--yes`, or the name typed in the dashboard): nothing is asked.
+    pub confirmed: bool,
+}
+
+/// The name typed out, asked through `ask` (the front end's way of asking; None when nobody
+/// can be asked, e.g. no terminal).
+fn confirm(req: &UninstallRequest, ask: Option<&mut dyn Prompter>) -> Result<()> {
+    let name = req.name.as_str();
+    if req.confirmed {
         return Ok(());
     }
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
+    let Some(ask) = ask else {
         return Err(LaunchError::bad_input(
             format!("uninstall {name}"),
             "removing an instance needs confirmation and there is no terminal to ask on",
             "pass --yes to confirm",
         ));
-    }
-    let typed = inquire::Text::new(&format!(
+    };
+    let prompt = format!(
         "This destroys the container of `{name}` and everything in it. Type the name to confirm:"
-    ))
-    .prompt()
-    .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cancelled: {e}")))?;
+    );
+    let typed = ask
+        .text(&Question::new("confirm_name", &prompt))
+        .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cancelled: {e}")))?;
     if typed.trim() != name {
         return Err(LaunchError::bad_input(
             "confirmation",
@@ -60,19 +75,25 @@ fn confirm(g: &Global, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
+/// Uninstalls `req.name`; a confirmation it still needs is asked through `ask`.
+pub fn run(
+    g: &Global,
+    req: &UninstallRequest,
+    ask: Option<&mut dyn Prompter>,
+    out: &Output,
+) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
-    let inst = store.load(&a.name)?;
-    confirm(g, &a.name)?;
+    let inst = store.load(&req.name)?;
+    confirm(req, ask)?;
     let mut keep = None;
     let mut lock = None;
-    if a.keep_data {
+    if req.keep_data {
         let loaded = crate::profile::Catalog::new(&g.config).load(&inst.profile)?;
         let pct = crate::ct::Pct::find()?;
         let vmid = inst.container.vmid;
         lock = Some(
             crate::oplock::lock_instance(
-                &a.name,
+                &req.name,
                 "uninstall",
                 Duration::ZERO,
                 Box::new(crate::ct::Pct::find()?),
@@ -93,12 +114,12 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
     }
     let vmid = inst.container.vmid;
     let node = inst.container.node.clone();
-    let log_path = operation_log_path(&a.name, "uninstall");
-    let mut plan = Plan::new("uninstall", Some(a.name.clone()));
-    if a.keep_data {
+    let log_path = operation_log_path(&req.name, "uninstall");
+    let mut plan = Plan::new("uninstall", Some(req.name.clone()));
+    if req.keep_data {
         plan = plan.step(FnStep::new(
             "final-backup",
-            format!("Taking a final backup of {} (--keep-data)", a.name),
+            format!("Taking a final backup of {} (--keep-data)", req.name),
             |c: &mut Ctx, rep| {
                 let (ct, loaded) = c.keep.as_ref().context("no container access")?;
                 let dir = crate::backup::default_dir(&c.inst.name);
@@ -182,28 +203,76 @@ pub fn run(g: &Global, a: &UninstallArgs, out: &Output) -> Result<Outcome> {
     execute(plan, &mut ctx, &mut views.all(), true).map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
             "uninstall of {} failed: {e}\n  log: {}",
-            a.name,
+            req.name,
             log_path.display()
         ))
     })?;
     drop(ctx.lock.take());
-    let logs = log_root().join(&a.name);
+    let logs = log_root().join(&req.name);
     let kept = match &ctx.kept {
         Some(k) => format!(
             "\n  kept: the data in {path} ({size} bytes, verified)\n  reinstall from it: launch-tui restore {name} {path} --to-new {name}",
             path = k.path.display(),
             size = k.size,
-            name = a.name
+            name = req.name
         ),
         None => String::new(),
     };
     Ok(Outcome::new(
         format!(
             "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}{kept}",
-            name = a.name,
+            name = req.name,
             logs = logs.display()
         ),
-        json!({ "instance": a.name, "vmid": vmid, "node": node, "logs": logs,
+        json!({ "instance": req.name, "vmid": vmid, "node": node, "logs": logs,
                 "kept_archive": ctx.kept.as_ref().map(|k| k.path.clone()) }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Types what it was given, and remembers that it was asked.
+    struct Typist(&'static str, bool);
+
+    impl Prompter for Typist {
+        fn text(&mut self, _q: &Question) -> anyhow::Result<String> {
+            self.1 = true;
+            Ok(self.0.into())
+        }
+        fn select(&mut self, _q: &Question, _o: &[String]) -> anyhow::Result<String> {
+            anyhow::bail!("not asked")
+        }
+        fn confirm(&mut self, _k: &str, _p: &str, _d: bool) -> anyhow::Result<bool> {
+            anyhow::bail!("not asked")
+        }
+    }
+
+    fn req(confirmed: bool) -> UninstallRequest {
+        UninstallRequest {
+            name: "tasks".into(),
+            keep_data: false,
+            confirmed,
+        }
+    }
+
+    #[test]
+    fn the_confirmation_is_asked_through_the_front_ends_prompter() {
+        let mut t = Typist("tasks", false);
+        confirm(&req(false), Some(&mut t)).unwrap();
+        assert!(t.1, "the name was not asked for");
+
+        let mut wrong = Typist("taskz", false);
+        let e = confirm(&req(false), Some(&mut wrong)).unwrap_err();
+        assert_eq!(e.exit_code() as i32, 2);
+        assert!(e.to_string().contains("nothing was removed"), "{e}");
+
+        let e = confirm(&req(false), None).unwrap_err();
+        assert!(e.to_string().contains("pass --yes"), "{e}");
+
+        let mut never = Typist("", false);
+        confirm(&req(true), Some(&mut never)).unwrap();
+        assert!(!never.1, "a confirmed request asked again");
+    }
 }

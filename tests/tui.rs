@@ -203,6 +203,7 @@ fn failed_update(name: &str, now: Instant) -> OpState {
     op.apply(&Event::Finished {
         ok: false,
         elapsed_ms: 71_500,
+        report: None,
     });
     op.finish(
         Some(&serde_json::json!({
@@ -807,6 +808,7 @@ fn operation_screen_done_shows_the_reports_figures() {
     op.apply(&Event::Finished {
         ok: true,
         elapsed_ms: 47_200,
+        report: None,
     });
     op.finish(
         Some(

@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cli::{BackupArgs, BackupsArgs, Compression, Global, RestoreArgs};
-use crate::commands::{Outcome, Output};
 use crate::ct::{CtAccess, Pct};
 use crate::engine::render::{operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
@@ -21,6 +20,7 @@ use crate::error::{LaunchError, Result};
 use crate::instance::{check_instance_name, Instance, InstanceStore};
 use crate::oplock::{lock_instance, state_dir, InstanceLock};
 use crate::profile::{Catalog, LoadedProfile};
+use crate::report::{Outcome, Output};
 
 pub use take::BackupArchive;
 
@@ -645,30 +645,17 @@ fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Resul
             answers.insert("tls_key".into(), k.display().to_string());
         }
     }
-    let answers_file = tls_dir.path().join("answers.yaml");
-    let yaml = serde_yaml_ng::to_string(&answers)
-        .map_err(|e| LaunchError::Failed(anyhow::anyhow!("cannot write the answers: {e}")))?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&answers_file)
-            .map_err(|e| LaunchError::Failed(e.into()))?;
-        f.write_all(yaml.as_bytes())
-            .map_err(|e| LaunchError::Failed(e.into()))?;
-    }
-    let mut g2 = g.clone();
-    g2.yes = true;
-    let args = crate::cli::InstallArgs {
-        profile: Some(m.profile.name.clone()),
-        answers: Some(answers_file),
+    // The install operation, then the restore operation: the install gets its request as data
+    // (the archive's record), not as command-line flags.
+    let req = crate::install::InstallRequest {
+        profile: Some(m.profile.name.to_string()),
+        answers: Some(answers),
         name: Some(new.to_string()),
         force: false,
         keep_on_failure: false,
+        confirmed: true,
     };
-    crate::install::run(&g2, &args, out).map_err(|e| {
+    crate::install::run(g, &req, out).map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
             "restore of {} into a new instance {new} failed while installing it: {e}",
             a.archive.display()

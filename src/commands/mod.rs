@@ -1,7 +1,6 @@
 //! What each subcommand does: reads its inputs, builds the operation's plan, runs it on the
 //! engine with the chosen renderers, and returns a result for `run` to print.
 
-mod answers;
 mod connect;
 mod doctor;
 mod profiles;
@@ -10,48 +9,15 @@ use std::io::IsTerminal;
 
 use serde_json::{json, Value};
 
+use crate::answers::load_answers;
 use crate::cli::{Cli, Command, Global};
 use crate::error::{LaunchError, Result};
 use crate::instance::{check_instance_name, InstanceStore};
+use crate::report::{Outcome, Output};
 
-pub use answers::{env_answers, load_answers};
-
-/// How results are shown: human text, or a JSON object for `--json`.
-pub struct Output {
-    pub json: bool,
-    pub color: bool,
-    pub verbose: u8,
-}
-
-impl Output {
-    pub fn from_global(g: &Global) -> Self {
-        Output {
-            json: g.json,
-            color: color_wanted(g.no_color) && std::io::stdout().is_terminal(),
-            verbose: g.verbose,
-        }
-    }
-}
-
-/// Colour unless `--no-color` or `NO_COLOR` (any value, see no-color.org) says otherwise; the
-/// callers add whether the output is a terminal at all.
-pub fn color_wanted(no_color_flag: bool) -> bool {
-    !no_color_flag && std::env::var_os("NO_COLOR").is_none()
-}
-
-/// What a successful command hands back: text for people, data for `--json`.
-pub struct Outcome {
-    pub text: String,
-    pub data: Value,
-}
-
-impl Outcome {
-    pub fn new(text: impl Into<String>, data: Value) -> Self {
-        Outcome {
-            text: text.into(),
-            data,
-        }
-    }
+/// The output settings the global flags ask for.
+pub fn output_for(g: &Global) -> Output {
+    Output::new(g.json, g.no_color, g.verbose)
 }
 
 pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
@@ -76,10 +42,19 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             if let Some(n) = &a.name {
                 check_instance_name(n)?;
             }
-            if let Some(f) = &a.answers {
-                load_answers(f)?;
-            }
-            crate::install::run(g, &a, out)
+            let answers = match &a.answers {
+                Some(f) => Some(load_answers(f)?),
+                None => None,
+            };
+            let req = crate::install::InstallRequest {
+                profile: a.profile,
+                answers,
+                name: a.name,
+                force: a.force,
+                keep_on_failure: a.keep_on_failure,
+                confirmed: g.yes,
+            };
+            crate::install::run(g, &req, out)
         }
         Command::Tui(a) => crate::tui::run(g, &a),
         Command::List => list(g),
@@ -103,7 +78,19 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             }
             crate::backup::restore(g, &a, out)
         }
-        Command::Uninstall(a) => crate::uninstall::run(g, &a, out),
+        Command::Uninstall(a) => {
+            let req = crate::uninstall::UninstallRequest {
+                name: a.name,
+                keep_data: a.keep_data,
+                confirmed: g.yes,
+            };
+            // The typed confirmation is asked on the terminal when there is one.
+            let mut terminal = crate::prompt::TerminalPrompter;
+            let ask: Option<&mut dyn crate::prompt::Prompter> = std::io::stdin()
+                .is_terminal()
+                .then_some(&mut terminal as &mut dyn crate::prompt::Prompter);
+            crate::uninstall::run(g, &req, ask, out)
+        }
         Command::Profiles(p) => profiles::run(g, p, out),
         Command::Connect(a) => connect::run(g, &a),
         Command::SelfUpdate(a) => {

@@ -3,6 +3,7 @@
 //! the steps already done are undone in reverse. Renderers (plain progress, `--json`, the TUI)
 //! only consume events: no step prints or prompts by itself.
 
+pub mod check;
 pub mod render;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -58,9 +59,29 @@ pub enum Event {
         ok: bool,
         error: Option<String>,
     },
+    /// One check's result (status), sent as soon as that check returns; `target` is the
+    /// instance it is about. The report at the end holds every check again, in a fixed order.
+    Check {
+        index: usize,
+        target: String,
+        check: check::Check,
+    },
+    /// A question for the person running the operation (a confirmation, "keep the container
+    /// for debugging?"): the step waits for the reply on `RunHandle::answers`. Runs nobody can
+    /// answer (`execute`, no terminal) never send it: the step gets `None` and takes its default.
+    Question {
+        index: Option<usize>,
+        key: String,
+        prompt: String,
+        default: Option<String>,
+    },
+    /// The last event. `report` is the operation's typed report, serialized (what `--json`
+    /// prints), for plans that make one; the typed value comes back from `join`.
     Finished {
         ok: bool,
         elapsed_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<serde_json::Value>,
     },
 }
 
@@ -78,18 +99,49 @@ pub enum Level {
     Warn,
 }
 
-/// Handed to a running step so it can report progress and log lines.
+/// Where a run's replies to its questions arrive (shared by the run's reporters).
+type Answers = Arc<std::sync::Mutex<Receiver<String>>>;
+
+/// Handed to a running step so it can report progress and log lines, and ask.
 #[derive(Clone)]
 pub struct Reporter {
     tx: Sender<Event>,
     index: Option<usize>,
+    answers: Option<Answers>,
+    cancel: CancelToken,
 }
 
 impl Reporter {
     /// A reporter whose events go nowhere, for calling step code outside a plan.
     pub fn discard() -> Reporter {
         let (tx, _rx) = mpsc::channel();
-        Reporter { tx, index: None }
+        Reporter {
+            tx,
+            index: None,
+            answers: None,
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// Asks the person running the operation, as an `Event::Question`, and waits for the
+    /// reply. `None` when nobody can answer (the run has no answer channel, the front end went
+    /// away, or the run was cancelled meanwhile): the step then takes its default or refuses.
+    pub fn ask(&self, key: &str, prompt: &str, default: Option<&str>) -> Option<String> {
+        let answers = self.answers.as_ref()?;
+        let _ = self.tx.send(Event::Question {
+            index: self.index,
+            key: key.to_string(),
+            prompt: prompt.to_string(),
+            default: default.map(str::to_string),
+        });
+        let rx = answers.lock().ok()?;
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(a) => return Some(a),
+                Err(mpsc::RecvTimeoutError::Timeout) if !self.cancel.is_cancelled() => {}
+                Err(_) => return None,
+            }
+        }
     }
 
     pub fn info(&self, line: impl Into<String>) {
@@ -109,6 +161,15 @@ impl Reporter {
             index: self.index,
             level,
             line: line.into(),
+        });
+    }
+
+    /// A check's result, the moment it is known.
+    pub fn check(&self, target: &str, check: &check::Check) {
+        let _ = self.tx.send(Event::Check {
+            index: self.index.unwrap_or(0),
+            target: target.to_string(),
+            check: check.clone(),
         });
     }
 
@@ -189,11 +250,15 @@ impl<C> Step<C> for FnStep<C> {
     }
 }
 
+/// Turns a plan's context into its report once every step is done (the `Finished` event's).
+pub type ReportFn<C> = Box<dyn Fn(&C) -> Option<serde_json::Value> + Send>;
+
 /// An operation: a name, what it acts on, and its steps in order.
 pub struct Plan<C> {
     pub operation: String,
     pub target: Option<String>,
     pub steps: Vec<Box<dyn Step<C>>>,
+    pub report: Option<ReportFn<C>>,
 }
 
 impl<C> Plan<C> {
@@ -202,7 +267,17 @@ impl<C> Plan<C> {
             operation: operation.into(),
             target,
             steps: Vec::new(),
+            report: None,
         }
+    }
+
+    /// The report `Finished` carries when every step succeeded.
+    pub fn with_report(
+        mut self,
+        report: impl Fn(&C) -> Option<serde_json::Value> + Send + 'static,
+    ) -> Self {
+        self.report = Some(Box::new(report));
+        self
     }
 
     pub fn step(mut self, s: impl Step<C> + 'static) -> Self {
@@ -331,6 +406,18 @@ pub fn run_plan_cancellable<C>(
     keep_on_failure: bool,
     cancel: &CancelToken,
 ) -> Result<(), StepError> {
+    run_plan_answered(plan, ctx, tx, keep_on_failure, cancel, None)
+}
+
+/// `run_plan_cancellable` whose steps can ask: replies arrive on `answers`.
+fn run_plan_answered<C>(
+    plan: &mut Plan<C>,
+    ctx: &mut C,
+    tx: &Sender<Event>,
+    keep_on_failure: bool,
+    cancel: &CancelToken,
+    answers: Option<Answers>,
+) -> Result<(), StepError> {
     let started = Instant::now();
     let send = |e: Event| {
         let _ = tx.send(e);
@@ -378,6 +465,8 @@ pub fn run_plan_cancellable<C>(
         let rep = Reporter {
             tx: tx.clone(),
             index: Some(index),
+            answers: answers.clone(),
+            cancel: cancel.clone(),
         };
         let t = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -426,6 +515,8 @@ pub fn run_plan_cancellable<C>(
                 let rep = Reporter {
                     tx: tx.clone(),
                     index: Some(index),
+                    answers: answers.clone(),
+                    cancel: cancel.clone(),
                 };
                 let name = step.name().to_string();
                 let result = catch_unwind(AssertUnwindSafe(|| step.undo(ctx, &rep)))
@@ -449,21 +540,26 @@ pub fn run_plan_cancellable<C>(
         send(Event::Finished {
             ok: false,
             elapsed_ms: started.elapsed().as_millis() as u64,
+            report: None,
         });
         return Err(err);
     }
+    let report = plan.report.as_ref().and_then(|r| r(ctx));
     send(Event::Finished {
         ok: true,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        report,
     });
     Ok(())
 }
 
-/// A plan running on its own thread: its events, its cancel token, and its end (the context
-/// back, with the result).
+/// A plan running on its own thread: its events, its cancel token, where replies to its
+/// questions go, and its end (the context back, with the result).
 pub struct RunHandle<C> {
     pub events: Receiver<Event>,
     pub cancel: CancelToken,
+    /// One reply per `Event::Question`, in order.
+    pub answers: Sender<String>,
     pub join: JoinHandle<(C, Result<(), StepError>)>,
 }
 
@@ -475,15 +571,25 @@ pub fn spawn<C: Send + 'static>(
     keep_on_failure: bool,
 ) -> RunHandle<C> {
     let (tx, events) = mpsc::channel();
+    let (answers, replies) = mpsc::channel();
+    let replies = Arc::new(std::sync::Mutex::new(replies));
     let cancel = CancelToken::new();
     let token = cancel.clone();
     let join = std::thread::spawn(move || {
-        let r = run_plan_cancellable(&mut plan, &mut ctx, &tx, keep_on_failure, &token);
+        let r = run_plan_answered(
+            &mut plan,
+            &mut ctx,
+            &tx,
+            keep_on_failure,
+            &token,
+            Some(replies),
+        );
         (ctx, r)
     });
     RunHandle {
         events,
         cancel,
+        answers,
         join,
     }
 }
@@ -549,6 +655,8 @@ mod tests {
                 Event::Finished { ok, .. } => format!("finished:{ok}"),
                 Event::Log { line, .. } => format!("log:{line}"),
                 Event::Progress { .. } => "progress".into(),
+                Event::Check { target, check, .. } => format!("check:{target}:{}", check.id),
+                Event::Question { key, .. } => format!("question:{key}"),
             })
             .collect()
     }
@@ -656,6 +764,52 @@ mod tests {
         assert!(!ctx.contains(&"never".to_string()));
         assert_eq!(ctx.last().unwrap(), "undo-a");
         assert!(names(&rest).contains(&"failed:never".to_string()));
+    }
+
+    #[test]
+    fn a_step_asks_as_an_event_and_gets_the_reply() {
+        let plan = Plan::new("test", None).step(FnStep::new(
+            "ask",
+            "Ask",
+            |c: &mut Vec<String>, r: &Reporter| {
+                let keep = r.ask("keep", "Keep the container?", Some("no"));
+                c.push(keep.unwrap_or_else(|| "nobody answered".into()));
+                Ok(())
+            },
+        ));
+        let h = spawn(plan, vec![], false);
+        let mut seen = vec![];
+        for e in h.events.iter() {
+            if let Event::Question { key, default, .. } = &e {
+                assert_eq!(default.as_deref(), Some("no"));
+                h.answers.send(format!("yes to {key}")).unwrap();
+            }
+            seen.push(e);
+        }
+        let (ctx, r) = h.join.join().unwrap();
+        r.unwrap();
+        assert_eq!(ctx, ["yes to keep"]);
+        assert_eq!(names(&seen)[..3], ["plan", "start:ask", "question:keep"]);
+    }
+
+    #[test]
+    fn a_run_nobody_can_answer_asks_nothing_and_the_step_takes_its_default() {
+        let plan = Plan::new("test", None).step(FnStep::new(
+            "ask",
+            "Ask",
+            |c: &mut Vec<String>, r: &Reporter| {
+                c.push(
+                    r.ask("keep", "Keep?", None)
+                        .unwrap_or_else(|| "default".into()),
+                );
+                Ok(())
+            },
+        ));
+        let mut ctx = vec![];
+        let mut col = Collect(vec![]);
+        execute(plan, &mut ctx, &mut [&mut col], false).unwrap();
+        assert_eq!(ctx, ["default"]);
+        assert!(!names(&col.0).contains(&"question:keep".to_string()));
     }
 
     #[test]

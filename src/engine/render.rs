@@ -110,6 +110,9 @@ impl Renderer for PlainRenderer {
                     ));
                 }
             }
+            // Status prints its report as a whole; the checks on the way are for live views.
+            Event::Check { .. } => {}
+            Event::Question { prompt, .. } => self.line(&format!("question: {prompt}")),
             Event::Finished { .. } => {
                 self.bar.finish_and_clear();
             }
@@ -223,7 +226,14 @@ impl Renderer for LogFileRenderer {
                     error.clone().unwrap_or_default()
                 }
             ),
-            Event::Finished { ok, elapsed_ms } => {
+            Event::Check { target, check, .. } => format!(
+                "check {target} {}: {} {}",
+                check.id,
+                check.status.label(),
+                check.message
+            ),
+            Event::Question { key, prompt, .. } => format!("question {key}: {prompt}"),
+            Event::Finished { ok, elapsed_ms, .. } => {
                 format!("finished ok={ok} in {elapsed_ms} ms")
             }
         };

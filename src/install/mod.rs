@@ -14,8 +14,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
 use serde_json::json;
 
-use crate::cli::{Global, InstallArgs};
-use crate::commands::{Outcome, Output};
+use crate::cli::Global;
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
 use crate::engine::execute;
@@ -26,6 +25,7 @@ use crate::profile::{Catalog, Component, Profile, SecretKind};
 use crate::pve::{Client, ContentType, ResourceType};
 use crate::release::ReleaseCache;
 use crate::render::DbContext;
+use crate::report::{Outcome, Output};
 use settings::{InstallSettings, NodeFacts};
 
 /// Where verified releases are cached (`LAUNCH_CACHE_DIR` overrides).
@@ -314,11 +314,29 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
     Ok(warnings)
 }
 
-pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
+/// What to install, as plain data (no clap types): the CLI builds it from its flags and
+/// answers file, `restore --to-new` from an archive's record.
+#[derive(Debug, Clone, Default)]
+pub struct InstallRequest {
+    /// A profile's name, or a profile's directory (`./myapp/`); None: the only profile there is.
+    pub profile: Option<String>,
+    /// Answers to the profile's questions and the container's fields (`LAUNCH_<KEY>` variables
+    /// override them). None: the wizard asks, on a terminal.
+    pub answers: Option<BTreeMap<String, String>>,
+    pub name: Option<String>,
+    /// Accept values the checks would refuse (the wizard's and the resolver's `force`).
+    pub force: bool,
+    /// Keep a failed install's container for debugging instead of undoing it.
+    pub keep_on_failure: bool,
+    /// The settings are confirmed (`--yes`); an unattended install needs it.
+    pub confirmed: bool,
+}
+
+pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
     let catalog = Catalog::new(&g.config);
     // Without an answers file the wizard asks, on a terminal only; it needs the node's facts
     // (free IDs, storages) first, so its answers come after connecting.
-    let interactive = a.answers.is_none();
+    let interactive = req.answers.is_none();
     if interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         return Err(LaunchError::bad_input(
             "install",
@@ -327,7 +345,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         ));
     }
     let mut adopt_from = None;
-    let loaded = match &a.profile {
+    let loaded = match &req.profile {
         // A path (`./myapp/`): the profile is copied into CONFIG/profiles/NAME/ first, so
         // update, status, backup and restore find the same profile by its name later.
         Some(arg) if arg.contains('/') => {
@@ -356,20 +374,20 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     };
     let profile = loaded.profile;
     let mut answers = BTreeMap::new();
-    if let Some(answers_file) = &a.answers {
-        answers = crate::commands::load_answers(answers_file)?;
+    if let Some(given) = &req.answers {
+        answers = given.clone();
         let known: Vec<String> = settings::CONTAINER_KEYS
             .iter()
             .map(|k| k.to_string())
             .chain(profile.questions.iter().map(|q| q.key.to_string()))
             .collect();
-        answers.extend(crate::commands::env_answers(&known)?);
+        answers.extend(crate::answers::env_answers(&known)?);
     }
-    if let Some(n) = &a.name {
+    if let Some(n) = &req.name {
         crate::instance::check_instance_name(n)?;
         answers.insert("name".into(), n.clone());
     }
-    if !interactive && !g.yes {
+    if !interactive && !req.confirmed {
         return Err(LaunchError::bad_input(
             "--answers",
             "an unattended install needs --yes to confirm",
@@ -391,7 +409,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             &profile,
             &facts,
             &saved,
-            a.force,
+            req.force,
             &mut crate::prompt::TerminalPrompter,
             &mut std::io::stderr(),
         )?;
@@ -405,7 +423,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
             }
         }
     }
-    let settings = settings::resolve(&profile, &facts, &answers, a.force)
+    let settings = settings::resolve(&profile, &facts, &answers, req.force)
         .map_err(LaunchError::InvalidValues)?;
     for w in preflight(&client, &settings, &node)? {
         eprintln!("warning: {w}");
@@ -494,7 +512,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
     let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     // On a terminal the user chooses after a failure whether to keep the container for
     // debugging; unattended runs remove it unless --keep-on-failure.
-    let keep_first = a.keep_on_failure || interactive;
+    let keep_first = req.keep_on_failure || interactive;
     match execute(plan, &mut ctx, &mut views.all(), keep_first) {
         Ok(()) => {
             // The timer is host-wide and comes after the instance works: a failure to set it
@@ -554,7 +572,7 @@ pub fn run(g: &Global, a: &InstallArgs, out: &Output) -> Result<Outcome> {
         }
         Err(e) => {
             let vmid = ctx.settings.vmid;
-            if interactive && !a.keep_on_failure && ctx.created {
+            if interactive && !req.keep_on_failure && ctx.created {
                 use crate::prompt::Prompter;
                 let remove = crate::prompt::TerminalPrompter
                     .confirm(

@@ -74,7 +74,7 @@ impl SavedDefaults {
                 ..Default::default()
             });
         }
-        let all = crate::commands::load_answers(&path)?;
+        let all = crate::answers::load_answers(&path)?;
         let (values, ignored): (BTreeMap<_, _>, BTreeMap<_, _>) =
             all.into_iter().partition(|(k, _)| savable(profile, k));
         Ok(SavedDefaults {

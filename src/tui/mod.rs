@@ -20,8 +20,8 @@ use crossterm::event::KeyCode;
 use serde_json::json;
 
 use crate::cli::{Global, TuiArgs};
-use crate::commands::{color_wanted, Outcome};
 use crate::error::{LaunchError, Result};
+use crate::report::{color_wanted, Outcome};
 use app::{App, Effect, Screen};
 use workers::{Msg, OpMsg, Running};
 

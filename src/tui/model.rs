@@ -228,6 +228,8 @@ impl OpState {
                     None => self.push_log(Level::Info, format!("undone: {name}")),
                 }
             }
+            Event::Check { .. } => {}
+            Event::Question { prompt, .. } => self.push_log(Level::Info, format!("asks: {prompt}")),
             Event::Finished { elapsed_ms, .. } => {
                 self.elapsed = Some(Duration::from_millis(*elapsed_ms));
             }

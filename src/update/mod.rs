@@ -15,7 +15,6 @@ use anyhow::anyhow;
 use serde_json::json;
 
 use crate::cli::{ChannelArg, Global, RollbackArgs, UpdateArgs};
-use crate::commands::{Outcome, Output};
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
 use crate::engine::render::{operation_log_path, timestamp, OperationViews};
@@ -26,6 +25,7 @@ use crate::oplock::{hostname, lock_instance, InstanceLock};
 use crate::profile::{Catalog, Channel, Profile};
 use crate::release::ReleaseCache;
 use crate::render::Layout;
+use crate::report::{Outcome, Output};
 use journal::Journal;
 use steps::{Ctx, Metrics, Mode};
 
