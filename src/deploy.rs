@@ -579,52 +579,7 @@ pub fn create_local_database(
     profile: &str,
     password: &str,
 ) -> Result<DbContext> {
-    use crate::profile::DatabaseKind;
-    let name = profile.replace('-', "_");
-    let (package, sql, runner, unit, port, owner) = match kind {
-        DatabaseKind::Postgres => (
-            "postgresql",
-            format!(
-                "CREATE ROLE {name} LOGIN PASSWORD '{password}';\nCREATE DATABASE {name} OWNER {name};\n"
-            ),
-            "runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -f /run/launch-db.sql",
-            "postgresql.service",
-            5432,
-            Some("postgres"),
-        ),
-        DatabaseKind::Mariadb => (
-            "mariadb-server",
-            format!(
-                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\nCREATE USER '{name}'@'localhost' IDENTIFIED BY '{password}';\nCREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'localhost';\nGRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'127.0.0.1';\nFLUSH PRIVILEGES;\n"
-            ),
-            "mariadb < /run/launch-db.sql",
-            "mariadb.service",
-            3306,
-            None,
-        ),
-        other => bail!("{} is not a local database server", other.label()),
-    };
-    sh(
-        ct,
-        vmid,
-        &format!(
-            "command -v {} >/dev/null 2>&1 || {{ export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends {package} >/dev/null; }}; systemctl enable --now {unit}",
-            if kind == DatabaseKind::Postgres { "psql" } else { "mariadb" }
-        ),
-    )?;
-    ct.write(vmid, "/run/launch-db.sql", sql.as_bytes(), 0o600, owner)?;
-    let result = sh(ct, vmid, runner);
-    let _ = ct.exec(vmid, &["rm", "-f", "/run/launch-db.sql"]);
-    result?;
-    Ok(DbContext {
-        kind: kind.label().into(),
-        host: "127.0.0.1".into(),
-        port,
-        name: name.clone(),
-        user: name,
-        password: password.to_string(),
-        local_unit: Some(unit.into()),
-    })
+    crate::database::adapter(kind).create_local(ct, vmid, profile, password)
 }
 
 /// Runs the app's own command (`migrate`, `dump` ...) as its user with the slot unit's

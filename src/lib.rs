@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod ct;
+pub mod database;
 pub mod deploy;
 pub mod engine;
 pub mod error;

@@ -390,18 +390,10 @@ fn validate(
                 }
             }
             "database" => {
-                let now = inst
-                    .settings
-                    .get("database")
-                    .cloned()
-                    .unwrap_or_else(|| "sqlite".into());
-                let kind = match value.as_str() {
-                    "postgres" => Some(DatabaseKind::Postgres),
-                    "mariadb" => Some(DatabaseKind::Mariadb),
-                    "external-postgres" => Some(DatabaseKind::ExternalPostgres),
-                    "external-mariadb" => Some(DatabaseKind::ExternalMariadb),
-                    _ => None,
-                };
+                let now = crate::render::DbContext::for_instance(inst).kind;
+                // Moving to a database server (the data moves with the app's export/import).
+                let kind = crate::database::kind_of(value)
+                    .filter(|k| crate::database::adapter(*k).is_server());
                 let m = profile.migrations.as_ref();
                 match kind {
                     _ if *value == now && !sets.contains_key("db_host") => {}
@@ -410,7 +402,7 @@ fn validate(
                             problems.push(bad(key, value, format!("profile `{}` has no export/import commands to move the data with", profile.name), "add migrations.export and migrations.import to the profile"));
                             continue;
                         }
-                        if matches!(k, DatabaseKind::ExternalPostgres | DatabaseKind::ExternalMariadb) {
+                        if crate::database::adapter(k).is_external() {
                             match external_db(k, sets) {
                                 Ok(ext) => {
                                     for (f, v) in [("db_host", &ext.host), ("db_user", &ext.user), ("db_name", &ext.name)] {
@@ -559,11 +551,7 @@ fn external_db(
             problems.push(bad(field, v, e, "e.g. db.example.com, tasks"));
         }
     }
-    let default_port = if kind == DatabaseKind::ExternalMariadb {
-        3306
-    } else {
-        5432
-    };
+    let default_port = crate::database::adapter(kind).default_port();
     let port = match sets.get("db_port").map(|p| p.parse::<u16>()) {
         None => default_port,
         Some(Ok(p)) if p > 0 => p,
@@ -947,10 +935,7 @@ fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     app_command(c, &m.export, None)?;
     rep.info("the app exported its data");
     let kind = c.change.database.context("no database change")?;
-    if matches!(
-        kind,
-        DatabaseKind::ExternalPostgres | DatabaseKind::ExternalMariadb
-    ) {
+    if crate::database::adapter(kind).is_external() {
         // The server's admin created the database and its user; the import fills it.
         return Ok(());
     }

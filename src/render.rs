@@ -26,9 +26,10 @@ pub struct DbContext {
 }
 
 impl DbContext {
-    pub fn sqlite() -> Self {
+    /// A database with no server: files in the data directory (`kind` is the adapter's label).
+    pub fn files(kind: &str) -> Self {
         DbContext {
-            kind: "sqlite".into(),
+            kind: kind.into(),
             host: String::new(),
             port: 0,
             name: String::new(),
@@ -38,52 +39,18 @@ impl DbContext {
         }
     }
 
+    pub fn sqlite() -> Self {
+        crate::database::default_context()
+    }
+
     /// The database of an installed instance, from its record (the same values the install
-    /// wrote into the app's config): `settings.database` picks the kind; a local server's
-    /// database and user are named after the profile; the password is `secrets.db_password`.
+    /// wrote into the app's config): `settings.database` picks the adapter, which reads the
+    /// rest (a local server's database and user are named after the profile; the password is
+    /// `secrets.db_password`). A record without a kind is a format-1 SQLite instance.
     pub fn for_instance(inst: &crate::instance::Instance) -> Self {
-        let kind = inst
-            .settings
-            .get("database")
-            .cloned()
-            .unwrap_or_else(|| "sqlite".into());
-        let local = inst.profile.replace('-', "_");
+        let adapter = crate::database::of_settings(&inst.settings);
         let password = inst.secrets.get("db_password").cloned().unwrap_or_default();
-        let get = |k: &str| inst.settings.get(k).cloned().unwrap_or_default();
-        match kind.as_str() {
-            "postgres" => DbContext {
-                kind,
-                host: "127.0.0.1".into(),
-                port: 5432,
-                name: local.clone(),
-                user: local,
-                password,
-                local_unit: Some("postgresql.service".into()),
-            },
-            "mariadb" => DbContext {
-                kind,
-                host: "127.0.0.1".into(),
-                port: 3306,
-                name: local.clone(),
-                user: local,
-                password,
-                local_unit: Some("mariadb.service".into()),
-            },
-            "external-postgres" | "external-mariadb" => DbContext {
-                port: get("db_port").parse().unwrap_or(0),
-                host: get("db_host"),
-                name: get("db_name"),
-                user: get("db_user"),
-                kind,
-                password,
-                local_unit: None,
-            },
-            "none" => DbContext {
-                kind,
-                ..DbContext::sqlite()
-            },
-            _ => DbContext::sqlite(),
-        }
+        adapter.context(&inst.settings, &inst.profile, &password)
     }
 }
 

@@ -1459,12 +1459,18 @@ pub fn database_check(
     name: &str,
 ) -> Check {
     let id = "database";
-    let server = match kind {
-        "postgres" => Some("postgresql.service"),
-        "mariadb" => Some("mariadb.service"),
-        "sqlite" => None,
-        "none" => return Check::ok(id, "none: the app keeps its data in files"),
-        other => return Check::ok(id, format!("{other}: not checked from the container")),
+    let health = crate::database::by_label(kind)
+        .map(|a| a.health())
+        .unwrap_or(crate::database::Health::External);
+    let server = match health {
+        crate::database::Health::Unit(unit) => Some(unit),
+        crate::database::Health::File => None,
+        crate::database::Health::FilesOnly => {
+            return Check::ok(id, format!("{kind}: the app keeps its data in files"))
+        }
+        crate::database::Health::External => {
+            return Check::ok(id, format!("{kind}: not checked from the container"))
+        }
     };
     if let Some(unit) = server {
         let fix = format!("pct exec {vmid} -- systemctl restart {unit}");
@@ -1479,15 +1485,15 @@ pub fn database_check(
         "if [ ! -e '{file}' ]; then echo missing; elif runuser -u '{user}' -- test -r '{file}'; then echo readable; else echo unreadable; fi"
     );
     match ct_exec(ct, vmid, &["sh", "-c", &script]).map(|o| o.stdout.trim().to_string()) {
-        Ok(s) if s == "readable" => Check::ok(id, format!("sqlite: {file} is readable by {user}")),
+        Ok(s) if s == "readable" => Check::ok(id, format!("{kind}: {file} is readable by {user}")),
         Ok(s) if s == "missing" => Check::fail(
             id,
-            format!("sqlite: {file} does not exist"),
+            format!("{kind}: {file} does not exist"),
             format!("launch-tui backups {name}  (then `launch-tui restore {name} ARCHIVE`)"),
         ),
         Ok(s) => Check::fail(
             id,
-            format!("sqlite: {file} is not readable by {user} ({s})"),
+            format!("{kind}: {file} is not readable by {user} ({s})"),
             format!("pct exec {vmid} -- chown {user}:{user} {file}"),
         ),
         Err(e) => Check::fail(id, e, format!("pct exec {vmid} -- ls -l {file}")),

@@ -1,7 +1,9 @@
 //! The engine knows no app (issue #12): outside the built-in profiles' directories, `src/`
 //! names no profile (its name or title), and no question key, component name or app command
 //! of a profile appears as a string literal. Test code (`#[cfg(test)]` modules, `tests.rs`)
-//! may use the built-in profiles as fixtures. Real: the repository's own files, read as text.
+//! may use the built-in profiles as fixtures. Database kinds have one adapter each in
+//! `src/database/`, the only place that names them. Real: the repository's own files, read as
+//! text.
 
 use std::path::{Path, PathBuf};
 
@@ -130,6 +132,51 @@ fn no_app_names_keys_or_commands_in_the_engine() {
     assert!(
         found.is_empty(),
         "the engine names an app's profile, keys or commands ({} places):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+/// Issue #12: "one adapter per kind ... the only place that knows a database kind". Outside
+/// `src/database/` (and the profile format's enum, which only spells the labels), no string
+/// literal names a kind and no code matches on a server kind's variant.
+#[test]
+fn only_the_database_adapters_know_database_kinds() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let db_dir = root().join("src/database");
+    let types = root().join("src/profile/types.rs");
+    let mut found = Vec::new();
+    for f in files
+        .iter()
+        .filter(|f| !f.starts_with(&db_dir) && **f != types)
+    {
+        for (n, line) in engine_code(f).lines().enumerate() {
+            let kinds = launch::profile::DatabaseKind::ALL;
+            let literal = kinds
+                .iter()
+                .map(|k| format!("\"{}\"", k.label()))
+                // `none` is also a plain English word in messages ("none found").
+                .filter(|l| l != "\"none\"")
+                .find(|l| line.contains(l.as_str()));
+            let variant = [
+                "Postgres",
+                "Mariadb",
+                "ExternalPostgres",
+                "ExternalMariadb",
+                "Sqlite",
+            ]
+            .iter()
+            .map(|v| format!("DatabaseKind::{v}"))
+            .find(|v| line.contains(v.as_str()));
+            if let Some(w) = literal.or(variant) {
+                found.push(format!("{}:{}: {w}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "database kinds outside their adapters ({} places):\n{}",
         found.len(),
         found.join("\n")
     );

@@ -301,8 +301,8 @@ pub fn check_links(m: &Manifest) -> Result<()> {
         .collect();
     match listed.get(m.database.entry.as_str()) {
         // A files-only app's archive names no dump, and only such an archive may.
-        None if m.database.kind == "none" && m.database.entry.is_empty() => {}
-        Some(_) if m.database.kind == "none" => bail!(problem(format!(
+        None if files_only(&m.database.kind) && m.database.entry.is_empty() => {}
+        Some(_) if files_only(&m.database.kind) => bail!(problem(format!(
             "a files-only archive (database `none`) names a database dump `{}`",
             m.database.entry
         ))),
@@ -1296,7 +1296,7 @@ fn walk_checked(
             missing.path
         )));
     }
-    let no_dump = manifest.database.kind == "none" && manifest.database.entry.is_empty();
+    let no_dump = files_only(&manifest.database.kind) && manifest.database.entry.is_empty();
     if !no_dump && !seen.contains(manifest.database.entry.as_str()) {
         bail!(problem(format!(
             "the database dump `{}` is missing",
@@ -1383,3 +1383,8 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 
 #[cfg(test)]
 mod tests;
+
+/// A manifest's database kind whose adapter makes no dump (a files-only app).
+fn files_only(kind: &str) -> bool {
+    crate::database::by_label(kind).is_ok_and(|a| !a.has_dump())
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::archive::{self, EntryKind, Manifest};
 use super::take::{self, q};
 use crate::ct::{sh, CtAccess};
+use crate::database::RestoreSpot;
 use crate::deploy::{self, AppSettings};
 use crate::engine::{FnStep, Plan, Reporter};
 use crate::error::{InvalidValue, LaunchError};
@@ -599,105 +600,44 @@ fn user(c: &RestoreCtx) -> String {
     c.loaded.profile.components[0].user.to_string()
 }
 
+/// Where this restore's dump is staged and the database goes.
+fn spot<'a>(c: &'a RestoreCtx, dump: &'a str, data_dir: &'a str, user: &'a str) -> RestoreSpot<'a> {
+    RestoreSpot {
+        dump,
+        data_dir,
+        sqlite_file: c.loaded.profile.backup.sqlite_file.as_deref(),
+        user,
+    }
+}
+
 fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let m = c.manifest().clone();
     let db = DbContext::for_instance(&c.inst);
-    let s = c.stage();
-    let dump = format!("{s}/{}", m.database.entry);
-    if db.kind == "none" {
+    let adapter = db.adapter();
+    let dump = format!("{}/{}", c.stage(), m.database.entry);
+    let (data_dir, u) = (c.data_dir(), user(c));
+    let Some(restore) = adapter.restore(&db, &spot(c, &dump, &data_dir, &u))? else {
         rep.info("a files-only app: no database to restore");
         return Ok(());
+    };
+    take::ensure_tools(c.ct.as_ref(), c.vmid(), &db, rep)?;
+    if let Some((path, text)) = &restore.secret {
+        c.ct.write(c.vmid(), path, text.as_bytes(), 0o600, None)?;
     }
-    match db.kind.as_str() {
-        "sqlite" => {
-            let file = c
-                .loaded
-                .profile
-                .backup
-                .sqlite_file
-                .clone()
-                .context("the profile names no backup.sqlite_file")?;
-            let f = format!("{}/{file}", c.data_dir());
-            // The dump is a plain file (the archive's checks, and again here): chown and
-            // chmod must never reach through a link to another file.
-            c.sh(&format!(
-                "set -e\nF={f}\nif [ -L {dump} ] || [ ! -f {dump} ]; then echo 'the staged database is not a plain file' >&2; exit 3; fi\nfor x in '' -wal -shm -journal; do rm -f \"$F.launch-old$x\"; if [ -e \"$F$x\" ] || [ -L \"$F$x\" ]; then mv \"$F$x\" \"$F.launch-old$x\"; fi; done\nmv {dump} \"$F\"\nchown -h {u}:{u} \"$F\"\nif [ ! -L \"$F\" ]; then chmod 0640 \"$F\"; fi\n",
-                f = q(&f),
-                dump = q(&dump),
-                u = user(c)
-            ))?;
-        }
-        "postgres" => {
-            let n = &db.name;
-            c.sh(&format!(
-                "set -e\nrunuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -d postgres -c 'DROP DATABASE IF EXISTS {n}_launch_old' -c 'ALTER DATABASE {n} RENAME TO {n}_launch_old' -c 'CREATE DATABASE {n} OWNER {u}'\n{{ echo 'SET ROLE {u};'; cat {dump}; }} | runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -d {n} >/dev/null\n",
-                u = db.user,
-                dump = q(&dump)
-            ))?;
-        }
-        "mariadb" => {
-            let n = &db.name;
-            c.sh(&format!(
-                "set -e\nmariadb -e 'DROP DATABASE IF EXISTS `{n}`; CREATE DATABASE `{n}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci'\nmariadb {n} < {dump}\n",
-                dump = q(&dump)
-            ))?;
-            rep.warn(format!(
-                "MariaDB is restored in place: if a later step fails, put the previous state back from the safety backup{}",
-                c.safety_archive
-                    .as_ref()
-                    .map(|p| format!(" ({})", p.display()))
-                    .unwrap_or_default()
-            ));
-        }
-        "external-postgres" | "external-mariadb" => {
-            take::ensure_tools(c.ct.as_ref(), c.vmid(), &db.kind, rep)?;
-            let (path, text, cmd) = if db.kind == "external-postgres" {
-                let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-                (
-                    take::PGPASS,
-                    format!(
-                        "{}:{}:{}:{}:{}\n",
-                        esc(&db.host),
-                        db.port,
-                        esc(&db.name),
-                        esc(&db.user),
-                        esc(&db.password)
-                    ),
-                    format!(
-                        "PGPASSFILE={} psql -v ON_ERROR_STOP=1 -q -h {} -p {} -U {} -d {} -f {} >/dev/null",
-                        take::PGPASS,
-                        q(&db.host),
-                        db.port,
-                        q(&db.user),
-                        q(&db.name),
-                        q(&dump)
-                    ),
-                )
-            } else {
-                (
-                    take::MYCNF,
-                    format!(
-                        "[client]\nhost={}\nport={}\nuser={}\npassword=\"{}\"\n",
-                        db.host,
-                        db.port,
-                        db.user,
-                        db.password.replace('\\', "\\\\").replace('"', "\\\"")
-                    ),
-                    format!(
-                        "mariadb --defaults-extra-file={} {} < {}",
-                        take::MYCNF,
-                        q(&db.name),
-                        q(&dump)
-                    ),
-                )
-            };
-            c.ct.write(c.vmid(), path, text.as_bytes(), 0o600, None)?;
-            let r = c.sh(&cmd);
-            let _ = c.ct.exec(c.vmid(), &["rm", "-f", path]);
-            r?;
-            rep.warn("the external database was restored in place: if a later step fails, put the previous state back from the safety backup");
-        }
-        other => bail!("database kind `{other}` cannot be restored"),
+    let r = c.sh(&restore.script);
+    if let Some((path, _)) = &restore.secret {
+        let _ = c.ct.exec(c.vmid(), &["rm", "-f", path]);
+    }
+    r?;
+    if restore.in_place {
+        rep.warn(format!(
+            "the {} database was restored in place: if a later step fails, put the previous state back from the safety backup{}",
+            db.kind,
+            c.safety_archive
+                .as_ref()
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default()
+        ));
     }
     rep.info(format!(
         "{} database restored from {}",
@@ -710,29 +650,10 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
 /// database step ran (or finished), as a recovery does.
 fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
     let db = DbContext::for_instance(&c.inst);
-    match db.kind.as_str() {
-        "none" => Ok(()),
-        "sqlite" => {
-            let file = c
-                .loaded
-                .profile
-                .backup
-                .sqlite_file
-                .clone()
-                .unwrap_or_default();
-            let f = format!("{}/{file}", c.data_dir());
-            c.sh(&format!(
-                "F={f}\nif [ -e \"$F.launch-old\" ]; then\n  for x in '' -wal -shm -journal; do rm -f \"$F$x\"; if [ -e \"$F.launch-old$x\" ]; then mv \"$F.launch-old$x\" \"$F$x\"; fi; done\nfi\n",
-                f = q(&f)
-            ))
-        }
-        "postgres" => {
-            let n = &db.name;
-            c.sh(&format!(
-                "if [ \"$(runuser -u postgres -- psql -tA -d postgres -c \"SELECT 1 FROM pg_database WHERE datname = '{n}_launch_old'\")\" = 1 ]; then runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -d postgres -c 'DROP DATABASE IF EXISTS {n}' -c 'ALTER DATABASE {n}_launch_old RENAME TO {n}'; fi"
-            ))
-        }
-        _ => Ok(()),
+    let (data_dir, u) = (c.data_dir(), user(c));
+    match db.adapter().restore_undo(&db, &spot(c, "", &data_dir, &u)) {
+        Some(script) => c.sh(&script),
+        None => Ok(()),
     }
 }
 
@@ -1020,17 +941,12 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     for def in &c.loaded.profile.backup.config {
         script.push_str(&format!("rm -f {}.launch-old\n", q(def.path())));
     }
-    if let Some(f) = &c.loaded.profile.backup.sqlite_file {
-        script.push_str(&format!(
-            "rm -f \"$D\"/{f}.launch-old \"$D\"/{f}.launch-old-wal \"$D\"/{f}.launch-old-shm \"$D\"/{f}.launch-old-journal\n",
-            f = q(f)
-        ));
-    }
-    if db.kind == "postgres" {
-        script.push_str(&format!(
-            "runuser -u postgres -- psql -q -d postgres -c 'DROP DATABASE IF EXISTS {}_launch_old'\n",
-            db.name
-        ));
+    let (data_dir, u) = (c.data_dir(), user(c));
+    if let Some(more) = db
+        .adapter()
+        .restore_cleanup(&db, &spot(c, "", &data_dir, &u))
+    {
+        script.push_str(&more);
     }
     if let Err(e) = c.sh(&script) {
         rep.warn(format!("could not remove the previous state: {e:#}"));
@@ -1072,9 +988,9 @@ pub fn recover(c: &mut RestoreCtx, j: RestoreJournal, rep: &Reporter) -> Result<
     }
     c.inst = j.record.clone();
     c.old_record = Some(j.record.clone());
-    let kind = DbContext::for_instance(&c.inst).kind;
-    let in_place = !matches!(kind.as_str(), "none" | "sqlite" | "postgres")
-        && j.steps_done.iter().any(|s| s == "stop-app");
+    let db = DbContext::for_instance(&c.inst);
+    let kind = db.kind.clone();
+    let in_place = db.adapter().restores_in_place() && j.steps_done.iter().any(|s| s == "stop-app");
     config_undo(c, rep)?;
     files_undo(c, rep)?;
     database_undo(c, rep)?;

@@ -73,23 +73,10 @@ impl Drop for Stage<'_> {
     }
 }
 
-/// The entry name of the database dump in the archive.
+/// The entry name of the database dump in the archive ("" for a files-only app).
 pub fn db_entry(db: &DbContext, p: &LoadedProfile) -> String {
-    match db.kind.as_str() {
-        // A files-only app has no dump: the manifest names none.
-        "none" => String::new(),
-        "sqlite" => format!(
-            "db/{}",
-            p.profile
-                .backup
-                .sqlite_file
-                .as_deref()
-                .and_then(|f| f.rsplit('/').next())
-                .unwrap_or("database.sqlite")
-        ),
-        "postgres" | "external-postgres" => "db/postgres.sql".into(),
-        _ => "db/mariadb.sql".into(),
-    }
+    db.adapter()
+        .dump_entry(p.profile.backup.sqlite_file.as_deref())
 }
 
 /// A file with a secret for a database client, private to root, removed when dropped.
@@ -112,51 +99,20 @@ impl Drop for SecretFile<'_> {
     }
 }
 
-pub const PGPASS: &str = "/run/launch-db.pgpass";
-pub const MYCNF: &str = "/run/launch-db.my.cnf";
-
-/// The client credentials files an external database needs (nothing for local ones: root
+/// The client credentials file an external database needs (nothing for local ones: root
 /// reaches those through their sockets).
 fn db_secrets<'a>(ct: &'a dyn CtAccess, vmid: u32, db: &DbContext) -> Result<Vec<SecretFile<'a>>> {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-    Ok(match db.kind.as_str() {
-        "external-postgres" => vec![SecretFile::write(
-            ct,
-            vmid,
-            PGPASS,
-            &format!(
-                "{}:{}:{}:{}:{}\n",
-                esc(&db.host),
-                db.port,
-                esc(&db.name),
-                esc(&db.user),
-                esc(&db.password)
-            ),
-        )?],
-        "external-mariadb" => vec![SecretFile::write(
-            ct,
-            vmid,
-            MYCNF,
-            &format!(
-                "[client]\nhost={}\nport={}\nuser={}\npassword=\"{}\"\n",
-                db.host,
-                db.port,
-                db.user,
-                db.password.replace('\\', "\\\\").replace('"', "\\\"")
-            ),
-        )?],
-        _ => Vec::new(),
+    Ok(match db.adapter().client_secret(db) {
+        Some((path, text)) => vec![SecretFile::write(ct, vmid, path, &text)?],
+        None => Vec::new(),
     })
 }
 
-/// The tools a kind of database needs in the container (installed on demand for containers
-/// made before they were part of the base packages).
-pub fn ensure_tools(ct: &dyn CtAccess, vmid: u32, kind: &str, rep: &Reporter) -> Result<()> {
-    let (tool, pkg) = match kind {
-        "sqlite" => ("sqlite3", "sqlite3"),
-        "external-postgres" => ("pg_dump", "postgresql-client"),
-        "external-mariadb" => ("mariadb-dump", "mariadb-client"),
-        _ => return Ok(()),
+/// The tool a kind of database needs in the container (installed on demand for containers
+/// made before it was one of the base packages).
+pub fn ensure_tools(ct: &dyn CtAccess, vmid: u32, db: &DbContext, rep: &Reporter) -> Result<()> {
+    let Some((tool, pkg)) = db.adapter().tool() else {
+        return Ok(());
     };
     let have = ct.exec(vmid, &["sh", "-c", &format!("command -v {tool}")])?;
     if have.ok() {
@@ -173,50 +129,9 @@ pub fn ensure_tools(ct: &dyn CtAccess, vmid: u32, kind: &str, rep: &Reporter) ->
 
 /// The shell lines that write the database dump to `$S/ENTRY`.
 fn dump_script(db: &DbContext, data_dir: &str, p: &LoadedProfile, entry: &str) -> Result<String> {
-    let out = format!("\"$S\"/{}", q(entry));
-    Ok(match db.kind.as_str() {
-        "none" => String::new(),
-        "sqlite" => {
-            let file = p.profile.backup.sqlite_file.as_deref().with_context(|| {
-                format!(
-                    "profile {} names no `backup.sqlite_file`, so a SQLite instance cannot be backed up",
-                    p.profile.name
-                )
-            })?;
-            let src = format!("{data_dir}/{file}");
-            // One read transaction (`VACUUM INTO`): a consistent copy even while the app keeps
-            // writing, which `.backup` restarts on forever under a steady write load;
-            // `.timeout` waits for a write in progress instead of failing "database is locked".
-            format!(
-                "test -f {src} || {{ echo \"no database at {src}\" >&2; exit 3; }}\n\
-                 sqlite3 {src} '.timeout 30000' \"VACUUM INTO '$S/{entry}'\"\n\
-                 test \"$(sqlite3 \"$S\"/{e} 'PRAGMA quick_check')\" = ok || {{ echo 'the copied database fails its check' >&2; exit 3; }}\n",
-                src = q(&src),
-                e = q(entry),
-            )
-        }
-        "postgres" => format!(
-            "runuser -u postgres -- pg_dump --no-owner --no-privileges -d {} > {out}\n",
-            q(&db.name)
-        ),
-        "mariadb" => format!(
-            "mariadb-dump --single-transaction --routines --triggers {} > {out}\n",
-            q(&db.name)
-        ),
-        // External databases are restored over the existing one, so their dump drops first.
-        "external-postgres" => format!(
-            "PGPASSFILE={PGPASS} pg_dump --clean --if-exists --no-owner --no-privileges -h {} -p {} -U {} -d {} > {out}\n",
-            q(&db.host),
-            db.port,
-            q(&db.user),
-            q(&db.name)
-        ),
-        "external-mariadb" => format!(
-            "mariadb-dump --defaults-extra-file={MYCNF} --single-transaction --routines --triggers {} > {out}\n",
-            q(&db.name)
-        ),
-        other => bail!("database kind `{other}` cannot be backed up"),
-    })
+    db.adapter()
+        .dump_script(db, data_dir, p.profile.backup.sqlite_file.as_deref(), entry)
+        .with_context(|| format!("profile {}", p.profile.name))
 }
 
 fn is_disk_full(e: &anyhow::Error) -> bool {
@@ -341,7 +256,7 @@ fn take_inner(
     partial.add(tmp.clone());
 
     // 1. In the container: the dump, then the files, in a private staging directory.
-    ensure_tools(ct, vmid, &db.kind, rep)?;
+    ensure_tools(ct, vmid, &db, rep)?;
     let stage = Stage {
         ct,
         vmid,
@@ -370,7 +285,7 @@ fn take_inner(
     }
     rep.info(format!(
         "{}snapshotting {} in CT {vmid}",
-        if db.kind == "none" {
+        if !db.adapter().has_dump() {
             String::new()
         } else {
             format!("dumping the {} database and ", db.kind)

@@ -781,13 +781,9 @@ pub fn resolve(
         },
     };
     let external_db = match database {
-        DatabaseKind::ExternalPostgres | DatabaseKind::ExternalMariadb => {
+        k if crate::database::adapter(k).is_external() => {
             let host = get("db_host").unwrap_or_default();
-            let default_port = if database == DatabaseKind::ExternalMariadb {
-                3306
-            } else {
-                5432
-            };
+            let default_port = crate::database::adapter(database).default_port();
             let port = if get("db_port").is_some() {
                 db_port
             } else {

@@ -12,7 +12,7 @@ use super::InstallCtx;
 use crate::ct::sh;
 use crate::engine::{FnStep, Plan, Reporter};
 use crate::instance::Slot;
-use crate::profile::{DatabaseKind, InstallMethod};
+use crate::profile::InstallMethod;
 use crate::pve::{ContentType, CreateCt, Features, IpConfig, NetConfig, RootFs, TaskProgress};
 use crate::render::{self, Layout, RenderContext};
 
@@ -66,7 +66,8 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
         "Installing base packages from Debian",
         base_packages,
     ));
-    if matches!(s.database, DatabaseKind::Postgres | DatabaseKind::Mariadb) {
+    let db = crate::database::adapter(s.database);
+    if db.is_server() && !db.is_external() {
         plan = plan.step(FnStep::new(
             "database",
             format!("Setting up a local {} database", s.database.label()),
@@ -358,16 +359,9 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         "ca-certificates",
         "curl",
     ];
-    match ctx.settings.database {
-        DatabaseKind::None => {}
-        DatabaseKind::Postgres => pkgs.push("postgresql"),
-        DatabaseKind::Mariadb => pkgs.push("mariadb-server"),
-        // Consistent online copies of the database file (update, backup) use `.backup`.
-        DatabaseKind::Sqlite => pkgs.push("sqlite3"),
-        // The clients dump and restore an external server's database (update, backup).
-        DatabaseKind::ExternalPostgres => pkgs.push("postgresql-client"),
-        DatabaseKind::ExternalMariadb => pkgs.push("mariadb-client"),
-    }
+    // The database's: a local server, the client of an external one (dumps and restores),
+    // the SQLite shell (consistent online copies).
+    pkgs.extend(crate::database::adapter(ctx.settings.database).packages());
     // Runtimes: those the profile names, and those its components' kinds need.
     let mut runtimes: Vec<crate::profile::Runtime> = ctx.profile.runtimes.clone();
     runtimes.extend(

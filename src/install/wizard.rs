@@ -621,12 +621,7 @@ impl Wizard<'_> {
             .iter()
             .copied()
             .find(|k| k.label() == label)
-            .filter(|k| {
-                matches!(
-                    k,
-                    DatabaseKind::ExternalPostgres | DatabaseKind::ExternalMariadb
-                )
-            })
+            .filter(|k| crate::database::adapter(*k).is_external())
     }
 
     /// Asks a text setting, validated as typed; `optional` ones accept empty or `none`.
@@ -796,11 +791,8 @@ impl Wizard<'_> {
     /// Host and port are asked together and the address is tried before going on, since
     /// either may be the wrong one.
     fn external_db(&mut self, kind: DatabaseKind) -> Result<bool> {
-        let port = if kind == DatabaseKind::ExternalMariadb {
-            "3306"
-        } else {
-            "5432"
-        };
+        let port = crate::database::adapter(kind).default_port().to_string();
+        let port = port.as_str();
         let mut reachable = false;
         for _ in 0..MAX_ROUNDS {
             self.field(

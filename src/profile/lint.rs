@@ -76,33 +76,7 @@ fn sample_secrets(profile: &Profile) -> BTreeMap<String, String> {
 }
 
 fn sample_db(profile: &Profile, kind: DatabaseKind) -> DbContext {
-    let local = profile.name.as_str().replace('-', "_");
-    let (port, unit) = match kind {
-        DatabaseKind::Sqlite => return DbContext::sqlite(),
-        DatabaseKind::None => {
-            return DbContext {
-                kind: "none".into(),
-                ..DbContext::sqlite()
-            }
-        }
-        DatabaseKind::Postgres => (5432, Some("postgresql.service".to_string())),
-        DatabaseKind::Mariadb => (3306, Some("mariadb.service".to_string())),
-        DatabaseKind::ExternalPostgres => (5432, None),
-        DatabaseKind::ExternalMariadb => (3306, None),
-    };
-    DbContext {
-        kind: kind.label().into(),
-        host: if unit.is_some() {
-            "127.0.0.1".into()
-        } else {
-            "db.example.org".into()
-        },
-        port,
-        name: local.clone(),
-        user: local,
-        password: "sample-password".into(),
-        local_unit: unit,
-    }
+    crate::database::adapter(kind).sample(profile.name.as_str())
 }
 
 /// `(in NAME:LINE)` in minijinja's message: the line of the template that failed.

@@ -475,6 +475,15 @@ pub enum DatabaseKind {
 }
 
 impl DatabaseKind {
+    pub const ALL: [DatabaseKind; 6] = [
+        DatabaseKind::None,
+        DatabaseKind::Sqlite,
+        DatabaseKind::Postgres,
+        DatabaseKind::Mariadb,
+        DatabaseKind::ExternalPostgres,
+        DatabaseKind::ExternalMariadb,
+    ];
+
     /// A database server (local or external) rather than files in the data directory.
     pub fn is_server(self) -> bool {
         !matches!(self, DatabaseKind::None | DatabaseKind::Sqlite)

@@ -23,7 +23,7 @@ use crate::deploy::{self, AppSettings};
 use crate::engine::render::timestamp;
 use crate::engine::{FnStep, Plan, Reporter};
 use crate::instance::{Instance, InstanceStore, Previous, Slot};
-use crate::profile::{Component, DatabaseKind, Profile};
+use crate::profile::{Component, Profile};
 use crate::pve::Client;
 use crate::release::ReleaseCache;
 use crate::render::{DbContext, Layout};
@@ -119,8 +119,7 @@ impl Ctx {
         Layout::data_dir(self.profile.name.as_str(), slot)
     }
     fn server_db(&self) -> bool {
-        let kind = DbContext::for_instance(&self.inst).kind;
-        kind != DatabaseKind::Sqlite.label() && kind != DatabaseKind::None.label()
+        DbContext::for_instance(&self.inst).adapter().is_server()
     }
 }
 
@@ -438,13 +437,10 @@ fn safety_copy_inner(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let dir = format!("/var/backups/launch/{}", c.inst.name);
     let stamp = timestamp().replace(':', "");
     let file = format!("{dir}/pre-update-{}-{stamp}.sql", c.journal.from_version);
-    let out = db_client(
-        c,
-        &format!("umask 077; mkdir -p {dir} && pg_dump --clean --if-exists {{conn}} > {file}"),
-        &format!(
-            "umask 077; mkdir -p {dir} && mariadb-dump --single-transaction {{conn}} > {file}"
-        ),
-    );
+    let dump = DbContext::for_instance(&c.inst)
+        .adapter()
+        .update_dump(&file);
+    let out = db_client(c, &format!("umask 077; mkdir -p {dir} && {dump}"));
     out.context("the pre-update database dump failed")?;
     rep.info(format!("database dumped to {file} (in the container)"));
     c.journal.dump = Some(file);
@@ -542,26 +538,16 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
 }
 
 /// Runs a database client script in the container with the instance's credentials: `{conn}`
-/// becomes the connection options; the password goes through a private file, never argv.
-fn db_client(c: &Ctx, postgres: &str, mariadb: &str) -> Result<crate::ct::ExecOutput> {
+/// becomes the adapter's connection options; the password goes through a private file, never
+/// argv.
+fn db_client(c: &Ctx, script: &str) -> Result<crate::ct::ExecOutput> {
     const PW: &str = "/run/launch-dbpw";
     let db = DbContext::for_instance(&c.inst);
-    let (env, script) = match db.kind.as_str() {
-        "postgres" | "external-postgres" => (
-            "PGPASSWORD",
-            postgres.replace(
-                "{conn}",
-                &format!("-h {} -p {} -U {} {}", db.host, db.port, db.user, db.name),
-            ),
-        ),
-        _ => (
-            "MYSQL_PWD",
-            mariadb.replace(
-                "{conn}",
-                &format!("-h {} -P {} -u {} {}", db.host, db.port, db.user, db.name),
-            ),
-        ),
-    };
+    let client = db
+        .adapter()
+        .client(&db)
+        .with_context(|| format!("a {} database has no client", db.kind))?;
+    let (env, script) = (client.password_env, script.replace("{conn}", &client.conn));
     c.ct.write(c.vmid(), PW, db.password.as_bytes(), 0o600, None)?;
     let out = sh(
         c.ct.as_ref(),
@@ -573,12 +559,8 @@ fn db_client(c: &Ctx, postgres: &str, mariadb: &str) -> Result<crate::ct::ExecOu
 }
 
 fn restore_dump(c: &Ctx, dump: &str, rep: &Reporter) -> Result<()> {
-    let out = db_client(
-        c,
-        &format!("psql -q -v ON_ERROR_STOP=1 {{conn}} < {dump}"),
-        &format!("mariadb {{conn}} < {dump}"),
-    );
-    out.context("restoring the pre-update database dump failed")?;
+    let load = DbContext::for_instance(&c.inst).adapter().update_load(dump);
+    db_client(c, &load).context("restoring the pre-update database dump failed")?;
     rep.info(format!("database restored from {dump}"));
     Ok(())
 }
