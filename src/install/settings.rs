@@ -1063,6 +1063,22 @@ pub fn resolve(
     })
 }
 
+/// A login name an app keeps in its own account files (see [`QuestionKind::Username`]).
+pub fn check_username(v: &str) -> Result<(), String> {
+    let ok_chars = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if v.is_empty() || v.len() > 64 {
+        Err("expected 1 to 64 characters".into())
+    } else if !ok_chars {
+        Err("expected letters, digits, '.', '_', '@' and '-' only".into())
+    } else if v.starts_with(['-', '.']) {
+        Err("a user name cannot start with '-' or '.'".into())
+    } else {
+        Ok(())
+    }
+}
+
 pub fn check_answer(
     kind: QuestionKind,
     v: &str,
@@ -1072,6 +1088,7 @@ pub fn check_answer(
 ) -> Result<(), String> {
     match kind {
         QuestionKind::Text => Ok(()),
+        QuestionKind::Username => check_username(v),
         QuestionKind::Url => check_url(v),
         QuestionKind::Email => check_email(v),
         QuestionKind::Bool => match v {
@@ -1119,6 +1136,28 @@ pub fn check_answer(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn usernames_are_plain_login_names() {
+        for ok in ["admin", "anna.k", "o_brien", "me@example.org", "a-1"] {
+            assert_eq!(check_username(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "-rf",
+            ".hidden",
+            "a:b",
+            "a b",
+            "a\nb",
+            "tab\t",
+            "$(id)",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(check_username(bad).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
     use crate::profile::Catalog;
 

@@ -37,6 +37,7 @@ fn sample_answer(kind: QuestionKind, q: &super::QuestionDef) -> String {
         QuestionKind::Timezone => "Etc/UTC".into(),
         QuestionKind::Choice => q.choices.first().cloned().unwrap_or_default(),
         QuestionKind::Text => "sample".into(),
+        QuestionKind::Username => "admin".into(),
     }
 }
 

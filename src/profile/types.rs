@@ -399,6 +399,9 @@ pub struct Artifact {
 #[serde(rename_all = "lowercase")]
 pub enum QuestionKind {
     Text,
+    /// A login name: 1 to 64 of letters, digits, `.`, `_`, `@`, `-`, not starting with `-` or
+    /// `.` (safe in htpasswd-style files, CSVs and command lines an app's tools take).
+    Username,
     Url,
     Email,
     Bool,
