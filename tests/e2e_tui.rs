@@ -107,6 +107,9 @@ fn dashboard_update_cancel_uninstall_through_a_real_terminal() {
     tmux.keys(&["Escape"]);
     tmux.wait_for("HEALTH", &[], limit);
     tmux.keys(&["i"]);
+    // Several apps are built in: the picker starts on the highlighted instance's app.
+    tmux.wait_for("> vikunja", &[], limit);
+    tmux.keys(&["Enter"]);
     tmux.wait_for("Install vikunja — Default settings", &[], limit);
     tmux.wait_for("next free CT ID", &[], limit);
     tmux.type_text("second");

@@ -1048,3 +1048,31 @@ fn no_arguments_without_a_terminal_explains_instead_of_drawing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no terminal to run the dashboard on"), "{err}");
 }
+
+/// `i` with several apps asks which one, starting on the highlighted instance's app; with
+/// nothing highlighted it starts on the first.
+#[test]
+fn install_picker_starts_on_the_highlighted_instances_app() {
+    let catalog = launch::profile::Catalog::new(std::path::Path::new("/nonexistent"));
+    let both = vec![
+        catalog.load("radicale").unwrap().profile,
+        catalog.load("vikunja").unwrap().profile,
+    ];
+    let mut a = app(vec![row("tasks", 101)], Instant::now());
+    a.set_profiles(both.clone());
+    match &a.dialog {
+        Some(Dialog::ChooseProfile { names, selected }) => {
+            assert_eq!(names, &["radicale", "vikunja"]);
+            assert_eq!(names[*selected], "vikunja");
+        }
+        other => panic!("expected the app picker, got {other:?}"),
+    }
+    assert!(render(&a, 100, 30).contains("> vikunja"));
+
+    let mut empty = app(vec![], Instant::now());
+    empty.set_profiles(both);
+    assert!(matches!(
+        empty.dialog,
+        Some(Dialog::ChooseProfile { selected: 0, .. })
+    ));
+}

@@ -811,10 +811,15 @@ impl App {
                 self.open_form(&n)
             }
             _ => {
-                self.dialog = Some(Dialog::ChooseProfile {
-                    names: self.profiles.iter().map(|p| p.name.to_string()).collect(),
-                    selected: 0,
-                });
+                let names: Vec<String> =
+                    self.profiles.iter().map(|p| p.name.to_string()).collect();
+                // Start on the app of the highlighted instance: a second one of the same app
+                // is the likeliest wish.
+                let selected = self
+                    .selected_row()
+                    .and_then(|r| names.iter().position(|n| *n == r.app))
+                    .unwrap_or(0);
+                self.dialog = Some(Dialog::ChooseProfile { names, selected });
                 Vec::new()
             }
         }
