@@ -270,6 +270,7 @@ pub fn install_release(
     let main = &profile.components[0];
     match &main.install {
         InstallMethod::Release { .. } => install_artifact(ct, vmid, releases, profile, rel, rep),
+        InstallMethod::Source { .. } => install_source(ct, vmid, releases, profile, rel, rep),
         method => {
             // A directory left by an interrupted try is replaced, never trusted.
             run(ct, vmid, &["rm", "-rf", &dir])?;
@@ -305,7 +306,9 @@ pub fn install_package(
         bail!("`{version}` is not a package version");
     }
     match method {
-        InstallMethod::Release { .. } => bail!("a release is not a package"),
+        InstallMethod::Release { .. } | InstallMethod::Source { .. } => {
+            bail!("a release is not a package")
+        }
         InstallMethod::Pip { package, .. } => {
             let venv = if dir.ends_with("-venv") {
                 dir.to_string()
@@ -442,7 +445,8 @@ fn install_artifact(
     if let Some(strip) = strip_components {
         // A whole tree: checked and repacked on the host, unpacked beside the final name
         // and renamed, so a crash never leaves half a tree that looks installed.
-        let tree = releases.repack_tree(&archive, artifact, *strip, binary, staging.path())?;
+        let tree =
+            releases.repack_tree(&archive, artifact, *strip, Some(binary), staging.path())?;
         let pushed = format!("/tmp/.launch-release-{version}.tar");
         ct.push(vmid, &tree.tar, &pushed, 0o600, None)?;
         sh(
@@ -472,6 +476,185 @@ fn install_artifact(
     )?;
     rep.info(format!("{binary} {version} installed in {dir}"));
     Ok(())
+}
+
+/// The environment of a source build: nothing from launch-tui's own, nothing from an answer.
+const BUILD_PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
+
+/// A `kind: source` release: the source archive, fetched and checked on the host and
+/// repacked there as a checked tree (no `..`, absolute paths, links leaving the tree, hard
+/// links or devices), unpacked in the release directory and built in place (builds record
+/// their own paths) by the profile's `build` commands, one by one, as the component's user,
+/// with `HOME` inside the release. The mark that makes the release ready is written only after
+/// every command succeeded and the entry exists; a failed build removes the directory.
+fn install_source(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    releases: &ReleaseCache,
+    profile: &Profile,
+    rel: &crate::profile::Release,
+    rep: &Reporter,
+) -> Result<()> {
+    let main = &profile.components[0];
+    let InstallMethod::Source {
+        entry,
+        strip_components,
+        build,
+        build_disk_mib,
+        ..
+    } = &main.install
+    else {
+        bail!("the profile's first component is not built from source");
+    };
+    let version = rel.version.as_str();
+    let source = rel.source.as_ref().with_context(|| {
+        format!(
+            "{} {version} has no source archive in the profile\n  help: add `source: {{url, sha256}}` to this version",
+            profile.title
+        )
+    })?;
+    let artifact = source.artifact();
+    let mut last = 0u64;
+    let archive = releases.fetch(
+        profile.name.as_str(),
+        version,
+        &artifact,
+        &mut |done, total| {
+            if done - last >= 8 << 20 || Some(done) == total {
+                last = done;
+                rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
+            }
+        },
+    )?;
+    rep.info(format!(
+        "verified sha256 {} of the source",
+        artifact.sha256.as_str()
+    ));
+    let staging = tempfile::tempdir()?;
+    let tree =
+        releases.repack_tree(&archive, &artifact, *strip_components, None, staging.path())?;
+    let dir = Layout::release_dir(profile.name.as_str(), version);
+    let user = main.user.as_str();
+    let free = build_disk(ct, vmid, profile, version, build_disk_mib.unwrap_or(0))?;
+    rep.info(free);
+    let pushed = format!("/tmp/.launch-source-{version}.tar");
+    ct.push(vmid, &tree.tar, &pushed, 0o600, None)?;
+    // A directory left by an interrupted try is replaced, never trusted. The app's user owns
+    // the tree while it builds; it never owns the running slot's.
+    sh(
+        ct,
+        vmid,
+        &format!(
+            "rm -rf {dir} && mkdir -p {dir} && tar -xf {pushed} -C {dir} && rm -f {pushed} && mkdir -p {dir}/.home && chown -R {user}:{user} {dir}"
+        ),
+    )?;
+    rep.info(format!(
+        "{} files ({} MiB) of the {} {version} source unpacked in {dir}",
+        tree.files,
+        tree.bytes >> 20,
+        profile.title
+    ));
+    let failed = |message: String| -> anyhow::Error {
+        // Nothing of a failed build may look installed, nor fill the disk.
+        let _ = ct.exec(vmid, &["rm", "-rf", &dir]);
+        anyhow::anyhow!(message)
+    };
+    let home = format!("HOME={dir}/.home");
+    for (n, command) in build.iter().enumerate() {
+        let mut argv: Vec<String> = [
+            "/usr/sbin/runuser",
+            "-u",
+            user,
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "-C",
+            &dir,
+            &home,
+            BUILD_PATH,
+            "LANG=C.UTF-8",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        // Profile text only, as arguments: no answer or secret is in it, nothing is quoted.
+        argv.extend(command.argv());
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let out = ct.exec(vmid, &refs);
+        let step = format!("build command {} of {}", n + 1, build.len());
+        match out {
+            Ok(o) if o.ok() => rep.info(format!(
+                "{step} `{}` done in {:.1} s",
+                command.shown(),
+                started.elapsed().as_secs_f64()
+            )),
+            Ok(o) => {
+                return Err(failed(format!(
+                    "the build of {} {version} failed: {step} `{}` exited {} after {:.1} s; its output ends with:\n    {}\n  help: it ran in {dir} as {user} with HOME={dir}/.home; fix the profile's `build:` (or what the build needs: packages, runtimes, network). The release was removed; nothing else changed",
+                    profile.title,
+                    command.shown(),
+                    o.code,
+                    started.elapsed().as_secs_f64(),
+                    crate::escape::terminal_safe(&o.tail(15)).replace('\n', "\n    ")
+                )))
+            }
+            Err(e) => {
+                return Err(failed(format!(
+                    "the build of {} {version} failed: {step} `{}` could not run: {e:#}",
+                    profile.title,
+                    command.shown()
+                )))
+            }
+        }
+    }
+    let exe = format!("{dir}/{entry}");
+    if !ct.exec(vmid, &["test", "-f", &exe, "-a", "-x", &exe])?.ok() {
+        return Err(failed(format!(
+            "the build of {} {version} left no executable {exe}\n  help: `entry:` names the file the unit runs, relative to the release directory; the build must make it (and make it executable)",
+            profile.title
+        )));
+    }
+    run(ct, vmid, &["touch", &format!("{dir}/{RELEASE_MARK}")])?;
+    rep.info(format!("{} {version} built in {dir}", profile.title));
+    Ok(())
+}
+
+/// Enough free disk for a build (`build_disk_mib`), checked before anything is unpacked.
+fn build_disk(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    profile: &Profile,
+    version: &str,
+    need_mib: u64,
+) -> Result<String> {
+    let root = format!("/opt/{}/releases", profile.name);
+    let out = sh(
+        ct,
+        vmid,
+        &format!("mkdir -p {root} && df -Pk {root} | tail -1"),
+    )?;
+    let avail = out
+        .stdout
+        .split_whitespace()
+        .nth(3)
+        .and_then(|v| v.parse::<u64>().ok())
+        .with_context(|| {
+            format!(
+                "cannot read the free space in CT {vmid} (df said `{}`)",
+                out.stdout.trim()
+            )
+        })?
+        / 1024;
+    if avail < need_mib {
+        bail!(
+            "CT {vmid} has {avail} MiB free in {root}; building {} {version} needs {need_mib} MiB (the profile's build_disk_mib). Nothing was built.\n  help: free space in the container, or grow its disk: `pct resize {vmid} rootfs +{}G`, then try again",
+            profile.title,
+            (need_mib - avail).div_ceil(1024).max(1)
+        );
+    }
+    Ok(format!(
+        "{avail} MiB free in {root}, the build needs {need_mib} MiB"
+    ))
 }
 
 /// The HTTP status `url` answers inside the container (5 s timeout), as curl prints it:

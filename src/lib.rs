@@ -4,6 +4,7 @@
 
 pub mod acme;
 pub mod answers;
+pub mod apt_source;
 pub mod backup;
 pub mod cli;
 pub mod commands;

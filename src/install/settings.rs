@@ -571,6 +571,25 @@ pub fn resolve(
             ),
         );
     }
+    // A source build needs its memory whatever --force says: it would only fail later,
+    // inside a container that exists by then.
+    if let Some(crate::profile::InstallMethod::Source {
+        build_memory_mib: Some(need),
+        ..
+    }) = profile.components.first().map(|c| &c.install)
+    {
+        if memory_mib < *need {
+            bad(
+                "memory_mib",
+                &memory_mib.to_string(),
+                format!(
+                    "below the {need} MiB the build of {} needs (the profile's build_memory_mib)",
+                    profile.title
+                ),
+                format!("use at least {need} MiB (default {})", d.memory_mib),
+            );
+        }
+    }
     if cores < min.cores && !force {
         bad(
             "cores",

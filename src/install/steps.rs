@@ -66,6 +66,13 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
         "Installing base packages from Debian",
         base_packages,
     ));
+    if !p.apt_sources.is_empty() {
+        plan = plan.step(FnStep::new(
+            "apt-sources",
+            "Adding the profile's apt repositories and installing its packages",
+            apt_sources,
+        ));
+    }
     let db = crate::database::adapter(s.database);
     if db.is_server() && !db.is_external() {
         plan = plan.step(FnStep::new(
@@ -324,7 +331,6 @@ fn root_password(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
 fn apt(ctx: &InstallCtx, packages: &[&str]) -> Result<()> {
     let vmid = ctx.settings.vmid;
     let ct = ctx.ct.as_ref();
-    // Package names reach apt-get as arguments (the profile's are checked names too).
     crate::ct::run(
         ct,
         vmid,
@@ -336,6 +342,13 @@ fn apt(ctx: &InstallCtx, packages: &[&str]) -> Result<()> {
             "-qq",
         ],
     )?;
+    apt_install(ctx, packages)
+}
+
+fn apt_install(ctx: &InstallCtx, packages: &[&str]) -> Result<()> {
+    let vmid = ctx.settings.vmid;
+    let ct = ctx.ct.as_ref();
+    // Package names reach apt-get as arguments (the profile's are checked names too).
     let mut argv = vec![
         "env",
         "DEBIAN_FRONTEND=noninteractive",
@@ -362,6 +375,18 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     // The database's: a local server, the client of an external one (dumps and restores),
     // the SQLite shell (consistent online copies).
     pkgs.extend(crate::database::adapter(ctx.settings.database).packages());
+    // With apt sources of its own, the profile's packages come after them (`apt-sources`).
+    let profile_pkgs = profile_packages(ctx);
+    if ctx.profile.apt_sources.is_empty() {
+        pkgs.extend(profile_pkgs.iter().map(String::as_str));
+    }
+    rep.info(format!("apt-get install {}", pkgs.join(" ")));
+    apt(ctx, &pkgs)
+}
+
+/// The runtimes' packages and the profile's own `packages:`.
+fn profile_packages(ctx: &InstallCtx) -> Vec<String> {
+    let mut pkgs: Vec<String> = Vec::new();
     // Runtimes: those the profile names, and those its components' kinds need.
     let mut runtimes: Vec<crate::profile::Runtime> = ctx.profile.runtimes.clone();
     runtimes.extend(
@@ -372,13 +397,24 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     runtimes.sort();
     runtimes.dedup();
     for r in runtimes {
-        pkgs.extend_from_slice(r.packages());
+        pkgs.extend(r.packages().iter().map(|p| p.to_string()));
     }
     // The profile's own packages.
-    let profile = ctx.profile.clone();
-    pkgs.extend(profile.packages.iter().map(|p| p.as_str()));
+    pkgs.extend(ctx.profile.packages.iter().map(|p| p.as_str().to_string()));
+    pkgs
+}
+
+/// The profile's apt repositories (key, deb822 file, an update that must accept them), then
+/// its runtimes and packages, which may come from them.
+fn apt_sources(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    crate::apt_source::apply(ctx.ct.as_ref(), ctx.settings.vmid, &ctx.profile, rep)?;
+    let pkgs = profile_packages(ctx);
+    if pkgs.is_empty() {
+        return Ok(());
+    }
     rep.info(format!("apt-get install {}", pkgs.join(" ")));
-    apt(ctx, &pkgs)
+    let refs: Vec<&str> = pkgs.iter().map(String::as_str).collect();
+    apt_install(ctx, &refs)
 }
 
 fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
@@ -396,6 +432,15 @@ fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
 }
 
 fn release(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    if let InstallMethod::Source { .. } = &ctx.main_component().install {
+        // The build runs as the app's user: it exists before the source is unpacked.
+        let comp = ctx.main_component().clone();
+        ensure_user(
+            ctx,
+            comp.user.as_str(),
+            &format!("/var/lib/{}", ctx.profile.name),
+        )?;
+    }
     crate::deploy::install_release(
         ctx.ct.as_ref(),
         ctx.settings.vmid,

@@ -4,6 +4,7 @@
 //! questions to ask, which components to run as which units, how nginx serves them, and what a
 //! backup holds. The engine never names an app; it only reads profiles.
 
+mod armor;
 mod assets;
 pub mod lint;
 mod locate;
@@ -390,6 +391,7 @@ pub fn parse_with(source: &str, file: &Path, own: Assets) -> Result<Profile, Lau
         })
         .collect();
     problems.extend(template_problems(&profile, source, file));
+    problems.extend(apt_key_problems(&profile, source, file));
     if problems.is_empty() {
         Ok(profile)
     } else {
@@ -454,6 +456,42 @@ fn template_problems(profile: &Profile, source: &str, file: &Path) -> Vec<FilePr
                     ),
                 });
             }
+        }
+    }
+    out
+}
+
+/// Each apt source's key file must be one ASCII-armored public key (its existence is
+/// `Profile::check`'s).
+fn apt_key_problems(profile: &Profile, source: &str, file: &Path) -> Vec<FileProblem> {
+    let mut out = Vec::new();
+    for (i, a) in profile.apt_sources.iter().enumerate() {
+        if !profile.assets.exists(&a.key) {
+            continue;
+        }
+        let problem = match profile.assets.text(&a.key) {
+            Ok(text) => armor::check_public_key(&text).err(),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(problem) = problem {
+            let field = format!("apt_sources[{i}].key");
+            let (line, column) = locate::locate(source, &field)
+                .map(|(l, c)| (Some(l), Some(c)))
+                .unwrap_or((None, None));
+            out.push(FileProblem {
+                file: file.to_path_buf(),
+                line,
+                column,
+                field: Some(field),
+                message: format!(
+                    "the key file `{}` of apt source `{}` is not an armored public key: {problem}",
+                    crate::escape::shown(&a.key),
+                    a.name
+                ),
+                help: Some(
+                    "put the repository's public signing key there as `gpg --armor --export KEYID` writes it".into(),
+                ),
+            });
         }
     }
     out

@@ -214,6 +214,10 @@ pub struct Profile {
     /// database's packages from the container's Debian mirror.
     #[serde(default)]
     pub packages: Vec<DebPackage>,
+    /// Extra apt repositories (a vendor's, Debian's backports), added before `packages:` and
+    /// the runtimes are installed, each checked against the signing key in a file of the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt_sources: Vec<AptSource>,
     /// Language runtimes from Debian (`node`, `python`), besides those the components'
     /// install kinds need anyway.
     #[serde(default)]
@@ -368,6 +372,10 @@ pub struct Release {
     /// `update --check`.
     #[serde(default)]
     pub commit: Option<String>,
+    /// The app's source archive, for a main component of `kind: source`: downloaded and
+    /// checked on the host like an artifact, then built in the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceArchive>,
     /// Components that must move together with this release: the lowest version of each that
     /// works with it (`mcp: 0.10.0`). An update to this release is refused while an installed
     /// component is older.
@@ -393,6 +401,144 @@ pub struct Artifact {
     /// The executable's name inside the archive (for zip and tar.gz).
     #[serde(default)]
     pub binary: Option<String>,
+}
+
+/// A release's source archive (architecture-independent): where to download it, the sum to
+/// check, and its format (`tar.gz` unless said).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceArchive {
+    pub url: HttpUrl,
+    pub sha256: Sha256,
+    #[serde(default = "tar_gz")]
+    pub format: ArchiveFormat,
+}
+
+fn tar_gz() -> ArchiveFormat {
+    ArchiveFormat::TarGz
+}
+
+impl SourceArchive {
+    /// The archive as the release cache fetches and checks it.
+    pub fn artifact(&self) -> Artifact {
+        Artifact {
+            url: self.url.clone(),
+            sha256: self.sha256.clone(),
+            format: self.format,
+            binary: None,
+        }
+    }
+}
+
+/// An apt repository a profile adds (`apt_sources:`), written as a deb822 file with its own
+/// keyring. Every value is checked while parsing: they are written into apt's config.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSource {
+    /// Names the files: `/etc/apt/sources.list.d/launch-NAME.sources` and
+    /// `/etc/apt/keyrings/launch-NAME.asc`.
+    pub name: Name,
+    pub uri: AptUri,
+    pub suites: Vec<AptWord>,
+    pub components: Vec<AptWord>,
+    /// A file of the profile holding the repository's ASCII-armored public signing key.
+    pub key: String,
+}
+
+/// An apt repository's http(s) URI: one token of printable ASCII (no space, no line break),
+/// with a host, without credentials, query or fragment (the sources file is world-readable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AptUri(String);
+
+impl AptUri {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AptUri {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let printable = !s.is_empty() && s.len() <= 512 && s.chars().all(|c| c.is_ascii_graphic());
+        let ok = printable
+            && match url::Url::parse(&s) {
+                Ok(u) => {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.query().is_none()
+                        && u.fragment().is_none()
+                }
+                Err(_) => false,
+            };
+        if ok {
+            Ok(AptUri(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid apt URI `{}`: expected an http:// or https:// URL with a host, without spaces, line breaks, credentials, query or fragment",
+                crate::escape::shown(&s)
+            )))
+        }
+    }
+}
+
+/// An apt suite or component (`bookworm`, `stable`, `main`, `non-free-firmware`): one word.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AptWord(String);
+
+impl AptWord {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AptWord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '~'));
+        if ok {
+            Ok(AptWord(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid apt suite or component `{}`: expected one word of letters, digits, '.', '_', '-', '+' and '~' (no spaces or line breaks)",
+                crate::escape::shown(&s)
+            )))
+        }
+    }
+}
+
+/// One command of a source build: a shell line (`npm ci && npm run build`, run by `sh -ec`) or
+/// an argv list (`[make, -j2]`). Profile text only: no answer or secret ever reaches it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum BuildCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl BuildCommand {
+    /// The argv that runs it (after the user and environment set by the build).
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            BuildCommand::Shell(line) => vec!["/bin/sh".into(), "-ec".into(), line.clone()],
+            BuildCommand::Argv(argv) => argv.clone(),
+        }
+    }
+
+    /// As messages show it.
+    pub fn shown(&self) -> String {
+        match self {
+            BuildCommand::Shell(line) => crate::escape::shown(line),
+            BuildCommand::Argv(argv) => crate::escape::shown(&argv.join(" ")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -546,6 +692,26 @@ pub enum InstallMethod {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lockfile: Option<String>,
     },
+    /// The release's source archive (`versions[].source`), checked on the host, unpacked
+    /// without its first `strip_components` path parts (1 by default) into the release
+    /// directory and built there by the `build` commands, as the component's user, before any
+    /// write is held. `entry` is the executable the unit runs, relative to the release
+    /// directory. The build's memory and free disk (MiB) are checked before it starts.
+    Source {
+        entry: String,
+        #[serde(default = "one")]
+        strip_components: u32,
+        #[serde(default)]
+        build: Vec<BuildCommand>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build_memory_mib: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build_disk_mib: Option<u64>,
+    },
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl InstallMethod {
@@ -570,13 +736,15 @@ impl InstallMethod {
                     .next()
                     .unwrap_or_default())
             ),
+            InstallMethod::Source { entry, .. } => entry.clone(),
         }
     }
 
     /// The runtime it needs in the container.
     pub fn runtime(&self) -> Option<Runtime> {
         match self {
-            InstallMethod::Release { .. } => None,
+            // A source build names what it needs itself (`runtimes:`, `packages:`).
+            InstallMethod::Release { .. } | InstallMethod::Source { .. } => None,
             InstallMethod::Pip { .. } => Some(Runtime::Python),
             InstallMethod::Npm { .. } => Some(Runtime::Node),
         }
@@ -1151,6 +1319,28 @@ impl Profile {
                     );
                 }
             }
+            match (main_kind, &r.source) {
+                (Some(InstallMethod::Source { .. }), None) => issue(
+                    format!("versions[{i}]"),
+                    format!("release {} has no `source`", r.version),
+                    "add `source: {url, sha256}`: the source archive of this version and its sum",
+                ),
+                (Some(InstallMethod::Source { .. }), Some(src)) => {
+                    if src.format == ArchiveFormat::Binary {
+                        issue(
+                            format!("versions[{i}].source.format"),
+                            "a source archive is a tree, not one binary".into(),
+                            "use format: tar.gz (the default) or zip",
+                        );
+                    }
+                }
+                (_, None) => {}
+                (_, Some(_)) => issue(
+                    format!("versions[{i}].source"),
+                    "only a main component of `kind: source` builds from a source archive".into(),
+                    "remove `source`, or install the app with `kind: source`",
+                ),
+            }
             if self.versions[..i].iter().any(|o| o.version == r.version) {
                 issue(
                     format!("versions[{i}].version"),
@@ -1291,11 +1481,44 @@ impl Profile {
             }
             match (&c.install, i) {
                 (InstallMethod::Release { .. }, 0) => {}
-                (InstallMethod::Release { .. }, _) => issue(
+                (InstallMethod::Release { .. } | InstallMethod::Source { .. }, 1..) => issue(
                     format!("components[{i}].install"),
-                    "an extra component cannot be installed from the app's release".into(),
+                    "an extra component cannot be installed from the app's release or source".into(),
                     "use kind: pip or kind: npm with a pinned version, or make it the first component",
                 ),
+                (
+                    InstallMethod::Source {
+                        build_memory_mib,
+                        build_disk_mib,
+                        ..
+                    },
+                    0,
+                ) => {
+                    for (field, v) in [
+                        ("build_memory_mib", build_memory_mib),
+                        ("build_disk_mib", build_disk_mib),
+                    ] {
+                        if v.is_none_or(|v| v == 0) {
+                            issue(
+                                format!("components[{i}].install"),
+                                format!("a source build needs `{field}` (MiB, at least 1)"),
+                                "say what the build needs: `build_memory_mib` (the install refuses a container with less memory) and `build_disk_mib` (free disk checked before every build)",
+                            );
+                        }
+                    }
+                    if let Some(m) = build_memory_mib {
+                        if *m > self.resources.default.memory_mib {
+                            issue(
+                                "resources.default.memory_mib".into(),
+                                format!(
+                                    "{} MiB is below the build's `build_memory_mib` of {m} MiB",
+                                    self.resources.default.memory_mib
+                                ),
+                                "raise the default memory, or lower build_memory_mib",
+                            );
+                        }
+                    }
+                }
                 (
                     InstallMethod::Pip { version, .. } | InstallMethod::Npm { version, .. },
                     0,
@@ -1328,6 +1551,48 @@ impl Profile {
                         format!("`{e}` is not a plain executable name"),
                         "name the executable only, e.g. myapp",
                     );
+                }
+            }
+            if let InstallMethod::Source {
+                entry,
+                strip_components,
+                build,
+                ..
+            } = &c.install
+            {
+                if entry.is_empty()
+                    || entry
+                        .split('/')
+                        .any(|s| s.is_empty() || s == "." || s == "..")
+                    || entry.chars().any(|ch| ch.is_control() || ch == ' ')
+                {
+                    issue(
+                        format!("components[{i}].install.entry"),
+                        format!("`{}` is not a plain path", crate::escape::shown(entry)),
+                        "name the executable the build leaves, relative to the release directory, e.g. bin/myapp",
+                    );
+                }
+                if *strip_components > 8 {
+                    issue(
+                        format!("components[{i}].install.strip_components"),
+                        format!("{strip_components} leading path parts"),
+                        "source archives hold their tree under one top directory: 1 (the default), or 0",
+                    );
+                }
+                for (j, b) in build.iter().enumerate() {
+                    let parts: Vec<&String> = match b {
+                        BuildCommand::Shell(l) => vec![l],
+                        BuildCommand::Argv(a) => a.iter().collect(),
+                    };
+                    if parts.first().is_none_or(|p| p.trim().is_empty())
+                        || parts.iter().any(|p| p.contains('\0'))
+                    {
+                        issue(
+                            format!("components[{i}].install.build[{j}]"),
+                            "an empty command, or one with a NUL character".into(),
+                            "write a shell line (`npm ci && npm run build`) or an argv list ([make, -j2])",
+                        );
+                    }
                 }
             }
             if let InstallMethod::Release { binary, .. } = &c.install {
@@ -1397,6 +1662,34 @@ impl Profile {
                         "add the file next to profile.yaml or fix the name",
                     );
                 }
+            }
+        }
+        for (i, a) in self.apt_sources.iter().enumerate() {
+            if self.apt_sources[..i].iter().any(|o| o.name == a.name) {
+                issue(
+                    format!("apt_sources[{i}].name"),
+                    format!("apt source `{}` is listed twice", a.name),
+                    "give each source its own name",
+                );
+            }
+            for (field, words) in [("suites", &a.suites), ("components", &a.components)] {
+                if words.is_empty() {
+                    issue(
+                        format!("apt_sources[{i}].{field}"),
+                        format!("apt source `{}` lists no {field}", a.name),
+                        "list at least one, e.g. suites: [bookworm], components: [main]",
+                    );
+                }
+            }
+            if !asset_exists(&a.key) {
+                issue(
+                    format!("apt_sources[{i}].key"),
+                    format!(
+                        "the key file `{}` is not in the profile's directory",
+                        crate::escape::shown(&a.key)
+                    ),
+                    "add the repository's ASCII-armored public key next to profile.yaml (gpg --armor --export KEYID > NAME.asc)",
+                );
             }
         }
         if self.components.is_empty() {

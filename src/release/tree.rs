@@ -67,13 +67,14 @@ fn link_inside(path: &str, target: &str) -> bool {
 impl ReleaseCache {
     /// Repacks the verified `archive` (a path from [`ReleaseCache::fetch`]) as a checked
     /// plain tar in `dest_dir`, `strip` leading path parts removed; `binary` (a path inside
-    /// the tree) must be a regular file in it and is made executable.
+    /// the tree), when given, must be a regular file in it and is made executable (a source
+    /// tree gives none: its executable is made by the build).
     pub fn repack_tree(
         &self,
         archive: &Path,
         artifact: &Artifact,
         strip_parts: u32,
-        binary: &str,
+        binary: Option<&str>,
         dest_dir: &Path,
     ) -> Result<Tree, ReleaseError> {
         let unsafe_entry = |entry: &str, problem: &'static str| ReleaseError::UnsafeEntry {
@@ -102,9 +103,12 @@ impl ReleaseCache {
             files += 1;
             bytes += size;
             if files > MAX_TREE_ENTRIES || bytes > MAX_TREE_BYTES {
-                return Err(unsafe_entry(raw, "the archive unpacks to more than 8 GiB or 500,000 entries"));
+                return Err(unsafe_entry(
+                    raw,
+                    "the archive unpacks to more than 8 GiB or 500,000 entries",
+                ));
             }
-            let is_binary = placed.path == binary;
+            let is_binary = binary == Some(placed.path.as_str());
             if is_binary {
                 found_binary = Some(placed.kind);
             }
@@ -127,7 +131,11 @@ impl ReleaseCache {
                 }
                 EntryKind::File => {
                     h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(if placed.executable || is_binary { 0o755 } else { 0o644 });
+                    h.set_mode(if placed.executable || is_binary {
+                        0o755
+                    } else {
+                        0o644
+                    });
                     h.set_size(size);
                     out.append_data(&mut h, &placed.path, data.take(size))
                         .map_err(write_err)?;
@@ -135,7 +143,10 @@ impl ReleaseCache {
                 EntryKind::Symlink => {
                     let target = placed.link.unwrap_or_default();
                     if !link_inside(&placed.path, &target) {
-                        return Err(unsafe_entry(raw, "it is a link that points outside the release"));
+                        return Err(unsafe_entry(
+                            raw,
+                            "it is a link that points outside the release",
+                        ));
                     }
                     h.set_entry_type(tar::EntryType::Symlink);
                     h.set_mode(0o777);
@@ -245,16 +256,16 @@ impl ReleaseCache {
                 }
             }
         }
-        match found_binary {
-            Some(EntryKind::File) => {}
-            Some(kind) => {
+        match (binary, found_binary) {
+            (None, _) | (Some(_), Some(EntryKind::File)) => {}
+            (Some(binary), Some(kind)) => {
                 return Err(ReleaseError::NotAFile {
                     archive: archive.to_path_buf(),
                     entry: binary.to_string(),
                     kind: kind.label(),
                 })
             }
-            None => {
+            (Some(binary), None) => {
                 return Err(ReleaseError::BinaryNotFound {
                     archive: archive.to_path_buf(),
                     binary: binary.to_string(),
