@@ -15,7 +15,7 @@ need_root() {
 install_packages() {
     local pkgs=(debootstrap systemd-container nftables iproute2 e2fsprogs zstd util-linux
         nginx-light libnginx-mod-http-lua postgresql mariadb-server sqlite3 tmux curl ca-certificates unzip
-        shellcheck minisign wget openssl dnsmasq-base pebble)
+        shellcheck minisign wget openssl dnsmasq-base pebble apt-utils gnupg dpkg)
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
