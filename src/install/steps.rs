@@ -84,7 +84,13 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
     plan = plan
         .step(FnStep::new(
             "release",
-            format!("Downloading and verifying {} {}", p.title, s.version),
+            match p.components[0].install {
+                InstallMethod::Source { .. } => format!(
+                    "Downloading, verifying and building {} {} from its source",
+                    p.title, s.version
+                ),
+                _ => format!("Downloading and verifying {} {}", p.title, s.version),
+            },
             release,
         ))
         .step(FnStep::new(
