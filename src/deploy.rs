@@ -858,3 +858,201 @@ pub fn run_app_command(
     let _ = ct.exec(vmid, &["rm", "-f", INPUT]);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A container that records every command and answers from a script: `df` reports
+    /// `free_kib`, and a command containing `fail` exits 1 with a compiler's complaint.
+    struct FakeCt {
+        calls: Mutex<Vec<Vec<String>>>,
+        free_kib: u64,
+        fail: Option<&'static str>,
+    }
+
+    impl CtAccess for FakeCt {
+        fn exec(&self, _vmid: u32, argv: &[&str]) -> Result<crate::ct::ExecOutput> {
+            let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            self.calls.lock().unwrap().push(argv.clone());
+            let line = argv.join(" ");
+            let (code, stdout) = if line.contains("df -Pk") {
+                (0, format!("/dev/x 9999999 1 {} 1% /\n", self.free_kib))
+            } else if self.fail.is_some_and(|f| line.contains(f)) {
+                (
+                    1,
+                    "compiling app.c\napp.c:3: error: expected ';'\n".to_string(),
+                )
+            } else {
+                (0, String::new())
+            };
+            Ok(crate::ct::ExecOutput {
+                code,
+                stdout,
+                stderr: String::new(),
+            })
+        }
+        fn write(&self, _: u32, dst: &str, _: &[u8], _: u32, _: Option<&str>) -> Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(vec!["<write>".into(), dst.into()]);
+            Ok(())
+        }
+        fn push(
+            &self,
+            _: u32,
+            _: &std::path::Path,
+            dst: &str,
+            _: u32,
+            _: Option<&str>,
+        ) -> Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(vec!["<push>".into(), dst.into()]);
+            Ok(())
+        }
+    }
+
+    /// The test profile with version 1.0.0's source archive made here and already in the
+    /// cache (so nothing is downloaded), and an answer that must never reach the build.
+    fn setup() -> (Profile, ReleaseCache, tempfile::TempDir) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/profiles/srcdemo");
+        let mut profile = crate::profile::load_dir(&dir).unwrap().profile;
+        let cache = tempfile::tempdir().unwrap();
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, "srcdemo-1.0.0/build.sh", &b"x=1"[..])
+            .unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        let sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let file = cache.path().join("srcdemo/1.0.0/srcdemo-1.0.0.tar.gz");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &bytes).unwrap();
+        profile.versions[0].source = Some(
+            serde_yaml_ng::from_str(&format!(
+                "{{ url: 'https://src.example.org/srcdemo-1.0.0.tar.gz', sha256: {sha} }}"
+            ))
+            .unwrap(),
+        );
+        (
+            profile,
+            ReleaseCache::new(cache.path().to_path_buf()),
+            cache,
+        )
+    }
+
+    #[test]
+    fn a_build_runs_as_the_app_user_with_a_clean_environment_and_is_marked_last() {
+        let (profile, releases, _cache) = setup();
+        let ct = FakeCt {
+            calls: Mutex::new(Vec::new()),
+            free_kib: 10 << 20,
+            fail: None,
+        };
+        install_release(&ct, 100, &releases, &profile, "1.0.0", &Reporter::discard()).unwrap();
+        let calls = ct.calls.into_inner().unwrap();
+        let dir = "/opt/srcdemo/releases/1.0.0";
+        let builds: Vec<&Vec<String>> = calls
+            .iter()
+            .filter(|c| c.first().map(String::as_str) == Some("/usr/sbin/runuser"))
+            .collect();
+        assert_eq!(builds.len(), 2, "{calls:?}");
+        let head = [
+            "/usr/sbin/runuser",
+            "-u",
+            "srcdemo",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "-C",
+            dir,
+            "HOME=/opt/srcdemo/releases/1.0.0/.home",
+            BUILD_PATH,
+            "LANG=C.UTF-8",
+        ];
+        assert_eq!(builds[0][..head.len()], head.map(String::from));
+        // An argv entry stays an argv; a shell line is one argument of `sh -ec`.
+        assert_eq!(
+            builds[0][head.len()..],
+            ["sh", "build.sh"].map(String::from)
+        );
+        assert_eq!(
+            builds[1][head.len()..head.len() + 2],
+            ["/bin/sh", "-ec"].map(String::from)
+        );
+        // Profile text exactly: nothing from answers, secrets or templates is in it.
+        assert_eq!(
+            builds[1][head.len() + 2],
+            "id -un > built-by && printf '%s' \"$HOME\" > build-home"
+        );
+        let mark = calls
+            .iter()
+            .position(|c| c.join(" ") == format!("touch {dir}/{RELEASE_MARK}"))
+            .expect("the release is marked");
+        let last_build = calls
+            .iter()
+            .rposition(|c| c[0] == "/usr/sbin/runuser")
+            .unwrap();
+        assert!(mark > last_build, "marked only after the build");
+    }
+
+    #[test]
+    fn a_failed_build_names_its_command_and_leaves_no_release() {
+        let (profile, releases, _cache) = setup();
+        let ct = FakeCt {
+            calls: Mutex::new(Vec::new()),
+            free_kib: 10 << 20,
+            fail: Some("build.sh"),
+        };
+        let err = install_release(&ct, 100, &releases, &profile, "1.0.0", &Reporter::discard())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("build command 1 of 2 `sh build.sh` exited 1"),
+            "{err}"
+        );
+        assert!(err.contains("app.c:3: error: expected ';'"), "{err}");
+        let calls = ct.calls.into_inner().unwrap();
+        assert!(calls
+            .iter()
+            .any(|c| c.join(" ") == "rm -rf /opt/srcdemo/releases/1.0.0"));
+        assert!(!calls.iter().any(|c| c.join(" ").contains(RELEASE_MARK)));
+        // The second command never ran.
+        assert_eq!(
+            calls.iter().filter(|c| c[0] == "/usr/sbin/runuser").count(),
+            1
+        );
+    }
+
+    #[test]
+    fn too_little_free_disk_stops_before_anything_is_unpacked() {
+        let (profile, releases, _cache) = setup();
+        let ct = FakeCt {
+            calls: Mutex::new(Vec::new()),
+            free_kib: 10 * 1024,
+            fail: None,
+        };
+        let err = install_release(&ct, 100, &releases, &profile, "1.0.0", &Reporter::discard())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CT 100 has 10 MiB free"), "{err}");
+        assert!(err.contains("needs 64 MiB"), "{err}");
+        assert!(err.contains("pct resize 100 rootfs +1G"), "{err}");
+        let calls = ct.calls.into_inner().unwrap();
+        assert!(!calls
+            .iter()
+            .any(|c| c[0] == "<push>" || c[0] == "/usr/sbin/runuser"));
+    }
+}
