@@ -46,6 +46,7 @@ fn row(name: &str, vmid: u32) -> Row {
             Check::ok("container", "running, up 3h 02m"),
             Check::ok("http-nginx", "200 through nginx"),
         ]),
+        arriving: Vec::new(),
         backup_age: "2h".into(),
         lock: None,
         history: vec![PastOp {
@@ -1075,4 +1076,31 @@ fn install_picker_starts_on_the_highlighted_instances_app() {
         empty.dialog,
         Some(Dialog::ChooseProfile { selected: 0, .. })
     ));
+}
+
+/// The dashboard shows each check the moment it returns: a failure marks the instance
+/// unhealthy before the other checks are done; the full list replaces what arrived.
+#[test]
+fn checks_show_as_they_return() {
+    let mut r = row("tasks", 101);
+    r.checks = None;
+    let mut a = app(vec![r], Instant::now());
+    assert!(render(&a, 120, 40).contains("… checking"));
+    a.check_arrived("tasks", Check::ok("container", "running, up 3h 02m"));
+    let screen = render(&a, 120, 40);
+    assert!(screen.contains("… checking 1"), "{screen}");
+    assert!(screen.contains("running, up 3h 02m"), "{screen}");
+    assert!(screen.contains("checks running…"), "{screen}");
+    a.check_arrived(
+        "tasks",
+        Check::fail("http-nginx", "502 through nginx", "launch-tui status tasks"),
+    );
+    let screen = render(&a, 120, 40);
+    assert!(screen.contains("✗ 1 failed"), "{screen}");
+    assert!(screen.contains("checks running…"), "{screen}");
+    a.set_checks("tasks", healthy_checks(101));
+    let screen = render(&a, 120, 40);
+    assert!(screen.contains("● healthy"), "{screen}");
+    assert!(!screen.contains("checks running…"), "{screen}");
+    assert!(a.rows[0].arriving.is_empty());
 }

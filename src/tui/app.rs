@@ -264,6 +264,7 @@ impl App {
             if let Some(old) = self.rows.iter().find(|o| o.name == r.name) {
                 if r.checks.is_none() {
                     r.checks = old.checks.clone();
+                    r.arriving = old.arriving.clone();
                 }
                 if r.lock.is_none() {
                     r.lock = old.lock.clone();
@@ -280,9 +281,21 @@ impl App {
         self.selected = self.selected.min(n.saturating_sub(1));
     }
 
+    /// One check returned while the others still run: shown at once.
+    pub fn check_arrived(&mut self, name: &str, check: crate::status::Check) {
+        if let Some(r) = self.rows.iter_mut().find(|r| r.name == name) {
+            if r.checks.is_none() {
+                r.arriving.push(check);
+            }
+        }
+    }
+
     pub fn set_checks(&mut self, name: &str, checks: Vec<crate::status::Check>) {
         match self.rows.iter_mut().find(|r| r.name == name) {
-            Some(r) => r.checks = Some(checks),
+            Some(r) => {
+                r.checks = Some(checks);
+                r.arriving.clear();
+            }
             None => {
                 self.early_checks.insert(name.to_string(), checks);
             }
@@ -670,6 +683,7 @@ impl App {
             Action::Refresh => {
                 for r in &mut self.rows {
                     r.checks = None;
+                    r.arriving.clear();
                 }
                 effects.push(Effect::RefreshStatus);
             }
@@ -811,8 +825,7 @@ impl App {
                 self.open_form(&n)
             }
             _ => {
-                let names: Vec<String> =
-                    self.profiles.iter().map(|p| p.name.to_string()).collect();
+                let names: Vec<String> = self.profiles.iter().map(|p| p.name.to_string()).collect();
                 // Start on the app of the highlighted instance: a second one of the same app
                 // is the likeliest wish.
                 let selected = self

@@ -154,6 +154,10 @@ pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
                 app.set_checks(&name, checks);
                 Vec::new()
             }
+            Msg::Check(name, check) => {
+                app.check_arrived(&name, check);
+                Vec::new()
+            }
             Msg::Locks(l) => {
                 dirty = app.rows.iter().any(|r| r.lock.as_ref() != l.get(&r.name));
                 app.set_locks(&l);

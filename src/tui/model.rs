@@ -22,6 +22,8 @@ pub struct Row {
     pub url: String,
     /// `None` while the checks are still running.
     pub checks: Option<Vec<Check>>,
+    /// While they run: the checks known so far, in the order they returned.
+    pub arriving: Vec<Check>,
     /// "2h", "9d", or "none".
     pub backup_age: String,
     /// Who holds the instance's lock (this TUI, another process, another host).
@@ -47,8 +49,15 @@ pub enum Health {
 }
 
 impl Row {
+    /// The checks as far as they are known: all of them, or those returned so far.
+    pub fn known(&self) -> &[Check] {
+        self.checks.as_deref().unwrap_or(&self.arriving)
+    }
+
     pub fn health(&self) -> Health {
         match &self.checks {
+            // A failure is final as soon as it returns; the rest may still be running.
+            None if self.arriving.iter().any(|c| c.status == CheckLevel::Fail) => Health::Unhealthy,
             None => Health::Checking,
             Some(c) if c.iter().any(|c| c.status == CheckLevel::Fail) => Health::Unhealthy,
             Some(c) if c.iter().any(|c| c.status == CheckLevel::Warn) => Health::Warning,
@@ -57,17 +66,17 @@ impl Row {
     }
 
     pub fn failed(&self) -> usize {
-        self.checks
-            .as_ref()
-            .map(|c| c.iter().filter(|c| c.status == CheckLevel::Fail).count())
-            .unwrap_or(0)
+        self.known()
+            .iter()
+            .filter(|c| c.status == CheckLevel::Fail)
+            .count()
     }
 
     pub fn warnings(&self) -> usize {
-        self.checks
-            .as_ref()
-            .map(|c| c.iter().filter(|c| c.status == CheckLevel::Warn).count())
-            .unwrap_or(0)
+        self.known()
+            .iter()
+            .filter(|c| c.status == CheckLevel::Warn)
+            .count()
     }
 
     pub fn matches(&self, filter: &str) -> bool {

@@ -263,7 +263,8 @@ fn key_bar(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
 
 fn health_cell<'a>(r: &Row, t: &Theme) -> Span<'a> {
     match r.health() {
-        Health::Checking => Span::styled("… checking", t.dim()),
+        Health::Checking if r.arriving.is_empty() => Span::styled("… checking", t.dim()),
+        Health::Checking => Span::styled(format!("… checking {}", r.arriving.len()), t.dim()),
         Health::Healthy => Span::styled("● healthy", t.ok()),
         // Warnings leave an instance healthy (as `status` says); the count shows there are some.
         Health::Warning => Span::styled(format!("● healthy ▲{}", r.warnings()), t.warn()),
@@ -403,27 +404,26 @@ fn dashboard(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
 
 fn check_lines<'a>(r: &Row, t: &Theme) -> Vec<Line<'a>> {
     let mut lines = Vec::new();
-    match &r.checks {
-        None => lines.push(Line::styled("checks running…", t.dim())),
-        Some(checks) => {
-            for c in checks {
-                let (mark, style) = match c.status {
-                    CheckLevel::Ok => ("OK  ", t.ok()),
-                    CheckLevel::Warn => ("WARN", t.warn()),
-                    CheckLevel::Fail => ("FAIL", t.bad()),
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(mark, style),
-                    Span::raw(format!(" {:<10} {}", c.id, c.message)),
-                ]));
-                if let Some(fix) = &c.fix {
-                    lines.push(Line::from(vec![
-                        Span::styled("     fix: ", t.dim()),
-                        Span::styled(fix.clone(), t.key()),
-                    ]));
-                }
-            }
+    // Each check as it returns; the line below says the others are still running.
+    for c in r.known() {
+        let (mark, style) = match c.status {
+            CheckLevel::Ok => ("OK  ", t.ok()),
+            CheckLevel::Warn => ("WARN", t.warn()),
+            CheckLevel::Fail => ("FAIL", t.bad()),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(mark, style),
+            Span::raw(format!(" {:<10} {}", c.id, c.message)),
+        ]));
+        if let Some(fix) = &c.fix {
+            lines.push(Line::from(vec![
+                Span::styled("     fix: ", t.dim()),
+                Span::styled(fix.clone(), t.key()),
+            ]));
         }
+    }
+    if r.checks.is_none() {
+        lines.push(Line::styled("checks running…", t.dim()));
     }
     lines
 }

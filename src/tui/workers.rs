@@ -30,6 +30,8 @@ pub enum Msg {
     Resize,
     Rows(Result<Vec<Row>, String>),
     Checks(String, Vec<Check>),
+    /// One check of an instance, the moment it returned (the full list follows as `Checks`).
+    Check(String, Check),
     Locks(BTreeMap<String, Holder>),
     Log(String, Vec<String>),
     Op(String, OpMsg),
@@ -219,6 +221,7 @@ pub fn load_rows(config: PathBuf, tx: Sender<Msg>) {
                         vmid: i.container.vmid,
                         node: i.container.node,
                         checks: None,
+                        arriving: Vec::new(),
                         lock: None,
                     })
                     .collect()
@@ -259,7 +262,10 @@ pub fn check_all(g: Global, tx: Sender<Msg>) {
             let (client, ct, tx) = (client.clone(), ct.clone(), tx.clone());
             std::thread::spawn(move || {
                 let name = inst.name.clone();
-                let s = crate::status::check_instance(client, ct, inst, profile);
+                let each = |c: &Check| {
+                    let _ = tx.send(Msg::Check(name.clone(), c.clone()));
+                };
+                let s = crate::status::check_instance_live(client, ct, inst, profile, &each);
                 let _ = tx.send(Msg::Checks(name, s.checks));
             });
         }
