@@ -1238,6 +1238,25 @@ mod tests {
     }
 
     #[test]
+    fn a_source_build_refuses_less_memory_than_it_needs_even_with_force() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/profiles/srcdemo");
+        let p = crate::profile::load_dir(&dir).unwrap().profile;
+        let errs = resolve(&p, &facts(), &answers(&[("memory_mib", "320")]), true).unwrap_err();
+        let e = errs
+            .iter()
+            .find(|e| e.field == "memory_mib")
+            .expect("memory_mib refused");
+        assert!(
+            e.problem.contains("384 MiB the build of Source Demo needs"),
+            "{e:?}"
+        );
+        // Enough memory: no such refusal.
+        let ok = resolve(&p, &facts(), &answers(&[("memory_mib", "384")]), true);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
     fn defaults_fill_everything_but_the_required() {
         let p = Catalog::new(std::path::Path::new("/none"))
             .load("vikunja")
