@@ -8,7 +8,8 @@
 //! container's own apt (`apt-get update --error-on=any`, the key from the profile in
 //! `Signed-By:`); the source archives (tar.gz made by the host's tar) downloaded and checked
 //! on the host by launch-tui's download-and-verify path and repacked by its tree check; the
-//! build commands run in the container as the app's user; the blue-green update.
+//! build commands run in the container as the app's user; the blue-green update and the
+//! rollback.
 //! Stood in: Proxmox VE (pve-lab), and the vendor's servers: one small HTTP server of the
 //! test's own on the lab bridge's address (the first host of the lab's subnet), which the
 //! container reaches for the repository and the host for the archives. The app is a Python
@@ -517,5 +518,16 @@ fn a_source_build_with_a_signed_apt_source_installs_updates_and_refuses_what_is_
         &vmid,
         &["test", "-f", "/opt/srcdemo/releases/1.0.0/.launch-complete"],
     );
+
+    // 7. A rollback finds the release it goes back to complete (its mark) and builds nothing.
+    let out = launch(&lab, &cfg, &["rollback", NAME, "--yes", "--watch", "3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(log.contains("1.0.0 is already in the container"), "{log}");
+    assert!(!log.contains("build command"), "{log}");
+    let (status, body) = http_get(&format!("http://{ip}/api/version"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["version"], "1.0.0");
     eprintln!("whole scenario: {:.1} s", started.elapsed().as_secs_f64());
 }
