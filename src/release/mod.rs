@@ -704,19 +704,28 @@ fn choose_entry(
     Ok(chosen)
 }
 
+/// An error of the zip archive at `archive`.
+fn zip_error(archive: &Path) -> impl Fn(String) -> ReleaseError + '_ {
+    move |reason| ReleaseError::BadArchive {
+        archive: archive.to_path_buf(),
+        format: "zip",
+        reason,
+    }
+}
+
+fn open_zip(archive: &Path) -> Result<zip::ZipArchive<File>, ReleaseError> {
+    let file = File::open(archive).map_err(io_err("open", archive))?;
+    zip::ZipArchive::new(file).map_err(|e| zip_error(archive)(error_chain(&e)))
+}
+
 fn unpack_zip(
     archive: &Path,
     binary: &str,
     out: &mut File,
     out_path: &Path,
 ) -> Result<(), ReleaseError> {
-    let bad = |reason: String| ReleaseError::BadArchive {
-        archive: archive.to_path_buf(),
-        format: "zip",
-        reason,
-    };
-    let file = File::open(archive).map_err(io_err("open", archive))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(error_chain(&e)))?;
+    let bad = zip_error(archive);
+    let mut zip = open_zip(archive)?;
     let mut entries = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         // Raw access reads only the metadata, so encrypted or exotic entries we never

@@ -211,13 +211,8 @@ impl ReleaseCache {
                 }
             }
             ArchiveFormat::Zip => {
-                let bad = |reason: String| ReleaseError::BadArchive {
-                    archive: archive.to_path_buf(),
-                    format: "zip",
-                    reason,
-                };
-                let file = File::open(archive).map_err(io_err("open", archive))?;
-                let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(error_chain(&e)))?;
+                let bad = zip_error(archive);
+                let mut zip = open_zip(archive)?;
                 for i in 0..zip.len() {
                     let mut entry = zip.by_index(i).map_err(|e| bad(error_chain(&e)))?;
                     let raw = entry.name().map_err(|e| bad(error_chain(&e)))?.into_owned();
