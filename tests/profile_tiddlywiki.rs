@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
+use lab::{launch, text, Config, Lab};
 use launch::deploy::AppSettings;
 use launch::instance::Slot;
 use launch::render::{self, DbContext};
-use lab::{launch, text, Config, Lab};
 
 fn profile_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/tiddlywiki")
@@ -50,8 +50,11 @@ fn rendered() -> (String, String, String) {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let secrets: BTreeMap<String, String> =
-        [("admin_password".to_string(), "S3cretS3cretS3cretS3cret".to_string())].into();
+    let secrets: BTreeMap<String, String> = [(
+        "admin_password".to_string(),
+        "S3cretS3cretS3cretS3cret".to_string(),
+    )]
+    .into();
     let a = AppSettings {
         profile: &profile,
         name: "wiki",
@@ -91,7 +94,13 @@ fn the_rendered_files_keep_the_wiki_on_loopback_behind_its_accounts() {
         assert!(exec.contains(want), "ExecStart lacks `{want}`: {exec}");
     }
     // No anonymous access, no CSRF switch-off, no second way in.
-    for never in ["(anon)", "csrf-disable", "host=0.0.0.0", "username=", "password="] {
+    for never in [
+        "(anon)",
+        "csrf-disable",
+        "host=0.0.0.0",
+        "username=",
+        "password=",
+    ] {
         assert!(!unit.contains(never), "the unit has `{never}`:\n{unit}");
     }
     // The wiki is made once; the credentials file exists before the first start, as root.
@@ -113,7 +122,10 @@ fn the_rendered_files_keep_the_wiki_on_loopback_behind_its_accounts() {
     assert!(site.contains("location / {"), "{site}");
     // The bootstrap: the account from its input files (never this text), a CSV that only the
     // app's group reads, the restart that loads it, proven by the account signing in.
-    assert!(!boot.contains("S3cretS3cret"), "the password is not in the script");
+    assert!(
+        !boot.contains("S3cretS3cret"),
+        "the password is not in the script"
+    );
     for want in [
         r#"user=$(cat "$in/admin_user")"#,
         r#"password=$(cat "$in/admin_password")"#,
@@ -135,8 +147,7 @@ fn the_rendered_files_keep_the_wiki_on_loopback_behind_its_accounts() {
 fn each_version_has_its_lockfile() {
     for v in ["5.3.6", "5.3.8"] {
         let lock: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(profile_dir().join(format!("package-lock-{v}.json")))
-                .unwrap(),
+            &std::fs::read_to_string(profile_dir().join(format!("package-lock-{v}.json"))).unwrap(),
         )
         .unwrap();
         assert_eq!(lock["name"], "launch-release");
@@ -193,7 +204,10 @@ fn a_hostile_first_user_name_is_refused_before_anything_is_created() {
         );
         let all = text(&out);
         assert_eq!(out.status.code(), Some(2), "{what}: {all}");
-        assert!(all.contains("admin_user"), "{what}: the field is named: {all}");
+        assert!(
+            all.contains("admin_user"),
+            "{what}: the field is named: {all}"
+        );
         assert!(!all.contains("panicked"), "{what}: {all}");
         assert!(!canary.exists(), "{what}: a command ran");
         assert!(lab.vmids().is_empty(), "{what}: a container was created");
