@@ -240,7 +240,7 @@ pub fn release_ready(
     let main = &profile.components[0].install;
     // Releases placed before the mark existed: the binary itself says so.
     let probe = match main {
-        InstallMethod::Release { binary } => format!("{dir}/{binary}"),
+        InstallMethod::Release { binary, .. } => format!("{dir}/{binary}"),
         _ => format!("{dir}/{RELEASE_MARK}"),
     };
     let flag = if matches!(main, InstallMethod::Release { .. }) {
@@ -430,12 +430,37 @@ fn install_artifact(
         },
     )?;
     rep.info(format!("verified sha256 {}", artifact.sha256.as_str()));
-    let InstallMethod::Release { binary } = &profile.components[0].install else {
+    let InstallMethod::Release {
+        binary,
+        strip_components,
+    } = &profile.components[0].install
+    else {
         bail!("the profile's first component must be installed from its release");
     };
     let staging = tempfile::tempdir()?;
-    let bin = releases.unpack_binary(&archive, artifact, staging.path(), binary)?;
     let dir = Layout::release_dir(profile.name.as_str(), version);
+    if let Some(strip) = strip_components {
+        // A whole tree: checked and repacked on the host, unpacked beside the final name
+        // and renamed, so a crash never leaves half a tree that looks installed.
+        let tree = releases.repack_tree(&archive, artifact, *strip, binary, staging.path())?;
+        let pushed = format!("/tmp/.launch-release-{version}.tar");
+        ct.push(vmid, &tree.tar, &pushed, 0o600, None)?;
+        sh(
+            ct,
+            vmid,
+            &format!(
+                "rm -rf {dir}.new && mkdir -p {dir}.new && tar -xf {pushed} -C {dir}.new && rm -f {pushed} && rm -rf {dir} && mv {dir}.new {dir}"
+            ),
+        )?;
+        rep.info(format!(
+            "{} files ({} MiB) of {} {version} installed in {dir}",
+            tree.files,
+            tree.bytes >> 20,
+            profile.title
+        ));
+        return Ok(());
+    }
+    let bin = releases.unpack_binary(&archive, artifact, staging.path(), binary)?;
     // Pushed under a temporary name and renamed, so a crash never leaves half a binary that
     // looks installed.
     sh(ct, vmid, &format!("mkdir -p {dir}"))?;

@@ -16,14 +16,14 @@ fn bin(config: &Path) -> Command {
     c
 }
 
-/// The tutorial's files, as docs/profiles.md prints them (`<!-- file: notes/NAME -->` before a
-/// fenced block), written under `dir`.
-fn tutorial(dir: &Path) -> PathBuf {
+/// The fenced blocks of docs/profiles.md that follow a `<!-- file: DIR/NAME -->` marker and
+/// whose name starts with `prefix`, as (name, text).
+fn doc_files(prefix: &str) -> Vec<(String, String)> {
     let doc =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/profiles.md"))
             .unwrap();
     let mut lines = doc.lines();
-    let mut n = 0;
+    let mut out = Vec::new();
     while let Some(l) = lines.next() {
         let Some(name) = l
             .strip_prefix("<!-- file: ")
@@ -41,13 +41,55 @@ fn tutorial(dir: &Path) -> PathBuf {
             text.push_str(l);
             text.push('\n');
         }
+        if name.starts_with(prefix) {
+            out.push((name.to_string(), text));
+        }
+    }
+    out
+}
+
+/// The tutorial's files, as docs/profiles.md prints them (`<!-- file: notes/NAME -->` before a
+/// fenced block), written under `dir`.
+fn tutorial(dir: &Path) -> PathBuf {
+    let files = doc_files("notes/");
+    assert_eq!(files.len(), 4, "the tutorial has four files");
+    for (name, text) in files {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
-        n += 1;
     }
-    assert_eq!(n, 4, "the tutorial has four files");
     dir.join("notes")
+}
+
+/// The second tutorial prints the built-in Radicale profile (which tests/e2e_apps.rs installs,
+/// updates, backs up and restores in real containers): every file of it, byte for byte.
+#[test]
+fn the_radicale_tutorial_is_the_built_in_profile_byte_for_byte() {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/radicale");
+    let printed = doc_files("radicale/");
+    let mut names: Vec<String> = std::fs::read_dir(&shipped)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut printed_names: Vec<String> = printed
+        .iter()
+        .map(|(n, _)| n.trim_start_matches("radicale/").to_string())
+        .collect();
+    printed_names.sort();
+    assert_eq!(
+        printed_names, names,
+        "the tutorial prints every file of profiles/radicale/"
+    );
+    for (name, text) in printed {
+        let file = shipped.join(name.trim_start_matches("radicale/"));
+        assert_eq!(
+            text,
+            std::fs::read_to_string(&file).unwrap(),
+            "docs/profiles.md prints {} as it is",
+            file.display()
+        );
+    }
 }
 
 fn edit(path: &Path, from: &str, to: &str) {
@@ -381,4 +423,47 @@ fn a_format_1_profile_migrates_to_a_directory_that_lints() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not empty"));
+}
+
+/// An app shipped as a directory: `strip_components` takes the whole archive, which a plain
+/// binary is not; with a zip it lints clean.
+#[test]
+fn a_tree_release_needs_an_archive() {
+    let tree = |d: &Path| {
+        edit(
+            &d.join("profile.yaml"),
+            "install: { kind: release, binary: notes }",
+            "install: { kind: release, binary: bin/notes, strip_components: 1 }",
+        )
+    };
+    lint_fails(
+        |d| {
+            tree(d);
+            edit(&d.join("profile.yaml"), "format: zip", "format: binary");
+        },
+        &[
+            &|d| {
+                format!(
+                    "profile.yaml:{}:",
+                    line_of(&d.join("profile.yaml"), "format: binary")
+                )
+            },
+            &|_| "a plain binary is not a tree, but the install sets `strip_components`".into(),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let dir = tutorial(work.path());
+    tree(&dir);
+    bin(cfg.path())
+        .args(["profiles", "lint"])
+        .arg(&dir)
+        .assert()
+        .success();
+    // And the built-in Radicale profile lints clean by name, every check run.
+    bin(cfg.path())
+        .args(["profiles", "lint", "radicale"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("not checked").not());
 }

@@ -857,3 +857,192 @@ fn architectures_map_to_debian_names() {
     let host = host_arch().expect("CI runs on amd64 or arm64");
     assert_eq!(host, debian_arch(std::env::consts::ARCH).unwrap());
 }
+
+// ---------------------------------------------------------------- whole trees (strip_components)
+
+/// A tar.gz with `app-1.0/` on top: an executable, a data file, a link inside, a directory.
+fn tree_tar_gz(path: &Path, extra: impl FnOnce(&mut tar::Builder<flate2::write::GzEncoder<File>>)) {
+    let gz =
+        flate2::write::GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut add = |name: &str, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(1000);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add("app-1.0/bin/app", 0o775, b"#!/bin/sh\necho app\n");
+    add("app-1.0/share/app/index.html", 0o664, b"<h1>app</h1>\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "app-1.0/share/current", "app")
+        .unwrap();
+    extra(&mut b);
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+/// (path, mode, uid, kind, link) of every entry of a plain tar.
+fn tar_listing(path: &Path) -> Vec<(String, u32, u64, char, String)> {
+    let mut t = tar::Archive::new(File::open(path).unwrap());
+    t.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let kind = match h.entry_type() {
+                tar::EntryType::Directory => 'd',
+                tar::EntryType::Symlink => 'l',
+                tar::EntryType::Regular => 'f',
+                _ => '?',
+            };
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                kind,
+                e.link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_tree_is_repacked_stripped_owned_by_root_with_normal_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("app.tar.gz");
+    tree_tar_gz(&src, |_| {});
+    let art = artifact(
+        "https://x.example/app.tar.gz",
+        &sha256_hex(b"u"),
+        "tar.gz",
+        None,
+    );
+    let tree = ReleaseCache::new(tmp.path().join("cache"))
+        .repack_tree(&src, &art, 1, "bin/app", &tmp.path().join("stage"))
+        .unwrap();
+    assert_eq!(tree.files, 3);
+    assert_eq!(mode_of(&tree.tar), 0o600);
+    let got = tar_listing(&tree.tar);
+    assert_eq!(
+        got,
+        vec![
+            ("bin/app".into(), 0o755, 0, 'f', String::new()),
+            ("share/app/index.html".into(), 0o644, 0, 'f', String::new()),
+            ("share/current".into(), 0o777, 0, 'l', "app".into()),
+        ]
+    );
+
+    // The same tree from a zip.
+    let z = tmp.path().join("app.zip");
+    zip_archive(
+        &z,
+        &[("app-1.0/bin/app", b"exe"), ("app-1.0/README", b"read me")],
+        &["app-1.0/"],
+    );
+    let art = artifact("https://x.example/app.zip", &sha256_hex(b"u"), "zip", None);
+    let tree = ReleaseCache::new(tmp.path().join("cache"))
+        .repack_tree(&z, &art, 1, "bin/app", &tmp.path().join("stage2"))
+        .unwrap();
+    let names: Vec<(String, u32)> = tar_listing(&tree.tar)
+        .into_iter()
+        .map(|(p, m, ..)| (p, m))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("bin/app".into(), 0o755), ("README".into(), 0o644)],
+        "the binary is executable even when the zip forgot to say so"
+    );
+}
+
+#[test]
+fn a_tree_with_an_escaping_link_a_hard_link_or_no_binary_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let art = artifact(
+        "https://x.example/app.tar.gz",
+        &sha256_hex(b"u"),
+        "tar.gz",
+        None,
+    );
+    let cache = ReleaseCache::new(tmp.path().join("cache"));
+    type Extra = fn(&mut tar::Builder<flate2::write::GzEncoder<File>>);
+    let cases: [(&str, Extra, &str); 3] = [
+        (
+            "escaping link",
+            |b| {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, "app-1.0/share/passwd", "../../../etc/passwd")
+                    .unwrap();
+            },
+            "points outside the release",
+        ),
+        (
+            "hard link",
+            |b| {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, "app-1.0/share/shadow", "/etc/shadow")
+                    .unwrap();
+            },
+            "hard link",
+        ),
+        (
+            "file above the stripped part",
+            |b| {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(1);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, "stray", &b"x"[..]).unwrap();
+            },
+            "strip_components",
+        ),
+    ];
+    for (what, extra, want) in cases {
+        let src = tmp.path().join("app.tar.gz");
+        tree_tar_gz(&src, extra);
+        let stage = tmp.path().join("stage");
+        let err = cache
+            .repack_tree(&src, &art, 1, "bin/app", &stage)
+            .expect_err(what);
+        assert!(
+            matches!(err, ReleaseError::UnsafeEntry { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(err.to_string().contains(want), "{what}: {err}");
+        assert_eq!(
+            files_under(&stage),
+            Vec::<PathBuf>::new(),
+            "{what}: nothing left"
+        );
+    }
+    // `..` in a name, as in unpack_binary.
+    let evil = tmp.path().join("evil.tar.gz");
+    tar_gz_archive(
+        &evil,
+        &[("app-1.0/bin/app", b"exe"), ("app-1.0/../../evil", b"boom")],
+    );
+    let err = cache
+        .repack_tree(&evil, &art, 1, "bin/app", &tmp.path().join("stage"))
+        .expect_err("..");
+    assert!(matches!(err, ReleaseError::UnsafeEntry { .. }), "{err:?}");
+    // The binary is not in the tree.
+    let src = tmp.path().join("app.tar.gz");
+    tree_tar_gz(&src, |_| {});
+    let err = cache
+        .repack_tree(&src, &art, 1, "bin/other", &tmp.path().join("stage"))
+        .expect_err("no binary");
+    assert!(
+        matches!(err, ReleaseError::BinaryNotFound { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("bin/app"), "{err}");
+}

@@ -514,8 +514,15 @@ pub struct Databases {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum InstallMethod {
-    /// The profile's release artifact, downloaded and checked on the host, pushed into the CT.
-    Release { binary: String },
+    /// The profile's release artifact, downloaded and checked on the host, pushed into the CT:
+    /// the one executable `binary`, or with `strip_components` the whole archive (an app
+    /// shipped as a directory) with that many leading path parts removed, `binary` then being
+    /// the executable's path inside it (`bin/myapp`).
+    Release {
+        binary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strip_components: Option<u32>,
+    },
     /// A Python package from PyPI, pinned, in its own venv. The main component's version is the
     /// release's (`versions[].version`); an extra component pins its own `version`.
     Pip {
@@ -546,7 +553,7 @@ impl InstallMethod {
     /// `node_modules/.bin/myapp`).
     pub fn entry(&self) -> String {
         match self {
-            InstallMethod::Release { binary } => binary.clone(),
+            InstallMethod::Release { binary, .. } => binary.clone(),
             InstallMethod::Pip {
                 package,
                 entry_point,
@@ -1262,6 +1269,26 @@ impl Profile {
                     && s.chars()
                         .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_'))
             };
+            if let (
+                InstallMethod::Release {
+                    strip_components: Some(_),
+                    ..
+                },
+                0,
+            ) = (&c.install, i)
+            {
+                for (v, r) in self.versions.iter().enumerate() {
+                    for (arch, a) in &r.artifacts {
+                        if a.format == ArchiveFormat::Binary {
+                            issue(
+                                format!("versions[{v}].artifacts.{arch}.format"),
+                                "a plain binary is not a tree, but the install sets `strip_components`".into(),
+                                "ship a zip or tar.gz, or remove `strip_components`",
+                            );
+                        }
+                    }
+                }
+            }
             match (&c.install, i) {
                 (InstallMethod::Release { .. }, 0) => {}
                 (InstallMethod::Release { .. }, _) => issue(
@@ -1303,7 +1330,7 @@ impl Profile {
                     );
                 }
             }
-            if let InstallMethod::Release { binary } = &c.install {
+            if let InstallMethod::Release { binary, .. } = &c.install {
                 if binary.is_empty()
                     || binary
                         .split('/')

@@ -811,8 +811,7 @@ impl App {
                 self.open_form(&n)
             }
             _ => {
-                let names: Vec<String> =
-                    self.profiles.iter().map(|p| p.name.to_string()).collect();
+                let names: Vec<String> = self.profiles.iter().map(|p| p.name.to_string()).collect();
                 // Start on the app of the highlighted instance: a second one of the same app
                 // is the likeliest wish.
                 let selected = self

@@ -21,9 +21,15 @@ impl Load {
 
     /// `start` with more `launch-load` flags (`--keep-alive`; not the ones above).
     pub fn start_with(ip: &str, flags: &[&str]) -> Load {
+        Load::start_with_env(ip, flags, &[])
+    }
+
+    /// `start_with` and environment for launch-load (a scenario's password, never in argv).
+    pub fn start_with_env(ip: &str, flags: &[&str], env: &[(&str, &str)]) -> Load {
         let dir = tempfile::tempdir().unwrap();
         let stop_file = dir.path().join("stop");
         let child = Command::new(workspace_bin("launch-load"))
+            .envs(env.iter().copied())
             .args(["--url", &format!("http://{ip}")])
             .args(["--concurrency", "4", "--duration", "240", "--pause-ms", "5"])
             // A write held by an update waits at nginx up to 30 s (the profile's maximum):

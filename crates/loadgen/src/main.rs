@@ -61,6 +61,18 @@ struct Args {
     /// Vikunja's API
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// With --scenario: number the workers from here (a second run's items differ from the
+    /// first's)
+    #[arg(long, default_value_t = 0)]
+    first_worker: usize,
+    /// With --scenario: at the end, write every acknowledged write's item (`WORKER N` a line)
+    /// to this file
+    #[arg(long)]
+    written: Option<PathBuf>,
+    /// With --scenario: no load; read back every item this file lists (from --written) with
+    /// the scenario's `read_back` and report the ones missing (exit 1 if any)
+    #[arg(long)]
+    verify: Option<PathBuf>,
 }
 
 #[derive(Default, Serialize)]
@@ -86,6 +98,8 @@ struct Summary {
 
 struct Shared {
     summary: Mutex<Summary>,
+    /// Acknowledged writes of --scenario workers: (worker, item).
+    written: Mutex<Vec<(usize, u64)>>,
     outage_since: Mutex<Option<Instant>>,
     stop: AtomicBool,
 }
@@ -240,6 +254,7 @@ fn scenario_worker(n: usize, a: &Args, sc: &Scenario, shared: &Shared, started: 
         let (outcome, class) = scenario_request(http, a, sc, auth.as_ref(), req, n, item);
         if is_write && matches!(outcome, Outcome::Ok(_)) {
             last_written = Some(j);
+            shared.written.lock().unwrap().push((n, j));
         }
         shared.record(t.elapsed(), outcome, class, is_write.then_some(a.waited_ms));
         let total = shared.summary.lock().unwrap().sent;
@@ -339,6 +354,43 @@ fn worker(n: usize, a: &Args, shared: &Shared, started: Instant) {
     }
 }
 
+/// What `--verify` found.
+#[derive(Default, Serialize)]
+struct Verified {
+    checked: u64,
+    missing: u64,
+    first_missing: Vec<String>,
+}
+
+/// `--verify FILE`: reads back every item FILE lists, one request at a time.
+fn verify(a: &Args, sc: &Scenario, file: &std::path::Path) -> anyhow::Result<Verified> {
+    let rb = sc
+        .read_back
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--verify needs a scenario with `read_back`"))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let http = client(a)?;
+    let auth = sc.credentials()?;
+    let mut v = Verified::default();
+    for (i, line) in text.lines().enumerate() {
+        let mut parts = line.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(worker)), Some(Ok(n)), None) = (parts.next(), parts.next(), parts.next())
+        else {
+            anyhow::bail!("{} line {}: expected `WORKER N`", file.display(), i + 1);
+        };
+        let (outcome, _) = scenario_request(&http, a, sc, auth.as_ref(), rb, worker as usize, n);
+        v.checked += 1;
+        if let Outcome::Failed(_, detail) = outcome {
+            v.missing += 1;
+            if v.first_missing.len() < 10 {
+                v.first_missing.push(detail);
+            }
+        }
+    }
+    Ok(v)
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     client(&a)?;
@@ -346,14 +398,30 @@ fn main() -> anyhow::Result<()> {
     if let Some(sc) = &scenario {
         sc.credentials()?;
     }
+    if (a.verify.is_some() || a.written.is_some() || a.first_worker > 0) && scenario.is_none() {
+        anyhow::bail!("--verify, --written and --first-worker need --scenario");
+    }
+    if let (Some(file), Some(sc)) = (&a.verify, &scenario) {
+        let v = verify(&a, sc, file)?;
+        eprintln!(
+            "launch-load --verify: {} items read back, {} missing",
+            v.checked, v.missing
+        );
+        println!("{}", serde_json::to_string(&v)?);
+        if v.missing > 0 {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let shared = Arc::new(Shared {
+        written: Mutex::new(Vec::new()),
         summary: Mutex::new(Summary::default()),
         outage_since: Mutex::new(None),
         stop: AtomicBool::new(false),
     });
     let started = Instant::now();
     std::thread::scope(|s| {
-        for n in 0..a.concurrency.max(1) {
+        for n in a.first_worker..a.first_worker + a.concurrency.max(1) {
             let (a, shared, scenario) = (&a, &shared, &scenario);
             s.spawn(move || match scenario {
                 Some(sc) => scenario_worker(n, a, sc, shared, started),
@@ -371,6 +439,12 @@ fn main() -> anyhow::Result<()> {
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.created_ids.sort_unstable();
     summary.keep_alive = a.keep_alive;
+    if let Some(file) = &a.written {
+        let mut items = std::mem::take(&mut *shared.written.lock().unwrap());
+        items.sort_unstable();
+        let text: String = items.iter().map(|(w, n)| format!("{w} {n}\n")).collect();
+        std::fs::write(file, text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
     eprintln!(
         "launch-load ({}): {} requests in {:.1} s: {} ok, {} failed ({} without an answer), {} held (503 + Retry-After on writes), {} writes waited over {} ms (longest write {} ms); max latency {} ms; longest outage {} ms",
         if a.keep_alive { "keep-alive" } else { "a connection per request" },

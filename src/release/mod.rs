@@ -1,6 +1,7 @@
 //! Release artifacts: downloaded on the host, verified against the profile's pinned sha256
 //! before anything uses them, cached under `/var/cache/launch/releases`, and unpacked into the
-//! one executable that is later pushed into the container.
+//! one executable that is later pushed into the container, or, for an app shipped as a
+//! directory, repacked as a checked tree (tree.rs).
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -13,6 +14,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::profile::types::{ArchiveFormat, Artifact};
+
+mod tree;
+pub use tree::Tree;
 
 /// Where the cache lives on a PVE host.
 pub const DEFAULT_CACHE_ROOT: &str = "/var/cache/launch/releases";
