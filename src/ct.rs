@@ -133,6 +133,13 @@ pub fn sh(ct: &dyn CtAccess, vmid: u32, script: &str) -> Result<ExecOutput> {
     run(ct, vmid, &["/bin/sh", "-c", script])
 }
 
+/// Every command starts in the container under umask 022, whatever the umask of the shell
+/// that ran launch-tui: `pct exec` (and the lab's) hands the caller's umask on, and under a
+/// hardened 077 the releases npm, pip or `mkdir` placed were unreadable to the app's user.
+/// The command's words stay arguments (`"$@"`), never shell text. Files that must be private
+/// are written with an explicit mode ([`CtAccess::write`]) or under the script's own `umask 077`.
+pub const UMASK_022: &[&str] = &["/bin/sh", "-c", "umask 022 && exec \"$@\"", "sh"];
+
 /// `pct` on the Proxmox VE node (or the lab's stand-in on PATH).
 pub struct Pct {
     program: PathBuf,
@@ -184,7 +191,7 @@ impl Pct {
         } else {
             c.args(["--keep-env", "0", "--"]);
         }
-        c.args(argv);
+        c.args(UMASK_022).args(argv);
         c
     }
 
@@ -364,7 +371,7 @@ mod tests {
         std::fs::write(
             &program,
             format!(
-                "#!/bin/sh\ncase \"$1\" in\npush) head -c 3 \"$3\" > '{c}'; exit 0;;\nexec) shift 5; case \"$1\" in sha256sum) sha256sum '{c}';; stat) stat -c %s '{c}';; esac;;\nesac\n",
+                "#!/bin/sh\ncase \"$1\" in\npush) head -c 3 \"$3\" > '{c}'; exit 0;;\nexec) shift 9; case \"$1\" in sha256sum) sha256sum '{c}';; stat) stat -c %s '{c}';; esac;;\nesac\n",
                 c = copy.display()
             ),
         )
@@ -424,5 +431,40 @@ mod keep_env_tests {
             calls.contains("exec 101 -- /usr/bin/env -i PATH="),
             "{calls}"
         );
+    }
+}
+
+#[cfg(test)]
+mod umask_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in `pct` that hands the command a hardened umask (077), as real `pct exec` does
+    /// when the admin's shell has one: what the command creates is still 0644/0755, and its
+    /// words arrive as they were, never read as shell text.
+    #[test]
+    fn commands_run_under_umask_022_with_their_words_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("pct");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\n[ \"$1\" = exec ] || exit 9\nshift 5\numask 077\n\"$@\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pct = Pct::at(program);
+        let out = pct.exec(101, &["sh", "-c", "umask"]).unwrap();
+        assert_eq!(out.stdout.trim(), "0022", "{out:?}");
+        let made = dir.path().join("release");
+        let made = made.to_str().unwrap();
+        run(&pct, 101, &["mkdir", "-p", &format!("{made}/bin")]).unwrap();
+        run(&pct, 101, &["touch", &format!("{made}/bin/app")]).unwrap();
+        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(made), 0o755);
+        assert_eq!(mode(&format!("{made}/bin/app")), 0o644);
+        let hostile = "$(touch pwned); `id` 'q' \"d\" ; a b";
+        let out = pct.exec(101, &["printf", "%s|", hostile, ""]).unwrap();
+        assert_eq!(out.stdout, format!("{hostile}||"), "{out:?}");
+        assert!(!Path::new("pwned").exists());
     }
 }

@@ -5,7 +5,8 @@
 //! ever acknowledged is read back from the new container.
 //!
 //! Real: the apps, downloaded inside the container from their real registries by the profile's
-//! installer (Radicale 3.8.3 and 3.9.0 from PyPI by pip), Debian containers booted by pve-lab
+//! installer (Radicale 3.8.3 and 3.9.0 from PyPI by pip; TiddlyWiki 5.3.6 and 5.3.8 from the
+//! npm registry by `npm ci` of the profile's lockfiles), Debian containers booted by pve-lab
 //! with real systemd and nginx, HTTP over the lab's bridge, launch-tui and launch-load as
 //! processes. Stood in: Proxmox VE (pve-lab, every request checked against the official schema).
 //! The apps' requests come from a launch-load scenario (tests/fixtures/scenarios/).
@@ -50,12 +51,29 @@ const RADICALE: AppCase = AppCase {
     running_version: r#"pid=$(pgrep -n -u radicale) && exe=$(tr '\0' '\n' < /proc/$pid/cmdline | grep '/venv/bin/radicale$' | head -n 1) && "$(dirname "$exe")/python3" -c 'import radicale; print(radicale.VERSION)'"#,
 };
 
+const TIDDLYWIKI: AppCase = AppCase {
+    profile: "tiddlywiki",
+    instance: "tiddlywiki-e2e",
+    old: "5.3.6",
+    new: "5.3.8",
+    answers: "public_url: http://wiki.lab.example\nadmin_user: admin\n",
+    scenario: "tiddlywiki.json",
+    password_secret: "admin_password",
+    // node runs `.../node_modules/.bin/tiddlywiki`; the version is its package's.
+    running_version: r#"pid=$(pgrep -n -u tiddlywiki) && bin=$(tr '\0' '\n' < /proc/$pid/cmdline | grep '/node_modules/.bin/tiddlywiki$' | head -n 1) && node -p 'require(process.argv[1]).version' "$(dirname "$(dirname "$bin")")/tiddlywiki/package.json""#,
+};
+
 /// The cases share the lab's names and subnet: one at a time.
 static ONE_LAB: Mutex<()> = Mutex::new(());
 
 #[test]
 fn radicale_lifecycle() {
     lifecycle(&RADICALE);
+}
+
+#[test]
+fn tiddlywiki_lifecycle() {
+    lifecycle(&TIDDLYWIKI);
 }
 
 struct Instance {
