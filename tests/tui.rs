@@ -1104,3 +1104,80 @@ fn checks_show_as_they_return() {
     assert!(!screen.contains("checks running…"), "{screen}");
     assert!(a.rows[0].arriving.is_empty());
 }
+
+#[test]
+fn install_form_advanced_offers_https_with_acme_through_the_same_resolver() {
+    let mut a = app(vec![], Instant::now());
+    press(&mut a, &[KeyCode::Char('i')]);
+    a.set_profiles(vec![vikunja()]);
+    a.form.as_mut().unwrap().set_facts(Ok(node_facts()));
+    // Default mode keeps to the basics: no TLS fields.
+    let keys = |a: &App| -> Vec<String> {
+        let f = a.form.as_ref().unwrap();
+        f.fields.iter().map(|f| f.key.clone()).collect()
+    };
+    assert!(!keys(&a)
+        .iter()
+        .any(|k| k == "tls" || k.starts_with("acme_")));
+    press(&mut a, &[KeyCode::F(2)]);
+    for k in launch::acme::KEYS
+        .iter()
+        .chain(&["tls", "tls_cert", "tls_key"])
+    {
+        assert!(keys(&a).iter().any(|f| f == k), "Advanced lacks {k}");
+    }
+    let f = a.form.as_ref().unwrap();
+    let tls = f.fields.iter().find(|f| f.key == "tls").unwrap();
+    assert!(tls.help.as_deref().unwrap().contains("acme"), "{tls:?}");
+    focus_on(&mut a, "public_url");
+    type_in(&mut a, "https://tasks.example.com");
+    focus_on(&mut a, "admin_email");
+    type_in(&mut a, "admin@example.com");
+    // An ACME setting without tls: acme is refused, inline, as in an answers file.
+    focus_on(&mut a, "acme_email");
+    type_in(&mut a, "ops@example.com");
+    let f = a.form.as_ref().unwrap();
+    assert!(
+        f.errors
+            .get("acme_email")
+            .is_some_and(|e| e.contains("without `tls: acme`")),
+        "{:?}",
+        f.errors
+    );
+    focus_on(&mut a, "tls");
+    type_in(&mut a, "acme");
+    assert!(
+        a.form.as_ref().unwrap().errors.is_empty(),
+        "{:?}",
+        a.form.as_ref().unwrap().errors
+    );
+    // A challenge the resolver does not know is named on its field.
+    focus_on(&mut a, "acme_challenge");
+    type_in(&mut a, "smoke-signal");
+    assert!(a
+        .form
+        .as_ref()
+        .unwrap()
+        .errors
+        .contains_key("acme_challenge"));
+    for _ in 0.."smoke-signal".len() {
+        press(&mut a, &[KeyCode::Backspace]);
+    }
+    type_in(&mut a, "http");
+    press(&mut a, &[KeyCode::Enter]);
+    let f = a.form.as_ref().unwrap();
+    assert!(f.errors.is_empty(), "{:?}", f.errors);
+    assert!(f.summary.is_some());
+    match &press(&mut a, &[KeyCode::Char('y')])[..] {
+        [Effect::Install { answers, .. }] => {
+            assert_eq!(answers["tls"], "acme");
+            assert_eq!(answers["acme_email"], "ops@example.com");
+            assert_eq!(answers["acme_challenge"], "http");
+            assert!(
+                !answers.contains_key("acme_directory"),
+                "empty means not given"
+            );
+        }
+        e => panic!("expected an install, got {e:?}"),
+    }
+}

@@ -54,8 +54,40 @@ fn container_label(key: &str) -> &str {
         "root_password" => "Root password",
         "db_password" => "Database password",
         "health_check" => "Daily health check",
+        "tls" => "HTTPS (off, or acme)",
+        "tls_cert" => "TLS certificate file",
+        "tls_key" => "TLS key file",
+        "acme_email" => "ACME contact email",
+        "acme_directory" => "ACME directory URL",
+        "acme_challenge" => "ACME challenge",
+        "acme_ca_file" => "ACME CA file",
+        "acme_cloudflare_token_file" => "Cloudflare token file",
+        "acme_dns_resolvers" => "DNS-01 resolvers",
         k => k,
     }
+}
+
+/// The explanation shown under a container field, where its label is not enough.
+fn container_help(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "tls" => {
+            "empty or off: HTTP (or your own certificate below); acme: a certificate from Let's \
+             Encrypt or your ACME CA, renewed in the container"
+        }
+        "acme_email" => "with tls acme: the CA's contact for expiry notices",
+        "acme_directory" => {
+            "with tls acme: empty for Let's Encrypt; staging or any RFC 8555 CA's URL"
+        }
+        "acme_challenge" => {
+            "with tls acme: http (port 80 must reach the container) or dns-cloudflare (behind NAT)"
+        }
+        "acme_ca_file" => "with tls acme: a PEM file on this host to trust for a private CA",
+        "acme_cloudflare_token_file" => {
+            "with dns-cloudflare: a 0600 file holding a token scoped to Zone:DNS:Edit"
+        }
+        "acme_dns_resolvers" => "with dns-cloudflare: IP:PORT,... to check the record with",
+        _ => return None,
+    })
 }
 
 impl InstallForm {
@@ -81,18 +113,15 @@ impl InstallForm {
             Mode::Default => &["name"],
             Mode::Advanced => CONTAINER_KEYS,
         };
-        // The ACME settings are asked by the wizard and read from answers files; this form
-        // does not offer them yet (a choice field would come first).
-        for k in container
-            .iter()
-            .filter(|k| **k != "tls" && !crate::acme::KEYS.contains(k))
-        {
+        // Advanced shows every container setting, HTTPS and ACME included: an empty field is
+        // an answer not given, so the resolver applies the same defaults as to an answers file.
+        for k in container {
             fields.push(Field {
                 key: k.to_string(),
                 label: container_label(k).to_string(),
                 value: keep.get(*k).cloned().unwrap_or_default(),
                 secret: matches!(*k, "root_password" | "db_password"),
-                help: None,
+                help: container_help(k).map(str::to_string),
             });
         }
         for q in &self.profile.questions {
