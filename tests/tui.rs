@@ -1181,3 +1181,62 @@ fn install_form_advanced_offers_https_with_acme_through_the_same_resolver() {
         e => panic!("expected an install, got {e:?}"),
     }
 }
+
+#[test]
+fn reconfigure_form_turns_on_acme_and_keeps_the_settings_it_does_not_change() {
+    // HTTP now: tls=acme with an email; the check is reconfigure's own.
+    let mut a = reconfigure_open();
+    a.set_drift("tasks", Ok(vec![]));
+    reconfigure_focus(&mut a, "acme_email");
+    type_in(&mut a, "ops@example.com");
+    press(&mut a, &[KeyCode::Enter]);
+    let f = a.reconfigure.as_ref().unwrap();
+    assert!(
+        f.errors.contains_key("acme_email"),
+        "an ACME setting without tls acme: {:?}",
+        f.errors
+    );
+    reconfigure_focus(&mut a, "tls");
+    type_in(&mut a, "acme");
+    press(&mut a, &[KeyCode::Enter]);
+    let f = a.reconfigure.as_ref().unwrap();
+    assert!(f.errors.is_empty(), "{:?}", f.errors);
+    let summary = f
+        .summary
+        .as_ref()
+        .expect("the change to confirm")
+        .join("\n");
+    assert!(
+        summary.contains("ACME certificate for tasks.example.com"),
+        "{summary}"
+    );
+    assert_eq!(
+        f.set_args(),
+        ["--set", "acme_email=ops@example.com", "--set", "tls=acme"].map(String::from)
+    );
+
+    // Already on ACME with a private CA: a new email keeps the directory and the challenge.
+    let mut rec = tasks_record();
+    for (k, v) in [
+        ("tls", "true"),
+        ("acme_email", "old@example.com"),
+        ("acme_directory", "https://ca.internal:14000/dir"),
+        ("acme_challenge", "http"),
+    ] {
+        rec.settings.insert(k.into(), v.into());
+    }
+    let mut f = launch::tui::manage::ReconfigureForm::new(rec, vikunja());
+    let tls = f.fields.iter().find(|f| f.key == "tls").unwrap();
+    assert_eq!(
+        tls.value, "acme",
+        "the record's tls: true shown as what it is"
+    );
+    assert!(f.changes().is_empty(), "nothing typed, nothing sent");
+    let email = f.fields.iter().position(|f| f.key == "acme_email").unwrap();
+    f.fields[email].value = "new@example.com".into();
+    let changes = f.changes();
+    assert_eq!(changes["tls"], "acme");
+    assert_eq!(changes["acme_email"], "new@example.com");
+    assert_eq!(changes["acme_directory"], "https://ca.internal:14000/dir");
+    assert_eq!(changes["acme_challenge"], "http");
+}

@@ -147,15 +147,43 @@ pub struct ReconfigureForm {
     pub summary: Option<Vec<String>>,
 }
 
-/// Settings that are not the profile's questions, offered by the form (reconfigure's own);
-/// TLS and a database move stay on the command line (files and passwords to give).
-const OWN: &[(&str, &str)] = &[
-    ("cores", "CPU cores"),
-    ("memory_mib", "Memory (MiB)"),
-    ("swap_mib", "Swap (MiB)"),
-    ("disk_gib", "Disk (GiB, grows only)"),
-    ("http_port", "nginx HTTP port"),
-    ("https_port", "nginx HTTPS port"),
+/// Settings that are not the profile's questions, offered by the form (reconfigure's own),
+/// with their help; your own certificate files and a database move stay on the command line
+/// (files and passwords to give).
+const OWN: &[(&str, &str, &str)] = &[
+    ("cores", "CPU cores", "empty: as it is now"),
+    ("memory_mib", "Memory (MiB)", "empty: as it is now"),
+    ("swap_mib", "Swap (MiB)", "empty: as it is now"),
+    ("disk_gib", "Disk (GiB, grows only)", "empty: as it is now"),
+    ("http_port", "nginx HTTP port", "empty: as it is now"),
+    ("https_port", "nginx HTTPS port", "empty: as it is now"),
+    (
+        "tls",
+        "HTTPS (off, or acme)",
+        "acme: a certificate from Let's Encrypt or your ACME CA, renewed in the container; off: HTTP only; own: your certificate (change it with --set tls_cert, tls_key)",
+    ),
+    ("acme_email", "ACME contact email", "with tls acme: the CA's contact"),
+    (
+        "acme_directory",
+        "ACME directory URL",
+        "with tls acme: empty for Let's Encrypt; staging or any RFC 8555 CA's URL",
+    ),
+    (
+        "acme_challenge",
+        "ACME challenge",
+        "with tls acme: http (port 80 reaches the container) or dns-cloudflare",
+    ),
+    ("acme_ca_file", "ACME CA file", "with tls acme: a PEM file on this host for a private CA"),
+    (
+        "acme_cloudflare_token_file",
+        "Cloudflare token file",
+        "with dns-cloudflare: a 0600 file, token scoped to Zone:DNS:Edit",
+    ),
+    (
+        "acme_dns_resolvers",
+        "DNS-01 resolvers",
+        "with dns-cloudflare: IP:PORT,... to check the record with",
+    ),
 ];
 
 impl ReconfigureForm {
@@ -181,13 +209,21 @@ impl ReconfigureForm {
                 help: q.help.clone(),
             });
         }
-        for (key, label) in OWN {
+        for (key, label, help) in OWN {
+            let value = match *key {
+                // The record says `tls: true` for both kinds of certificate.
+                "tls" if crate::acme::enabled(&instance.settings) => "acme".to_string(),
+                "tls" if instance.settings.get("tls").map(String::as_str) == Some("true") => {
+                    "own".to_string()
+                }
+                _ => instance.settings.get(*key).cloned().unwrap_or_default(),
+            };
             fields.push(Field {
                 key: key.to_string(),
                 label: label.to_string(),
-                value: instance.settings.get(*key).cloned().unwrap_or_default(),
+                value,
                 secret: false,
-                help: Some("empty: as it is now".into()),
+                help: Some(help.to_string()),
             });
         }
         let original = fields
@@ -209,14 +245,35 @@ impl ReconfigureForm {
 
     /// What differs from the record: the `--set KEY=VALUE` pairs the run gets.
     pub fn changes(&self) -> BTreeMap<String, String> {
-        self.fields
+        let mut changes: BTreeMap<String, String> = self
+            .fields
             .iter()
             .filter(|f| {
                 let v = f.value.trim();
                 !v.is_empty() && self.original.get(&f.key).map(|o| o.trim()) != Some(v)
             })
             .map(|f| (f.key.clone(), f.value.trim().to_string()))
-            .collect()
+            .collect();
+        // reconfigure takes ACME settings only with `tls=acme`, which obtains the certificate
+        // again from exactly the settings given: so a changed ACME field sends `tls=acme`, and
+        // `tls=acme` sends every ACME field the form holds (an unchanged custom directory stays).
+        let acme_changed = changes
+            .keys()
+            .any(|k| crate::acme::KEYS.contains(&k.as_str()));
+        let tls_acme = self
+            .fields
+            .iter()
+            .any(|f| f.key == "tls" && f.value.trim() == "acme");
+        if tls_acme && (acme_changed || changes.contains_key("tls")) {
+            changes.insert("tls".into(), "acme".into());
+            for f in &self.fields {
+                let v = f.value.trim();
+                if crate::acme::KEYS.contains(&f.key.as_str()) && !v.is_empty() {
+                    changes.insert(f.key.clone(), v.to_string());
+                }
+            }
+        }
+        changes
     }
 
     /// The `--set` arguments, one argv element each (never through a shell).

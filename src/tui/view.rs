@@ -1103,7 +1103,7 @@ fn reconfigure_form(f: &mut Frame, area: Rect, form: &ReconfigureForm, t: &Theme
     let n = form.changes().len();
     lines.push(Line::styled(
         format!(
-            "{n} change{} (*); TLS and a database move: `launch-tui reconfigure {} --set ...`",
+            "{n} change{} (*); your own certificate and a database move: `launch-tui reconfigure {} --set ...`",
             if n == 1 { "" } else { "s" },
             form.instance.name
         ),
