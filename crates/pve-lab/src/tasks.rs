@@ -215,14 +215,14 @@ impl Tasks {
         }
     }
 
-    fn archive(&self, task: &Task) {
-        let st = task.lock();
+    /// Appends a finished task to the archive; called with its state locked, so nobody sees
+    /// the task stopped before it is on disk (a restart right after a wait finds it).
+    fn archive(&self, task: &Task, st: &TaskState) {
         let rec = ArchivedTask {
             upid: task.upid_str.clone(),
             status: st.status.clone(),
             lines: st.lines.clone(),
         };
-        drop(st);
         let write = || -> Result<()> {
             std::fs::create_dir_all(&self.dir)?;
             let mut f = OpenOptions::new()
@@ -331,11 +331,12 @@ impl Tasks {
                         text
                     }
                 };
-                task.lock().status = TaskStatus::Stopped {
+                let mut st = task.lock();
+                st.status = TaskStatus::Stopped {
                     exitstatus,
                     endtime: now_epoch(),
                 };
-                me.archive(&task);
+                me.archive(&task, &st);
             })
             .context("starting a worker thread")?;
         rx.recv_timeout(Duration::from_secs(10))
