@@ -143,6 +143,11 @@ fn a_body_or_json_without_http_is_refused_at_its_line() {
         "      json:",
         &["components[0].health.json"],
     );
+    lint_fails(
+        "    health:\n      tcp: true\n      expect_status: 204\n",
+        "      expect_status: 204",
+        &["components[0].health.expect_status"],
+    );
 }
 
 #[test]

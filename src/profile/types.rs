@@ -1930,7 +1930,11 @@ fn check_health(h: &Health, i: usize, issue: &mut impl FnMut(String, String, &st
         );
     }
     if h.path.is_none() {
-        for (field, on) in [("body", h.body.is_some()), ("json", h.json.is_some())] {
+        for (field, on) in [
+            ("body", h.body.is_some()),
+            ("json", h.json.is_some()),
+            ("expect_status", h.expect_status != default_status()),
+        ] {
             if on {
                 issue(
                     format!("{at}.{field}"),
