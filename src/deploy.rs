@@ -657,25 +657,8 @@ fn build_disk(
     ))
 }
 
-/// The HTTP status `url` answers inside the container (5 s timeout), as curl prints it:
-/// `000` when nothing answers.
-pub fn http_status(ct: &dyn CtAccess, vmid: u32, url: &str) -> Result<String> {
-    let out = ct.exec(
-        vmid,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "5",
-            "-w",
-            "%{http_code}",
-            url,
-        ],
-    )?;
-    Ok(out.stdout.trim().to_string())
-}
+// Through nginx, operations ask a URL's status; the probing lives with the health checks.
+pub use crate::health::http_status;
 
 /// Creates the app's database and its user on a local PostgreSQL or MariaDB in the container
 /// (installed and started first if needed). The password travels in a private file, never on

@@ -91,6 +91,26 @@ fn run_as(
     ct.exec(vmid, &full)
 }
 
+/// The HTTP status `url` answers inside the container (5 s timeout), as curl prints it:
+/// `000` when nothing answers.
+pub fn http_status(ct: &dyn CtAccess, vmid: u32, url: &str) -> Result<String> {
+    let out = ct.exec(
+        vmid,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "5",
+            "-w",
+            "%{http_code}",
+            url,
+        ],
+    )?;
+    Ok(out.stdout.trim().to_string())
+}
+
 /// `000` (curl's "nothing answered") in words.
 fn code_in_words(code: &str) -> String {
     if code.is_empty() || code == "000" {
@@ -283,6 +303,17 @@ pub fn wait_healthy(
 /// header, or a command's output), inside the container. `None` when the profile has no probe;
 /// a probe that finds no version is an error (the profile promised one).
 pub fn running_version(t: &Target) -> Result<Option<String>> {
+    match read_version(t)? {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(e)) => bail!("{e}"),
+    }
+}
+
+/// Like [`running_version`], telling apart a probe that could not be read (the outer error:
+/// no answer, the command failed) from an answer without a version (the inner one: the
+/// profile's probe may be wrong).
+pub fn read_version(t: &Target) -> Result<Option<std::result::Result<String, String>>> {
     let Some(v) = &t.component.health.version else {
         return Ok(None);
     };
@@ -307,8 +338,7 @@ pub fn running_version(t: &Target) -> Result<Option<String>> {
             v.extract(&headers, &body)
         }
     };
-    read.map(Some)
-        .map_err(|e| anyhow::anyhow!("{e} ({})", v.describe()))
+    Ok(Some(read.map_err(|e| format!("{e} ({})", v.describe()))))
 }
 
 /// GETs `url` inside the container; its header lines and body.
@@ -364,7 +394,7 @@ impl ThroughNginx {
         let url = format!("{}{}", base.trim_end_matches('/'), self.path);
         let end = Instant::now() + deadline;
         loop {
-            let got = crate::deploy::http_status(ct, vmid, &url)?;
+            let got = http_status(ct, vmid, &url)?;
             if self.accepts(&got) {
                 return Ok(());
             }

@@ -1392,14 +1392,17 @@ pub fn version_check(
             format!("{recorded} (recorded; the app has no version probe)"),
         )];
     };
-    let read: std::result::Result<String, String> = match (ct, &probe.path, ip) {
-        (Some(ct), _, _) => crate::health::running_version(&crate::health::Target {
+    // Outer error: the probe could not be read (a dead app, already failing the health checks);
+    // inner: its answer holds no version (the profile's probe may be wrong).
+    type Read = std::result::Result<std::result::Result<String, String>, String>;
+    let read: Read = match (ct, &probe.path, ip) {
+        (Some(ct), _, _) => crate::health::read_version(&crate::health::Target {
             ct,
             vmid,
             component: main,
             port,
         })
-        .map(Option::unwrap_or_default)
+        .map(|r| r.unwrap_or_else(|| Err("no version probe".into())))
         .map_err(|e| format!("{e:#}")),
         (None, Some(path), Some(ip)) => {
             let url = format!("http://{ip}{path}");
@@ -1418,7 +1421,7 @@ pub fn version_check(
                     let body = r.text().map_err(|e| format!("{url}: {e}"))?;
                     Ok((headers, body))
                 })
-                .and_then(|(headers, body)| {
+                .map(|(headers, body)| {
                     probe
                         .extract(&headers, &body)
                         .map_err(|e| format!("{e} ({})", probe.describe()))
@@ -1435,19 +1438,24 @@ pub fn version_check(
         }
     };
     match read {
-        Ok(running) if running == recorded => {
+        Ok(Ok(running)) if running == recorded => {
             vec![Check::ok(id, format!("{running} (as recorded)"))]
         }
-        Ok(running) => vec![Check::warn(
+        Ok(Ok(running)) => vec![Check::warn(
             id,
             format!("the app reports {running}, the instance record says {recorded}"),
             format!("pct exec {vmid} -- systemctl restart {main_unit}  (its unit runs the recorded release; or `launch-tui update {name}`)"),
+        )],
+        Ok(Err(e)) => vec![Check::warn(
+            id,
+            e,
+            format!("launch-tui profiles show {name}  (the profile's version probe may be wrong)"),
         )],
         // A dead app already fails the health checks; this one only says the version is unknown.
         Err(e) => vec![Check::warn(
             id,
             format!("cannot read the running version: {e}"),
-            format!("pct exec {vmid} -- systemctl restart {main_unit}  (or `launch-tui profiles show {name}`: the profile's version probe may be wrong)"),
+            format!("pct exec {vmid} -- systemctl restart {main_unit}"),
         )],
     }
 }
