@@ -3,7 +3,7 @@
 //! install, update, rollback, reconfigure and restore, so they all write the same files.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
@@ -657,125 +657,8 @@ fn build_disk(
     ))
 }
 
-/// The HTTP status `url` answers inside the container (5 s timeout), as curl prints it:
-/// `000` when nothing answers.
-pub fn http_status(ct: &dyn CtAccess, vmid: u32, url: &str) -> Result<String> {
-    let out = ct.exec(
-        vmid,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "5",
-            "-w",
-            "%{http_code}",
-            url,
-        ],
-    )?;
-    Ok(out.stdout.trim().to_string())
-}
-
-/// Polls `url` inside the container (every `interval`, each try with its own 5 s timeout)
-/// until it answers `expect`, for up to `deadline`. Gives up at once when the unit keeps
-/// failing (restarting), with its journal's last lines.
-pub fn wait_healthy(
-    ct: &dyn CtAccess,
-    vmid: u32,
-    unit: &str,
-    url: &str,
-    expect: u16,
-    interval: Duration,
-    deadline: Duration,
-) -> Result<()> {
-    let end = Instant::now() + deadline;
-    loop {
-        let last = http_status(ct, vmid, url)?;
-        if last == expect.to_string() {
-            return Ok(());
-        }
-        let restarts = ct
-            .exec(
-                vmid,
-                &["systemctl", "show", "-p", "NRestarts", "--value", unit],
-            )?
-            .stdout
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0);
-        if restarts >= 2 || Instant::now() >= end {
-            let journal = ct
-                .exec(
-                    vmid,
-                    &[
-                        "journalctl",
-                        "-u",
-                        unit,
-                        "-n",
-                        "5",
-                        "--no-pager",
-                        "-o",
-                        "cat",
-                    ],
-                )
-                .map(|o| o.stdout.trim().to_string())
-                .unwrap_or_default();
-            bail!(
-                "{unit} did not become healthy: {url} {} (last answer: {}){}\n  help: see `pct exec {vmid} -- journalctl -u {unit}`",
-                if restarts >= 2 {
-                    format!("kept failing ({restarts} restarts)")
-                } else {
-                    format!("did not answer {expect} within {} s", deadline.as_secs())
-                },
-                if last.is_empty() || last == "000" {
-                    "no connection".into()
-                } else {
-                    last
-                },
-                if journal.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n  its journal ends with:\n    {}", journal.replace('\n', "\n    "))
-                }
-            );
-        }
-        std::thread::sleep(interval);
-    }
-}
-
-/// Reads the version the app reports at its version probe, inside the container.
-pub fn running_version(
-    ct: &dyn CtAccess,
-    vmid: u32,
-    component: &Component,
-    port: u16,
-) -> Result<Option<String>> {
-    let Some(v) = &component.health.version else {
-        return Ok(None);
-    };
-    let (headers, body) = probe_in_ct(ct, vmid, &format!("http://127.0.0.1:{port}{}", v.path))?;
-    // A profile that names a probe promised a version: an answer without one is an error.
-    v.extract(&headers, &body)
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("{e} ({})", v.describe()))
-}
-
-/// GETs `url` inside the container; its header lines and body.
-pub fn probe_in_ct(ct: &dyn CtAccess, vmid: u32, url: &str) -> Result<(String, String)> {
-    let out = ct.exec(vmid, &["curl", "-fsS", "-i", "-m", "5", url])?;
-    if !out.ok() {
-        bail!(
-            "the app's version probe {url} did not answer: {}",
-            out.tail(2)
-        );
-    }
-    let text = out.stdout.replace("\r\n", "\n");
-    Ok(match text.split_once("\n\n") {
-        Some((h, b)) => (h.to_string(), b.to_string()),
-        None => (text, String::new()),
-    })
-}
+// Through nginx, operations ask a URL's status; the probing lives with the health checks.
+pub use crate::health::http_status;
 
 /// Creates the app's database and its user on a local PostgreSQL or MariaDB in the container
 /// (installed and started first if needed). The password travels in a private file, never on

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod escape;
 pub mod fsutil;
+pub mod health;
 pub mod install;
 pub mod instance;
 pub mod oplock;

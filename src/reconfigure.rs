@@ -1193,12 +1193,14 @@ fn restart_app(c: &mut Ctx, inst: &Instance, rep: &Reporter) -> anyhow::Result<D
     let port = deploy::slot_port(&main, inst.active_slot);
     let t = Instant::now();
     sh(c.ct.as_ref(), vmid, &format!("systemctl restart {unit}"))?;
-    deploy::wait_healthy(
-        c.ct.as_ref(),
-        vmid,
+    crate::health::wait_healthy(
+        &crate::health::Target {
+            ct: c.ct.as_ref(),
+            vmid,
+            component: &main,
+            port,
+        },
         &unit,
-        &format!("http://127.0.0.1:{port}{}", main.health.path),
-        main.health.expect_status,
         Duration::from_millis(100),
         Duration::from_secs(u64::from(main.health.deadline_s)),
     )?;

@@ -760,11 +760,24 @@ pub fn check_instance_live(
             });
             let recorded = inst.app_version.clone();
             let name = inst.name.clone();
+            let ct_version = ct.clone();
+            let port = crate::deploy::slot_port(&main, inst.active_slot);
             pending.push(spawn_check(
                 "version",
-                HTTP_CHECK_LIMIT,
-                "the version probe through nginx",
-                move || version_check(ip.as_deref(), &main, &recorded, vmid, &main_unit, &name),
+                CT_CHECK_LIMIT,
+                "the version probe",
+                move || {
+                    version_check(
+                        ct_version.as_deref(),
+                        port,
+                        ip.as_deref(),
+                        &main,
+                        &recorded,
+                        vmid,
+                        &main_unit,
+                        &name,
+                    )
+                },
             ));
             checks.push(update_check(p, &inst));
         }
@@ -1278,17 +1291,22 @@ pub fn nginx_http_check(ip: Option<&str>, main: &Component, vmid: u32, main_unit
             format!("pct exec {vmid} -- ip -4 addr show eth0  (then put it under container.ip in the record)"),
         );
     };
-    let url = format!("http://{ip}{}", main.health.path);
-    let expect = main.health.expect_status;
+    let nginx_check = crate::health::ThroughNginx::of(main);
+    let url = format!("http://{ip}{}", nginx_check.path);
+    let expect = nginx_check.expected();
     let restart_nginx = format!("pct exec {vmid} -- systemctl restart nginx.service");
     let http = match http_client() {
         Ok(h) => h,
         Err(e) => return Check::fail(id, e, restart_nginx),
     };
     match http.get(&url).send() {
-        Ok(r) if r.status().as_u16() == expect => {
-            Check::ok(id, format!("{url} answers {expect} through nginx"))
-        }
+        Ok(r) if nginx_check.accepts(&r.status().as_u16().to_string()) => Check::ok(
+            id,
+            match nginx_check.status {
+                Some(_) => format!("{url} answers {expect} through nginx"),
+                None => format!("{url} answers {} through nginx", r.status().as_u16()),
+            },
+        ),
         Ok(r) => Check::fail(
             id,
             format!(
@@ -1310,6 +1328,8 @@ pub fn nginx_http_check(ip: Option<&str>, main: &Component, vmid: u32, main_unit
     }
 }
 
+/// The profile's health check on the active slot, in the container, in its form (HTTP, TCP or
+/// a command); the message names the form.
 pub fn slot_http_check(
     ct: &dyn CtAccess,
     vmid: u32,
@@ -1318,46 +1338,46 @@ pub fn slot_http_check(
     main_unit: &str,
 ) -> Check {
     let id = "http-slot";
-    let url = format!("http://127.0.0.1:{port}{}", main.health.path);
-    let expect = main.health.expect_status;
     let fix = format!("pct exec {vmid} -- systemctl restart {main_unit}");
-    let secs = HTTP_TIMEOUT.as_secs().to_string();
-    match ct_exec(
+    let t = crate::health::Target {
         ct,
         vmid,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            &secs,
-            "-w",
-            "%{http_code}",
-            &url,
-        ],
-    ) {
-        Ok(o) if o.stdout.trim() == expect.to_string() => {
-            Check::ok(id, format!("{url} answers {expect} in the container"))
-        }
-        Ok(o) => {
-            let got = o.stdout.trim();
-            let got = if got.is_empty() || got == "000" {
+        component: main,
+        port,
+    };
+    let (what, expect, kind) = (t.what(), t.expected(), main.health.kind());
+    match crate::health::probe_once(&t) {
+        Ok(a) if a.healthy => Check::ok(
+            id,
+            format!("{what} answers {expect} in the container ({kind} check)"),
+        ),
+        Ok(a) => {
+            let got = if a.got.is_empty() || a.got == "000" {
                 "no connection".to_string()
             } else {
-                got.to_string()
+                a.got
             };
             Check::fail(
                 id,
-                format!("{url} in the container: {got}, expected {expect}"),
+                format!("{what} in the container: {got}, expected {expect} ({kind} check)"),
                 fix,
             )
         }
-        Err(e) => Check::fail(id, e, fix),
+        Err(e) => Check::fail(
+            id,
+            format!("cannot run the {kind} check in CT {vmid}: {e:#}"),
+            fix,
+        ),
     }
 }
 
+/// The running version against the record. Read in the container on the active slot when
+/// launch-tui can look inside (any probe form, through `health::running_version`); otherwise an
+/// HTTP probe is read through nginx from here, and a command probe cannot run.
+#[allow(clippy::too_many_arguments)]
 pub fn version_check(
+    ct: Option<&dyn CtAccess>,
+    port: u16,
     ip: Option<&str>,
     main: &Component,
     recorded: &str,
@@ -1366,44 +1386,72 @@ pub fn version_check(
     name: &str,
 ) -> Vec<Check> {
     let id = "version";
-    let (Some(probe), Some(ip)) = (&main.health.version, ip) else {
+    let Some(probe) = &main.health.version else {
         return vec![Check::ok(
             id,
             format!("{recorded} (recorded; the app has no version probe)"),
         )];
     };
-    let url = format!("http://{ip}{}", probe.path);
-    let read = http_client().and_then(|h| {
-        let r = h
-            .get(&url)
-            .send()
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("{url}: {e}"))?;
-        let headers: String = r
-            .headers()
-            .iter()
-            .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or_default()))
-            .collect();
-        let body = r.text().map_err(|e| format!("{url}: {e}"))?;
-        Ok((headers, body))
-    });
+    // Outer error: the probe could not be read (a dead app, already failing the health checks);
+    // inner: its answer holds no version (the profile's probe may be wrong).
+    type Read = std::result::Result<std::result::Result<String, String>, String>;
+    let read: Read = match (ct, &probe.path, ip) {
+        (Some(ct), _, _) => crate::health::read_version(&crate::health::Target {
+            ct,
+            vmid,
+            component: main,
+            port,
+        })
+        .map(|r| r.unwrap_or_else(|| Err("no version probe".into())))
+        .map_err(|e| format!("{e:#}")),
+        (None, Some(path), Some(ip)) => {
+            let url = format!("http://{ip}{path}");
+            http_client()
+                .and_then(|h| {
+                    let r = h
+                        .get(&url)
+                        .send()
+                        .and_then(|r| r.error_for_status())
+                        .map_err(|e| format!("{url}: {e}"))?;
+                    let headers: String = r
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or_default()))
+                        .collect();
+                    let body = r.text().map_err(|e| format!("{url}: {e}"))?;
+                    Ok((headers, body))
+                })
+                .map(|(headers, body)| {
+                    probe
+                        .extract(&headers, &body)
+                        .map_err(|e| format!("{e} ({})", probe.describe()))
+                })
+        }
+        _ => {
+            return vec![Check::ok(
+                id,
+                format!(
+                    "{recorded} (recorded; {} cannot be read from here)",
+                    probe.describe()
+                ),
+            )]
+        }
+    };
     match read {
-        Ok((headers, body)) => match probe.extract(&headers, &body) {
-            Ok(running) if running == recorded => {
-                vec![Check::ok(id, format!("{running} (as recorded)"))]
-            }
-            Ok(running) => vec![Check::warn(
-                id,
-                format!("the app reports {running}, the instance record says {recorded}"),
-                format!("pct exec {vmid} -- systemctl restart {main_unit}  (its unit runs the recorded release; or `launch-tui update {name}`)"),
-            )],
-            Err(e) => vec![Check::warn(
-                id,
-                format!("{e} ({})", probe.describe()),
-                format!("launch-tui profiles show {name}  (the profile's version probe may be wrong)"),
-            )],
-        },
-        // A dead app already fails the HTTP checks; this one only says the version is unknown.
+        Ok(Ok(running)) if running == recorded => {
+            vec![Check::ok(id, format!("{running} (as recorded)"))]
+        }
+        Ok(Ok(running)) => vec![Check::warn(
+            id,
+            format!("the app reports {running}, the instance record says {recorded}"),
+            format!("pct exec {vmid} -- systemctl restart {main_unit}  (its unit runs the recorded release; or `launch-tui update {name}`)"),
+        )],
+        Ok(Err(e)) => vec![Check::warn(
+            id,
+            e,
+            format!("launch-tui profiles show {name}  (the profile's version probe may be wrong)"),
+        )],
+        // A dead app already fails the health checks; this one only says the version is unknown.
         Err(e) => vec![Check::warn(
             id,
             format!("cannot read the running version: {e}"),

@@ -329,6 +329,36 @@ fn assert_refused(lab: &Lab, cfg: &Config, out: &std::process::Output, want: &[&
     assert!(!cfg.path().join(format!("instances/{NAME}.yaml")).exists());
 }
 
+/// `status NAME --json`'s object (whatever its exit code: a check may fail on purpose).
+fn status_json(lab: &Lab, cfg: &Config, label: &str) -> serde_json::Value {
+    let out = launch(lab, cfg, &["status", NAME, "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("status ({label}): {stdout}");
+    serde_json::from_str(stdout.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("status --json ({label}): {e}\n{}", text(&out)))
+}
+
+fn check<'a>(v: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    v["instances"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {v:#}"))
+}
+
+/// Replaces the profile's `health:` block (up to `unit:`) with `block`.
+fn set_health(profile: &Path, block: &str) {
+    let text = std::fs::read_to_string(profile).unwrap();
+    let start = text.find("    health:\n").unwrap();
+    let end = text[start..].find("    unit: ").unwrap() + start;
+    std::fs::write(
+        profile,
+        format!("{}{}{}", &text[..start], block, &text[end..]),
+    )
+    .unwrap();
+}
+
 fn ct(lab: &Lab, vmid: &str, argv: &[&str]) -> String {
     let mut args = vec!["exec", vmid, "--"];
     args.extend_from_slice(argv);
@@ -477,6 +507,64 @@ fn a_source_build_with_a_signed_apt_source_installs_updates_and_refuses_what_is_
     assert_eq!(v["version"], "1.0.0");
     assert_eq!(v["greeting"], GREETING);
 
+    // 5b. Status checks the active slot in the profile's form (HTTP with a JSON match) and
+    // reads the running version by the profile's command in the container.
+    let v = status_json(&lab, &cfg, "HTTP + JSON");
+    let slot = check(&v, "http-slot");
+    assert_eq!(slot["status"], "ok", "{v:#}");
+    let msg = slot["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/healthz answers 200 with `greeting` = \"hello from the signed repository\"")
+            && msg.contains("(http check)"),
+        "{msg}"
+    );
+    assert_eq!(
+        check(&v, "version")["message"],
+        "1.0.0 (as recorded)",
+        "{v:#}"
+    );
+    // The same instance with a TCP check, then a command check (passing, then failing): the
+    // profile is read again by each status run; no new container.
+    let profile = cfg.path().join(format!("profiles/{NAME}/profile.yaml"));
+    let original = std::fs::read_to_string(&profile).unwrap();
+    set_health(&profile, "    health:\n      tcp: true\n");
+    let v = status_json(&lab, &cfg, "TCP");
+    let slot = check(&v, "http-slot");
+    assert_eq!(slot["status"], "ok", "{v:#}");
+    assert_eq!(
+        slot["message"],
+        "127.0.0.1:8420 (tcp) answers a connection in the container (tcp check)"
+    );
+    assert_eq!(check(&v, "http-nginx")["status"], "ok", "{v:#}");
+    set_health(
+        &profile,
+        "    health:\n      command: [python3, -c, 'import sys, urllib.request; urllib.request.urlopen(\"http://127.0.0.1:\" + sys.argv[1] + \"/healthz\")', '{port}']\n",
+    );
+    let v = status_json(&lab, &cfg, "command");
+    let slot = check(&v, "http-slot");
+    assert_eq!(slot["status"], "ok", "{v:#}");
+    assert!(
+        slot["message"]
+            .as_str()
+            .unwrap()
+            .contains(" 8420` (as srcdemo) answers exit 0 in the container (command check)"),
+        "{v:#}"
+    );
+    set_health(
+        &profile,
+        "    health:\n      command: [test, -f, /nonexistent]\n",
+    );
+    let v = status_json(&lab, &cfg, "failing command");
+    let slot = check(&v, "http-slot");
+    assert_eq!(slot["status"], "fail", "{v:#}");
+    assert!(
+        slot["message"].as_str().unwrap().contains(
+            "`test -f /nonexistent` (as srcdemo) in the container: exit 1, expected exit 0"
+        ),
+        "{v:#}"
+    );
+    std::fs::write(&profile, original).unwrap();
+
     // 6. An update to the next version builds beside the running one, then switches.
     let t = Instant::now();
     let out = launch(
@@ -491,6 +579,11 @@ fn a_source_build_with_a_signed_apt_source_installs_updates_and_refuses_what_is_
         .find("build command 2 of 2")
         .expect("the update built 1.1.0");
     let held = log.find("Holding writes").expect("the update held writes");
+    // The gate checked the new slot's JSON answer and read its version by the command.
+    assert!(
+        log.contains("is healthy (http check) and reports 1.1.0, read by command"),
+        "{log}"
+    );
     assert!(
         built < held,
         "the build ran before writes were held:\n{log}"

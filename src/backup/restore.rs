@@ -878,17 +878,19 @@ fn start_app(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let main = settings.main_component();
     let port = deploy::slot_port(main, c.inst.active_slot);
     c.sh(&format!("systemctl start {unit}"))?;
-    let url = format!("http://127.0.0.1:{port}{}", main.health.path);
-    deploy::wait_healthy(
-        c.ct.as_ref(),
+    let target = crate::health::Target {
+        ct: c.ct.as_ref(),
         vmid,
+        component: main,
+        port,
+    };
+    crate::health::wait_healthy(
+        &target,
         &unit,
-        &url,
-        main.health.expect_status,
         Duration::from_secs(1),
         Duration::from_secs(main.health.deadline_s as u64),
     )?;
-    if let Some(v) = deploy::running_version(c.ct.as_ref(), vmid, main, port)? {
+    if let Some(v) = crate::health::running_version(&target)? {
         if v != c.inst.app_version {
             bail!(
                 "the app reports version {v} after the restore, expected {}",
@@ -896,37 +898,40 @@ fn start_app(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
             );
         }
     }
-    rep.info(format!("{url} answers {}", main.health.expect_status));
+    rep.info(format!("{} answers {}", target.what(), target.expected()));
     for comp in settings.extra_components() {
         let unit = Layout::unit_name(&c.p(), comp.name.as_str(), None);
         c.sh(&format!("systemctl restart {unit}"))?;
-        deploy::wait_healthy(
-            c.ct.as_ref(),
-            vmid,
+        crate::health::wait_healthy(
+            &crate::health::Target {
+                ct: c.ct.as_ref(),
+                vmid,
+                component: comp,
+                port: comp.port.get(),
+            },
             &unit,
-            &format!("http://127.0.0.1:{}{}", comp.port.get(), comp.health.path),
-            comp.health.expect_status,
             Duration::from_secs(1),
             Duration::from_secs(comp.health.deadline_s as u64),
         )?;
         rep.info(format!("{unit} restarted"));
     }
     // Through nginx, as users reach it.
+    let nginx_check = crate::health::ThroughNginx::of(main);
     let code = crate::deploy::http_status(
         c.ct.as_ref(),
         vmid,
         &format!(
             "{}{}",
             crate::deploy::local_url(&c.inst.settings),
-            main.health.path
+            nginx_check.path
         ),
     )?;
-    if code != main.health.expect_status.to_string() {
+    if !nginx_check.accepts(&code) {
         bail!(
             "nginx answers {} for {}, expected {}",
             code,
-            main.health.path,
-            main.health.expect_status
+            nginx_check.path,
+            nginx_check.expected()
         );
     }
     Ok(())

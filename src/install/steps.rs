@@ -494,22 +494,26 @@ fn ensure_user(ctx: &InstallCtx, user: &str, home: &str) -> Result<()> {
     Ok(())
 }
 
+/// Waits for `comp`'s health check on `port`; what passed, for the log.
 fn wait_healthy(
     ctx: &InstallCtx,
     unit: &str,
-    url: &str,
-    expect: u16,
-    deadline: Duration,
-) -> Result<()> {
-    crate::deploy::wait_healthy(
-        ctx.ct.as_ref(),
-        ctx.settings.vmid,
+    comp: &crate::profile::Component,
+    port: u16,
+) -> Result<String> {
+    let t = crate::health::Target {
+        ct: ctx.ct.as_ref(),
+        vmid: ctx.settings.vmid,
+        component: comp,
+        port,
+    };
+    crate::health::wait_healthy(
+        &t,
         unit,
-        url,
-        expect,
         Duration::from_secs(1),
-        deadline,
-    )
+        Duration::from_secs(comp.health.deadline_s as u64),
+    )?;
+    Ok(format!("{} answers {}", t.what(), t.expected()))
 }
 
 fn app(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
@@ -551,15 +555,8 @@ fn app(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         &format!("systemctl daemon-reload && systemctl enable --now {unit}"),
     )?;
     rep.info(format!("{unit} started"));
-    let url = format!("http://127.0.0.1:{}{}", comp.port.get(), comp.health.path);
-    wait_healthy(
-        ctx,
-        &unit,
-        &url,
-        comp.health.expect_status,
-        Duration::from_secs(comp.health.deadline_s as u64),
-    )?;
-    rep.info(format!("{url} answers {}", comp.health.expect_status));
+    let passed = wait_healthy(ctx, &unit, &comp, comp.port.get())?;
+    rep.info(passed);
     Ok(())
 }
 
@@ -670,14 +667,7 @@ fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
                 u = c.user
             ),
         )?;
-        let url = format!("http://127.0.0.1:{}{}", c.port.get(), c.health.path);
-        wait_healthy(
-            ctx,
-            &unit,
-            &url,
-            c.health.expect_status,
-            Duration::from_secs(c.health.deadline_s as u64),
-        )?;
+        wait_healthy(ctx, &unit, &c, c.port.get())?;
         rep.info(format!("{unit} started and answers at {}", c.location));
     }
     Ok(())
@@ -744,12 +734,13 @@ fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let vmid = ctx.settings.vmid;
     let comp = ctx.main_component().clone();
     let port = crate::deploy::http_port(&ctx.settings.app);
-    let inside = format!("http://127.0.0.1:{port}{}", comp.health.path);
-    let want = comp.health.expect_status.to_string();
+    let nginx_check = crate::health::ThroughNginx::of(&comp);
+    let inside = format!("http://127.0.0.1:{port}{}", nginx_check.path);
+    let want = nginx_check.expected();
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         let got = crate::deploy::http_status(ctx.ct.as_ref(), vmid, &inside)?;
-        if got == want {
+        if nginx_check.accepts(&got) {
             break;
         }
         if Instant::now() > end {
@@ -760,13 +751,15 @@ fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     rep.info(format!(
         "{inside} answers {want} through nginx in CT {vmid}"
     ));
-    if let Some(v) = &comp.health.version {
-        let (headers, body) = crate::deploy::probe_in_ct(
-            ctx.ct.as_ref(),
-            vmid,
-            &format!("http://127.0.0.1:{port}{}", v.path),
-        )?;
-        let running = v.extract(&headers, &body).map_err(anyhow::Error::msg)?;
+    // The version as the active slot reports it (a command probe runs beside the slot, not
+    // through nginx).
+    let t = crate::health::Target {
+        ct: ctx.ct.as_ref(),
+        vmid,
+        component: &comp,
+        port: comp.port.get(),
+    };
+    if let Some(running) = crate::health::running_version(&t)? {
         if running != ctx.settings.version {
             bail!(
                 "the app reports version {running:?}, expected {}",
@@ -775,7 +768,7 @@ fn verify(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         }
         rep.info(format!("the app reports version {running}"));
     }
-    let outside = format!("http://{ip}{}", comp.health.path);
+    let outside = format!("http://{ip}{}", nginx_check.path);
     let reached = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

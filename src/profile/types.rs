@@ -830,12 +830,30 @@ pub fn check_package_version(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '!' | '_'))
 }
 
+/// How a component's health is checked, in one of three forms: HTTP (`path`, the answer's
+/// status and optionally its body or a JSON field), TCP (`tcp: true`: its port accepts a
+/// connection) or a command run in the container as the component's user (healthy on exit 0).
+/// Which fields are present says the form; `Profile::check` refuses two forms at once.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
-    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     #[serde(default = "default_status")]
     pub expect_status: u16,
+    /// A text the HTTP answer's body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// A field of the HTTP answer's JSON body and the value it must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonMatch>,
+    /// The component's port accepts a TCP connection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp: bool,
+    /// Runs in the container as the component's user, as argv (never through a shell);
+    /// `{port}` in an argument is the slot's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
     /// Where the running version can be read, for the update gate.
     #[serde(default)]
     pub version: Option<VersionProbe>,
@@ -845,6 +863,101 @@ pub struct Health {
     pub timeout_s: u32,
     #[serde(default = "default_deadline")]
     pub deadline_s: u32,
+}
+
+/// `json: {field: status, equals: ok}`: the dotted path of a field and the value it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonMatch {
+    pub field: String,
+    pub equals: serde_json::Value,
+}
+
+/// The form of a health check, as `Health` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthCheck<'a> {
+    Http {
+        path: &'a str,
+        status: u16,
+        body: Option<&'a str>,
+        json: Option<&'a JsonMatch>,
+    },
+    Tcp,
+    Command(&'a [String]),
+}
+
+impl Health {
+    /// The check's form. A profile that passed `Profile::check` has exactly one; otherwise
+    /// HTTP wins, then TCP (and an empty HTTP path is `/`).
+    pub fn check(&self) -> HealthCheck<'_> {
+        match (&self.path, self.tcp, &self.command) {
+            (Some(p), _, _) => HealthCheck::Http {
+                path: p,
+                status: self.expect_status,
+                body: self.body.as_deref(),
+                json: self.json.as_ref(),
+            },
+            (None, true, _) => HealthCheck::Tcp,
+            (None, false, Some(c)) => HealthCheck::Command(c),
+            (None, false, None) => HealthCheck::Http {
+                path: "/",
+                status: self.expect_status,
+                body: self.body.as_deref(),
+                json: self.json.as_ref(),
+            },
+        }
+    }
+
+    /// `http`, `tcp` or `command`: the form's name, as status reports it.
+    pub fn kind(&self) -> &'static str {
+        match self.check() {
+            HealthCheck::Http { .. } => "http",
+            HealthCheck::Tcp => "tcp",
+            HealthCheck::Command(_) => "command",
+        }
+    }
+}
+
+/// The value at a dotted path (`version`, `info.version`, `releases.0.tag`) of a JSON value;
+/// a number segment indexes an array.
+pub fn json_at<'a>(json: &'a serde_json::Value, dotted: &str) -> &'a serde_json::Value {
+    let mut v = json;
+    for seg in dotted.split('.') {
+        v = match seg.parse::<usize>() {
+            Ok(i) if v.is_array() => &v[i],
+            _ => &v[seg],
+        };
+    }
+    v
+}
+
+/// A JSON scalar as text (`"1.2"` and `1.2` both read `1.2`); `None` for objects, arrays, null.
+pub fn json_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl JsonMatch {
+    /// Whether `body` is JSON holding `equals` at `field`; the reason when not.
+    pub fn matches(&self, body: &str) -> Result<(), String> {
+        let json: serde_json::Value = serde_json::from_str(body.trim())
+            .map_err(|e| format!("the answer is not JSON: {e}"))?;
+        let found = json_at(&json, &self.field);
+        if found == &self.equals
+            || (json_text(found).is_some() && json_text(found) == json_text(&self.equals))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` is {found}, expected {}",
+                self.field, self.equals
+            ))
+        }
+    }
 }
 
 fn default_status() -> u16 {
@@ -869,32 +982,53 @@ pub struct Upstream {
 }
 
 /// Where the running version is read: an HTTP path on the component, and in its answer a JSON
-/// field (a dotted path: `version`, `info.version`, `releases.0.tag`) or a header; `pattern`
-/// (a regex with one group) picks the version out of that text (`^v?(.*)$`).
+/// field (a dotted path: `version`, `info.version`, `releases.0.tag`) or a header; or a command
+/// run in the container as the component's user, its trimmed output. `pattern` (a regex with
+/// one group) picks the version out of that text (`^v?(.*)$`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionProbe {
-    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// Argv run in the container as the component's user; `{port}` is the slot's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
 }
 
 impl VersionProbe {
-    /// What the probe reads, for messages: `field info.version of /api/info`.
+    /// What the probe reads, for messages: `JSON field `info.version` of /api/info`.
     pub fn describe(&self) -> String {
-        match (&self.field, &self.header) {
-            (Some(f), _) => format!("JSON field `{f}` of {}", self.path),
-            (None, Some(h)) => format!("header `{h}` of {}", self.path),
-            (None, None) => self.path.clone(),
+        match (&self.command, &self.field, &self.header) {
+            (Some(c), _, _) => format!("the output of `{}`", shown_argv(c)),
+            (None, Some(f), _) => format!("JSON field `{f}` of {}", self.http_path()),
+            (None, None, Some(h)) => format!("header `{h}` of {}", self.http_path()),
+            (None, None, None) => self.http_path().to_string(),
         }
     }
 
-    /// The version in an answer (`headers` as `name: value` lines, `body` its text).
+    /// How the version is read, in words: `command` or `HTTP`.
+    pub fn kind(&self) -> &'static str {
+        if self.command.is_some() {
+            "command"
+        } else {
+            "HTTP"
+        }
+    }
+
+    /// The HTTP path it reads (`/` when a command probe is asked).
+    pub fn http_path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/")
+    }
+
+    /// The version in an HTTP answer (`headers` as `name: value` lines, `body` its text).
     pub fn extract(&self, headers: &str, body: &str) -> Result<String, String> {
+        let path = self.http_path();
         let raw = if let Some(h) = &self.header {
             headers
                 .lines()
@@ -904,40 +1038,50 @@ impl VersionProbe {
                         .eq_ignore_ascii_case(h)
                         .then(|| v.trim().to_string())
                 })
-                .ok_or_else(|| format!("the answer of {} has no header `{h}`", self.path))?
+                .ok_or_else(|| format!("the answer of {path} has no header `{h}`"))?
         } else {
             let field = self.field.as_deref().unwrap_or("version");
             let json: serde_json::Value = serde_json::from_str(body.trim())
-                .map_err(|e| format!("{} did not answer JSON: {e}", self.path))?;
-            let mut v = &json;
-            for seg in field.split('.') {
-                v = match seg.parse::<usize>() {
-                    Ok(i) if v.is_array() => &v[i],
-                    _ => &v[seg],
-                };
-            }
-            match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => {
-                    return Err(format!(
-                        "the answer of {} has no string at `{field}`",
-                        self.path
-                    ))
+                .map_err(|e| format!("{path} did not answer JSON: {e}"))?;
+            match json_at(&json, field) {
+                v @ (serde_json::Value::String(_) | serde_json::Value::Number(_)) => {
+                    json_text(v).unwrap_or_default()
                 }
+                _ => return Err(format!("the answer of {path} has no string at `{field}`")),
             }
         };
+        self.pick(&raw)
+    }
+
+    /// The version in a command's output: trimmed, then `pattern`.
+    pub fn extract_output(&self, stdout: &str) -> Result<String, String> {
+        let raw = stdout.trim();
+        if raw.is_empty() {
+            return Err("the command printed nothing".into());
+        }
+        self.pick(raw)
+    }
+
+    fn pick(&self, raw: &str) -> Result<String, String> {
         match &self.pattern {
-            None => Ok(raw),
+            None => Ok(raw.to_string()),
             Some(p) => {
                 let re = regex::Regex::new(p).map_err(|e| format!("pattern: {e}"))?;
-                re.captures(&raw)
+                re.captures(raw)
                     .and_then(|c| c.get(1).or_else(|| c.get(0)))
                     .map(|m| m.as_str().to_string())
                     .ok_or_else(|| format!("`{raw}` does not match the pattern `{p}`"))
             }
         }
     }
+}
+
+/// An argv as a user reads it in a message, control characters shown escaped.
+pub fn shown_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| crate::escape::shown(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -1608,38 +1752,7 @@ impl Profile {
                     );
                 }
             }
-            if let Some(v) = &c.health.version {
-                if v.field.is_some() && v.header.is_some() {
-                    issue(
-                        format!("components[{i}].health.version"),
-                        "both `field` and `header`".into(),
-                        "read the version from one of them",
-                    );
-                }
-                if let Some(p) = &v.pattern {
-                    if let Err(e) = regex::Regex::new(p) {
-                        issue(
-                            format!("components[{i}].health.version.pattern"),
-                            format!("not a regular expression: {e}"),
-                            "write a regex with one group around the version, e.g. ^v?(.+)$",
-                        );
-                    }
-                }
-                if !v.path.starts_with('/') {
-                    issue(
-                        format!("components[{i}].health.version.path"),
-                        format!("`{}` is not a path", v.path),
-                        "use a path such as /api/info",
-                    );
-                }
-            }
-            if !c.health.path.starts_with('/') {
-                issue(
-                    format!("components[{i}].health.path"),
-                    format!("`{}` is not a path", c.health.path),
-                    "use a path such as /health",
-                );
-            }
+            check_health(&c.health, i, &mut issue);
             let mut templates = vec![(format!("components[{i}].unit"), c.unit.clone())];
             for (j, f) in c.files.iter().enumerate() {
                 templates.push((
@@ -1773,5 +1886,156 @@ impl Profile {
             }
         }
         out
+    }
+}
+
+/// An argv a profile runs in the container: at least a program, no empty program, no control
+/// characters (they would hide what runs in messages and logs).
+fn argv_problem(argv: &[String]) -> Option<String> {
+    match argv.first() {
+        None => return Some("an empty command".into()),
+        Some(p) if p.trim().is_empty() => return Some("the command's program is empty".into()),
+        _ => {}
+    }
+    argv.iter()
+        .position(|a| a.chars().any(char::is_control))
+        .map(|j| {
+            format!(
+                "argument {j} (`{}`) holds a control character",
+                crate::escape::shown(&argv[j])
+            )
+        })
+}
+
+/// The rules of `health`: exactly one form; `body` and `json` only with HTTP; commands sound.
+fn check_health(h: &Health, i: usize, issue: &mut impl FnMut(String, String, &str)) {
+    let at = format!("components[{i}].health");
+    let forms: Vec<&str> = [
+        ("path", h.path.is_some()),
+        ("tcp", h.tcp),
+        ("command", h.command.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, on)| on.then_some(n))
+    .collect();
+    if forms.len() != 1 {
+        issue(
+            at.clone(),
+            if forms.is_empty() {
+                "no health check: none of `path`, `tcp: true`, `command`".into()
+            } else {
+                format!("{} at once: a check has one form", forms.join(" and "))
+            },
+            "write one of: `path: /health` (HTTP), `tcp: true`, or `command: [PROGRAM, ARG...]`",
+        );
+    }
+    if h.path.is_none() {
+        for (field, on) in [
+            ("body", h.body.is_some()),
+            ("json", h.json.is_some()),
+            ("expect_status", h.expect_status != default_status()),
+        ] {
+            if on {
+                issue(
+                    format!("{at}.{field}"),
+                    format!("`{field}` checks an HTTP answer, but the check has no `path`"),
+                    "add `path:` (an HTTP check), or remove it",
+                );
+            }
+        }
+    }
+    if let Some(p) = &h.path {
+        if !p.starts_with('/') || p.chars().any(char::is_control) {
+            issue(
+                format!("{at}.path"),
+                format!("`{}` is not a path", crate::escape::shown(p)),
+                "use a path such as /health",
+            );
+        }
+    }
+    if h.body.as_deref().is_some_and(str::is_empty) {
+        issue(
+            format!("{at}.body"),
+            "an empty text matches every answer".into(),
+            "write a text the healthy answer contains, or remove `body`",
+        );
+    }
+    if let Some(j) = &h.json {
+        if j.field.is_empty() || j.field.split('.').any(str::is_empty) {
+            issue(
+                format!("{at}.json.field"),
+                format!(
+                    "`{}` is not a dotted field path",
+                    crate::escape::shown(&j.field)
+                ),
+                "write a path such as status or checks.db.state",
+            );
+        }
+    }
+    if let Some(c) = &h.command {
+        if let Some(why) = argv_problem(c) {
+            issue(
+                format!("{at}.command"),
+                why,
+                "list the program and its arguments: [pg_isready, -q]; for shell syntax write [sh, -c, '...'] yourself",
+            );
+        }
+    }
+    if h.timeout_s == 0 || h.deadline_s == 0 {
+        issue(
+            at.clone(),
+            "`timeout_s` and `deadline_s` must be at least 1".into(),
+            "give each try and the whole wait some seconds",
+        );
+    }
+    if let Some(v) = &h.version {
+        if v.path.is_some() == v.command.is_some() {
+            issue(
+                format!("{at}.version"),
+                "the version is read from a `path` or a `command`, one of them".into(),
+                "write `path: /api/version` with `field` or `header`, or `command: [PROGRAM, ARG...]`",
+            );
+        }
+        if v.field.is_some() && v.header.is_some() {
+            issue(
+                format!("{at}.version"),
+                "both `field` and `header`".into(),
+                "read the version from one of them",
+            );
+        }
+        if v.command.is_some() && (v.field.is_some() || v.header.is_some()) {
+            issue(
+                format!("{at}.version"),
+                "`field` and `header` read an HTTP answer, not a command's output".into(),
+                "remove them; `pattern` picks the version out of the output",
+            );
+        }
+        if let Some(p) = &v.pattern {
+            if let Err(e) = regex::Regex::new(p) {
+                issue(
+                    format!("{at}.version.pattern"),
+                    format!("not a regular expression: {e}"),
+                    "write a regex with one group around the version, e.g. ^v?(.+)$",
+                );
+            }
+        }
+        if let Some(p) = &v.path {
+            if !p.starts_with('/') {
+                issue(
+                    format!("{at}.version.path"),
+                    format!("`{p}` is not a path"),
+                    "use a path such as /api/info",
+                );
+            }
+        }
+        if let Some(c) = &v.command {
+            if let Some(why) = argv_problem(c) {
+                issue(
+                    format!("{at}.version.command"),
+                    why,
+                    "list the program and its arguments: [myapp, --version]",
+                );
+            }
+        }
     }
 }

@@ -390,12 +390,12 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     check_requires(&profile, &inst, &target)?;
     let ct = pct()?;
     let vmid = inst.container.vmid;
-    let probed = crate::deploy::running_version(
-        ct.as_ref(),
+    let probed = crate::health::running_version(&crate::health::Target {
+        ct: ct.as_ref(),
         vmid,
-        &profile.components[0],
-        crate::deploy::slot_port(&profile.components[0], inst.active_slot),
-    );
+        component: &profile.components[0],
+        port: crate::deploy::slot_port(&profile.components[0], inst.active_slot),
+    });
     // Why the running version is unknown, in words: no probe in the profile, a probe whose
     // answer lacks the field, or an app that did not answer.
     let unknown = match &probed {
@@ -711,12 +711,12 @@ fn rollback_snapshot(
     let host_lock = crate::oplock::lock_host(&a.name, "rollback", Duration::from_secs(a.wait))?;
     let log_path = operation_log_path(&a.name, "rollback");
     let snap_name = snap.name.clone();
-    let (health_path, health_status) = match Catalog::new(&g.config).load(&inst.profile) {
-        Ok(l) => (
-            l.profile.components[0].health.path.clone(),
-            l.profile.components[0].health.expect_status,
-        ),
-        Err(_) => ("/".to_string(), 200),
+    let nginx_check = match Catalog::new(&g.config).load(&inst.profile) {
+        Ok(l) => crate::health::ThroughNginx::of(&l.profile.components[0]),
+        Err(_) => crate::health::ThroughNginx {
+            path: "/".into(),
+            status: Some(200),
+        },
     };
     struct SnapCtx {
         client: crate::pve::Client,
@@ -771,24 +771,16 @@ fn rollback_snapshot(
             move |c: &mut SnapCtx, rep| {
                 let _ =
                     c.ct.exec(c.vmid, &["systemctl", "is-system-running", "--wait"]);
-                crate::deploy::wait_healthy(
+                // The profile's own health check, through nginx.
+                nginx_check.wait(
                     c.ct.as_ref(),
                     c.vmid,
-                    "nginx.service",
-                    // The profile's own health check, through nginx.
-                    &format!(
-                        "{}{}",
-                        crate::deploy::local_url(
-                            &c.record
-                                .as_ref()
-                                .map(|r| r.settings.clone())
-                                .unwrap_or_default()
-                        )
-                        .trim_end_matches('/'),
-                        health_path
+                    &crate::deploy::local_url(
+                        &c.record
+                            .as_ref()
+                            .map(|r| r.settings.clone())
+                            .unwrap_or_default(),
                     ),
-                    health_status,
-                    Duration::from_secs(1),
                     Duration::from_secs(60),
                 )?;
                 rep.info("the app answers through nginx");

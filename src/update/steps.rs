@@ -462,18 +462,20 @@ fn start_slot(c: &Ctx, slot: Slot, version: &str, rep: &Reporter) -> Result<()> 
         &format!("systemctl daemon-reload && systemctl reset-failed {unit} 2>/dev/null; systemctl restart {unit}"),
     )?;
     let port = c.port(slot);
-    let url = format!("http://127.0.0.1:{port}{}", main.health.path);
     let t = Instant::now();
-    deploy::wait_healthy(
-        c.ct.as_ref(),
+    let target = crate::health::Target {
+        ct: c.ct.as_ref(),
         vmid,
+        component: &main,
+        port,
+    };
+    crate::health::wait_healthy(
+        &target,
         &unit,
-        &url,
-        main.health.expect_status,
         Duration::from_secs(u64::from(main.health.interval_s.max(1))),
         Duration::from_secs(u64::from(main.health.deadline_s)),
     )?;
-    let reported = deploy::running_version(c.ct.as_ref(), vmid, &main, port)?;
+    let reported = crate::health::running_version(&target)?;
     if let Some(running) = &reported {
         if running != version {
             bail!("{unit} answers, but reports version {running}, not {version}");
@@ -481,7 +483,9 @@ fn start_slot(c: &Ctx, slot: Slot, version: &str, rep: &Reporter) -> Result<()> 
     }
     rep.info(match reported {
         Some(v) => format!(
-            "{unit} is healthy and reports {v} ({} ms)",
+            "{unit} is healthy ({} check) and reports {v}, read by {} ({} ms)",
+            main.health.kind(),
+            main.health.version.as_ref().map_or("", |p| p.kind()),
             t.elapsed().as_millis()
         ),
         None => format!(
@@ -697,28 +701,40 @@ fn drain(c: &mut Ctx, rep: &Reporter) -> Result<()> {
 fn watch(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     let main = c.main().clone();
     let port = c.port(c.to());
-    let direct = format!("http://127.0.0.1:{port}{}", main.health.path);
+    let target = crate::health::Target {
+        ct: c.ct.as_ref(),
+        vmid: c.vmid(),
+        component: &main,
+        port,
+    };
+    let nginx_check = crate::health::ThroughNginx::of(&main);
     let through = format!(
         "{}{}",
         deploy::local_url(&c.inst.settings),
-        main.health.path
+        nginx_check.path
     );
     let end = Instant::now() + c.watch;
     let mut failures = 0;
     let mut checks = 0;
     while Instant::now() < end {
-        for url in [&direct, &through] {
-            let code = deploy::http_status(c.ct.as_ref(), c.vmid(), url)?;
+        for direct in [true, false] {
+            let (what, passed, got) = if direct {
+                let a = crate::health::probe_once(&target)?;
+                (target.what(), a.healthy, a.got)
+            } else {
+                let code = deploy::http_status(c.ct.as_ref(), c.vmid(), &through)?;
+                (through.clone(), nginx_check.accepts(&code), code)
+            };
             checks += 1;
-            if code == main.health.expect_status.to_string() {
+            if passed {
                 failures = 0;
             } else {
                 failures += 1;
-                rep.warn(format!("{url} answered {code}"));
+                rep.warn(format!("{what} answered {got}"));
                 // Two failures in a row: not a blip.
                 if failures >= 2 {
                     bail!(
-                        "{} failed its health check after the switch ({url} answered {code})",
+                        "{} failed its health check after the switch ({what} answered {got})",
                         c.journal.to_version
                     );
                 }
@@ -891,12 +907,14 @@ pub fn recover(c: &mut Ctx, rep: &Reporter) -> Result<String> {
                 let _ = c.ct.exec(c.vmid(), &["systemctl", "start", &unit]);
             }
             let main = c.main().clone();
-            deploy::wait_healthy(
-                c.ct.as_ref(),
-                c.vmid(),
+            crate::health::wait_healthy(
+                &crate::health::Target {
+                    ct: c.ct.as_ref(),
+                    vmid: c.vmid(),
+                    component: &main,
+                    port: to_port,
+                },
                 &unit,
-                &format!("http://127.0.0.1:{to_port}{}", main.health.path),
-                main.health.expect_status,
                 Duration::from_secs(1),
                 Duration::from_secs(u64::from(main.health.deadline_s)),
             )
