@@ -651,6 +651,11 @@ impl Compressor {
                     // these buffers most of a backup's peak memory (84 MiB); 2 MiB jobs cut it
                     // to about a quarter at the same speed and size.
                     e.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
+                    // No overlap between jobs: by default each job first re-reads the last
+                    // eighth of the window before it (256 KiB for every 2 MiB job) to find
+                    // matches across the boundary. Without it a 1 GiB backup took about 0.1 s
+                    // (3 %) less CPU, and its archive came out no larger (measured, 18 runs).
+                    e.set_parameter(zstd::stream::raw::CParameter::OverlapSizeLog(1))?;
                 }
                 e.include_checksum(true)?;
                 Compressor::Zstd(e)
