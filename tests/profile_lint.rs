@@ -4,17 +4,12 @@
 //! tutorial's files as the docs print them, nginx (with Debian's Lua module) for `nginx -t`,
 //! systemd-analyze. No Proxmox is involved: lint needs none.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn bin(config: &Path) -> Command {
-    let mut c = Command::cargo_bin("launch-tui").unwrap();
-    c.env("LAUNCH_CONFIG", config)
-        .env("NO_COLOR", "1")
-        .env_remove("LAUNCH_HOST");
-    c
-}
+#[path = "support/lint.rs"]
+mod lint_support;
+use lint_support::{bin, edit, line_of};
 
 /// The fenced blocks of docs/profiles.md that follow a `<!-- file: DIR/NAME -->` marker and
 /// whose name starts with `prefix`, as (name, text).
@@ -90,22 +85,6 @@ fn the_radicale_tutorial_is_the_built_in_profile_byte_for_byte() {
             file.display()
         );
     }
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has `{from}`", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
-/// The 1-based line of the first line containing `needle`.
-fn line_of(path: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{} has no `{needle}`", path.display()))
-        + 1
 }
 
 /// Lints the tutorial after `mutate`, expecting exit 2 and every `want` in stderr.

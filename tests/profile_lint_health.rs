@@ -4,28 +4,12 @@
 //! the test profile (tests/fixtures/profiles/srcdemo/, whose main component already uses an
 //! HTTP check with a JSON match and reads its version by a command). No Proxmox is involved.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn bin(config: &Path) -> Command {
-    let mut c = Command::cargo_bin("launch-tui").unwrap();
-    c.env("LAUNCH_CONFIG", config)
-        .env("NO_COLOR", "1")
-        .env_remove("LAUNCH_HOST");
-    c
-}
-
-/// A copy of the test profile under `work`.
-fn fixture(work: &Path) -> PathBuf {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles/srcdemo");
-    let dir = work.join("srcdemo");
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
-    dir
-}
+#[path = "support/lint.rs"]
+mod lint_support;
+use lint_support::{bin, line_of, srcdemo_copy as fixture};
 
 /// The fixture's health block, from `health:` up to (not including) `unit:`, replaced by
 /// `block` (indented as the fixture's component fields are).
@@ -39,16 +23,6 @@ fn with_health(dir: &Path, block: &str) {
         format!("{}{}{}", &text[..start], block, &text[end..]),
     )
     .unwrap();
-}
-
-/// The 1-based line of the first line containing `needle`.
-fn line_of(path: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{} has no `{needle}`", path.display()))
-        + 1
 }
 
 fn lint(dir: &Path) -> std::process::Output {

@@ -4,44 +4,12 @@
 //! launch-tui binary, nginx and systemd-analyze for the clean lint, a real armored public key
 //! (a throwaway key's, its private half discarded). No Proxmox is involved: lint needs none.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn bin(config: &Path) -> Command {
-    let mut c = Command::cargo_bin("launch-tui").unwrap();
-    c.env("LAUNCH_CONFIG", config)
-        .env("NO_COLOR", "1")
-        .env_remove("LAUNCH_HOST");
-    c
-}
-
-/// A copy of the test profile under `work`.
-fn fixture(work: &Path) -> PathBuf {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles/srcdemo");
-    let dir = work.join("srcdemo");
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
-    dir
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has `{from}`", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
-/// The 1-based line of the first line containing `needle`.
-fn line_of(path: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{} has no `{needle}`", path.display()))
-        + 1
-}
+#[path = "support/lint.rs"]
+mod lint_support;
+use lint_support::{bin, edit, line_of, srcdemo_copy as fixture};
 
 /// Lints the test profile after `mutate`, expecting exit 2, `profile.yaml:LINE:` for the first
 /// line containing `at` (after the mutation), and every `want` in stderr.
