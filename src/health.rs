@@ -454,6 +454,15 @@ mod tests {
         }
     }
 
+    fn target<'a>(ct: &'a Fake, c: &'a Component, port: u16) -> Target<'a> {
+        Target {
+            ct,
+            vmid: 1,
+            component: c,
+            port,
+        }
+    }
+
     fn fake(code: i32, stdout: &str) -> Fake {
         Fake {
             out: ExecOutput {
@@ -476,12 +485,7 @@ mod tests {
     fn http_with_a_json_match_reads_the_body() {
         let c = component("{path: /health, json: {field: checks.db, equals: ok}}");
         let ct = fake(0, "{\"checks\": {\"db\": \"ok\"}}\n200");
-        let t = Target {
-            ct: &ct,
-            vmid: 1,
-            component: &c,
-            port: 3000,
-        };
+        let t = target(&ct, &c, 3000);
         assert!(probe_once(&t).unwrap().healthy);
         let ct = fake(0, "{\"checks\": {\"db\": \"down\"}}\n200");
         let t = Target { ct: &ct, ..t };
@@ -494,31 +498,16 @@ mod tests {
     fn http_with_a_body_match_and_tcp_and_command() {
         let c = component("{path: /health, body: alive}");
         let ct = fake(0, "i am alive\n200");
-        let t = Target {
-            ct: &ct,
-            vmid: 1,
-            component: &c,
-            port: 3000,
-        };
+        let t = target(&ct, &c, 3000);
         assert!(probe_once(&t).unwrap().healthy);
         let c = component("{tcp: true}");
         let ct = fake(1, "");
-        let t = Target {
-            ct: &ct,
-            vmid: 1,
-            component: &c,
-            port: 3001,
-        };
+        let t = target(&ct, &c, 3001);
         assert!(!probe_once(&t).unwrap().healthy);
         assert!(ct.asked.lock().unwrap()[0].contains(&"3001".to_string()));
         let c = component("{command: [pg_isready, -p, '{port}']}");
         let ct = fake(0, "");
-        let t = Target {
-            ct: &ct,
-            vmid: 1,
-            component: &c,
-            port: 3002,
-        };
+        let t = target(&ct, &c, 3002);
         assert!(probe_once(&t).unwrap().healthy);
         let asked = ct.asked.lock().unwrap()[0].clone();
         assert_eq!(
@@ -540,12 +529,7 @@ mod tests {
         let c =
             component("{path: /, version: {command: [app, --version], pattern: '^app v(\\S+)'}}");
         let ct = fake(0, "app v1.2.3 (linux)\n");
-        let t = Target {
-            ct: &ct,
-            vmid: 1,
-            component: &c,
-            port: 3000,
-        };
+        let t = target(&ct, &c, 3000);
         assert_eq!(running_version(&t).unwrap().as_deref(), Some("1.2.3"));
         let ct = fake(3, "");
         let t = Target { ct: &ct, ..t };

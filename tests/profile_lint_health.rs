@@ -9,7 +9,7 @@ use std::path::Path;
 
 #[path = "support/lint.rs"]
 mod lint_support;
-use lint_support::{bin, line_of, srcdemo_copy as fixture};
+use lint_support::{assert_refused_at, bin, line_of, srcdemo_copy as fixture};
 
 /// The fixture's health block, from `health:` up to (not including) `unit:`, replaced by
 /// `block` (indented as the fixture's component fields are).
@@ -57,17 +57,7 @@ fn lint_fails(block: &str, at: &str, want: &[&str]) {
     with_health(&dir, block);
     let line = line_of(&dir.join("profile.yaml"), at);
     let out = lint(&dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "exit 2 expected:\n{stderr}");
-    let located = format!("profile.yaml:{line}:");
-    assert!(
-        stderr.contains(&located),
-        "`{located}` missing from:\n{stderr}"
-    );
-    for w in want {
-        assert!(stderr.contains(w), "`{w}` missing from:\n{stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_refused_at(&out, line, want);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 
 #[path = "support/lint.rs"]
 mod lint_support;
-use lint_support::{bin, edit, line_of, srcdemo_copy as fixture};
+use lint_support::{assert_refused_at, bin, edit, line_of, srcdemo_copy as fixture};
 
 /// Lints the test profile after `mutate`, expecting exit 2, `profile.yaml:LINE:` for the first
 /// line containing `at` (after the mutation), and every `want` in stderr.
@@ -24,17 +24,7 @@ fn lint_fails(mutate: impl FnOnce(&Path), at: &str, want: &[&str]) {
         .arg(&dir)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "exit 2 expected:\n{stderr}");
-    let located = format!("profile.yaml:{line}:");
-    assert!(
-        stderr.contains(&located),
-        "`{located}` missing from:\n{stderr}"
-    );
-    for w in want {
-        assert!(stderr.contains(w), "`{w}` missing from:\n{stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_refused_at(&out, line, want);
 }
 
 #[test]

@@ -41,3 +41,19 @@ pub fn line_of(path: &Path, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("{} has no `{needle}`", path.display()))
         + 1
 }
+
+/// `profiles lint`'s refusal: exit 2, the problem at `profile.yaml:LINE:`, each of `want` in
+/// its words, and no panic.
+pub fn assert_refused_at(out: &std::process::Output, line: usize, want: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit 2 expected:\n{stderr}");
+    let located = format!("profile.yaml:{line}:");
+    assert!(
+        stderr.contains(&located),
+        "`{located}` missing from:\n{stderr}"
+    );
+    for w in want {
+        assert!(stderr.contains(w), "`{w}` missing from:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
