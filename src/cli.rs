@@ -75,6 +75,25 @@ pub struct Global {
     pub config: PathBuf,
 }
 
+impl Global {
+    /// What an operation needs of these flags: the configuration directory and the connection.
+    pub fn site(&self) -> crate::site::Site {
+        crate::site::Site {
+            config: self.config.clone(),
+            host: self.host.clone(),
+            transport: self.transport.map(|t| match t {
+                TransportKind::Https => crate::site::Transport::Https,
+                TransportKind::Pvesh => crate::site::Transport::Pvesh,
+            }),
+            node: self.node.clone(),
+            token_file: self.token_file.clone(),
+            fingerprint: self.fingerprint.clone(),
+            ca_file: self.ca_file.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The dashboard: every instance, its health, and its operations (also: no arguments on a terminal)

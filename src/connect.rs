@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Global, TransportKind};
 use crate::error::LaunchError;
 use crate::pve::{
     ApiToken, Auth, Client, Fingerprint, HttpsTransport, PveshTransport, Secret, TlsMode,
     TOKEN_ENV_VAR,
 };
+use crate::site::Site;
+use crate::site::Transport;
 
 pub const USER_ENV_VAR: &str = "LAUNCH_PVE_USER";
 pub const PASSWORD_ENV_VAR: &str = "LAUNCH_PVE_PASSWORD";
@@ -118,8 +119,8 @@ impl SavedConnection {
 
 /// The global options with the saved connection filled in where the command line and the
 /// environment say nothing: a `--host` (or `--transport pvesh`) given now wins over the file.
-pub fn with_saved(g: &Global) -> Result<Cow<'_, Global>, LaunchError> {
-    if g.host.is_some() || g.transport == Some(TransportKind::Pvesh) {
+pub fn with_saved(g: &Site) -> Result<Cow<'_, Site>, LaunchError> {
+    if g.host.is_some() || g.transport == Some(Transport::Pvesh) {
         return Ok(Cow::Borrowed(g));
     }
     let Some(saved) = SavedConnection::load(&g.config)? else {
@@ -140,15 +141,15 @@ pub fn with_saved(g: &Global) -> Result<Cow<'_, Global>, LaunchError> {
     Ok(Cow::Owned(merged))
 }
 
-pub fn connect(g: &Global) -> Result<Connection, LaunchError> {
+pub fn connect(g: &Site) -> Result<Connection, LaunchError> {
     let g = &*with_saved(g)?;
     let kind = match (g.transport, &g.host) {
         (Some(k), _) => k,
-        (None, Some(_)) => TransportKind::Https,
-        (None, None) => TransportKind::Pvesh,
+        (None, Some(_)) => Transport::Https,
+        (None, None) => Transport::Pvesh,
     };
     match kind {
-        TransportKind::Pvesh => {
+        Transport::Pvesh => {
             let Some(pvesh) = find_on_path("pvesh") else {
                 return Err(LaunchError::bad_input(
                     "Proxmox VE",
@@ -162,7 +163,7 @@ pub fn connect(g: &Global) -> Result<Connection, LaunchError> {
                 warning: None,
             })
         }
-        TransportKind::Https => {
+        Transport::Https => {
             let Some(host) = &g.host else {
                 return Err(LaunchError::bad_input(
                     "--transport https",
@@ -206,7 +207,7 @@ pub fn auth(token_file: Option<&Path>) -> Result<Auth, LaunchError> {
     }
 }
 
-pub fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
+pub fn tls_mode(g: &Site) -> Result<TlsMode, LaunchError> {
     let chosen = [g.fingerprint.is_some(), g.ca_file.is_some(), g.insecure]
         .iter()
         .filter(|x| **x)
@@ -247,11 +248,11 @@ pub fn tls_mode(g: &Global) -> Result<TlsMode, LaunchError> {
 /// The node to work on: `--node`, or the cluster's only node. Through the local pvesh it must be
 /// this node: `pct exec`/`push` reach only containers running here (pvesh itself would proxy
 /// API calls to another node, so the install would create a CT it then cannot enter).
-pub fn pick_node(client: &Client, g: &Global) -> Result<String, LaunchError> {
+pub fn pick_node(client: &Client, g: &Site) -> Result<String, LaunchError> {
     let g = &*with_saved(g)?;
     let local_pvesh = matches!(
         (g.transport, &g.host),
-        (Some(TransportKind::Pvesh), _) | (None, None)
+        (Some(Transport::Pvesh), _) | (None, None)
     );
     if let Some(n) = &g.node {
         if local_pvesh {

@@ -28,6 +28,7 @@ pub mod release;
 pub mod render;
 pub mod report;
 pub mod selfupdate;
+pub mod site;
 pub mod status;
 pub mod tui;
 pub mod uninstall;

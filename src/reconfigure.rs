@@ -5,14 +5,12 @@
 //! drift between the record and the container's real files (and asks, on a terminal).
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::json;
 
-use crate::cli::{Global, ReconfigureArgs};
 use crate::connect::connect;
 use crate::ct::{sh, CtAccess, Pct};
 use crate::deploy::{self, AppSettings};
@@ -21,12 +19,14 @@ use crate::engine::{execute, FnStep, Plan, Reporter};
 use crate::error::{InvalidValue, LaunchError, Result};
 use crate::install::settings::{check_answer, check_tls_files, parse_whole};
 use crate::report::{Outcome, Output};
+use crate::site::Site;
 
 /// The most memory or swap reconfigure sets (16 TiB), as install takes.
 const MAX_MIB: u64 = 16 * 1024 * 1024;
 use crate::instance::{Instance, InstanceStore};
 use crate::oplock::lock_instance;
 use crate::profile::{Catalog, DatabaseKind, Profile, QuestionKind};
+use crate::prompt::{Prompter, Question};
 use crate::pve::{Client, CtConfigUpdate};
 use crate::render::{self, Layout};
 use crate::update::proxy::Proxy;
@@ -714,7 +714,8 @@ fn show(inst: &Instance, drifts: &[String], profile: &Profile) -> String {
     t
 }
 
-fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>> {
+/// `--set KEY=VALUE` arguments as settings; a pair without `=` or a key given twice is refused.
+pub fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for s in sets {
         let Some((k, v)) = s.split_once('=') else {
@@ -738,24 +739,32 @@ fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn ask(inst: &Instance, profile: &Profile) -> Result<BTreeMap<String, String>> {
-    let keys: Vec<&str> = inst
+/// One setting to change and its new value, asked through the front end's prompter.
+fn ask(
+    prompter: &mut dyn Prompter,
+    inst: &Instance,
+    profile: &Profile,
+) -> Result<BTreeMap<String, String>> {
+    let keys: Vec<String> = inst
         .settings
         .keys()
         .map(String::as_str)
         .filter(|k| !matches!(*k, "old_hosts" | "os" | "database" | "tls"))
         .filter(|k| profile.question(k).is_none_or(|q| !q.install_only))
         .chain(["memory_mib", "cores", "disk_gib", "database"])
+        .map(String::from)
         .collect();
-    let key = inquire::Select::new("Change which setting?", keys)
-        .prompt()
+    let key = prompter
+        .select(&Question::new("setting", "Change which setting?"), &keys)
         .map_err(|e| LaunchError::Failed(anyhow!("cancelled: {e}")))?;
-    let current = inst.settings.get(key).cloned().unwrap_or_default();
-    let value = inquire::Text::new(&format!("New value for {key}:"))
-        .with_default(&current)
-        .prompt()
+    let current = inst.settings.get(&key).cloned().unwrap_or_default();
+    let prompt = format!("New value for {key}:");
+    let mut q = Question::new(&key, &prompt);
+    q.default = Some(current);
+    let value = prompter
+        .text(&q)
         .map_err(|e| LaunchError::Failed(anyhow!("cancelled: {e}")))?;
-    Ok([(key.to_string(), value)].into_iter().collect())
+    Ok([(key, value)].into_iter().collect())
 }
 
 fn main_unit(c: &Ctx) -> String {
@@ -1266,8 +1275,25 @@ fn record_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
-    let sets = parse_sets(&a.set)?;
+/// What to change, as plain data (no clap types): the CLI builds it from `--set` pairs, the
+/// dashboard from its form.
+#[derive(Debug, Clone, Default)]
+pub struct ReconfigureRequest {
+    pub name: String,
+    /// The settings to change and their new values; empty: show the settings and their drift,
+    /// and ask for one change when someone can be asked.
+    pub sets: BTreeMap<String, String>,
+}
+
+/// Reconfigures `a.name`. With no settings given it shows them (and their drift) and, when
+/// `ask` is there, asks which one to change.
+pub fn run(
+    g: &Site,
+    a: &ReconfigureRequest,
+    ask_with: Option<&mut dyn Prompter>,
+    out: &Output,
+) -> Result<Outcome> {
+    let sets = a.sets.clone();
     let store = InstanceStore::new(&g.config);
     let inst = store.load(&a.name)?;
     let profile = Catalog::new(&g.config).load(&inst.profile)?.profile;
@@ -1276,14 +1302,14 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
     let sets = if sets.is_empty() {
         let drifts = drift(ct.as_ref(), &profile, &inst).map_err(LaunchError::Failed)?;
         let text = show(&inst, &drifts, &profile);
-        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        let Some(prompter) = ask_with else {
             return Ok(Outcome::new(
                 text,
                 json!({ "instance": inst.name, "settings": inst.settings, "drift": drifts }),
             ));
-        }
-        eprintln!("{text}");
-        ask(&inst, &profile)?
+        };
+        out.note(text);
+        ask(prompter, &inst, &profile)?
     } else {
         sets
     };
@@ -1307,7 +1333,7 @@ pub fn run(g: &Global, a: &ReconfigureArgs, out: &Output) -> Result<Outcome> {
     let client = if change.resources.any() {
         let conn = connect(g)?;
         if let Some(w) = conn.warning {
-            eprintln!("{w}");
+            out.warn(w);
         }
         Some(conn.client)
     } else {

@@ -24,6 +24,52 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Plain lines on stderr, whatever the command's output is: for what must stay out of
+    /// an output that is a stable interface (`status --json` prints one report object).
+    pub fn stderr() -> Self {
+        Output {
+            json: false,
+            color: false,
+            verbose: 0,
+        }
+    }
+
+    /// A warning from an operation outside its plan's steps (a lock taken over, an insecure
+    /// connection): with `--json` a `log` event on stdout like the plan's own, else a line on
+    /// stderr. Either way, never mixed into the result.
+    pub fn warn(&self, line: impl Into<String>) {
+        self.line(crate::engine::Level::Warn, line.into());
+    }
+
+    /// A sentence the person should read before the operation goes on (what a rollback
+    /// keeps and loses; a recovered operation): shown like `warn`, as information.
+    pub fn note(&self, line: impl Into<String>) {
+        self.line(crate::engine::Level::Info, line.into());
+    }
+
+    fn line(&self, level: crate::engine::Level, line: String) {
+        if self.json {
+            let e = crate::engine::Event::Log {
+                index: None,
+                level,
+                line,
+            };
+            if let Ok(s) = serde_json::to_string(&e) {
+                println!("{s}");
+            }
+            return;
+        }
+        // Lines may quote values from outside: no control character reaches the terminal.
+        let line = crate::escape::terminal_safe(&line);
+        match level {
+            crate::engine::Level::Warn if line.starts_with("warning") => eprintln!("{line}"),
+            crate::engine::Level::Warn => eprintln!("warning: {line}"),
+            _ => eprintln!("{line}"),
+        }
+    }
+}
+
 /// Colour unless `--no-color` or `NO_COLOR` (any value, see no-color.org) says otherwise; the
 /// callers add whether the output is a terminal at all.
 pub fn color_wanted(no_color_flag: bool) -> bool {

@@ -26,7 +26,7 @@
 pub mod health;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,6 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::cli::{Global, StatusArgs};
 use crate::ct::{CtAccess, ExecOutput, Pct};
 use crate::engine::{FnStep, Plan, Reporter};
 use crate::error::{LaunchError, Result};
@@ -44,6 +43,7 @@ use crate::profile::{Catalog, Channel, Component, Profile};
 use crate::pve::{Client, CtStatus};
 use crate::render::Layout;
 use crate::report::{Outcome, Output};
+use crate::site::Site;
 
 /// Limit on commands run inside the container (`timeout` there, so nothing lingers).
 const CT_TIMEOUT_S: u32 = 10;
@@ -86,7 +86,19 @@ impl Report {
     }
 }
 
-pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
+/// Which instances to check and what to do with the report, as plain data (no clap types).
+#[derive(Debug, Clone, Default)]
+pub struct StatusRequest {
+    /// One instance; None with `all`: every instance.
+    pub name: Option<String>,
+    pub all: bool,
+    /// Also write Prometheus textfile metrics to this file.
+    pub prometheus: Option<PathBuf>,
+    /// When unhealthy, send the report as `CONFIG/notify.yaml` says (and log every run).
+    pub notify: bool,
+}
+
+pub fn run(g: &Site, a: &StatusRequest, out: &Output) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
     // An update or rollback that was cut off (kill, power loss) is finished or undone first,
     // when no process runs it any more; its progress goes to stderr, never into --json.
@@ -102,10 +114,10 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
     };
     for n in names {
         if let Some(what) = crate::update::recover_unfinished(g, &quiet, &n)? {
-            eprintln!("{n}: {what}");
+            quiet.note(format!("{n}: {what}"));
         }
         if let Some(what) = crate::backup::recover_unfinished(g, &quiet, &n)? {
-            eprintln!("{n}: {what}");
+            quiet.note(format!("{n}: {what}"));
         }
     }
     let instances = match (&a.name, a.all) {
@@ -127,7 +139,7 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
     }
     let conn = crate::connect::connect(g)?;
     if let Some(w) = conn.warning {
-        eprintln!("{w}");
+        quiet.warn(w);
     }
     let client = Arc::new(conn.client);
     // Without `pct` (e.g. run away from the node) the in-container checks say so one by one.
@@ -188,7 +200,7 @@ pub fn run(g: &Global, a: &StatusArgs, out: &Output) -> Result<Outcome> {
         .collect();
     if a.notify {
         let n = notify(g, &report, &data, &bad);
-        eprintln!("notify: {}", n.message);
+        quiet.note(format!("notify: {}", n.message));
         if let serde_json::Value::Object(m) = &mut data {
             m.insert("notify".into(), n.to_json());
         }
@@ -328,12 +340,7 @@ fn record(store: &InstanceStore, prometheus_file: Option<&Path>, report: &Report
 
 /// `--notify`: sends an unhealthy report as `notify.yaml` says and logs every run to
 /// `health.log` (with what was sent), so a quiet day is on record too.
-fn notify(
-    g: &Global,
-    report: &Report,
-    data: &serde_json::Value,
-    bad: &[String],
-) -> health::Notified {
+fn notify(g: &Site, report: &Report, data: &serde_json::Value, bad: &[String]) -> health::Notified {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -358,7 +365,7 @@ fn notify(
         m.insert("notify".into(), n.to_json());
     }
     if let Err(e) = health::append_log(&body) {
-        eprintln!("warning: the health log was not written: {e:#}");
+        Output::stderr().warn(format!("the health log was not written: {e:#}"));
     }
     n
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::Global;
 use crate::connect::connect;
 use crate::engine::render::{log_root, operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
@@ -16,6 +15,7 @@ use crate::instance::{Instance, InstanceStore};
 use crate::prompt::{Prompter, Question};
 use crate::pve::Client;
 use crate::report::{Outcome, Output};
+use crate::site::Site;
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
@@ -77,7 +77,7 @@ fn confirm(req: &UninstallRequest, ask: Option<&mut dyn Prompter>) -> Result<()>
 
 /// Uninstalls `req.name`; a confirmation it still needs is asked through `ask`.
 pub fn run(
-    g: &Global,
+    g: &Site,
     req: &UninstallRequest,
     ask: Option<&mut dyn Prompter>,
     out: &Output,
@@ -110,7 +110,7 @@ pub fn run(
     }
     let conn = connect(g)?;
     if let Some(w) = conn.warning {
-        eprintln!("{w}");
+        out.warn(w);
     }
     let vmid = inst.container.vmid;
     let node = inst.container.node.clone();
@@ -128,7 +128,7 @@ pub fn run(
                     &c.inst,
                     loaded,
                     &dir,
-                    crate::cli::Compression::Zstd,
+                    crate::backup::archive::Compression::Zstd,
                     "uninstall --keep-data",
                     rep,
                 )

@@ -122,9 +122,9 @@ fn rewrite_archive(
     .unwrap();
     edit(&mut manifest);
     let compression = if src.to_string_lossy().ends_with(".zst") {
-        launch::cli::Compression::Zstd
+        launch::backup::archive::Compression::Zstd
     } else {
-        launch::cli::Compression::Gzip
+        launch::backup::archive::Compression::Gzip
     };
     let mut w = ArchiveWriter::create(dst, compression).unwrap();
     for (rec, owner, data) in entries {

@@ -22,7 +22,6 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cli::Compression;
 use crate::instance::{Instance, Slot};
 
 mod follow;
@@ -129,6 +128,15 @@ pub fn is_archive_problem(e: &anyhow::Error) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Names
+
+/// How an archive's tar stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd, level 3, both cores (the default: about as small as gzip, many times faster).
+    Zstd,
+    /// gzip, for tools that know nothing newer.
+    Gzip,
+}
 
 pub fn extension(c: Compression) -> &'static str {
     match c {

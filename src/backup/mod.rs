@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::cli::{BackupArgs, BackupsArgs, Compression, Global, RestoreArgs};
 use crate::ct::{CtAccess, Pct};
 use crate::engine::render::{operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
@@ -21,6 +20,8 @@ use crate::instance::{check_instance_name, Instance, InstanceStore};
 use crate::oplock::{lock_instance, state_dir, InstanceLock};
 use crate::profile::{Catalog, LoadedProfile};
 use crate::report::{Outcome, Output};
+use crate::site::Site;
+pub use archive::Compression;
 
 pub use take::BackupArchive;
 
@@ -42,7 +43,34 @@ struct BackupCtx {
     result: Option<BackupArchive>,
 }
 
-pub fn backup(g: &Global, a: &BackupArgs, out: &Output) -> Result<Outcome> {
+/// A backup to take, as plain data (no clap types).
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    pub name: String,
+    /// The directory for the archive; None: `default_dir(name)`.
+    pub to: Option<PathBuf>,
+    pub compression: Compression,
+}
+
+/// An instance's backups to list, or one archive to verify.
+#[derive(Debug, Clone)]
+pub struct BackupsRequest {
+    pub name: String,
+    pub verify: Option<PathBuf>,
+}
+
+/// An archive to restore into its instance, or into a new one.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    pub name: String,
+    pub archive: PathBuf,
+    /// Install a new instance with this name from the archive's record, then restore into it.
+    pub to_new: Option<String>,
+    /// Safety backups (one is taken before each restore) to keep; older ones are removed.
+    pub keep_safety_backups: usize,
+}
+
+pub fn backup(g: &Site, a: &BackupRequest, out: &Output) -> Result<Outcome> {
     check_instance_name(&a.name)?;
     let store = InstanceStore::new(&g.config);
     let inst = store.load(&a.name)?;
@@ -105,7 +133,7 @@ pub fn backup(g: &Global, a: &BackupArgs, out: &Output) -> Result<Outcome> {
         inst,
         loaded,
         dir,
-        compression: a.compress,
+        compression: a.compression,
         lock: None,
         locked: None,
         result: None,
@@ -165,7 +193,7 @@ fn verification_state(path: &Path) -> String {
     }
 }
 
-pub fn backups(g: &Global, a: &BackupsArgs, _out: &Output) -> Result<Outcome> {
+pub fn backups(g: &Site, a: &BackupsRequest, _out: &Output) -> Result<Outcome> {
     check_instance_name(&a.name)?;
     let _ = g;
     if let Some(path) = &a.verify {
@@ -233,7 +261,7 @@ pub fn backups(g: &Global, a: &BackupsArgs, _out: &Output) -> Result<Outcome> {
 
 /// What can be decided from the manifest alone, before the whole archive is read: the archive
 /// holds only what the profile restores, and (when `name` is installed) fits in its container.
-fn verify_contents(g: &Global, name: &str, path: &Path) -> anyhow::Result<()> {
+fn verify_contents(g: &Site, name: &str, path: &Path) -> anyhow::Result<()> {
     let m = archive::read_manifest(path)?;
     let store = InstanceStore::new(&g.config);
     let inst = store
@@ -284,7 +312,7 @@ fn verify_contents(g: &Global, name: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify(g: &Global, name: &str, path: &Path) -> Result<Outcome> {
+fn verify(g: &Site, name: &str, path: &Path) -> Result<Outcome> {
     if !path.is_file() {
         return Err(LaunchError::bad_input(
             path.display().to_string(),
@@ -330,13 +358,13 @@ fn verify(g: &Global, name: &str, path: &Path) -> Result<Outcome> {
     }
 }
 
-pub fn restore(g: &Global, a: &RestoreArgs, out: &Output) -> Result<Outcome> {
+pub fn restore(g: &Site, a: &RestoreRequest, out: &Output) -> Result<Outcome> {
     check_instance_name(&a.name)?;
     if let Some(new) = &a.to_new {
         return restore_to_new(g, a, new, out);
     }
     if let Some(what) = recover_unfinished(g, out, &a.name)? {
-        eprintln!("{}: {what}", a.name);
+        out.note(format!("{}: {what}", a.name));
     }
     let store = InstanceStore::new(&g.config);
     let inst = store.load(&a.name)?;
@@ -362,7 +390,7 @@ pub fn restore(g: &Global, a: &RestoreArgs, out: &Output) -> Result<Outcome> {
 /// For `status`, `update`, `rollback` and `restore`: finishes or undoes a restore that was cut
 /// off, when no process runs it any more. Returns what was done, or None when there was
 /// nothing to do (or it still runs).
-pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option<String>> {
+pub fn recover_unfinished(g: &Site, out: &Output, name: &str) -> Result<Option<String>> {
     check_instance_name(name)?;
     if restore::RestoreJournal::load(name)
         .map_err(LaunchError::Failed)?
@@ -487,10 +515,10 @@ fn run_restore(
         Vec::new()
     };
     for p in &pruned {
-        eprintln!(
+        out.note(format!(
             "removed the old safety backup {} (keeping the newest {keep_safety})",
             p.display()
-        );
+        ));
     }
     if let Err(e) = r {
         if let Some(refusal) = ctx.refusal.take() {
@@ -544,7 +572,7 @@ fn run_restore(
 
 /// `restore NAME ARCHIVE --to-new NAME2`: install a new instance of the archive's app version
 /// with the archive's answers (the install flow, unchanged), then restore into it.
-fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Result<Outcome> {
+fn restore_to_new(g: &Site, a: &RestoreRequest, new: &str, out: &Output) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
     let bad = |problem: String, help: String| {
         LaunchError::bad_input(a.archive.display().to_string(), problem, help)
@@ -655,7 +683,7 @@ fn restore_to_new(g: &Global, a: &RestoreArgs, new: &str, out: &Output) -> Resul
         keep_on_failure: false,
         confirmed: true,
     };
-    crate::install::run(g, &req, out).map_err(|e| {
+    crate::install::run(g, &req, None, out).map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
             "restore of {} into a new instance {new} failed while installing it: {e}",
             a.archive.display()

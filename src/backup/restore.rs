@@ -237,7 +237,7 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
                     &c.inst,
                     &c.loaded,
                     &c.backup_dir,
-                    crate::cli::Compression::Zstd,
+                    crate::backup::archive::Compression::Zstd,
                     &format!("{SAFETY_REASON} {}", c.archive.display()),
                     rep,
                 )?;

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::archive::{self, ArchiveWriter, DatabaseDump, Manifest, ProfileRef};
-use crate::cli::Compression;
+use super::archive::{self, ArchiveWriter, Compression, DatabaseDump, Manifest, ProfileRef};
 use crate::ct::{sh, CtAccess};
 use crate::engine::render::timestamp;
 use crate::engine::Reporter;

@@ -12,7 +12,9 @@ use crate::connect::{auth, connection_path, tls_mode, SavedConnection};
 use crate::error::{LaunchError, Result};
 use crate::pve::{Auth, Client, Fingerprint, HttpsTransport, PveError, TlsMode};
 
-pub fn run(g: &Global, args: &ConnectArgs) -> Result<Outcome> {
+pub fn run(global: &Global, args: &ConnectArgs) -> Result<Outcome> {
+    let site = global.site();
+    let g = &site;
     if args.forget {
         let path = connection_path(&g.config);
         return match std::fs::remove_file(&path) {
@@ -78,7 +80,7 @@ pub fn run(g: &Global, args: &ConnectArgs) -> Result<Outcome> {
         }
         _ => {
             let seen = server_fingerprint(host, token_auth()?)?;
-            (Some(confirm_fingerprint(g, host, seen)?), None)
+            (Some(confirm_fingerprint(global.yes, host, seen)?), None)
         }
     };
 
@@ -144,8 +146,8 @@ fn server_fingerprint(host: &str, auth: Auth) -> Result<Fingerprint> {
     }
 }
 
-fn confirm_fingerprint(g: &Global, host: &str, seen: Fingerprint) -> Result<Fingerprint> {
-    if g.yes {
+fn confirm_fingerprint(yes: bool, host: &str, seen: Fingerprint) -> Result<Fingerprint> {
+    if yes {
         eprintln!(
             "warning: pinning the certificate {host} presents now without checking it (--yes): {seen}"
         );

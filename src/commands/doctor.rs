@@ -7,12 +7,12 @@
 use serde_json::json;
 
 use super::Outcome;
-use crate::cli::Global;
 use crate::connect::connect;
 use crate::error::{LaunchError, Result};
 use crate::pve::ContentType;
+use crate::site::Site;
 
-pub fn run(g: &Global) -> Result<Outcome> {
+pub fn run(g: &Site) -> Result<Outcome> {
     let conn = connect(g)?;
     if let Some(w) = conn.warning {
         eprintln!("{w}");

@@ -6,14 +6,18 @@ mod doctor;
 mod profiles;
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::answers::load_answers;
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{ChannelArg, Cli, Command, Global};
 use crate::error::{LaunchError, Result};
 use crate::instance::{check_instance_name, InstanceStore};
+use crate::profile::Channel;
+use crate::prompt::{Prompter, TerminalPrompter};
 use crate::report::{Outcome, Output};
+use crate::site::Site;
 
 /// The output settings the global flags ask for.
 pub fn output_for(g: &Global) -> Output {
@@ -21,10 +25,12 @@ pub fn output_for(g: &Global) -> Output {
 }
 
 pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
-    let g = &cli.global;
+    let global = &cli.global;
+    let site = global.site();
+    let g = &site;
     let Some(command) = cli.command else {
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-            return crate::tui::run(g, &crate::cli::TuiArgs::default());
+            return crate::tui::run(g, &crate::cli::TuiArgs::default(), out);
         }
         return Err(LaunchError::Usage(
             "no command given and no terminal to run the dashboard on\n  help: run `launch-tui --help` to see the commands, or `launch-tui install PROFILE --answers FILE --yes` for an unattended install".into(),
@@ -52,19 +58,84 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
                 name: a.name,
                 force: a.force,
                 keep_on_failure: a.keep_on_failure,
-                confirmed: g.yes,
+                confirmed: global.yes,
             };
-            crate::install::run(g, &req, out)
+            // The wizard (no --answers) asks on the terminal, when there is one.
+            let mut terminal = TerminalPrompter;
+            let ask = std::io::stdout()
+                .is_terminal()
+                .then(|| terminal_prompter(&mut terminal))
+                .flatten();
+            crate::install::run(g, &req, ask, out)
         }
-        Command::Tui(a) => crate::tui::run(g, &a),
+        Command::Tui(a) => crate::tui::run(g, &a, out),
         Command::List => list(g),
         Command::Doctor => doctor::run(g),
-        Command::Status(a) => crate::status::run(g, &a, out),
-        Command::Update(a) => crate::update::run(g, &a, out),
-        Command::Rollback(a) => crate::update::rollback(g, &a, out),
-        Command::Reconfigure(a) => crate::reconfigure::run(g, &a, out),
-        Command::Backup(a) => crate::backup::backup(g, &a, out),
-        Command::Backups(a) => crate::backup::backups(g, &a, out),
+        Command::Status(a) => {
+            let req = crate::status::StatusRequest {
+                name: a.name,
+                all: a.all,
+                prometheus: a.prometheus,
+                notify: a.notify,
+            };
+            crate::status::run(g, &req, out)
+        }
+        Command::Update(a) => {
+            let req = crate::update::UpdateRequest {
+                name: a.name,
+                version: a.version,
+                check: a.check,
+                channel: match a.channel {
+                    ChannelArg::Stable => Channel::Stable,
+                    ChannelArg::Unstable => Channel::Unstable,
+                },
+                wait: Duration::from_secs(a.wait),
+                watch: a.watch.map(Duration::from_secs),
+            };
+            crate::update::run(g, &req, out)
+        }
+        Command::Rollback(a) => {
+            let req = crate::update::RollbackRequest {
+                name: a.name,
+                snapshot: a.snapshot,
+                wait: Duration::from_secs(a.wait),
+                watch: a.watch.map(Duration::from_secs),
+                confirmed: global.yes,
+            };
+            let mut terminal = TerminalPrompter;
+            crate::update::rollback(g, &req, terminal_prompter(&mut terminal), out)
+        }
+        Command::Reconfigure(a) => {
+            let req = crate::reconfigure::ReconfigureRequest {
+                name: a.name,
+                sets: crate::reconfigure::parse_sets(&a.set)?,
+            };
+            // With nothing to --set, the settings are shown, and on a terminal one is asked for.
+            let mut terminal = TerminalPrompter;
+            let ask = std::io::stdout()
+                .is_terminal()
+                .then(|| terminal_prompter(&mut terminal))
+                .flatten();
+            crate::reconfigure::run(g, &req, ask, out)
+        }
+        Command::Backup(a) => {
+            let req = crate::backup::BackupRequest {
+                name: a.name,
+                to: a.to,
+                compression: match a.compress {
+                    crate::cli::Compression::Zstd => crate::backup::Compression::Zstd,
+                    crate::cli::Compression::Gzip => crate::backup::Compression::Gzip,
+                },
+            };
+            crate::backup::backup(g, &req, out)
+        }
+        Command::Backups(a) => {
+            let req = crate::backup::BackupsRequest {
+                name: a.name,
+                verify: a.verify,
+            };
+            crate::backup::backups(g, &req, out)
+        }
         Command::Restore(a) => {
             if !a.archive.exists() {
                 return Err(LaunchError::bad_input(
@@ -76,23 +147,25 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             if let Some(n) = &a.to_new {
                 check_instance_name(n)?;
             }
-            crate::backup::restore(g, &a, out)
+            let req = crate::backup::RestoreRequest {
+                name: a.name,
+                archive: a.archive,
+                to_new: a.to_new,
+                keep_safety_backups: a.keep_safety_backups,
+            };
+            crate::backup::restore(g, &req, out)
         }
         Command::Uninstall(a) => {
             let req = crate::uninstall::UninstallRequest {
                 name: a.name,
                 keep_data: a.keep_data,
-                confirmed: g.yes,
+                confirmed: global.yes,
             };
-            // The typed confirmation is asked on the terminal when there is one.
-            let mut terminal = crate::prompt::TerminalPrompter;
-            let ask: Option<&mut dyn crate::prompt::Prompter> = std::io::stdin()
-                .is_terminal()
-                .then_some(&mut terminal as &mut dyn crate::prompt::Prompter);
-            crate::uninstall::run(g, &req, ask, out)
+            let mut terminal = TerminalPrompter;
+            crate::uninstall::run(g, &req, terminal_prompter(&mut terminal), out)
         }
         Command::Profiles(p) => profiles::run(g, p, out),
-        Command::Connect(a) => connect::run(g, &a),
+        Command::Connect(a) => connect::run(global, &a),
         Command::SelfUpdate(a) => {
             let report = crate::selfupdate::run(&crate::selfupdate::Request {
                 check: a.check,
@@ -116,7 +189,15 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
     }
 }
 
-fn list(g: &Global) -> Result<Outcome> {
+/// Confirmations are asked on the terminal when there is one; without one, nobody can be
+/// asked, and an operation that needs a yes refuses (`--yes` gives it).
+fn terminal_prompter(terminal: &mut TerminalPrompter) -> Option<&mut dyn Prompter> {
+    std::io::stdin()
+        .is_terminal()
+        .then_some(terminal as &mut dyn Prompter)
+}
+
+fn list(g: &Site) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
     let instances = store.list()?;
     if instances.is_empty() {

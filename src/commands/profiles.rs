@@ -3,11 +3,12 @@
 use serde_json::json;
 
 use super::{Outcome, Output};
-use crate::cli::{Global, ProfilesCommand};
+use crate::cli::ProfilesCommand;
 use crate::error::Result;
 use crate::profile::{self, Catalog};
+use crate::site::Site;
 
-pub fn run(g: &Global, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
+pub fn run(g: &Site, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
     let catalog = Catalog::new(&g.config);
     match cmd {
         ProfilesCommand::List => {

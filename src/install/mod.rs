@@ -7,14 +7,12 @@ mod steps;
 pub mod wizard;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
 use serde_json::json;
 
-use crate::cli::Global;
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
 use crate::engine::execute;
@@ -22,10 +20,12 @@ use crate::engine::render::{operation_log_path, timestamp, OperationViews};
 use crate::error::{LaunchError, Result};
 use crate::instance::{Container, Instance, InstanceStore, Slot};
 use crate::profile::{Catalog, Component, Profile, SecretKind};
+use crate::prompt::Prompter;
 use crate::pve::{Client, ContentType, ResourceType};
 use crate::release::ReleaseCache;
 use crate::render::DbContext;
 use crate::report::{Outcome, Output};
+use crate::site::Site;
 use settings::{InstallSettings, NodeFacts};
 
 /// Where verified releases are cached (`LAUNCH_CACHE_DIR` overrides).
@@ -332,12 +332,19 @@ pub struct InstallRequest {
     pub confirmed: bool,
 }
 
-pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
+/// Installs what `req` says. Without answers the wizard asks through `ask` (the front end's
+/// prompter; None when nobody can be asked), which also offers to keep a failed container.
+pub fn run(
+    g: &Site,
+    req: &InstallRequest,
+    mut ask: Option<&mut dyn Prompter>,
+    out: &Output,
+) -> Result<Outcome> {
     let catalog = Catalog::new(&g.config);
-    // Without an answers file the wizard asks, on a terminal only; it needs the node's facts
-    // (free IDs, storages) first, so its answers come after connecting.
+    // Without an answers file the wizard asks, when someone can be asked; it needs the node's
+    // facts (free IDs, storages) first, so its answers come after connecting.
     let interactive = req.answers.is_none();
-    if interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+    if interactive && ask.is_none() {
         return Err(LaunchError::bad_input(
             "install",
             "no --answers file and no terminal to run the wizard on",
@@ -397,12 +404,12 @@ pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
     let store = InstanceStore::new(&g.config);
     let conn = connect(g)?;
     if let Some(w) = conn.warning {
-        eprintln!("{w}");
+        out.warn(w);
     }
     let client = conn.client;
     let node = crate::connect::pick_node(&client, g)?;
     let facts = facts(&client, &node)?;
-    if interactive {
+    if let (true, Some(prompter)) = (interactive, ask.as_deref_mut()) {
         let mut saved = wizard::SavedDefaults::load(&g.config, &profile)?;
         saved.values.extend(answers.clone());
         let asked = wizard::ask(
@@ -410,7 +417,7 @@ pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
             &facts,
             &saved,
             req.force,
-            &mut crate::prompt::TerminalPrompter,
+            prompter,
             &mut std::io::stderr(),
         )?;
         match asked {
@@ -426,7 +433,7 @@ pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
     let settings = settings::resolve(&profile, &facts, &answers, req.force)
         .map_err(LaunchError::InvalidValues)?;
     for w in preflight(&client, &settings, &node)? {
-        eprintln!("warning: {w}");
+        out.warn(w);
     }
     if store.path_of(&settings.name).exists() {
         return Err(LaunchError::bad_input(
@@ -529,7 +536,7 @@ pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
                         ),
                     });
             if let Some((false, m)) = &health {
-                eprintln!("warning: {m}");
+                out.warn(m.clone());
             }
             let ip = ctx.ip.clone().unwrap_or_default();
             let url = ctx
@@ -572,9 +579,13 @@ pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
         }
         Err(e) => {
             let vmid = ctx.settings.vmid;
-            if interactive && !req.keep_on_failure && ctx.created {
-                use crate::prompt::Prompter;
-                let remove = crate::prompt::TerminalPrompter
+            if let (true, false, true, Some(prompter)) = (
+                interactive,
+                req.keep_on_failure,
+                ctx.created,
+                ask,
+            ) {
+                let remove = prompter
                     .confirm(
                         "remove_on_failure",
                         &format!(
@@ -587,7 +598,7 @@ pub fn run(g: &Global, req: &InstallRequest, out: &Output) -> Result<Outcome> {
                     if let Err(err) =
                         steps::destroy_container(&mut ctx, &crate::engine::Reporter::discard())
                     {
-                        eprintln!("warning: could not remove CT {vmid}: {err:#}");
+                        out.warn(format!("could not remove CT {vmid}: {err:#}"));
                     }
                 }
             }

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::cli::Global;
+use crate::site::Site;
 
 pub const SERVICE: &str = "launch-health.service";
 pub const TIMER: &str = "launch-health.timer";
@@ -31,41 +31,9 @@ pub fn unit_dir() -> PathBuf {
 
 /// The command line the timer runs: this binary with the connection options this run was
 /// given. Secrets never appear here; a token stays in its file.
-pub fn command_line(exe: &Path, g: &Global) -> Vec<String> {
+pub fn command_line(exe: &Path, g: &Site) -> Vec<String> {
     let mut cmd = vec![exe.display().to_string()];
-    let mut opt = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            cmd.push(k.to_string());
-            cmd.push(v);
-        }
-    };
-    if g.config != Path::new("/etc/launch") {
-        opt("--config", Some(g.config.display().to_string()));
-    }
-    opt("--host", g.host.clone());
-    opt(
-        "--transport",
-        g.transport.map(|t| {
-            match t {
-                crate::cli::TransportKind::Https => "https",
-                crate::cli::TransportKind::Pvesh => "pvesh",
-            }
-            .to_string()
-        }),
-    );
-    opt("--node", g.node.clone());
-    opt(
-        "--token-file",
-        g.token_file.as_ref().map(|p| p.display().to_string()),
-    );
-    opt("--fingerprint", g.fingerprint.clone());
-    opt(
-        "--ca-file",
-        g.ca_file.as_ref().map(|p| p.display().to_string()),
-    );
-    if g.insecure {
-        cmd.push("--insecure".into());
-    }
+    cmd.extend(g.args());
     cmd.extend(
         ["--no-color", "status", "--all", "--json", "--notify"]
             .iter()
@@ -155,7 +123,7 @@ pub struct TimerSetup {
 }
 
 /// Writes the two units, verifies them, and enables the timer when this host runs systemd.
-pub fn install_timer(g: &Global) -> anyhow::Result<TimerSetup> {
+pub fn install_timer(g: &Site) -> anyhow::Result<TimerSetup> {
     let exe = std::env::current_exe().context("cannot find launch-tui's own path")?;
     let env: Vec<(String, String)> = PASSED_ENV
         .iter()
@@ -484,11 +452,11 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn global(args: &[&str]) -> Global {
+    fn global(args: &[&str]) -> Site {
         let mut argv = vec!["launch-tui"];
         argv.extend_from_slice(args);
         argv.push("list");
-        crate::cli::Cli::try_parse_from(argv).unwrap().global
+        crate::cli::Cli::try_parse_from(argv).unwrap().global.site()
     }
 
     #[test]

@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use crossterm::event::KeyCode;
 use serde_json::json;
 
-use crate::cli::{Global, TuiArgs};
+use crate::cli::TuiArgs;
 use crate::error::{LaunchError, Result};
-use crate::report::{color_wanted, Outcome};
+use crate::report::Outcome;
+use crate::site::Site;
 use app::{App, Effect, Screen};
 use workers::{Msg, OpMsg, Running};
 
@@ -41,8 +42,8 @@ impl Drop for TerminalGuard {
     }
 }
 
-pub fn run(g: &Global, a: &TuiArgs) -> Result<Outcome> {
-    let color = color_wanted(g.no_color);
+pub fn run(g: &Site, a: &TuiArgs, out: &crate::report::Output) -> Result<Outcome> {
+    let color = out.color;
     let mut terminal = ratatui::try_init().map_err(|e| {
         LaunchError::Failed(anyhow::anyhow!(
             "cannot open the terminal for the dashboard: {e}\n  help: use the commands instead (`launch-tui list`, `launch-tui status --all`)"

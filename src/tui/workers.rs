@@ -17,12 +17,12 @@ use crossterm::event::{self, Event as TermEvent, KeyEvent, KeyEventKind};
 
 use super::app::OpKind;
 use super::model::{human_age, PastOp, Row};
-use crate::cli::Global;
 use crate::engine::render::log_root;
 use crate::engine::{Event, Level};
 use crate::instance::{Instance, InstanceStore};
 use crate::oplock::{state_dir, Holder};
 use crate::profile::{Catalog, Channel};
+use crate::site::Site;
 use crate::status::Check;
 
 pub enum Msg {
@@ -231,7 +231,7 @@ pub fn load_rows(config: PathBuf, tx: Sender<Msg>) {
 }
 
 /// Runs every instance's checks (the same as `status`), each instance reporting on its own.
-pub fn check_all(g: Global, tx: Sender<Msg>) {
+pub fn check_all(g: Site, tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let Ok(list) = InstanceStore::new(&g.config).list() else {
             return;
@@ -334,35 +334,13 @@ pub fn read_log(instance: String, tx: Sender<Msg>) {
 }
 
 /// The global options the child needs to reach the same Proxmox VE and configuration.
-fn global_args(g: &Global) -> Vec<std::ffi::OsString> {
+fn global_args(g: &Site) -> Vec<std::ffi::OsString> {
     let mut a: Vec<std::ffi::OsString> = vec!["--json".into(), "--yes".into(), "--no-color".into()];
-    a.push("--config".into());
-    a.push(g.config.clone().into());
-    if let Some(h) = &g.host {
-        a.extend(["--host".into(), h.into()]);
+    // --config always, so the child never falls back to another default.
+    if g.config == std::path::Path::new(crate::site::DEFAULT_CONFIG) {
+        a.extend(["--config".into(), g.config.clone().into()]);
     }
-    if let Some(t) = g.transport {
-        let t = match t {
-            crate::cli::TransportKind::Https => "https",
-            crate::cli::TransportKind::Pvesh => "pvesh",
-        };
-        a.extend(["--transport".into(), t.into()]);
-    }
-    if let Some(n) = &g.node {
-        a.extend(["--node".into(), n.into()]);
-    }
-    if let Some(f) = &g.token_file {
-        a.extend(["--token-file".into(), f.clone().into()]);
-    }
-    if let Some(f) = &g.fingerprint {
-        a.extend(["--fingerprint".into(), f.into()]);
-    }
-    if let Some(f) = &g.ca_file {
-        a.extend(["--ca-file".into(), f.clone().into()]);
-    }
-    if g.insecure {
-        a.push("--insecure".into());
-    }
+    a.extend(g.args().into_iter().map(std::ffi::OsString::from));
     a
 }
 
@@ -380,7 +358,7 @@ pub fn load_profiles(config: PathBuf, tx: Sender<Msg>) {
 }
 
 /// What the install form's checks need from the node (as the wizard reads it).
-pub fn load_facts(g: Global, tx: Sender<Msg>) {
+pub fn load_facts(g: Site, tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let facts = (|| {
             let conn = crate::connect::connect(&g)?;
@@ -411,7 +389,7 @@ impl Running {
 }
 
 pub fn start_op(
-    g: &Global,
+    g: &Site,
     op: OpKind,
     instance: &str,
     keep_data: bool,
@@ -427,7 +405,7 @@ pub fn start_op(
 /// Installs from the form's answers: written to a private answers file, then the same
 /// unattended install an answers file gets (`install PROFILE --answers FILE --yes`).
 pub fn start_install(
-    g: &Global,
+    g: &Site,
     profile: &str,
     instance: &str,
     answers: &BTreeMap<String, String>,
@@ -453,7 +431,7 @@ pub fn start_install(
 
 /// Runs the command (`--json`, after the global options) to its end and hands back its result
 /// object: for what a screen shows before any change (`update --check`, `backups`, the drift).
-fn query(g: &Global, args: &[&str]) -> Result<serde_json::Value, String> {
+fn query(g: &Site, args: &[&str]) -> Result<serde_json::Value, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .args(global_args(g))
@@ -482,7 +460,7 @@ fn query(g: &Global, args: &[&str]) -> Result<serde_json::Value, String> {
 
 /// The update screen's facts: the profile's releases (from disk, at once), then what
 /// `update NAME --check` finds (the running version, upstream; it takes a moment).
-pub fn load_update(g: Global, instance: String, tx: Sender<Msg>) {
+pub fn load_update(g: Site, instance: String, tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let profile = InstanceStore::new(&g.config)
             .load(&instance)
@@ -501,7 +479,7 @@ pub fn load_update(g: Global, instance: String, tx: Sender<Msg>) {
 
 /// The reconfigure form's record and profile, then the drift `reconfigure NAME` reports (in
 /// this order, on one thread, so the drift always finds the form).
-pub fn load_reconfigure(g: Global, instance: String, tx: Sender<Msg>) {
+pub fn load_reconfigure(g: Site, instance: String, tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let loaded = InstanceStore::new(&g.config)
             .load(&instance)
@@ -529,7 +507,7 @@ pub fn load_reconfigure(g: Global, instance: String, tx: Sender<Msg>) {
 }
 
 /// `backups NAME --json`: the archives and their verification state.
-pub fn load_backups(g: Global, instance: String, tx: Sender<Msg>) {
+pub fn load_backups(g: Site, instance: String, tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let v = query(&g, &["backups", &instance]);
         let _ = tx.send(Msg::Backups(instance, v));
@@ -539,7 +517,7 @@ pub fn load_backups(g: Global, instance: String, tx: Sender<Msg>) {
 /// A run with its own arguments (an update to a chosen version, reconfigure's `--set`s, a
 /// verify or restore), each an argv element.
 pub fn start_run(
-    g: &Global,
+    g: &Site,
     args: Vec<String>,
     instance: &str,
     tx: Sender<Msg>,
@@ -554,7 +532,7 @@ pub fn start_run(
 }
 
 fn spawn_child(
-    g: &Global,
+    g: &Site,
     args: Vec<std::ffi::OsString>,
     instance: &str,
     tx: Sender<Msg>,

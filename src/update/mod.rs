@@ -8,13 +8,11 @@ pub mod journal;
 pub mod proxy;
 pub mod steps;
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::cli::{ChannelArg, Global, RollbackArgs, UpdateArgs};
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
 use crate::engine::render::{operation_log_path, timestamp, OperationViews};
@@ -23,11 +21,41 @@ use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};
 use crate::oplock::{hostname, lock_instance, InstanceLock};
 use crate::profile::{Catalog, Channel, Profile};
+use crate::prompt::Prompter;
 use crate::release::ReleaseCache;
 use crate::render::Layout;
 use crate::report::{Outcome, Output};
+use crate::site::Site;
 use journal::Journal;
 use steps::{Ctx, Metrics, Mode};
+
+/// What to update, as plain data (no clap types): the CLI builds it from its flags, the
+/// dashboard from its update screen.
+#[derive(Debug, Clone)]
+pub struct UpdateRequest {
+    pub name: String,
+    /// A specific release instead of the newest the channel allows.
+    pub version: Option<String>,
+    /// Only report what would be done (`--check`).
+    pub check: bool,
+    pub channel: Channel,
+    /// How long to wait for another operation on the instance to finish.
+    pub wait: Duration,
+    /// How long to watch the new version's health after the switch; None: the profile's (30 s).
+    pub watch: Option<Duration>,
+}
+
+/// What to roll back, as plain data.
+#[derive(Debug, Clone)]
+pub struct RollbackRequest {
+    pub name: String,
+    /// The whole container back to its pre-update Proxmox snapshot.
+    pub snapshot: bool,
+    pub wait: Duration,
+    pub watch: Option<Duration>,
+    /// Confirmed already (`--yes`): nothing is asked.
+    pub confirmed: bool,
+}
 
 /// `v2.10.1` sorts after `v2.9.0`: numbers compare as numbers.
 pub fn version_key(v: &str) -> Vec<u64> {
@@ -66,7 +94,7 @@ pub fn check_requires(profile: &Profile, inst: &Instance, target: &str) -> Resul
     }
 }
 
-fn open(g: &Global, name: &str) -> Result<(Profile, Instance)> {
+fn open(g: &Site, name: &str) -> Result<(Profile, Instance)> {
     let inst = InstanceStore::new(&g.config).load(name)?;
     let profile = Catalog::new(&g.config).load(&inst.profile)?.profile;
     Ok((profile, inst))
@@ -98,17 +126,17 @@ fn upstream_latest(profile: &Profile) -> Option<std::result::Result<String, Stri
 }
 
 /// The newest release the profile allows on `channel` (stable only, or stable and unstable).
-fn newest(profile: &Profile, channel: ChannelArg) -> Option<String> {
+fn newest(profile: &Profile, channel: Channel) -> Option<String> {
     profile
         .versions
         .iter()
-        .filter(|r| channel == ChannelArg::Unstable || r.channel == Channel::Stable)
+        .filter(|r| channel == Channel::Unstable || r.channel == Channel::Stable)
         .map(|r| r.version.clone())
         .max_by_key(|v| version_key(v))
 }
 
 fn ctx(
-    g: &Global,
+    g: &Site,
     profile: Profile,
     inst: Instance,
     journal: Journal,
@@ -136,7 +164,7 @@ fn ctx(
 /// Runs a one-step "recover" plan for an unfinished operation found in the journal (the caller
 /// holds the instance lock, so its process is gone). Returns what was done.
 fn recover_locked(
-    g: &Global,
+    g: &Site,
     out: &Output,
     profile: Profile,
     inst: Instance,
@@ -177,7 +205,7 @@ fn recover_locked(
 
 /// For `status`: finishes or undoes an operation that was cut off, when no process runs it any
 /// more. Returns what was done, or None when there was nothing to do (or it still runs).
-pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option<String>> {
+pub fn recover_unfinished(g: &Site, out: &Output, name: &str) -> Result<Option<String>> {
     if Journal::load(name)?.is_none() {
         return Ok(None);
     }
@@ -195,13 +223,13 @@ pub fn recover_unfinished(g: &Global, out: &Output, name: &str) -> Result<Option
     recover_locked(g, out, profile, inst, journal).map(Some)
 }
 
-fn lock(name: &str, op: &str, wait: u64, vmid: u32) -> Result<InstanceLock> {
-    let l = lock_instance(name, op, Duration::from_secs(wait), pct()?, vmid)?;
+fn lock(out: &Output, name: &str, op: &str, wait: Duration, vmid: u32) -> Result<InstanceLock> {
+    let l = lock_instance(name, op, wait, pct()?, vmid)?;
     if let Some(h) = &l.took_over {
-        eprintln!(
-            "warning: took over the lock left by `{}` (pid {} on {}, since {}), which is no longer running",
+        out.warn(format!(
+            "took over the lock left by `{}` (pid {} on {}, since {}), which is no longer running",
             h.operation, h.pid, h.host, h.since
-        );
+        ));
     }
     Ok(l)
 }
@@ -260,21 +288,25 @@ fn preflight_disk(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> Resu
     Ok(format!("{avail} MiB free, {need} MiB needed"))
 }
 
-fn confirm(g: &Global, what: &str, question: &str) -> Result<()> {
-    if g.yes {
+/// The person's yes, asked through `ask` (the front end's way of asking; None when nobody can
+/// be asked, e.g. no terminal) unless the request says it is confirmed already.
+fn confirm(
+    confirmed: bool,
+    ask: Option<&mut dyn Prompter>,
+    what: &str,
+    question: &str,
+) -> Result<()> {
+    if confirmed {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
+    let Some(ask) = ask else {
         return Err(LaunchError::bad_input(
             what,
             "this needs confirmation and there is no terminal to ask on",
             "read the warning above, then pass --yes to confirm",
         ));
-    }
-    let ok = inquire::Confirm::new(question)
-        .with_default(false)
-        .prompt()
-        .unwrap_or(false);
+    };
+    let ok = ask.confirm("confirm", question, false).unwrap_or(false);
     if !ok {
         return Err(LaunchError::bad_input(
             what,
@@ -348,11 +380,11 @@ fn switch_plan(
     }
 }
 
-pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
+pub fn run(g: &Site, a: &UpdateRequest, out: &Output) -> Result<Outcome> {
     // A restore that was cut off is finished or undone first (it takes the lock itself), so
     // what follows reads the record it left.
     if let Some(what) = crate::backup::recover_unfinished(g, out, &a.name)? {
-        eprintln!("{what}");
+        out.note(what);
     }
     let (profile, inst) = open(g, &a.name)?;
     if let Some(v) = &a.version {
@@ -368,7 +400,7 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
                 format!("choose one of: {}", known.join(", ")),
             ));
         };
-        if rel.channel == Channel::Unstable && a.channel == ChannelArg::Stable {
+        if rel.channel == Channel::Unstable && a.channel == Channel::Stable {
             return Err(LaunchError::bad_input(
                 format!("--version {v}"),
                 "this is an unstable build",
@@ -481,10 +513,10 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
             format!("go back with `launch-tui rollback {}`", a.name),
         ));
     }
-    let _lock = lock(&a.name, "update", a.wait, vmid)?;
+    let _lock = lock(out, &a.name, "update", a.wait, vmid)?;
     let (profile, inst) = if let Some(j) = Journal::load(&a.name)? {
         let what = recover_locked(g, out, profile, inst, j)?;
-        eprintln!("{what}");
+        out.note(what.clone());
         let again = open(g, &a.name)?;
         if again.1.app_version == target {
             return Ok(Outcome::new(
@@ -506,12 +538,11 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     let disk = preflight_disk(ct.as_ref(), &profile, &inst)?;
     let conn = connect(g)?;
     if let Some(w) = conn.warning {
-        eprintln!("{w}");
+        out.warn(w);
     }
-    let watch = Duration::from_secs(
-        a.watch
-            .unwrap_or(u64::from(profile.update.watch_s.unwrap_or(30))),
-    );
+    let watch = a.watch.unwrap_or(Duration::from_secs(u64::from(
+        profile.update.watch_s.unwrap_or(30),
+    )));
     let journal = new_journal("update", &inst, &target, inst.active_slot.other());
     journal.save().map_err(LaunchError::Failed)?;
     let from = inst.app_version.clone();
@@ -548,19 +579,25 @@ pub fn run(g: &Global, a: &UpdateArgs, out: &Output) -> Result<Outcome> {
     ))
 }
 
-pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
+/// Rolls `a.name` back; the confirmation it needs (unless `a.confirmed`) is asked through `ask`.
+pub fn rollback(
+    g: &Site,
+    a: &RollbackRequest,
+    mut ask: Option<&mut dyn Prompter>,
+    out: &Output,
+) -> Result<Outcome> {
     if let Some(what) = crate::backup::recover_unfinished(g, out, &a.name)? {
-        eprintln!("{what}");
+        out.note(what);
     }
     let (profile, inst) = open(g, &a.name)?;
     if a.snapshot {
-        return rollback_snapshot(g, a, InstanceStore::new(&g.config), inst);
+        return rollback_snapshot(g, a, ask, out, InstanceStore::new(&g.config), inst);
     }
     let vmid = inst.container.vmid;
-    let _lock = lock(&a.name, "rollback", a.wait, vmid)?;
+    let _lock = lock(out, &a.name, "rollback", a.wait, vmid)?;
     let (profile, inst) = if let Some(j) = Journal::load(&a.name)? {
         let what = recover_locked(g, out, profile, inst, j)?;
-        eprintln!("{what}");
+        out.note(what);
         open(g, &a.name)?
     } else {
         (profile, inst)
@@ -579,22 +616,22 @@ pub fn rollback(g: &Global, a: &RollbackArgs, out: &Output) -> Result<Outcome> {
         ));
     };
     let data_now = Layout::data_dir(profile.name.as_str(), inst.active_slot);
-    eprintln!(
+    out.note(format!(
         "Rolling {name} back from {now} to {old} runs {old} on its data as it was at {until}, when the update switched away from it.\n  Writes made since then (on {now}) are not in it; they stay on disk in {data_now} (CT {vmid}) until the next update.",
         name = a.name,
         now = inst.app_version,
         old = prev.version,
         until = prev.until,
-    );
+    ));
     confirm(
-        g,
+        a.confirmed,
+        ask.take(),
         &format!("rollback {}", a.name),
         &format!("Roll {} back to {}?", a.name, prev.version),
     )?;
-    let watch = Duration::from_secs(
-        a.watch
-            .unwrap_or(u64::from(profile.update.watch_s.unwrap_or(30))),
-    );
+    let watch = a.watch.unwrap_or(Duration::from_secs(u64::from(
+        profile.update.watch_s.unwrap_or(30),
+    )));
     let mut journal = new_journal("rollback", &inst, &prev.version, prev.slot);
     journal.dump = prev.dump.clone();
     journal.save().map_err(LaunchError::Failed)?;
@@ -646,8 +683,10 @@ fn zfs_rootfs_storage(
 /// `rollback --snapshot`: the whole container back to the newest pre-update snapshot, through
 /// the API; the record becomes the one the container held then.
 fn rollback_snapshot(
-    g: &Global,
-    a: &RollbackArgs,
+    g: &Site,
+    a: &RollbackRequest,
+    ask: Option<&mut dyn Prompter>,
+    out: &Output,
     store: InstanceStore,
     inst: Instance,
 ) -> Result<Outcome> {
@@ -698,17 +737,18 @@ fn rollback_snapshot(
             ));
         }
     }
-    eprintln!(
+    out.note(format!(
         "Rolling CT {vmid} back to snapshot {} ({}): everything written in the container since then is lost.",
         snap.name,
         snap.description.as_deref().unwrap_or("").trim()
-    );
+    ));
     confirm(
-        g,
+        a.confirmed,
+        ask,
         &format!("rollback {} --snapshot", a.name),
         &format!("Roll CT {vmid} back to {}?", snap.name),
     )?;
-    let host_lock = crate::oplock::lock_host(&a.name, "rollback", Duration::from_secs(a.wait))?;
+    let host_lock = crate::oplock::lock_host(&a.name, "rollback", a.wait)?;
     let log_path = operation_log_path(&a.name, "rollback");
     let snap_name = snap.name.clone();
     let nginx_check = match Catalog::new(&g.config).load(&inst.profile) {
@@ -796,7 +836,7 @@ fn rollback_snapshot(
         name: a.name.clone(),
         record: None,
     };
-    let mut views = OperationViews::open(&log_path, g.json, g.verbose > 0, !g.no_color)?;
+    let mut views = OperationViews::open(&log_path, out.json, out.verbose > 0, out.color)?;
     execute(plan, &mut c, &mut views.all(), true).map_err(|e| {
         LaunchError::Failed(anyhow!(
             "rollback of {} to {} failed: {e}\n  log: {}",

@@ -261,7 +261,7 @@ fn safety_backup(c: &mut Ctx, rep: &Reporter) -> Result<()> {
         &c.inst,
         &c.loaded,
         &dir,
-        crate::cli::Compression::Zstd,
+        crate::backup::archive::Compression::Zstd,
         "update",
         rep,
     )?;
