@@ -68,13 +68,16 @@ where
             if out.json {
                 let mut data = outcome.data;
                 if let serde_json::Value::Object(m) = &mut data {
-                    m.insert("result".into(), "ok".into());
+                    m.entry("result").or_insert_with(|| "ok".into());
                 }
                 println!("{data}");
             } else if !outcome.text.is_empty() {
                 println!("{}", outcome.text);
             }
-            ExitCode::Ok as i32
+            match &outcome.failure {
+                Some(e) => report(e, &out),
+                None => ExitCode::Ok as i32,
+            }
         }
         Err(e) => report(&e, &out),
     }

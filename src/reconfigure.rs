@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::connect::connect;
 use crate::ct::{sh, CtAccess, Pct};
@@ -18,7 +18,7 @@ use crate::engine::render::{operation_log_path, timestamp, OperationViews};
 use crate::engine::{execute, FnStep, Plan, Reporter};
 use crate::error::{InvalidValue, LaunchError, Result};
 use crate::install::settings::{check_answer, check_tls_files, parse_whole};
-use crate::report::{Outcome, Output};
+use crate::report::{Outcome, Output, Report};
 use crate::site::Site;
 
 /// The most memory or swap reconfigure sets (16 TiB), as install takes.
@@ -680,38 +680,99 @@ fn drift(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> anyhow::Resul
     Ok(out)
 }
 
-fn show(inst: &Instance, drifts: &[String], profile: &Profile) -> String {
-    let mut t = format!(
-        "{} ({} {}, CT {})\n",
-        inst.name, profile.title, inst.app_version, inst.container.vmid
-    );
-    for (k, v) in &inst.settings {
-        if k == "old_hosts" {
-            continue;
+/// An instance's settings and how its container's files differ from what they render
+/// (`reconfigure NAME` without `--set`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsReport {
+    pub instance: String,
+    pub settings: BTreeMap<String, String>,
+    pub drift: Vec<String>,
+    /// "TITLE VERSION, CT VMID": what the first line names.
+    #[serde(skip)]
+    pub what: String,
+    /// The app's questions that can change after install.
+    #[serde(skip)]
+    pub app_keys: Vec<String>,
+}
+
+impl SettingsReport {
+    fn new(inst: &Instance, drift: Vec<String>, profile: &Profile) -> Self {
+        SettingsReport {
+            instance: inst.name.clone(),
+            settings: inst.settings.clone(),
+            drift,
+            what: format!(
+                "{} {}, CT {}",
+                profile.title, inst.app_version, inst.container.vmid
+            ),
+            app_keys: profile
+                .questions
+                .iter()
+                .filter(|q| !q.install_only)
+                .map(|q| q.key.to_string())
+                .collect(),
         }
-        t.push_str(&format!("  {k:<16} {v}\n"));
     }
-    if drifts.is_empty() {
-        t.push_str("  no drift: the container's files are what the record renders\n");
-    } else {
-        for d in drifts {
-            t.push_str(&format!(
-                "  drift: {d}; reconfigure writes the record's version\n"
-            ));
+}
+
+impl Report for SettingsReport {
+    fn text(&self) -> String {
+        let mut t = format!("{} ({})\n", self.instance, self.what);
+        for (k, v) in &self.settings {
+            if k == "old_hosts" {
+                continue;
+            }
+            t.push_str(&format!("  {k:<16} {v}\n"));
         }
+        if self.drift.is_empty() {
+            t.push_str("  no drift: the container's files are what the record renders\n");
+        } else {
+            for d in &self.drift {
+                t.push_str(&format!(
+                    "  drift: {d}; reconfigure writes the record's version\n"
+                ));
+            }
+        }
+        t.push_str(&format!(
+            "change with: launch-tui reconfigure {} --set KEY=VALUE ({}, tls_cert+tls_key, tls=off, tls=acme, cores, memory_mib, swap_mib, disk_gib, http_port, https_port, database[+db_host, db_port, db_user, db_name, db_password_file])",
+            self.instance,
+            self.app_keys.join(", ")
+        ));
+        t
     }
-    let app_keys: Vec<&str> = profile
-        .questions
-        .iter()
-        .filter(|q| !q.install_only)
-        .map(|q| q.key.as_str())
-        .collect();
-    t.push_str(&format!(
-        "change with: launch-tui reconfigure {} --set KEY=VALUE ({}, tls_cert+tls_key, tls=off, tls=acme, cores, memory_mib, swap_mib, disk_gib, http_port, https_port, database[+db_host, db_port, db_user, db_name, db_password_file])",
-        inst.name,
-        app_keys.join(", ")
-    ));
-    t
+}
+
+/// What a reconfigure changed (nothing, when the values were the current ones).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconfigureReport {
+    pub instance: String,
+    /// One line per change, as the plan showed them.
+    pub changed: Vec<String>,
+    /// How long the app did not answer while it restarted; None: no restart was needed.
+    pub interruption_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
+}
+
+impl Report for ReconfigureReport {
+    fn text(&self) -> String {
+        let Some(log) = &self.log else {
+            return format!(
+                "{}: nothing to change (the values are the current ones).",
+                self.instance
+            );
+        };
+        format!(
+            "Reconfigured {}:\n  {}\n  restart: {}\n  log: {}",
+            self.instance,
+            self.changed.join("\n  "),
+            match self.interruption_ms {
+                Some(ms) => format!("the app did not answer for {ms} ms"),
+                None => "none needed".into(),
+            },
+            log.display()
+        )
+    }
 }
 
 /// `--set KEY=VALUE` arguments as settings; a pair without `=` or a key given twice is refused.
@@ -1301,27 +1362,23 @@ pub fn run(
     let vmid = inst.container.vmid;
     let sets = if sets.is_empty() {
         let drifts = drift(ct.as_ref(), &profile, &inst).map_err(LaunchError::Failed)?;
-        let text = show(&inst, &drifts, &profile);
+        let report = SettingsReport::new(&inst, drifts, &profile);
         let Some(prompter) = ask_with else {
-            return Ok(Outcome::new(
-                text,
-                json!({ "instance": inst.name, "settings": inst.settings, "drift": drifts }),
-            ));
+            return Ok(Outcome::of(&report));
         };
-        out.note(text);
+        out.note(report.text());
         ask(prompter, &inst, &profile)?
     } else {
         sets
     };
     let change = validate(&profile, &inst, &sets, Some(ct.as_ref()))?;
     if change.lines.is_empty() {
-        return Ok(Outcome::new(
-            format!(
-                "{}: nothing to change (the values are the current ones).",
-                a.name
-            ),
-            json!({ "instance": a.name, "changed": [] }),
-        ));
+        return Ok(Outcome::of(&ReconfigureReport {
+            instance: a.name.clone(),
+            changed: Vec::new(),
+            interruption_ms: None,
+            log: None,
+        }));
     }
     let _lock = lock_instance(
         &a.name,
@@ -1451,20 +1508,12 @@ pub fn run(
             log_path.display()
         ))
     })?;
-    let ms = c.interruption.map(|d| d.as_millis() as u64);
-    Ok(Outcome::new(
-        format!(
-            "Reconfigured {}:\n  {}\n  restart: {}\n  log: {}",
-            a.name,
-            lines.join("\n  "),
-            match ms {
-                Some(ms) => format!("the app did not answer for {ms} ms"),
-                None => "none needed".into(),
-            },
-            log_path.display()
-        ),
-        json!({ "instance": a.name, "changed": lines, "interruption_ms": ms, "log": log_path }),
-    ))
+    Ok(Outcome::of(&ReconfigureReport {
+        instance: a.name.clone(),
+        changed: lines,
+        interruption_ms: c.interruption.map(|d| d.as_millis() as u64),
+        log: Some(log_path),
+    }))
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub fn color_wanted(no_color_flag: bool) -> bool {
 pub struct Outcome {
     pub text: String,
     pub data: Value,
+    /// A report that must reach the user and still end the command with an error (status of
+    /// an unhealthy instance): the front end shows the report, then this error.
+    pub failure: Option<crate::error::LaunchError>,
 }
 
 impl Outcome {
@@ -87,6 +90,27 @@ impl Outcome {
         Outcome {
             text: text.into(),
             data,
+            failure: None,
         }
     }
+
+    /// This report, and then `e` as the command's result.
+    pub fn failing(mut self, e: crate::error::LaunchError) -> Self {
+        self.failure = Some(e);
+        self
+    }
+
+    /// A typed report as the front ends take it: its fields serialized (what `--json` prints
+    /// and the dashboard reads) and its text.
+    pub fn of<R: Report>(report: &R) -> Self {
+        let data = serde_json::to_value(report)
+            .unwrap_or_else(|e| serde_json::json!({ "report_error": e.to_string() }));
+        Outcome::new(report.text(), data)
+    }
+}
+
+/// An operation's typed result: serializable (`--json`, the dashboard), and readable.
+pub trait Report: serde::Serialize {
+    /// The report for people, made from the same fields.
+    fn text(&self) -> String;
 }

@@ -216,20 +216,17 @@ pub fn run(g: &Site, a: &StatusRequest, out: &Output) -> Result<Outcome> {
     if report.healthy() {
         return Ok(Outcome::new(text, data));
     }
-    // `run` prints only the error when a command fails; the checks must reach the user too.
-    if out.json {
-        if let serde_json::Value::Object(m) = &mut data {
-            m.insert("result".into(), "unhealthy".into());
-        }
-        println!("{data}");
-    } else {
-        println!("{text}");
+    // The checks reach the user, and then the command fails.
+    if let serde_json::Value::Object(m) = &mut data {
+        m.insert("result".into(), "unhealthy".into());
     }
-    Err(LaunchError::Unhealthy(format!(
-        "{} instance(s) unhealthy: {}\n  help: run the `fix:` commands shown above",
-        bad.len(),
-        bad.join("; ")
-    )))
+    Ok(
+        Outcome::new(text, data).failing(LaunchError::Unhealthy(format!(
+            "{} instance(s) unhealthy: {}\n  help: run the `fix:` commands shown above",
+            bad.len(),
+            bad.join("; ")
+        ))),
+    )
 }
 
 /// What the status plan works on: the instances with their profiles, how to reach them, and,

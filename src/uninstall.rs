@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::json;
 
 use crate::connect::connect;
 use crate::engine::render::{log_root, operation_log_path, OperationViews};
@@ -14,7 +13,7 @@ use crate::error::{LaunchError, Result};
 use crate::instance::{Instance, InstanceStore};
 use crate::prompt::{Prompter, Question};
 use crate::pve::Client;
-use crate::report::{Outcome, Output};
+use crate::report::{Outcome, Output, Report};
 use crate::site::Site;
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -209,24 +208,49 @@ pub fn run(
     })?;
     drop(ctx.lock.take());
     let logs = log_root().join(&req.name);
-    let kept = match &ctx.kept {
-        Some(k) => format!(
-            "\n  kept: the data in {path} ({size} bytes, verified)\n  reinstall from it: launch-tui restore {name} {path} --to-new {name}",
-            path = k.path.display(),
-            size = k.size,
-            name = req.name
-        ),
-        None => String::new(),
-    };
-    Ok(Outcome::new(
-        format!(
-            "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}{kept}",
-            name = req.name,
-            logs = logs.display()
-        ),
-        json!({ "instance": req.name, "vmid": vmid, "node": node, "logs": logs,
-                "kept_archive": ctx.kept.as_ref().map(|k| k.path.clone()) }),
-    ))
+    Ok(Outcome::of(&UninstallReport {
+        instance: req.name.clone(),
+        vmid,
+        node,
+        logs,
+        kept_archive: ctx.kept.as_ref().map(|k| k.path.clone()),
+        kept_size: ctx.kept.as_ref().map(|k| k.size),
+    }))
+}
+
+/// An instance removed: its container destroyed and purged, its record gone.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UninstallReport {
+    pub instance: String,
+    pub vmid: u32,
+    pub node: String,
+    /// The operation logs, which stay.
+    pub logs: std::path::PathBuf,
+    /// The final, verified backup `--keep-data` took.
+    pub kept_archive: Option<std::path::PathBuf>,
+    #[serde(skip)]
+    pub kept_size: Option<u64>,
+}
+
+impl Report for UninstallReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "Removed {name}: container {vmid} on {node} (destroyed, purged) and its record.\n  kept: the logs in {logs}",
+            name = self.instance,
+            vmid = self.vmid,
+            node = self.node,
+            logs = self.logs.display()
+        );
+        if let Some(path) = &self.kept_archive {
+            text.push_str(&format!(
+                "\n  kept: the data in {path} ({size} bytes, verified)\n  reinstall from it: launch-tui restore {name} {path} --to-new {name}",
+                path = path.display(),
+                size = self.kept_size.unwrap_or(0),
+                name = self.instance
+            ));
+        }
+        text
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! restores into the same instance or into a new container.
 
 pub mod archive;
+pub mod report;
 pub mod restore;
 pub mod take;
 
@@ -159,16 +160,13 @@ pub fn backup(g: &Site, a: &BackupRequest, out: &Output) -> Result<Outcome> {
         )));
     }
     let r = ctx.result.expect("backup step ran");
-    Ok(Outcome::new(
-        format!(
-            "Backed up {name}: {path}\n  {size}, {n} entries, verified; mode 0600 (it holds the instance's secrets)\n  restore: launch-tui restore {name} {path}",
-            name = a.name,
-            path = r.path.display(),
-            size = mib(r.size),
-            n = r.entries
-        ),
-        json!({ "instance": a.name, "archive": r.path, "size": r.size, "entries": r.entries, "verified": true }),
-    ))
+    Ok(Outcome::of(&report::BackupReport {
+        instance: a.name.clone(),
+        archive: r.path,
+        size: r.size,
+        entries: r.entries,
+        verified: true,
+    }))
 }
 
 /// What `backups` shows about one archive's verification.
@@ -210,53 +208,29 @@ pub fn backups(g: &Site, a: &BackupsRequest, _out: &Output) -> Result<Outcome> {
         }
     }
     found.sort_by_key(|(n, _)| n.created);
-    if found.is_empty() {
-        return Ok(Outcome::new(
-            format!(
-                "No backups of {} in {}. Take one with `launch-tui backup {}`.",
-                a.name,
-                dir.display(),
-                a.name
-            ),
-            json!({ "instance": a.name, "dir": dir, "backups": [] }),
-        ));
-    }
-    let mut text = format!(
-        "{:<20}  {:<10}  {:>10}  {:<32}  {}\n",
-        "CREATED (UTC)", "VERSION", "SIZE", "STATE", "ARCHIVE"
-    );
-    let mut data = Vec::new();
-    for (n, path) in &found {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let state = verification_state(path);
-        let reason = archive::read_manifest(path)
-            .map(|m| m.reason)
-            .unwrap_or_else(|e| format!("unreadable: {e}"));
-        let created = n
-            .created
-            .format(&time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .unwrap_or_default();
-        text.push_str(&format!(
-            "{created:<20}  {:<10}  {:>10}  {state:<32}  {}\n",
-            n.version,
-            mib(size),
-            path.display()
-        ));
-        data.push(json!({
-            "archive": path, "created": created, "version": n.version, "size": size,
-            "state": state, "reason": reason,
-        }));
-    }
-    text.push_str(&format!(
-        "re-check one: launch-tui backups {} --verify ARCHIVE",
-        a.name
-    ));
-    Ok(Outcome::new(
-        text,
-        json!({ "instance": a.name, "dir": dir, "backups": data }),
-    ))
+    let backups = found
+        .iter()
+        .map(|(n, path)| report::ListedBackup {
+            archive: path.clone(),
+            created: n
+                .created
+                .format(&time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute]:[second]"
+                ))
+                .unwrap_or_default(),
+            version: n.version.clone(),
+            size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            state: verification_state(path),
+            reason: archive::read_manifest(path)
+                .map(|m| m.reason)
+                .unwrap_or_else(|e| format!("unreadable: {e}")),
+        })
+        .collect();
+    Ok(Outcome::of(&report::BackupsReport {
+        instance: a.name.clone(),
+        dir,
+        backups,
+    }))
 }
 
 /// What can be decided from the manifest alone, before the whole archive is read: the archive
@@ -384,7 +358,7 @@ pub fn restore(g: &Site, a: &RestoreRequest, out: &Output) -> Result<Outcome> {
         old_record: None,
         journal: None,
     };
-    run_restore(ctx, &a.name, a.keep_safety_backups, out)
+    run_restore(ctx, &a.name, a.keep_safety_backups, out).map(|r| Outcome::of(&r))
 }
 
 /// For `status`, `update`, `rollback` and `restore`: finishes or undoes a restore that was cut
@@ -496,7 +470,7 @@ fn run_restore(
     name: &str,
     keep_safety: usize,
     out: &Output,
-) -> Result<Outcome> {
+) -> Result<report::RestoreReport> {
     let log_path = operation_log_path(name, "restore");
     let plan = restore::plan(&ctx);
     crate::engine::handle_interrupts();
@@ -546,28 +520,16 @@ fn run_restore(
         )));
     }
     let m = ctx.manifest.as_ref().expect("verified");
-    let safety = ctx
-        .safety_archive
-        .as_ref()
-        .map(|p| {
-            format!(
-                "\n  undo:      launch-tui restore {name} {}  (the safety backup)",
-                p.display()
-            )
-        })
-        .unwrap_or_default();
-    Ok(Outcome::new(
-        format!(
-            "Restored {name} from {} ({} {}, taken {}); it answers its health check.{safety}\n  log:       {}",
-            ctx.archive.display(),
-            m.profile.name,
-            m.app_version,
-            m.created,
-            log_path.display()
-        ),
-        json!({ "instance": name, "archive": ctx.archive, "version": m.app_version,
-                "safety_backup": ctx.safety_archive, "log": log_path }),
-    ))
+    Ok(report::RestoreReport {
+        instance: name.to_string(),
+        archive: ctx.archive.clone(),
+        version: m.app_version.clone(),
+        profile: m.profile.name.to_string(),
+        taken: m.created.clone(),
+        safety_backup: ctx.safety_archive.clone(),
+        log: log_path,
+        new_container: None,
+    })
 }
 
 /// `restore NAME ARCHIVE --to-new NAME2`: install a new instance of the archive's app version
@@ -709,13 +671,10 @@ fn restore_to_new(g: &Site, a: &RestoreRequest, new: &str, out: &Output) -> Resu
     let vmid = ctx.inst.container.vmid;
     let ip = ctx.inst.container.ip.clone().unwrap_or_default();
     match run_restore(ctx, new, a.keep_safety_backups, out) {
-        Ok(o) => Ok(Outcome::new(
-            format!(
-                "{}\n  new instance {new} in CT {vmid} (from this host: http://{ip}/)",
-                o.text
-            ),
-            o.data,
-        )),
+        Ok(mut r) => {
+            r.new_container = Some(report::NewContainer { vmid, ip });
+            Ok(Outcome::of(&r))
+        }
         Err(e) => Err(LaunchError::Failed(anyhow::anyhow!(
             "{e}\n  the new instance {new} (CT {vmid}) was installed but holds no restored data: retry with `launch-tui restore {new} {}` or remove it with `launch-tui uninstall {new} --yes`",
             a.archive.display()

@@ -24,7 +24,7 @@ use crate::prompt::Prompter;
 use crate::pve::{Client, ContentType, ResourceType};
 use crate::release::ReleaseCache;
 use crate::render::DbContext;
-use crate::report::{Outcome, Output};
+use crate::report::{Outcome, Output, Report};
 use crate::site::Site;
 use settings::{InstallSettings, NodeFacts};
 
@@ -314,6 +314,52 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
     Ok(warnings)
 }
 
+/// An instance installed and answering through nginx.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstallReport {
+    pub instance: String,
+    #[serde(skip)]
+    pub title: String,
+    pub vmid: u32,
+    pub ip: String,
+    /// Where people open it: the public URL, else the container's address.
+    pub url: String,
+    pub version: String,
+    /// The instance's record, which holds its credentials (0600).
+    #[serde(skip)]
+    pub record: PathBuf,
+    pub log: PathBuf,
+    /// The daily health check on the host, when install offered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSetup>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HealthCheckSetup {
+    pub enabled: bool,
+    pub message: String,
+}
+
+impl Report for InstallReport {
+    fn text(&self) -> String {
+        let mut text = format!(
+            "{title} {version} is running in CT {vmid}.\n  open:        {url}  (from this host: http://{ip}/)\n  credentials: {record} (mode 0600)\n  log:         {log}\n  next:        launch-tui status {name} · launch-tui backup {name} · launch-tui update {name}",
+            title = self.title,
+            version = self.version,
+            vmid = self.vmid,
+            url = self.url,
+            ip = self.ip,
+            record = self.record.display(),
+            log = self.log.display(),
+            name = self.instance,
+        );
+        if let Some(h) = &self.health_check {
+            text.push_str(&format!("\n  daily check: {}", h.message));
+        }
+        text
+    }
+}
+
 /// What to install, as plain data (no clap types): the CLI builds it from its flags and
 /// answers file, `restore --to-new` from an archive's record.
 #[derive(Debug, Clone, Default)]
@@ -544,14 +590,6 @@ pub fn run(
                 .role_value(crate::profile::Role::PublicUrl, &ctx.settings.app)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("http://{ip}/"));
-            let mut text = format!(
-                "{title} {version} is running in CT {vmid}.\n  open:        {url}  (from this host: http://{ip}/)\n  credentials: {record} (mode 0600)\n  log:         {log}\n  next:        launch-tui status {name} · launch-tui backup {name} · launch-tui update {name}",
-                title = ctx.profile.title,
-                version = ctx.settings.version,
-                vmid = ctx.settings.vmid,
-                record = ctx.store.path_of(&name).display(),
-                log = log_path.display(),
-            );
             if let Some(Err(m)) = &ctx.acme_result {
                 let r = ctx.settings.acme.as_ref();
                 return Err(LaunchError::Failed(anyhow::anyhow!(
@@ -567,24 +605,24 @@ pub fn run(
                     log = log_path.display(),
                 )));
             }
-            let mut data = json!({
-                "instance": name, "vmid": ctx.settings.vmid, "ip": ip, "url": url,
-                "version": ctx.settings.version, "log": log_path,
-            });
-            if let Some((enabled, m)) = health {
-                text.push_str(&format!("\n  daily check: {m}"));
-                data["health_check"] = json!({ "enabled": enabled, "message": m });
-            }
-            Ok(Outcome::new(text, data))
+            Ok(Outcome::of(&InstallReport {
+                instance: name.clone(),
+                title: ctx.profile.title.clone(),
+                vmid: ctx.settings.vmid,
+                ip,
+                url,
+                version: ctx.settings.version.clone(),
+                record: ctx.store.path_of(&name),
+                log: log_path,
+                health_check: health
+                    .map(|(enabled, message)| HealthCheckSetup { enabled, message }),
+            }))
         }
         Err(e) => {
             let vmid = ctx.settings.vmid;
-            if let (true, false, true, Some(prompter)) = (
-                interactive,
-                req.keep_on_failure,
-                ctx.created,
-                ask,
-            ) {
+            if let (true, false, true, Some(prompter)) =
+                (interactive, req.keep_on_failure, ctx.created, ask)
+            {
                 let remove = prompter
                     .confirm(
                         "remove_on_failure",

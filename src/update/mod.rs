@@ -6,12 +6,12 @@
 
 pub mod journal;
 pub mod proxy;
+pub mod report;
 pub mod steps;
 
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use serde_json::json;
 
 use crate::connect::connect;
 use crate::ct::{CtAccess, Pct};
@@ -438,73 +438,47 @@ pub fn run(g: &Site, a: &UpdateRequest, out: &Output) -> Result<Outcome> {
     let running = probed.ok().flatten();
     let pending = Journal::load(&a.name).map_err(LaunchError::Failed)?;
     if a.check {
-        let mut text = format!(
-            "{name}: {recorded} recorded, {running} running; newest allowed ({channel}): {newest}",
-            name = a.name,
-            recorded = inst.app_version,
-            running = running.as_deref().unwrap_or(&unknown),
-            channel = format!("{:?}", a.channel).to_lowercase(),
-        );
-        if let Some(r) = &running {
-            if r != &inst.app_version {
-                text.push_str(&format!(
-                    "\n  warning: the app reports {r}, the record says {}",
-                    inst.app_version
-                ));
-            }
-        }
-        if let Some(j) = &pending {
-            text.push_str(&format!(
-                "\n  an interrupted {} ({} → {}) is pending: `launch-tui update {}` finishes or undoes it",
-                j.operation, j.from_version, j.to_version, a.name
-            ));
-        }
-        if let Some(rel) = profile.release(&target) {
-            if let Some(commit) = &rel.commit {
-                text.push_str(&format!("\n  {target} is built from commit {commit}"));
-            }
-        }
         let upstream = upstream_latest(&profile);
-        match &upstream {
-            Some(Ok(v)) if version_key(v) > version_key(&newest) => text.push_str(&format!(
-                "\n  upstream's newest release is {v}, newer than the {newest} this profile pins: a newer profile (or launch-tui) offers it with its verified sha256"
-            )),
-            Some(Ok(v)) => text.push_str(&format!("\n  upstream's newest release is {v}")),
-            Some(Err(e)) => text.push_str(&format!("\n  upstream: {e}")),
-            None => {}
-        }
-        let available = version_key(&target) > version_key(&inst.app_version);
-        text.push_str(&if available {
-            format!(
-                "\n  update available: {} → {target} (run `launch-tui update {}{}`)",
-                inst.app_version,
-                a.name,
-                a.version
-                    .as_ref()
-                    .map(|v| format!(" --version {v}"))
-                    .unwrap_or_default()
-            )
-        } else {
-            "\n  nothing to do".into()
-        });
-        return Ok(Outcome::new(
-            text,
-            json!({
-                "instance": a.name, "recorded": inst.app_version, "running": running,
-                "newest": newest, "target": target, "update_available": available,
-                "upstream": upstream.map(|u| match u { Ok(v) => json!({"latest": v}), Err(e) => json!({"error": e}) }),
-                "pending_operation": pending.as_ref().map(|j| json!({"operation": j.operation, "from": j.from_version, "to": j.to_version, "started": j.started})),
+        let upstream_newer =
+            matches!(&upstream, Some(Ok(v)) if version_key(v) > version_key(&newest));
+        let report = report::CheckReport {
+            instance: a.name.clone(),
+            recorded: inst.app_version.clone(),
+            running,
+            running_unknown: unknown,
+            channel: format!("{:?}", a.channel).to_lowercase(),
+            update_available: version_key(&target) > version_key(&inst.app_version),
+            commit: profile.release(&target).and_then(|r| r.commit.clone()),
+            newest,
+            target,
+            asked_version: a.version.clone(),
+            upstream_newer,
+            upstream: upstream.map(|u| match u {
+                Ok(v) => report::Upstream {
+                    latest: Some(v),
+                    error: None,
+                },
+                Err(e) => report::Upstream {
+                    latest: None,
+                    error: Some(e),
+                },
             }),
-        ));
+            pending_operation: pending.as_ref().map(|j| report::PendingOperation {
+                operation: j.operation.clone(),
+                from: j.from_version.clone(),
+                to: j.to_version.clone(),
+                started: j.started.clone(),
+            }),
+        };
+        return Ok(Outcome::of(&report));
     }
     if pending.is_none() && target == inst.app_version {
-        return Ok(Outcome::new(
-            format!(
-                "{} is at {target}, the newest release allowed: nothing to do.",
-                a.name
-            ),
-            json!({ "instance": a.name, "version": target, "updated": false }),
-        ));
+        return Ok(Outcome::of(&report::NothingToDo {
+            instance: a.name.clone(),
+            version: target,
+            updated: Some(false),
+            recovered: None,
+        }));
     }
     if pending.is_none() && version_key(&target) < version_key(&inst.app_version) {
         return Err(LaunchError::bad_input(
@@ -519,10 +493,12 @@ pub fn run(g: &Site, a: &UpdateRequest, out: &Output) -> Result<Outcome> {
         out.note(what.clone());
         let again = open(g, &a.name)?;
         if again.1.app_version == target {
-            return Ok(Outcome::new(
-                format!("{what}\n{} is at {target}.", a.name),
-                json!({ "instance": a.name, "version": target, "recovered": what }),
-            ));
+            return Ok(Outcome::of(&report::NothingToDo {
+                instance: a.name.clone(),
+                version: target,
+                updated: None,
+                recovered: Some(what),
+            }));
         }
         again
     } else {
@@ -556,27 +532,29 @@ pub fn run(g: &Site, a: &UpdateRequest, out: &Output) -> Result<Outcome> {
         Some(conn.client),
     )?;
     let (took, log) = switch_plan(out, &mut c, &a.name, "update")?;
-    let held = c.metrics.held.unwrap_or_default();
-    let switch = c.metrics.switch.unwrap_or_default();
-    Ok(Outcome::new(
-        format!(
-            "Updated {name}: {from} → {target} in {:.1} s, without downtime.\n  writes held: {} ms (writes waited at nginx and went on to {target}; reads kept flowing)\n  hold phases: {}\n  switch:      {} ms (no reload; proven by a request through nginx)\n  disk:        {disk}\n  previous:    {from} stays on disk; go back with `launch-tui rollback {name}`\n  log:         {}",
-            took.as_secs_f64(),
-            held.as_millis(),
-            c.metrics.phases_text(),
-            switch.as_millis(),
-            log.display(),
-            name = a.name,
-        ),
-        json!({
-            "instance": a.name, "from": from, "to": target, "updated": true,
-            "elapsed_ms": took.as_millis() as u64, "writes_held_ms": held.as_millis() as u64,
-            "switch_ms": switch.as_millis() as u64,
-            "drain_ms": c.metrics.drained.map(|d| d.as_millis() as u64),
-            "hold_phases_ms": c.metrics.phases.iter().map(|(n, d)| json!({"phase": n, "ms": d.as_millis() as u64})).collect::<Vec<_>>(),
-            "snapshot": c.journal.snapshot, "log": log,
-        }),
-    ))
+    let ms = |d: Duration| d.as_millis() as u64;
+    Ok(Outcome::of(&report::UpdateReport {
+        instance: a.name.clone(),
+        from,
+        to: target,
+        updated: true,
+        elapsed_ms: ms(took),
+        writes_held_ms: ms(c.metrics.held.unwrap_or_default()),
+        switch_ms: ms(c.metrics.switch.unwrap_or_default()),
+        drain_ms: c.metrics.drained.map(ms),
+        hold_phases_ms: c
+            .metrics
+            .phases
+            .iter()
+            .map(|(n, d)| report::HoldPhase {
+                phase: n.to_string(),
+                ms: ms(*d),
+            })
+            .collect(),
+        snapshot: c.journal.snapshot.clone(),
+        disk,
+        log,
+    }))
 }
 
 /// Rolls `a.name` back; the confirmation it needs (unless `a.confirmed`) is asked through `ask`.
@@ -639,21 +617,16 @@ pub fn rollback(
     let client = connect(g).ok().map(|c| c.client);
     let mut c = ctx(g, profile, inst, journal, Mode::Rollback, watch, client)?;
     let (took, log) = switch_plan(out, &mut c, &a.name, "rollback")?;
-    Ok(Outcome::new(
-        format!(
-            "Rolled {name} back: {from} → {to} in {:.1} s.\n  data: as it was at {until}; {from}'s data stays in {data_now} until the next update\n  log:  {}",
-            took.as_secs_f64(),
-            log.display(),
-            name = a.name,
-            to = prev.version,
-            until = prev.until,
-        ),
-        json!({
-            "instance": a.name, "from": from, "to": prev.version, "data_as_of": prev.until,
-            "kept_data": data_now, "switch_ms": c.metrics.switch.map(|d| d.as_millis() as u64),
-            "log": log,
-        }),
-    ))
+    Ok(Outcome::of(&report::RollbackReport {
+        instance: a.name.clone(),
+        from,
+        to: prev.version,
+        data_as_of: prev.until,
+        kept_data: data_now.to_string(),
+        switch_ms: c.metrics.switch.map(|d| d.as_millis() as u64),
+        elapsed_ms: took.as_millis() as u64,
+        log,
+    }))
 }
 
 /// The storage of CT `vmid`'s root disk when it is a ZFS pool (`zfspool`), else None.
@@ -847,16 +820,13 @@ fn rollback_snapshot(
     })?;
     drop(host_lock);
     let _ = Journal::load(&a.name).ok().flatten().map(|j| j.remove());
-    let version = c.record.map(|r| r.app_version).unwrap_or_default();
-    Ok(Outcome::new(
-        format!(
-            "Rolled CT {vmid} back to {}: {} {version} serves.\n  log: {}",
-            snap.name,
-            a.name,
-            log_path.display()
-        ),
-        json!({ "instance": a.name, "snapshot": snap.name, "version": version, "log": log_path }),
-    ))
+    Ok(Outcome::of(&report::SnapshotRollbackReport {
+        instance: a.name.clone(),
+        vmid,
+        snapshot: snap.name,
+        version: c.record.map(|r| r.app_version).unwrap_or_default(),
+        log: log_path,
+    }))
 }
 
 #[cfg(test)]
