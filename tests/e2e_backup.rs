@@ -157,13 +157,14 @@ fn rebuild(
                     tar::EntryType::Directory => "dir",
                     _ => "file",
                 };
-                m["entries"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(serde_json::json!({
-                        "path": n, "kind": kind, "size": d.len(), "mode": 0o644,
-                        "blake3": blake3::hash(d).to_hex().to_string(), "link": l,
-                    }));
+                let mut r = serde_json::json!({
+                    "path": n, "kind": kind, "size": d.len(), "mode": 0o644, "link": l,
+                });
+                // Only files are hashed (a hash on a link or directory is refused itself).
+                if kind == "file" {
+                    r["blake3"] = blake3::hash(d).to_hex().to_string().into();
+                }
+                m["entries"].as_array_mut().unwrap().push(r);
             }
             data = serde_json::to_vec(&m).unwrap();
             h.set_size(data.len() as u64);
