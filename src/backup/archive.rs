@@ -655,8 +655,8 @@ impl EntryHasher {
     fn update(&mut self, data: &[u8]) {
         match self {
             EntryHasher::Sha256(h) => h.update(data),
-            // One call per chunk of up to 1 MiB: BLAKE3 hashes its 1 KiB pieces several at a
-            // time with SIMD (AVX2 here), on this thread (the other cores are compressing).
+            // One call per chunk of up to 1 MiB: BLAKE3 hashes its 1 KiB pieces several at
+            // a time with SIMD (AVX-512 or AVX2), on this thread (the other cores compress).
             EntryHasher::Blake3(h) => {
                 h.update(data);
             }
