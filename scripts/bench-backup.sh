@@ -14,9 +14,13 @@
 #   BENCH_KEEP=1           leave the lab and data up; `sudo ./scripts/bench-backup.sh again`
 #                          measures again on them, `... down` removes them
 #   BENCH_PREFIX=plabb BENCH_SUBNET=10.77.9.0/24 override the lab's host-side names.
+#   BENCH_WORK=/var/tmp/launch-bench-backup   where the lab, data and archives go (a second
+#                          bench running at the same time needs its own)
+#   CARGO_TARGET_DIR=DIR   the binaries from DIR/debug or DIR/release (e.g. an older build, kept
+#                          aside, measured with `again` on the same lab)
 set -euo pipefail
 
-WORK=/var/tmp/launch-bench-backup
+WORK=${BENCH_WORK:-/var/tmp/launch-bench-backup}
 PREFIX=${BENCH_PREFIX:-plabb}
 SUBNET=${BENCH_SUBNET:-10.77.9.0/24}
 MIB=16            # size of one attachment

@@ -157,13 +157,14 @@ fn rebuild(
                     tar::EntryType::Directory => "dir",
                     _ => "file",
                 };
-                m["entries"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(serde_json::json!({
-                        "path": n, "kind": kind, "size": d.len(), "mode": 0o644,
-                        "sha256": hex::encode(sha2::Sha256::digest(d)), "link": l,
-                    }));
+                let mut r = serde_json::json!({
+                    "path": n, "kind": kind, "size": d.len(), "mode": 0o644, "link": l,
+                });
+                // Only files are hashed (a hash on a link or directory is refused itself).
+                if kind == "file" {
+                    r["blake3"] = blake3::hash(d).to_hex().to_string().into();
+                }
+                m["entries"].as_array_mut().unwrap().push(r);
             }
             data = serde_json::to_vec(&m).unwrap();
             h.set_size(data.len() as u64);
@@ -186,6 +187,65 @@ fn rebuild(
     }
     let tar = out.into_inner().unwrap();
     std::fs::write(dst, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+}
+
+/// Each file entry's data hashed: path → (sha256, blake3), in hex.
+fn file_sums(src: &Path) -> BTreeMap<String, (String, String)> {
+    let plain = zstd::decode_all(std::fs::File::open(src).unwrap()).unwrap();
+    let mut ar = tar::Archive::new(&plain[..]);
+    let mut sums = BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        sums.insert(
+            path,
+            (
+                hex::encode(sha2::Sha256::digest(&data)),
+                blake3::hash(&data).to_hex().to_string(),
+            ),
+        );
+    }
+    sums
+}
+
+/// `src` as launch-tui wrote archives before BLAKE3 (format 1): no `hash` in the manifest,
+/// each file's sha256 instead of its blake3, the entries as they are.
+fn as_format1(src: &Path, dst: &Path) {
+    let sums = file_sums(src);
+    rebuild(
+        src,
+        dst,
+        true,
+        |m| {
+            m["format"] = 1.into();
+            m.as_object_mut().unwrap().remove("hash");
+            for e in m["entries"].as_array_mut().unwrap() {
+                let path = e["path"].as_str().unwrap().to_string();
+                let e = e.as_object_mut().unwrap();
+                if e.remove("blake3").is_some() {
+                    e.insert("sha256".into(), sums[&path].0.clone().into());
+                }
+            }
+        },
+        &[],
+    );
+}
+
+/// Edits the first file entry's record in a manifest.
+fn first_file(m: &mut serde_json::Value) -> &mut serde_json::Map<String, serde_json::Value> {
+    m["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["kind"] == "file")
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
 }
 
 fn pve_lab(lab: &Lab, args: &[&str]) {
@@ -335,8 +395,63 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         |m| m["app_version"] = "v2.0.0".into(),
         &[],
     );
+    // Hostile hash fields (the manifest decides which hash is checked, so it is checked first).
+    let unknown_hash = bad.join("unknown-hash.tar.zst");
+    rebuild(
+        &good,
+        &unknown_hash,
+        true,
+        |m| m["hash"] = "md5\u{1b}]0;pwned\u{7}".into(),
+        &[],
+    );
+    let no_hash = bad.join("no-hash.tar.zst");
+    rebuild(
+        &good,
+        &no_hash,
+        true,
+        |m| {
+            first_file(m).remove("blake3");
+        },
+        &[],
+    );
+    let short_hash = bad.join("short-hash.tar.zst");
+    rebuild(
+        &good,
+        &short_hash,
+        true,
+        |m| {
+            first_file(m).insert("blake3".into(), "0123".into());
+        },
+        &[],
+    );
+    let sums = file_sums(&good);
+    let mixed = bad.join("mixed.tar.zst");
+    rebuild(
+        &good,
+        &mixed,
+        true,
+        |m| {
+            let e = first_file(m);
+            let path = e["path"].as_str().unwrap().to_string();
+            e.remove("blake3");
+            e.insert("sha256".into(), sums[&path].0.clone().into());
+        },
+        &[],
+    );
+    let format1 = bad.join("format1.tar.zst");
+    as_format1(&good, &format1);
     let before = all_files(&backups);
     for (archive, expect) in [
+        (
+            &unknown_hash,
+            "names the hash `md5\\x1b]0;pwned\\x07`, which launch-tui does not know",
+        ),
+        (&no_hash, "has no blake3 in manifest.json"),
+        (
+            &short_hash,
+            "has the blake3 `0123`, which is not 64 lowercase hex digits",
+        ),
+        (&mixed, "one archive uses one algorithm"),
         (&flipped, "damaged"),
         (&truncated, "damaged"),
         (&no_manifest, "does not start with manifest.json"),
@@ -363,15 +478,36 @@ fn backup_restore_refusals_disk_full_and_keep_data() {
         );
         assert_eq!(all_files(&backups), before);
     }
+    for archive in [&flipped, &unknown_hash, &mixed] {
+        let out = launch(
+            &lab,
+            &cfg,
+            &["backups", "vikunja", "--verify", archive.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    }
+    // An archive of format 1 (sha256) is still verified.
     let out = launch(
         &lab,
         &cfg,
-        &["backups", "vikunja", "--verify", flipped.to_str().unwrap()],
+        &["backups", "vikunja", "--verify", format1.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified: format 1, ")
+            && String::from_utf8_lossy(&out.stdout).contains("(sha256 and size of each)"),
+        "{}",
+        text(&out)
+    );
 
-    // 5. The round trip: the backup's rows and files exactly, a safety backup of the rest.
-    let out = launch(&lab, &cfg, &["restore", "vikunja", good.to_str().unwrap()]);
+    // 5. The round trip: the backup's rows and files exactly, a safety backup of the rest;
+    // from the format 1 (sha256) copy of the backup, restored as archives of that format
+    // always were (the safety backup taken on the way is of format 2, blake3).
+    let out = launch(
+        &lab,
+        &cfg,
+        &["restore", "vikunja", format1.to_str().unwrap()],
+    );
     eprintln!("restore:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(app.state(&lab), {

@@ -3,7 +3,7 @@
 //! the fixture Vikunja on SQLite).
 //!
 //! The corpus is built here from a real backup of the instance, each case consistent with its
-//! manifest (sizes, sha256, kinds and link targets all listed), so only the path, link, type,
+//! manifest (sizes, blake3, kinds and link targets all listed), so only the path, link, type,
 //! size and header checks can refuse it: a config entry the profile does not restore (a setuid
 //! binary, a cron file), a chain of links through a link to `.` that reaches `/etc/shadow`, the
 //! database entry as a symlink, a hard link out of `data/`, a device node, a fifo, 1 GiB GNU
@@ -27,7 +27,6 @@ use lab::{
     fixture_profile, http_get, http_put_bytes, http_put_json, install_with, launch, launch_env,
     text, Config, Lab, Releases,
 };
-use sha2::Digest;
 
 /// What no hostile entry may ever write anywhere: it is in every entry's content.
 const CANARY: &str = "CANARY-HOSTILE-7f3a";
@@ -35,9 +34,9 @@ const CANARY: &str = "CANARY-HOSTILE-7f3a";
 /// 4 KiB names, 16 MiB manifest, zstd window 32 MiB; a reader that believed a 1 GiB header
 /// needed more than 1 GiB).
 const MEMORY_BOUND: u64 = 256 << 20;
-/// sha256 of 20 GiB of zero bytes (`head -c 20G /dev/zero | sha256sum`): the 20 GiB entry is
+/// blake3 of 20 GiB of zero bytes (`truncate -s 20G z && b3sum z`): the 20 GiB entry is
 /// consistent with its manifest without hashing 20 GiB in the test.
-const ZERO_20G_SHA256: &str = "6cb118a8f8b3c19385874297e291dcbcdf3a9837ba1ca7b00ace2491adbff551";
+const ZERO_20G_BLAKE3: &str = "5d3f54e3e19c7c93fdb315497dfdb7ae5ef9e0671959e608350099b3fbf6f757";
 
 const GIB: u64 = 1 << 30;
 
@@ -95,7 +94,7 @@ impl Entry {
         let mut r = serde_json::json!({ "path": self.path, "kind": kind, "mode": self.mode });
         if kind == "file" {
             r["size"] = self.data.len().into();
-            r["sha256"] = hex::encode(sha2::Sha256::digest(&self.data)).into();
+            r["blake3"] = blake3::hash(&self.data).to_hex().to_string().into();
         }
         if let Some(l) = &self.link {
             r["link"] = l.clone().into();
@@ -266,7 +265,7 @@ fn huge_entry(good: &Path, dst: &Path) {
     let mut recs: Vec<serde_json::Value> = entries.iter().map(Entry::record).collect();
     recs.push(serde_json::json!({
         "path": "data/files/huge", "kind": "file", "mode": 0o644, "size": size,
-        "sha256": ZERO_20G_SHA256,
+        "blake3": ZERO_20G_BLAKE3,
     }));
     m["entries"] = recs.into();
     let mut f = Frames::new();

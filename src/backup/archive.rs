@@ -1,5 +1,6 @@
 //! The backup archive format: a tar (zstd or gzip) whose first entry is `manifest.json` (the
-//! instance record, the profile, the app version and the size and sha256 of every other entry),
+//! instance record, the profile, the app version and the size and hash of every other entry:
+//! BLAKE3 since format 2, sha256 in format 1, which is still read),
 //! then the database dump under `db/`, config files under `config/` and the app's files under
 //! `data/`. Everything here runs on the host and is independent of containers, so the checks a
 //! restore relies on are unit-tested on crafted archives.
@@ -22,13 +23,17 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::escape::shown;
 use crate::instance::{Instance, Slot};
 
 mod follow;
 use follow::{Feeding, Following, Seen, Tail};
 
-/// The archive format this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The archive format this build writes: 2 hashes the entries with BLAKE3 and names the
+/// algorithm in the manifest (`"hash": "blake3"`). It reads formats `OLDEST_FORMAT..=FORMAT`.
+pub const FORMAT: u32 = 2;
+/// Format 1 (sha256 of each entry, no `hash` field) is read, verified and restored as before.
+pub const OLDEST_FORMAT: u32 = 1;
 pub const MANIFEST: &str = "manifest.json";
 /// The top-level directories an archive may hold besides the manifest.
 pub const ROOTS: &[&str] = &["db", "config", "data"];
@@ -58,6 +63,10 @@ const IN_PLACE_MIN: u64 = 64 << 20;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format: u32,
+    /// The algorithm of the entries' hashes: `blake3` (format 2); absent in format 1, whose
+    /// entries carry `sha256`. Checked against the format and every entry by `check_hashes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     /// RFC 3339, UTC.
     pub created: String,
     /// `launch-tui X.Y.Z`.
@@ -104,12 +113,66 @@ pub struct EntryRecord {
     pub kind: EntryKind,
     #[serde(default)]
     pub size: u64,
+    /// Format 1's hash of a file's data (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Format 2's hash of a file's data (hex, as `b3sum` prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
     pub mode: u32,
     /// The target of a link (relative, and inside the archive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+}
+
+impl EntryRecord {
+    /// The record's hash in `algorithm`'s field.
+    pub fn hash(&self, algorithm: HashAlgorithm) -> Option<&str> {
+        match algorithm {
+            HashAlgorithm::Sha256 => self.sha256.as_deref(),
+            HashAlgorithm::Blake3 => self.blake3.as_deref(),
+        }
+    }
+}
+
+/// How an archive's entries are hashed: one algorithm per archive, named by its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// Format 1.
+    Sha256,
+    /// Format 2 on: several times faster than sha256 here (SIMD), as strong for this use.
+    Blake3,
+}
+
+impl HashAlgorithm {
+    /// What new archives use.
+    pub const WRITTEN: HashAlgorithm = HashAlgorithm::Blake3;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "sha256",
+            HashAlgorithm::Blake3 => "blake3",
+        }
+    }
+
+    fn hasher(self) -> EntryHasher {
+        match self {
+            HashAlgorithm::Sha256 => EntryHasher::Sha256(Sha256::new()),
+            HashAlgorithm::Blake3 => EntryHasher::Blake3(Box::new(blake3::Hasher::new())),
+        }
+    }
+}
+
+impl Manifest {
+    /// The algorithm of the entries' hashes. Meaningful for a manifest this module wrote or
+    /// parsed (`check_hashes` has accepted it): format 1 is sha256, later ones blake3.
+    pub fn hash_algorithm(&self) -> HashAlgorithm {
+        if self.format == 1 {
+            HashAlgorithm::Sha256
+        } else {
+            HashAlgorithm::Blake3
+        }
+    }
 }
 
 /// Why an archive is refused: always the archive's fault, so the command exits 2.
@@ -589,18 +652,45 @@ fn read_error(e: io::Error) -> anyhow::Error {
 // ---------------------------------------------------------------------------------------------
 // Hashing
 
+/// An entry's hash being taken.
+enum EntryHasher {
+    Sha256(Sha256),
+    // Boxed: BLAKE3's state (its chunk stack) is about 2 KiB.
+    Blake3(Box<blake3::Hasher>),
+}
+
+impl EntryHasher {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            EntryHasher::Sha256(h) => h.update(data),
+            // One call per chunk of up to 1 MiB: BLAKE3 hashes its 1 KiB pieces several at
+            // a time with SIMD (AVX-512 or AVX2), on this thread (the other cores compress).
+            EntryHasher::Blake3(h) => {
+                h.update(data);
+            }
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            EntryHasher::Sha256(h) => hex::encode(h.finalize()),
+            EntryHasher::Blake3(h) => h.finalize().to_hex().to_string(),
+        }
+    }
+}
+
 /// Passes bytes through while hashing and counting them (or only counting them).
 pub struct Hashing<R> {
     inner: R,
-    hasher: Option<Sha256>,
+    hasher: Option<EntryHasher>,
     count: u64,
 }
 
 impl<R> Hashing<R> {
-    pub fn new(inner: R) -> Self {
+    pub fn new(inner: R, algorithm: HashAlgorithm) -> Self {
         Hashing {
             inner,
-            hasher: Some(Sha256::new()),
+            hasher: Some(algorithm.hasher()),
             count: 0,
         }
     }
@@ -615,11 +705,8 @@ impl<R> Hashing<R> {
     }
 
     pub fn finish(self) -> (u64, String) {
-        let sha = self
-            .hasher
-            .map(|h| hex::encode(h.finalize()))
-            .unwrap_or_default();
-        (self.count, sha)
+        let hash = self.hasher.map(EntryHasher::finish).unwrap_or_default();
+        (self.count, hash)
     }
 }
 
@@ -777,13 +864,14 @@ fn same_entries(seen: &[Seen], m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Copies `data` to `out` in large chunks, hashing what it writes: (bytes, sha256 hex).
+/// Copies `data` to `out` in large chunks, hashing what it writes: (bytes, hash in hex).
 fn copy_hashed(
     mut data: impl Read,
     out: &mut impl Write,
     buf: &mut [u8],
+    algorithm: HashAlgorithm,
 ) -> io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
+    let mut hasher = algorithm.hasher();
     let mut count = 0u64;
     loop {
         let n = match data.read(buf) {
@@ -796,7 +884,7 @@ fn copy_hashed(
         out.write_all(&buf[..n])?;
         count += n as u64;
     }
-    Ok((count, hex::encode(hasher.finalize())))
+    Ok((count, hasher.finish()))
 }
 
 /// Writes one archive: entries first (after the reserved head, hashed as they pass), then
@@ -888,6 +976,7 @@ impl ArchiveWriter {
             kind: EntryKind::Dir,
             size: 0,
             sha256: None,
+            blake3: None,
             mode,
             link: None,
         });
@@ -907,13 +996,18 @@ impl ArchiveWriter {
         self.note(&path)?;
         let mut h = header(tar::EntryType::Regular, mode, size, owner);
         // The header (with a long name's extra header, if any) through the tar builder, then
-        // the data by hand: the sha256 is taken of exactly the bytes the compressor gets,
-        // whose own checksum the read-back then proves (see `verify_written`).
+        // the data by hand: the hash is taken of exactly the bytes the compressor gets, whose
+        // own checksum the read-back then proves (see `verify_written`).
         self.body
             .append_data(&mut h, &path, io::empty())
             .with_context(|| format!("cannot write {path} into the archive"))?;
-        let (n, sha) = copy_hashed(data.take(size), self.body.get_mut(), &mut self.buf)
-            .with_context(|| format!("cannot write {path} into the archive"))?;
+        let (n, hash) = copy_hashed(
+            data.take(size),
+            self.body.get_mut(),
+            &mut self.buf,
+            HashAlgorithm::WRITTEN,
+        )
+        .with_context(|| format!("cannot write {path} into the archive"))?;
         if n != size {
             bail!("{path}: the stream ended after {n} of {size} bytes");
         }
@@ -923,7 +1017,8 @@ impl ArchiveWriter {
             path,
             kind: EntryKind::File,
             size,
-            sha256: Some(sha),
+            sha256: None,
+            blake3: Some(hash),
             mode,
             link: None,
         });
@@ -960,6 +1055,7 @@ impl ArchiveWriter {
             },
             size: 0,
             sha256: None,
+            blake3: None,
             mode,
             link: Some(target.to_string()),
         });
@@ -1016,6 +1112,9 @@ impl ArchiveWriter {
     /// stays where it was written), the head's bytes (the manifest frame and the start of the
     /// skippable frame).
     fn finish_inner(mut self, mut manifest: Manifest) -> Result<(u64, Manifest, Option<Vec<u8>>)> {
+        // The writer decides the format: it took the entries' hashes.
+        manifest.format = FORMAT;
+        manifest.hash = Some(HashAlgorithm::WRITTEN.name().into());
         manifest.entries = std::mem::take(&mut self.entries);
         let file = self
             .body
@@ -1126,7 +1225,7 @@ pub struct CheckedEntry<'a> {
 
 /// Reads the whole archive, checking everything a restore relies on: the manifest comes first
 /// and is of a known format; every other entry is listed in it, with the same kind, size and
-/// sha256; paths are relative, without `..`, inside the known directories, not through a
+/// hash (the algorithm its manifest names); paths are relative, without `..`, inside the known directories, not through a
 /// symlink; links stay inside; no device files; nothing is missing or doubled. `consume` sees
 /// each entry (and may read its data) before its hash is checked, so a consumer must treat
 /// what it got as provisional until this returns Ok.
@@ -1139,11 +1238,11 @@ pub fn walk(
 
 /// Reads back an archive this process has just written (`ArchiveWriter`) and checks it as
 /// [`walk`] does, and that its manifest is the one written; for zstd without hashing every
-/// entry a second time. The writer took each entry's sha256 of exactly the bytes it gave the
+/// entry a second time. The writer took each entry's hash of exactly the bytes it gave the
 /// zstd compressor, which checksums all it is given (XXH64, kept at the end of the frame);
 /// the decoder checks that checksum when it reaches the frame's end, and this reads to the
 /// end. So a complete read proves that the file decodes to the bytes that were hashed: the
-/// archive is readable and every entry matches its size and sha256 in the manifest. (gzip
+/// archive is readable and every entry matches its size and hash in the manifest. (gzip
 /// keeps only a CRC32, so its entries are hashed again.)
 pub fn verify_written(path: &Path, written: &Manifest, c: Compression) -> Result<Manifest> {
     let m = walk_checked(path, c == Compression::Gzip, |_, _| Ok(()))?;
@@ -1155,7 +1254,7 @@ pub fn verify_written(path: &Path, written: &Manifest, c: Compression) -> Result
     Ok(m)
 }
 
-/// `walk`; `rehash`: check each entry's sha256, else only its size (and read to the end, so
+/// `walk`; `rehash`: check each entry's hash, else only its size (and read to the end, so
 /// the compressed stream's own checksums are checked).
 fn walk_checked(
     path: &Path,
@@ -1192,6 +1291,7 @@ fn walk_checked(
         .map_err(damaged)?;
     drop(first);
     let manifest = parse_manifest(&json)?;
+    let algorithm = manifest.hash_algorithm();
     let listed: BTreeMap<&str, &EntryRecord> = manifest
         .entries
         .iter()
@@ -1278,13 +1378,13 @@ fn walk_checked(
         }
         let checked = CheckedEntry { record: rec, owner };
         let mut hashing = if rehash {
-            Hashing::new(&mut e)
+            Hashing::new(&mut e, algorithm)
         } else {
             Hashing::counting(&mut e)
         };
         consume(&checked, &mut hashing)?;
         io::copy(&mut hashing, &mut io::sink()).map_err(damaged)?;
-        let (n, sha) = hashing.finish();
+        let (n, hash) = hashing.finish();
         if kind == EntryKind::File {
             if n != rec.size {
                 bail!(problem(format!(
@@ -1292,9 +1392,10 @@ fn walk_checked(
                     rec.size
                 )));
             }
-            if rehash && rec.sha256.as_deref() != Some(sha.as_str()) {
+            if rehash && rec.hash(algorithm) != Some(hash.as_str()) {
                 bail!(problem(format!(
-                    "entry `{path}` does not match its sha256 in the manifest (the archive is damaged)"
+                    "entry `{path}` does not match its {} in the manifest (the archive is damaged)",
+                    algorithm.name()
                 )));
             }
         }
@@ -1329,15 +1430,26 @@ fn parse_manifest(json: &[u8]) -> Result<Manifest> {
     #[derive(Deserialize)]
     struct Format {
         format: Option<serde_json::Value>,
+        tool: Option<serde_json::Value>,
     }
     let f: Format = serde_json::from_slice(json)
         .map_err(|e| problem(format!("{MANIFEST} is not valid JSON: {e}")))?;
+    let tool = match f.tool.as_ref().and_then(|t| t.as_str()) {
+        Some(t) => format!("`{}`", shown(t)),
+        None => "unnamed".into(),
+    };
     match f.format.as_ref().and_then(|f| f.as_u64()) {
-        Some(f) if f == FORMAT as u64 => {}
-        Some(f) => bail!(problem(format!(
-            "the archive's format is {f}; this launch-tui reads format {FORMAT}\n  help: restore it with the launch-tui version that wrote it (see `tool` in its {MANIFEST})"
+        Some(f) if (OLDEST_FORMAT as u64..=FORMAT as u64).contains(&f) => {}
+        Some(f) if f > FORMAT as u64 => bail!(problem(format!(
+            "the archive's format is {f}, newer than this launch-tui ({}) reads (formats {OLDEST_FORMAT} to {FORMAT}); it was written by {tool}\n  help: update launch-tui (`launch-tui self-update`) and run this again, or use the launch-tui version that wrote it",
+            env!("CARGO_PKG_VERSION")
         ))),
-        None => bail!(problem(format!("{MANIFEST} has no format version"))),
+        Some(f) => bail!(problem(format!(
+            "the archive's format is {f}, which no launch-tui writes (this one reads formats {OLDEST_FORMAT} to {FORMAT}; the archive says it was written by {tool})\n  help: the archive is damaged or not a launch-tui backup; use another copy"
+        ))),
+        None => bail!(problem(format!(
+            "{MANIFEST} has no format version (a number: {OLDEST_FORMAT} to {FORMAT})\n  help: the archive is damaged or not a launch-tui backup; use another copy"
+        ))),
     }
     let m: Manifest = serde_json::from_slice(json)
         .map_err(|e| problem(format!("{MANIFEST} is not a launch-tui manifest: {e}")))?;
@@ -1356,8 +1468,78 @@ fn parse_manifest(json: &[u8]) -> Result<Manifest> {
             )));
         }
     }
+    check_hashes(&m)?;
     check_links(&m)?;
     Ok(m)
+}
+
+/// The hash the manifest names is the one of its format, and every entry carries exactly
+/// that: each file one well-formed hash in the algorithm's field, nothing else anywhere. An
+/// archive cannot pick an algorithm this build does not check, leave an entry unhashed (it
+/// would be read without a check) or list a hash in another algorithm's field (which the
+/// check of its own algorithm would not see).
+pub fn check_hashes(m: &Manifest) -> Result<HashAlgorithm> {
+    const HELP: &str = "help: the archive is damaged or was not written by launch-tui; use another copy, or take a new backup";
+    let algorithm = match (m.format, m.hash.as_deref()) {
+        (1, None) => HashAlgorithm::Sha256,
+        (1, Some(h)) => bail!(problem(format!(
+            "{MANIFEST} is of format 1 (sha256) but names the hash `{}`: format 1 names none\n  {HELP}",
+            shown(h)
+        ))),
+        (_, Some("blake3")) => HashAlgorithm::Blake3,
+        (f, Some("sha256")) => bail!(problem(format!(
+            "{MANIFEST} of format {f} names the hash `sha256`: since format 2 the entries' hash is blake3 (format 1's sha256 comes without a `hash` field)\n  {HELP}"
+        ))),
+        (f, Some(h)) => bail!(problem(format!(
+            "{MANIFEST} names the hash `{}`, which launch-tui does not know (format {f} archives are hashed with blake3)\n  {HELP}",
+            shown(h)
+        ))),
+        (f, None) => bail!(problem(format!(
+            "{MANIFEST} of format {f} names no hash algorithm (`\"hash\": \"blake3\"`)\n  {HELP}"
+        ))),
+    };
+    let name = algorithm.name();
+    for e in &m.entries {
+        let path = shown(&e.path);
+        let fields = [
+            (HashAlgorithm::Sha256, e.sha256.as_deref()),
+            (HashAlgorithm::Blake3, e.blake3.as_deref()),
+        ];
+        for (other, value) in fields {
+            if let Some(v) = value {
+                if e.kind != EntryKind::File {
+                    bail!(problem(format!(
+                        "entry `{path}` is a {:?} but carries a {} (`{}`): only files are hashed\n  {HELP}",
+                        e.kind,
+                        other.name(),
+                        shown(v)
+                    )));
+                }
+                if other != algorithm {
+                    bail!(problem(format!(
+                        "entry `{path}` carries a {} (`{}`) in an archive hashed with {name}: one archive uses one algorithm\n  {HELP}",
+                        other.name(),
+                        shown(v)
+                    )));
+                }
+            }
+        }
+        if e.kind != EntryKind::File {
+            continue;
+        }
+        let Some(v) = e.hash(algorithm) else {
+            bail!(problem(format!(
+                "entry `{path}` has no {name} in {MANIFEST}, so it could not be checked\n  {HELP}"
+            )));
+        };
+        if v.len() != 64 || !v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            bail!(problem(format!(
+                "entry `{path}` has the {name} `{}`, which is not 64 lowercase hex digits\n  {HELP}",
+                shown(v)
+            )));
+        }
+    }
+    Ok(algorithm)
 }
 
 /// The bytes the archive's files take once extracted, as its manifest declares them (each

@@ -300,10 +300,11 @@ fn verify(g: &Site, name: &str, path: &Path) -> Result<Outcome> {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             Ok(Outcome::new(
                 format!(
-                    "{}: verified: format {}, {} entries (sha256 and size of each), {} of {} {} taken {} ({}), {}",
+                    "{}: verified: format {}, {} entries ({} and size of each), {} of {} {} taken {} ({}), {}",
                     path.display(),
                     m.format,
                     m.entries.len(),
+                    m.hash_algorithm().name(),
                     m.instance.name,
                     m.profile.name,
                     m.app_version,
@@ -311,7 +312,7 @@ fn verify(g: &Site, name: &str, path: &Path) -> Result<Outcome> {
                     m.reason,
                     mib(size)
                 ),
-                json!({ "archive": path, "verified": true, "entries": m.entries.len(),
+                json!({ "archive": path, "verified": true, "entries": m.entries.len(), "format": m.format, "hash": m.hash_algorithm().name(),
                         "instance": m.instance.name, "version": m.app_version, "created": m.created }),
             ))
         }

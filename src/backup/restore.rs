@@ -327,8 +327,9 @@ fn verify_archive(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     match archive::walk(&c.archive, |_, _| Ok(())) {
         Ok(m) => {
             rep.info(format!(
-                "{} entries verified (sha256 and size of each), format {}, {} {} from {}",
+                "{} entries verified ({} and size of each), format {}, {} {} from {}",
                 m.entries.len(),
+                m.hash_algorithm().name(),
                 m.format,
                 m.profile.name,
                 m.app_version,
@@ -1057,6 +1058,7 @@ mod tests {
     fn manifest_with(entries: &[(&str, EntryKind)]) -> Manifest {
         Manifest {
             format: archive::FORMAT,
+            hash: Some("blake3".into()),
             created: "c".into(),
             tool: "t".into(),
             reason: "backup".into(),
@@ -1079,6 +1081,7 @@ mod tests {
                     kind: *k,
                     size: 0,
                     sha256: None,
+                    blake3: None,
                     mode: 0o644,
                     link: None,
                 })

@@ -332,7 +332,10 @@ fn take_inner(
         unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     }
     let streamed = (|| -> Result<u64> {
-        let mut ar = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, stdout));
+        // A small buffer for tar's headers: the files' data is read in 1 MiB chunks, which
+        // `BufReader` hands straight to the pipe when its buffer is empty, so the data is not
+        // copied once more through a buffer as large as the chunks (1 GiB copied for 1 GiB).
+        let mut ar = tar::Archive::new(std::io::BufReader::with_capacity(64 << 10, stdout));
         let mut bytes = 0u64;
         let mut last = 0u64;
         for e in ar.entries()? {
@@ -403,6 +406,8 @@ fn take_inner(
 
     let manifest = Manifest {
         format: archive::FORMAT,
+        // Named by the writer, which took the entries' hashes.
+        hash: None,
         created: timestamp(),
         tool: format!("launch-tui {}", env!("CARGO_PKG_VERSION")),
         reason: reason.to_string(),

@@ -1218,7 +1218,7 @@ fn backups_screen(f: &mut Frame, area: Rect, app: &App, b: &BackupsView, t: &The
         ];
         if !e.verified() {
             lines.push(Line::styled(
-                "not verified as it is now: v checks every entry's sha256 and size before you restore from it",
+                "not verified as it is now: v checks every entry's hash and size before you restore from it",
                 t.warn(),
             ));
         }

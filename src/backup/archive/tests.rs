@@ -29,6 +29,7 @@ fn instance() -> Instance {
 fn manifest(entries: Vec<EntryRecord>) -> Manifest {
     Manifest {
         format: FORMAT,
+        hash: Some("blake3".into()),
         created: "2026-01-01T00:00:00Z".into(),
         tool: "test".into(),
         reason: "test".into(),
@@ -108,12 +109,17 @@ fn sha(d: &[u8]) -> String {
     hex::encode(Sha256::digest(d))
 }
 
+fn b3(d: &[u8]) -> String {
+    blake3::hash(d).to_hex().to_string()
+}
+
 fn file_rec(path: &str, d: &[u8]) -> EntryRecord {
     EntryRecord {
         path: path.into(),
         kind: EntryKind::File,
         size: d.len() as u64,
-        sha256: Some(sha(d)),
+        sha256: None,
+        blake3: Some(b3(d)),
         mode: 0o644,
         link: None,
     }
@@ -211,12 +217,12 @@ fn flipped_byte_and_truncation_are_refused() {
     b[i] ^= 0x20;
     std::fs::write(&p, &b).unwrap();
     refused(&p);
-    // In the data, with valid compression: the sha256 catches it.
+    // In the data, with valid compression: the entry's hash (blake3) catches it.
     let mut plain = zstd::decode_all(&orig[..]).unwrap();
     let at = plain.windows(5).position(|w| w == b"hello").unwrap();
     plain[at] = b'j';
     std::fs::write(&p, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
-    assert!(refused(&p).contains("does not match its sha256"));
+    assert!(refused(&p).contains("does not match its blake3"));
     // Truncated.
     std::fs::write(&p, &orig[..orig.len() / 2]).unwrap();
     refused(&p);
@@ -262,6 +268,7 @@ fn escaping_paths_links_and_devices_are_refused() {
         kind: EntryKind::Symlink,
         size: 0,
         sha256: None,
+        blake3: None,
         mode: 0o777,
         link: Some("/etc".into()),
     };
@@ -303,6 +310,7 @@ fn a_file_through_an_inside_symlink_is_refused() {
         kind: EntryKind::Symlink,
         size: 0,
         sha256: None,
+        blake3: None,
         mode: 0o777,
         link: Some("files".into()),
     };
@@ -323,17 +331,40 @@ fn newer_format_is_refused_with_help() {
     let d = tempfile::tempdir().unwrap();
     let mut b = tar::Builder::new(Vec::new());
     let mut m = serde_json::to_value(manifest(vec![])).unwrap();
-    m["format"] = 2.into();
+    m["format"] = (FORMAT + 1).into();
+    m["tool"] = "launch-tui 9.0.0\u{1b}[2J".into();
     let json = serde_json::to_vec(&m).unwrap();
     raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
-    let p = d.path().join("f2.tar.zst");
+    let p = d.path().join("f3.tar.zst");
     std::fs::write(
         &p,
         zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap(),
     )
     .unwrap();
     let t = refused(&p);
-    assert!(t.contains("format is 2") && t.contains("help:"), "{t}");
+    assert!(
+        t.contains(&format!("format is {}, newer", FORMAT + 1))
+            && t.contains("`launch-tui 9.0.0\\x1b[2J`")
+            && t.contains("help: update launch-tui (`launch-tui self-update`)"),
+        "{t}"
+    );
+    // Format 0 (and anything else below 1) is no launch-tui's.
+    let mut b = tar::Builder::new(Vec::new());
+    m["format"] = 0.into();
+    raw_entry(
+        &mut b,
+        tar::EntryType::Regular,
+        MANIFEST,
+        &serde_json::to_vec(&m).unwrap(),
+        None,
+    );
+    std::fs::write(
+        &p,
+        zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+    let t = refused(&p);
+    assert!(t.contains("format is 0, which no launch-tui writes"), "{t}");
 }
 
 #[test]
@@ -395,6 +426,7 @@ fn link_rec(path: &str, target: &str, hard: bool) -> EntryRecord {
         },
         size: 0,
         sha256: None,
+        blake3: None,
         mode: 0o777,
         link: Some(target.into()),
     }
@@ -758,4 +790,225 @@ fn the_read_back_follows_the_file_and_refuses_damage_and_an_unfinished_write() {
     assert!(is_archive_problem(&e), "{e:#}");
     // A writer that fails half way: the read-back ends (it does not wait forever) and refuses.
     follow_while_writing(&z, z.len() / 2).unwrap_err();
+}
+
+/// An archive whose manifest is `m` as given, then the database dump `db!` (what `crafted`
+/// lists), so only the manifest decides.
+fn with_manifest_json(dir: &Path, name: &str, m: &serde_json::Value, db: &[u8]) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let json = serde_json::to_vec(m).unwrap();
+    raw_entry(&mut b, tar::EntryType::Regular, MANIFEST, &json, None);
+    raw_entry(&mut b, tar::EntryType::Directory, "db", b"", None);
+    raw_entry(&mut b, tar::EntryType::Regular, "db/vikunja.db", db, None);
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+    p
+}
+
+/// A manifest (as JSON) listing the `db` directory and the dump `db!`, hashed with BLAKE3, as
+/// this build writes them.
+fn blake3_manifest() -> serde_json::Value {
+    let mut dir = file_rec("db", b"");
+    dir.kind = EntryKind::Dir;
+    dir.size = 0;
+    dir.blake3 = None;
+    serde_json::to_value(manifest(vec![dir, file_rec("db/vikunja.db", b"db!")])).unwrap()
+}
+
+/// The same as format 1 wrote it (before BLAKE3): no `hash` field, each file's sha256.
+fn format1_manifest(db: &[u8]) -> serde_json::Value {
+    let mut m = blake3_manifest();
+    m["format"] = 1.into();
+    m.as_object_mut().unwrap().remove("hash");
+    let e = &mut m["entries"][1];
+    e.as_object_mut().unwrap().remove("blake3");
+    e["sha256"] = sha(db).into();
+    m
+}
+
+#[test]
+fn format_1_archives_sha256_still_verify_and_read_as_before() {
+    let d = tempfile::tempdir().unwrap();
+    let p = with_manifest_json(d.path(), "f1.tar.zst", &format1_manifest(b"db!"), b"db!");
+    let m = read_manifest(&p).unwrap();
+    assert_eq!((m.format, m.hash_algorithm()), (1, HashAlgorithm::Sha256));
+    // What a restore reads: every entry's data, handed over as it is checked.
+    let mut got = Vec::new();
+    let walked = walk(&p, |e, r| {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v)?;
+        got.push((e.record.path.clone(), v));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(walked, m);
+    assert_eq!(got[1], ("db/vikunja.db".into(), b"db!".to_vec()));
+    // Its sha256 is still checked: a changed entry is refused.
+    let p = with_manifest_json(
+        d.path(),
+        "f1-bad.tar.zst",
+        &format1_manifest(b"db!"),
+        b"dB!",
+    );
+    let t = refused(&p);
+    assert!(
+        t.contains("`db/vikunja.db` does not match its sha256"),
+        "{t}"
+    );
+    // A gzip archive of format 1 as well (its entries are always hashed again).
+    let plain = zstd::decode_all(&std::fs::read(d.path().join("f1.tar.zst")).unwrap()[..]).unwrap();
+    let gz = d.path().join("f1.tar.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&plain).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    assert_eq!(walk(&gz, |_, _| Ok(())).unwrap().format, 1);
+}
+
+#[test]
+fn new_archives_name_blake3_and_a_damaged_entry_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for c in [Compression::Zstd, Compression::Gzip] {
+        let p = good(d.path(), c);
+        let m = read_manifest(&p).unwrap();
+        assert_eq!(m.format, FORMAT);
+        assert_eq!(m.hash.as_deref(), Some("blake3"));
+        let rec = m
+            .entries
+            .iter()
+            .find(|e| e.path == "db/vikunja.db")
+            .unwrap();
+        // b3sum's hex of the data (what `b3sum -c` compares).
+        assert_eq!(rec.blake3.as_deref(), Some(b3(b"hello").as_str()));
+        assert_eq!(rec.sha256, None);
+        // One byte of the data changed, the compression intact: refused by the blake3.
+        let mut plain = Vec::new();
+        open(&p).unwrap().read_to_end(&mut plain).unwrap();
+        let at = plain.windows(5).position(|w| w == b"hello").unwrap();
+        plain[at + 4] = b'O';
+        let bad = d.path().join(format!("bad.{}", extension(c)));
+        std::fs::write(&bad, compress_to_vec(&plain, c).unwrap()).unwrap();
+        let t = refused(&bad);
+        assert!(
+            t.contains("`db/vikunja.db` does not match its blake3"),
+            "{t}"
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+}
+
+#[test]
+fn hostile_hash_fields_are_refused_from_the_manifest_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let long = format!("md5\u{1b}[31m{}", "x".repeat(200));
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, Vec<String>)> = vec![
+        (
+            "unknown algorithm",
+            Box::new(move |m| m["hash"] = long.clone().into()),
+            vec![
+                "names the hash `md5\\x1b[31mxxx".into(),
+                "… (208 bytes)`, which launch-tui does not know".into(),
+            ],
+        ),
+        (
+            "no algorithm",
+            Box::new(|m| {
+                m.as_object_mut().unwrap().remove("hash");
+            }),
+            vec!["of format 2 names no hash algorithm".into()],
+        ),
+        (
+            "format 2 asking for sha256",
+            Box::new(|m| {
+                m["hash"] = "sha256".into();
+                let e = &mut m["entries"][1];
+                e["sha256"] = e["blake3"].clone();
+                e.as_object_mut().unwrap().remove("blake3");
+            }),
+            vec!["names the hash `sha256`: since format 2".into()],
+        ),
+        (
+            "missing hash",
+            Box::new(|m| {
+                m["entries"][1].as_object_mut().unwrap().remove("blake3");
+            }),
+            vec!["entry `db/vikunja.db` has no blake3".into()],
+        ),
+        (
+            "short hash",
+            Box::new(|m| m["entries"][1]["blake3"] = "abc\u{7}".into()),
+            vec!["has the blake3 `abc\\x07`, which is not 64 lowercase hex digits".into()],
+        ),
+        (
+            "not hex",
+            Box::new(|m| m["entries"][1]["blake3"] = "g".repeat(64).into()),
+            vec!["which is not 64 lowercase hex digits".into()],
+        ),
+        (
+            "upper case",
+            Box::new(|m| m["entries"][1]["blake3"] = b3(b"db!").to_uppercase().into()),
+            vec!["which is not 64 lowercase hex digits".into()],
+        ),
+        (
+            "a sha256 beside the blake3",
+            Box::new(|m| m["entries"][1]["sha256"] = sha(b"db!").into()),
+            vec![
+                "carries a sha256 (`".into(),
+                "hashed with blake3: one archive uses one algorithm".into(),
+            ],
+        ),
+        (
+            "a sha256 instead of the blake3",
+            Box::new(|m| {
+                let e = &mut m["entries"][1];
+                e.as_object_mut().unwrap().remove("blake3");
+                e["sha256"] = sha(b"db!").into();
+            }),
+            vec!["carries a sha256".into()],
+        ),
+        (
+            "a hashed directory",
+            Box::new(|m| m["entries"][0]["blake3"] = b3(b"").into()),
+            vec!["entry `db` is a Dir but carries a blake3".into()],
+        ),
+    ];
+    for (what, edit, expect) in cases {
+        let mut m = blake3_manifest();
+        edit(&mut m);
+        let p = with_manifest_json(d.path(), "h.tar.zst", &m, b"db!");
+        let e = read_manifest(&p).unwrap_err();
+        assert!(is_archive_problem(&e), "{what}: {e:#}");
+        let t = refused(&p);
+        for x in &expect {
+            assert!(t.contains(x.as_str()), "{what}: {x:?} not in {t}");
+        }
+        assert!(t.contains("\n  help: "), "{what}: {t}");
+    }
+    // Format 1 with BLAKE3 fields, where its reader checks sha256: refused, not waved through.
+    let mut m = format1_manifest(b"db!");
+    m["hash"] = "blake3".into();
+    let t = refused(&with_manifest_json(d.path(), "h1.tar.zst", &m, b"db!"));
+    assert!(
+        t.contains("is of format 1 (sha256) but names the hash `blake3`"),
+        "{t}"
+    );
+    let mut m = format1_manifest(b"db!");
+    let e = &mut m["entries"][1];
+    e.as_object_mut().unwrap().remove("sha256");
+    e["blake3"] = b3(b"db!").into();
+    let t = refused(&with_manifest_json(d.path(), "h2.tar.zst", &m, b"db!"));
+    assert!(
+        t.contains("carries a blake3 (`") && t.contains("hashed with sha256"),
+        "{t}"
+    );
+    // The untouched manifests pass.
+    walk(
+        &with_manifest_json(d.path(), "ok2.tar.zst", &blake3_manifest(), b"db!"),
+        |_, _| Ok(()),
+    )
+    .unwrap();
 }
