@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::ct::{CtAccess, Pct};
 use crate::engine::render::{operation_log_path, OperationViews};
 use crate::engine::{execute, FnStep, Plan};
@@ -297,24 +295,19 @@ fn verify(g: &Site, name: &str, path: &Path) -> Result<Outcome> {
     match verify_contents(g, name, path).and_then(|()| archive::walk(path, |_, _| Ok(()))) {
         Ok(m) => {
             let _ = take::mark_verified(path);
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            Ok(Outcome::new(
-                format!(
-                    "{}: verified: format {}, {} entries ({} and size of each), {} of {} {} taken {} ({}), {}",
-                    path.display(),
-                    m.format,
-                    m.entries.len(),
-                    m.hash_algorithm().name(),
-                    m.instance.name,
-                    m.profile.name,
-                    m.app_version,
-                    m.created,
-                    m.reason,
-                    mib(size)
-                ),
-                json!({ "archive": path, "verified": true, "entries": m.entries.len(), "format": m.format, "hash": m.hash_algorithm().name(),
-                        "instance": m.instance.name, "version": m.app_version, "created": m.created }),
-            ))
+            Ok(Outcome::of(&report::VerifyReport {
+                archive: path.to_path_buf(),
+                verified: true,
+                entries: m.entries.len(),
+                format: m.format,
+                hash: m.hash_algorithm().name().to_string(),
+                instance: m.instance.name.clone(),
+                profile: m.profile.name.to_string(),
+                version: m.app_version.clone(),
+                created: m.created.clone(),
+                reason: m.reason.clone(),
+                size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            }))
         }
         Err(e) => {
             let _ = std::fs::remove_file(take::verified_marker(path));

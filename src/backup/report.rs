@@ -84,6 +84,45 @@ impl Report for BackupsReport {
     }
 }
 
+/// One archive checked completely (`backups NAME --verify ARCHIVE`).
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub archive: PathBuf,
+    pub verified: bool,
+    pub entries: usize,
+    /// The archive format and the hash its manifest uses for each entry.
+    pub format: u32,
+    pub hash: String,
+    /// Whose archive it is, as its manifest says.
+    pub instance: String,
+    #[serde(skip)]
+    pub profile: String,
+    pub version: String,
+    pub created: String,
+    #[serde(skip)]
+    pub reason: String,
+    #[serde(skip)]
+    pub size: u64,
+}
+
+impl Report for VerifyReport {
+    fn text(&self) -> String {
+        format!(
+            "{}: verified: format {}, {} entries ({} and size of each), {} of {} {} taken {} ({}), {}",
+            self.archive.display(),
+            self.format,
+            self.entries,
+            self.hash,
+            self.instance,
+            self.profile,
+            self.version,
+            self.created,
+            self.reason,
+            mib(self.size)
+        )
+    }
+}
+
 /// The container a `restore --to-new` installed.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewContainer {
