@@ -404,6 +404,60 @@ pub fn install_package(
 
 /// Downloads (or takes from the cache) and verifies a release's archive, then places its
 /// binary in the container's release directory.
+/// The archive a release of the profile's first component installs from, fetched on the host
+/// into the release cache and checked against its pinned sha256 (`release`: the build for this
+/// host's architecture; `source`: the source archive). None for the kinds that install from a
+/// registry inside the container (pip, npm). Install calls it before any container exists, so
+/// a wrong sum or an unreachable URL changes nothing; the later step finds the file cached and
+/// checks its sum again.
+pub fn fetch_release(
+    releases: &ReleaseCache,
+    profile: &Profile,
+    rel: &crate::profile::Release,
+    rep: &Reporter,
+) -> Result<Option<(crate::profile::Artifact, std::path::PathBuf)>> {
+    let version = rel.version.as_str();
+    let (artifact, what) = match &profile.components[0].install {
+        InstallMethod::Release { .. } => {
+            let arch = crate::release::host_arch()?;
+            let artifact = rel.artifacts.get(arch).with_context(|| {
+                format!(
+                    "{} {version} has no build for {arch}\n  help: choose another version (`launch-tui profiles show {}`)",
+                    profile.title, profile.name
+                )
+            })?;
+            (artifact.clone(), "")
+        }
+        InstallMethod::Source { .. } => {
+            let source = rel.source.as_ref().with_context(|| {
+                format!(
+                    "{} {version} has no source archive in the profile\n  help: add `source: {{url, sha256}}` to this version",
+                    profile.title
+                )
+            })?;
+            (source.artifact(), " of the source")
+        }
+        _ => return Ok(None),
+    };
+    let mut last = 0u64;
+    let archive = releases.fetch(
+        profile.name.as_str(),
+        version,
+        &artifact,
+        &mut |done, total| {
+            if done - last >= 8 << 20 || Some(done) == total {
+                last = done;
+                rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
+            }
+        },
+    )?;
+    rep.info(format!(
+        "verified sha256 {}{what}",
+        artifact.sha256.as_str()
+    ));
+    Ok(Some((artifact, archive)))
+}
+
 fn install_artifact(
     ct: &dyn CtAccess,
     vmid: u32,
@@ -413,26 +467,10 @@ fn install_artifact(
     rep: &Reporter,
 ) -> Result<()> {
     let version = rel.version.as_str();
-    let arch = crate::release::host_arch()?;
-    let artifact = rel.artifacts.get(arch).with_context(|| {
-        format!(
-            "{} {version} has no build for {arch}\n  help: choose another version (`launch-tui profiles show {}`)",
-            profile.title, profile.name
-        )
-    })?;
-    let mut last = 0u64;
-    let archive = releases.fetch(
-        profile.name.as_str(),
-        version,
-        artifact,
-        &mut |done, total| {
-            if done - last >= 8 << 20 || Some(done) == total {
-                last = done;
-                rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
-            }
-        },
-    )?;
-    rep.info(format!("verified sha256 {}", artifact.sha256.as_str()));
+    let Some((artifact, archive)) = fetch_release(releases, profile, rel, rep)? else {
+        bail!("the profile's first component must be installed from its release");
+    };
+    let artifact = &artifact;
     let InstallMethod::Release {
         binary,
         strip_components,
@@ -507,29 +545,9 @@ fn install_source(
         bail!("the profile's first component is not built from source");
     };
     let version = rel.version.as_str();
-    let source = rel.source.as_ref().with_context(|| {
-        format!(
-            "{} {version} has no source archive in the profile\n  help: add `source: {{url, sha256}}` to this version",
-            profile.title
-        )
-    })?;
-    let artifact = source.artifact();
-    let mut last = 0u64;
-    let archive = releases.fetch(
-        profile.name.as_str(),
-        version,
-        &artifact,
-        &mut |done, total| {
-            if done - last >= 8 << 20 || Some(done) == total {
-                last = done;
-                rep.progress(done, total, Some(format!("{} MiB", done >> 20)));
-            }
-        },
-    )?;
-    rep.info(format!(
-        "verified sha256 {} of the source",
-        artifact.sha256.as_str()
-    ));
+    let Some((artifact, archive)) = fetch_release(releases, profile, rel, rep)? else {
+        bail!("the profile's first component is not built from source");
+    };
     let staging = tempfile::tempdir()?;
     let tree =
         releases.repack_tree(&archive, &artifact, *strip_components, None, staging.path())?;

@@ -212,15 +212,43 @@ fn install_end_to_end() {
         200
     );
 
-    // 5. A failure after the container exists (a release whose sum does not match): the
-    //    container is removed, the message names the step, the log is kept.
+    // 5a. A release whose sum does not match: refused on the host before any container
+    //     exists (the `fetch` step runs first), nothing created, the log kept.
     let bad_cfg = Config::new(&fixture_profile(&rel, Some(("v1.0.0", &"0".repeat(64)))));
     let before = lab.vmids();
     let out = install(&lab, &bad_cfg, "broken", "name: broken\npublic_url: http://broken.lab.example\nadmin_email: a@lab.example\nmcp: false\nversion: v1.0.0\n");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("step `release`"), "{err}");
+    assert!(err.contains("step `fetch`"), "{err}");
     assert!(err.contains("checksum failed"), "{err}");
+    assert!(
+        !err.contains("Creating container"),
+        "no container may be created for a release that fails its sum:\n{err}"
+    );
+    assert_eq!(lab.vmids(), before, "nothing was created");
+    assert!(!bad_cfg.path().join("instances/broken.yaml").exists());
+    assert_eq!(
+        std::fs::read_dir(bad_cfg.path().join("log/broken"))
+            .unwrap()
+            .count(),
+        1,
+        "the log is kept"
+    );
+
+    // 5b. A failure after the container exists (the release's archive checks out but lacks
+    //     the binary the profile names): the container is removed, the message names the
+    //     step, the log is kept.
+    let profile = fixture_profile(&rel, None).replace(
+        "binary: vikunja-v1.0.0-linux-amd64",
+        "binary: vikunja-v1.0.0-not-in-the-archive",
+    );
+    let bad_cfg = Config::new(&profile);
+    let out = install(&lab, &bad_cfg, "broken", "name: broken\npublic_url: http://broken.lab.example\nadmin_email: a@lab.example\nmcp: false\nversion: v1.0.0\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Creating container"), "{err}");
+    assert!(err.contains("step `release`"), "{err}");
+    assert!(err.contains("not-in-the-archive"), "{err}");
     assert!(err.contains("was removed"), "{err}");
     assert_eq!(lab.vmids(), before, "the half-made container must be gone");
     let logs: Vec<_> = std::fs::read_dir(bad_cfg.path().join("log/broken"))

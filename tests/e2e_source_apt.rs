@@ -408,7 +408,8 @@ fn a_source_build_with_a_signed_apt_source_installs_updates_and_refuses_what_is_
         ],
     );
 
-    // 3. A source archive whose sum is not the pinned one.
+    // 3. A source archive whose sum is not the pinned one: refused on the host, before any
+    // container exists.
     let mut wrong_sum = both.clone();
     wrong_sum[0].2 = vendor.sha("srcdemo-1.1.0.tar.gz");
     write_profile(&cfg, &server, &wrong_sum, &key);
@@ -417,7 +418,12 @@ fn a_source_build_with_a_signed_apt_source_installs_updates_and_refuses_what_is_
         &lab,
         &cfg,
         &out,
-        &["checksum failed", "srcdemo-1.0.0.tar.gz"],
+        &["checksum failed", "srcdemo-1.0.0.tar.gz", "step `fetch`"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Creating container"),
+        "{}",
+        text(&out)
     );
 
     // 4. A build command that fails: named, with the last lines of its output.

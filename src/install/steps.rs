@@ -35,7 +35,22 @@ fn wait(ctx: &InstallCtx, upid: &crate::pve::Upid, rep: &Reporter) -> Result<()>
 pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
     let s = &ctx.settings;
     let p = &ctx.profile;
-    let mut plan = Plan::new("install", Some(s.name.clone()))
+    let mut plan = Plan::new("install", Some(s.name.clone()));
+    if matches!(
+        p.components[0].install,
+        InstallMethod::Release { .. } | InstallMethod::Source { .. }
+    ) {
+        // First, before any container exists: a wrong sum or an unreachable URL changes nothing.
+        plan = plan.step(FnStep::new(
+            "fetch",
+            format!(
+                "Downloading and verifying {} {} on the host",
+                p.title, s.version
+            ),
+            fetch,
+        ));
+    }
+    plan = plan
         .step(FnStep::new(
             "template",
             format!("Finding the {} template", s.os.label()),
@@ -434,6 +449,17 @@ fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     )?;
     rep.info(format!("database {} and its user created", db.name));
     ctx.db = db;
+    Ok(())
+}
+
+/// The release's archive into the host's release cache, checked against its pinned sum.
+fn fetch(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let version = ctx.settings.version.as_str();
+    let rel = ctx
+        .profile
+        .release(version)
+        .with_context(|| format!("release {version} is not in the profile"))?;
+    crate::deploy::fetch_release(&ctx.releases, &ctx.profile, rel, rep)?;
     Ok(())
 }
 
