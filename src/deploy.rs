@@ -79,6 +79,7 @@ impl<'a> AppSettings<'a> {
             settings: render::typed_settings(self.profile, &settings),
             secrets: self.secrets.clone(),
             db: self.db.clone(),
+            services: crate::service::contexts(self.profile, self.settings, self.secrets),
             tls: self.tls.then(|| TlsContext {
                 cert: format!("/etc/{p}/tls/cert.pem"),
                 key: format!("/etc/{p}/tls/key.pem"),

@@ -28,6 +28,7 @@ pub mod release;
 pub mod render;
 pub mod report;
 pub mod selfupdate;
+pub mod service;
 pub mod site;
 pub mod status;
 pub mod tui;

@@ -1027,6 +1027,62 @@ fn export_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     Ok(())
 }
 
+type Services = Vec<&'static dyn crate::service::Adapter>;
+
+/// The services a settings change turns on, and those it turns off.
+fn services_changed(
+    profile: &Profile,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> (Services, Services) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for s in &profile.services {
+        match (s.enabled(before), s.enabled(after)) {
+            (false, true) => on.push(crate::service::adapter(s.kind)),
+            (true, false) => off.push(crate::service::adapter(s.kind)),
+            _ => {}
+        }
+    }
+    (on, off)
+}
+
+/// Sets up the services the new settings turn on, before the files that use them are written
+/// (an instance made before a service existed gets its password generated here).
+fn services_on_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let (on, _) = services_changed(&c.profile, &c.before.settings, &c.change.next.settings);
+    for a in &on {
+        let secrets = &mut c.change.next.secrets;
+        if secrets.get(a.secret_key()).is_none_or(|p| p.is_empty()) {
+            secrets.insert(
+                a.secret_key().into(),
+                crate::install::generate(crate::profile::SecretKind::Alnum, 32),
+            );
+        }
+    }
+    crate::service::setup(c.ct.as_ref(), c.vmid(), &on, &c.change.next.secrets)?;
+    for a in on {
+        rep.info(format!("{} answers on 127.0.0.1:{}", a.title(), a.port()));
+    }
+    Ok(())
+}
+
+/// Stops the services the new settings turn off, once the app runs without them.
+fn services_off_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
+    let (_, off) = services_changed(&c.profile, &c.before.settings, &c.change.next.settings);
+    for a in off {
+        crate::ct::run(
+            c.ct.as_ref(),
+            c.vmid(),
+            &["systemctl", "disable", "--now", a.unit()],
+        )?;
+        rep.info(format!(
+            "{} stopped and disabled; its data stays in the container",
+            a.unit()
+        ));
+    }
+    Ok(())
+}
+
 fn import_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
     let m = c
         .profile
@@ -1438,6 +1494,21 @@ pub fn run(
                 acme_issue_step,
             ));
     }
+    let (turned_on, turned_off) = services_changed(&profile, &inst.settings, &change.next.settings);
+    if !turned_on.is_empty() {
+        plan = plan.step(FnStep::new(
+            "services",
+            format!(
+                "Setting up {}",
+                turned_on
+                    .iter()
+                    .map(|a| a.title())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            services_on_step,
+        ));
+    }
     if rerender {
         plan = plan.step(
             FnStep::new("files", "Writing the files from the profile", files_step)
@@ -1466,6 +1537,20 @@ pub fn run(
                 "Restarting the app and checking its health",
                 restart_step,
             ));
+    }
+    if !turned_off.is_empty() {
+        plan = plan.step(FnStep::new(
+            "services-off",
+            format!(
+                "Stopping {} (its data stays in the container)",
+                turned_off
+                    .iter()
+                    .map(|a| a.title())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            services_off_step,
+        ));
     }
     if moving {
         plan = plan.step(FnStep::new(

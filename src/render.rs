@@ -84,6 +84,9 @@ pub struct RenderContext {
     pub settings: BTreeMap<String, serde_json::Value>,
     pub secrets: BTreeMap<String, String>,
     pub db: DbContext,
+    /// Every service the profile lists, by kind (`services.redis.enabled`, `.host`, `.port`,
+    /// `.password`, `.unit`).
+    pub services: BTreeMap<String, crate::service::ServiceContext>,
     pub tls: Option<TlsContext>,
     pub server_name: String,
     /// The public URL (the answer to the profile's `roles.public_url` question), "" without one.
@@ -354,6 +357,11 @@ mod tests {
                 .into_iter()
                 .collect(),
             db,
+            services: [(
+                "redis".to_string(),
+                crate::service::adapter(crate::profile::ServiceKind::Redis).context(false, ""),
+            )]
+            .into(),
             tls,
             server_name: "tasks.example.com".into(),
             public_url: "https://tasks.example.com/".into(),
@@ -393,6 +401,36 @@ mod tests {
             file(&p, &p.components[0].files[0].template, &c).unwrap()
         );
         insta::assert_snapshot!("vikunja_nginx_http", nginx_site(&p, &c).unwrap());
+    }
+
+    #[test]
+    fn vikunja_with_redis() {
+        let p = vikunja();
+        let mut c = ctx(DbContext::sqlite(), None);
+        c.services.insert(
+            "redis".into(),
+            crate::service::adapter(crate::profile::ServiceKind::Redis)
+                .context(true, "Pw0rd: with \"yaml\" #syntax"),
+        );
+        let config = file(&p, &p.components[0].files[0].template, &c).unwrap();
+        let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(&config).unwrap();
+        assert_eq!(tree["keyvalue"]["type"].as_str(), Some("redis"), "{config}");
+        assert_eq!(tree["redis"]["enabled"].as_bool(), Some(true));
+        assert_eq!(tree["redis"]["host"].as_str(), Some("127.0.0.1:6379"));
+        // A value, never syntax, whatever it holds.
+        assert_eq!(
+            tree["redis"]["password"].as_str(),
+            Some("Pw0rd: with \"yaml\" #syntax")
+        );
+        let u = unit(&p, &p.components[0], &c).unwrap();
+        assert!(
+            u.contains("After=network-online.target redis-server.service"),
+            "{u}"
+        );
+        assert!(
+            u.contains("Wants=network-online.target redis-server.service"),
+            "{u}"
+        );
     }
 
     #[test]

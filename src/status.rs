@@ -725,7 +725,7 @@ pub fn check_instance_live(
                         )]
                     },
                 ));
-                let ct = ct.clone();
+                let ct_db = ct.clone();
                 let db = inst.settings.get("database").cloned().unwrap_or_default();
                 let data = Layout::data_dir(p.name.as_str(), inst.active_slot);
                 // The profile names its SQLite file (backup.sqlite_file); `NAME.db` is the
@@ -740,8 +740,27 @@ pub fn check_instance_live(
                     "database",
                     CT_CHECK_LIMIT,
                     format!("the database check in CT {vmid}"),
-                    move || vec![database_check(ct.as_ref(), vmid, &db, &file, &user, &name)],
+                    move || {
+                        vec![database_check(
+                            ct_db.as_ref(),
+                            vmid,
+                            &db,
+                            &file,
+                            &user,
+                            &name,
+                        )]
+                    },
                 ));
+                for a in crate::service::enabled(p, &inst.settings) {
+                    let ct = ct.clone();
+                    let id = format!("service-{}", a.kind().label());
+                    pending.push(spawn_check(
+                        id.clone(),
+                        CT_CHECK_LIMIT,
+                        format!("the {} check in CT {vmid}", a.title()),
+                        move || vec![service_check(ct.as_ref(), vmid, a, &id)],
+                    ));
+                }
             }
             if inst.settings.get("tls").map(String::as_str) != Some("true") {
                 checks.push(Check::ok("tls", "no TLS: nginx serves HTTP only"));
@@ -1499,6 +1518,40 @@ pub fn update_check(profile: &Profile, inst: &Instance) -> Check {
                 inst.app_version, profile.name
             ),
         ),
+    }
+}
+
+/// A service the app uses: its unit active and the server answering with the app's password.
+pub fn service_check(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    a: &dyn crate::service::Adapter,
+    id: &str,
+) -> Check {
+    let unit = a.unit();
+    let fix = format!("pct exec {vmid} -- systemctl restart {unit}");
+    match ct_exec(ct, vmid, &["systemctl", "is-active", unit]) {
+        Ok(o) if o.ok() => {}
+        Ok(o) => {
+            return Check::fail(
+                id,
+                format!("{}: {unit} is {}", a.title(), o.stdout.trim()),
+                fix,
+            )
+        }
+        Err(e) => return Check::fail(id, e, fix),
+    }
+    match ct_exec(ct, vmid, &["sh", "-c", &a.ping_script()]) {
+        Ok(o) if o.ok() => Check::ok(id, format!("{}: {unit} is active and answers", a.title())),
+        Ok(_) => Check::fail(
+            id,
+            format!(
+                "{}: {unit} is active but does not answer with the app's password",
+                a.title()
+            ),
+            format!("pct exec {vmid} -- journalctl -u {unit} -n 50"),
+        ),
+        Err(e) => Check::fail(id, e, fix),
     }
 }
 

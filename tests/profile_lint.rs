@@ -446,3 +446,72 @@ fn a_tree_release_needs_an_archive() {
         .success()
         .stdout(predicate::str::contains("not checked").not());
 }
+
+/// `services:` (issue #12): a service's `when` must be a bool question, each kind is listed
+/// once, an unknown kind is named, the adapters' secret keys are theirs, and a template that
+/// uses a service the profile does not list fails to render, all before any container exists.
+#[test]
+fn services_are_checked() {
+    let add = |d: &Path, yaml: &str| {
+        edit(
+            &d.join("profile.yaml"),
+            "databases:",
+            &format!("{yaml}databases:"),
+        )
+    };
+    lint_fails(
+        |d| add(d, "services:\n  - kind: redis\n    when: max_upload_mib\n"),
+        &[
+            &|d| {
+                format!(
+                    "profile.yaml:{}:",
+                    line_of(&d.join("profile.yaml"), "when: max_upload_mib")
+                )
+            },
+            &|_| "services[0].when".into(),
+            &|_| "`max_upload_mib` is not a `bool` question".into(),
+        ],
+    );
+    lint_fails(
+        |d| add(d, "services:\n  - kind: redis\n  - kind: redis\n"),
+        &[&|_| "service redis is listed twice".into()],
+    );
+    lint_fails(
+        |d| add(d, "services:\n  - kind: mongodb\n"),
+        &[&|_| "mongodb".into(), &|_| "redis".into()],
+    );
+    lint_fails(
+        |d| {
+            edit(
+                &d.join("profile.yaml"),
+                "  - key: session_secret\n",
+                "  - key: redis_password\n",
+            )
+        },
+        &[&|_| "`redis_password` is reserved".into()],
+    );
+    lint_fails(
+        |d| {
+            let unit = d.join("notes.service.j2");
+            let text = std::fs::read_to_string(&unit).unwrap();
+            std::fs::write(
+                &unit,
+                text.replacen(
+                    "[Service]\n",
+                    "[Service]\nEnvironment=R={{ services.redis.host }}\n",
+                    1,
+                ),
+            )
+            .unwrap();
+        },
+        &[
+            &|d| {
+                format!(
+                    "notes.service.j2:{}: does not render",
+                    line_of(&d.join("notes.service.j2"), "services.redis.host")
+                )
+            },
+            &|_| "undefined value".into(),
+        ],
+    );
+}

@@ -269,6 +269,12 @@ pub fn plan(ctx: &RestoreCtx) -> Plan<RestoreCtx> {
         database_undo,
     ))
     .step(undoable(
+        "services",
+        "Restoring the services' data",
+        services,
+        services_undo,
+    ))
+    .step(undoable(
         "files",
         "Restoring the app's files",
         files,
@@ -658,6 +664,42 @@ fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
     }
 }
 
+/// Each service the instance uses gets the archive's dump of it; an archive without one (taken
+/// before the service was turned on) leaves the service's data as it is.
+fn services(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
+    let m = c.manifest().clone();
+    let adapters: Vec<_> = crate::service::enabled(&c.loaded.profile, &c.inst.settings).collect();
+    for a in adapters {
+        let entry = a.dump_entry();
+        if !m
+            .entries
+            .iter()
+            .any(|e| e.path == entry && e.kind == EntryKind::File)
+        {
+            rep.warn(format!(
+                "the archive holds no {} data ({entry}): {} keeps what it has",
+                a.title(),
+                a.title()
+            ));
+            continue;
+        }
+        let dump = format!("{}/{entry}", c.stage());
+        c.sh(&a.restore_scripts(&dump).restore)
+            .with_context(|| format!("restoring {}'s data", a.title()))?;
+        rep.info(format!("{} data restored from {entry}", a.title()));
+    }
+    Ok(())
+}
+
+/// Puts each service's previous data back (safe whether or not `services` ran).
+fn services_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
+    let adapters: Vec<_> = crate::service::enabled(&c.loaded.profile, &c.inst.settings).collect();
+    for a in adapters {
+        c.sh(&a.restore_scripts("").undo)?;
+    }
+    Ok(())
+}
+
 fn files(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let paths = take::data_paths(&c.loaded)?;
     let s = c.stage();
@@ -711,8 +753,11 @@ fn taken_setting(profile: &Profile, key: &str) -> bool {
     !TARGET_SETTINGS.contains(&key) && (profile.question(key).is_some() || key == "old_hosts")
 }
 
+/// A service's password (`redis_password`) is the target's like the database's: its server in
+/// the target container was set up with it.
 fn taken_secret(profile: &Profile, key: &str) -> bool {
     key != "db_password"
+        && !crate::service::SECRET_KEYS.contains(&key)
         && (profile.secrets.iter().any(|s| s.key.as_str() == key)
             || profile
                 .bootstrap
@@ -954,6 +999,10 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     {
         script.push_str(&more);
     }
+    for a in crate::service::enabled(&c.loaded.profile, &c.inst.settings) {
+        script.push_str(&a.restore_scripts("").cleanup);
+        script.push('\n');
+    }
     if let Err(e) = c.sh(&script) {
         rep.warn(format!("could not remove the previous state: {e:#}"));
     }
@@ -999,6 +1048,7 @@ pub fn recover(c: &mut RestoreCtx, j: RestoreJournal, rep: &Reporter) -> Result<
     let in_place = db.adapter().restores_in_place() && j.steps_done.iter().any(|s| s == "stop-app");
     config_undo(c, rep)?;
     files_undo(c, rep)?;
+    services_undo(c, rep)?;
     database_undo(c, rep)?;
     c.sh(&format!("rm -rf {}", q(&c.stage())))?;
     start_app(c, rep)?;

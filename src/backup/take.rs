@@ -268,6 +268,10 @@ fn take_inner(
         d = q(&data_dir)
     );
     script.push_str(&dump_script(&db, &data_dir, loaded, &entry)?);
+    let services: Vec<_> = crate::service::enabled(&loaded.profile, &inst.settings).collect();
+    for a in &services {
+        script.push_str(&a.dump_script());
+    }
     for path in &paths {
         // Hard links: a point-in-time set of the files without copying them (the app writes
         // new files under new names); a plain copy where links are not possible.
@@ -283,12 +287,16 @@ fn take_inner(
         ));
     }
     rep.info(format!(
-        "{}snapshotting {} in CT {vmid}",
+        "{}{}snapshotting {} in CT {vmid}",
         if !db.adapter().has_dump() {
             String::new()
         } else {
             format!("dumping the {} database and ", db.kind)
         },
+        services
+            .iter()
+            .map(|a| format!("saving {}'s data and ", a.title()))
+            .collect::<String>(),
         if paths.is_empty() {
             "no files".to_string()
         } else {

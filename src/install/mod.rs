@@ -137,7 +137,7 @@ impl InstallCtx {
     }
 }
 
-fn generate(kind: SecretKind, length: u32) -> String {
+pub fn generate(kind: SecretKind, length: u32) -> String {
     match kind {
         SecretKind::Alnum => Alphanumeric.sample_string(&mut rand::rng(), length as usize),
         SecretKind::Hex => {
@@ -497,6 +497,11 @@ pub fn run(
         secrets.insert(s.key.to_string(), generate(s.kind, s.length));
     }
     secrets.insert("db_password".into(), generate(SecretKind::Alnum, 32));
+    for svc in &profile.services {
+        // Generated for every service the profile lists, so a reconfigure can turn one on.
+        let key = crate::service::adapter(svc.kind).secret_key();
+        secrets.insert(key.into(), generate(SecretKind::Alnum, 32));
+    }
     if let Some(e) = &settings.external_db {
         // The record keeps the external server's password, so update, backup and restore can
         // reach the same database the app uses.

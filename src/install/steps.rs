@@ -96,6 +96,16 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
             local_database,
         ));
     }
+    let services: Vec<&str> = crate::service::enabled(p, &s.app)
+        .map(|a| a.title())
+        .collect();
+    if !services.is_empty() {
+        plan = plan.step(FnStep::new(
+            "services",
+            format!("Setting up {}", services.join(", ")),
+            services_step,
+        ));
+    }
     plan = plan
         .step(FnStep::new(
             "release",
@@ -396,6 +406,10 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     // The database's: a local server, the client of an external one (dumps and restores),
     // the SQLite shell (consistent online copies).
     pkgs.extend(crate::database::adapter(ctx.settings.database).packages());
+    // The services' servers (Redis).
+    for a in crate::service::enabled(&ctx.profile, &ctx.settings.app) {
+        pkgs.extend(a.packages());
+    }
     // With apt sources of its own, the profile's packages come after them (`apt-sources`).
     let profile_pkgs = profile_packages(ctx);
     if ctx.profile.apt_sources.is_empty() {
@@ -449,6 +463,19 @@ fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     )?;
     rep.info(format!("database {} and its user created", db.name));
     ctx.db = db;
+    Ok(())
+}
+
+fn services_step(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
+    let adapters: Vec<_> = crate::service::enabled(&ctx.profile, &ctx.settings.app).collect();
+    crate::service::setup(ctx.ct.as_ref(), ctx.settings.vmid, &adapters, &ctx.secrets)?;
+    for a in adapters {
+        rep.info(format!(
+            "{} answers on 127.0.0.1:{} with its own password",
+            a.title(),
+            a.port()
+        ));
+    }
     Ok(())
 }
 

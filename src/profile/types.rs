@@ -210,6 +210,10 @@ pub struct Profile {
     #[serde(default)]
     pub secrets: Vec<SecretDef>,
     pub databases: Databases,
+    /// Servers the app uses besides its database (a Redis cache or queue), each set up, dumped,
+    /// restored and checked by its adapter in `src/service/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceDef>,
     /// Debian packages the app needs in its container, installed with nginx and the
     /// database's packages from the container's Debian mirror.
     #[serde(default)]
@@ -646,6 +650,42 @@ impl DatabaseKind {
             DatabaseKind::Mariadb => "mariadb",
             DatabaseKind::ExternalPostgres => "external-postgres",
             DatabaseKind::ExternalMariadb => "external-mariadb",
+        }
+    }
+}
+
+/// A kind of service an app can use besides its database.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Redis,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 1] = [ServiceKind::Redis];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ServiceKind::Redis => "redis",
+        }
+    }
+}
+
+/// A service the app uses: always, or when the `bool` question `when` is answered yes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    pub kind: ServiceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Key>,
+}
+
+impl ServiceDef {
+    /// Whether an instance with these settings uses it.
+    pub fn enabled(&self, settings: &BTreeMap<String, String>) -> bool {
+        match &self.when {
+            None => true,
+            Some(k) => settings.get(k.as_str()).is_some_and(|v| v == "true"),
         }
     }
 }
@@ -1502,6 +1542,38 @@ impl Profile {
                 ),
                 "add it to databases.supported",
             );
+        }
+        for (i, svc) in self.services.iter().enumerate() {
+            if self.services[..i].iter().any(|o| o.kind == svc.kind) {
+                issue(
+                    format!("services[{i}].kind"),
+                    format!("service {} is listed twice", svc.kind.label()),
+                    "list each service once",
+                );
+            }
+            if let Some(k) = &svc.when {
+                if self
+                    .question(k.as_str())
+                    .is_none_or(|q| q.kind != QuestionKind::Bool)
+                {
+                    issue(
+                        format!("services[{i}].when"),
+                        format!("`{k}` is not a `bool` question of this profile"),
+                        "name a question with `kind: bool`, or remove `when` to always use it",
+                    );
+                }
+            }
+        }
+        for (i, s) in self.secrets.iter().enumerate() {
+            if crate::service::SECRET_KEYS.contains(&s.key.as_str())
+                || s.key.as_str() == "db_password"
+            {
+                issue(
+                    format!("secrets[{i}].key"),
+                    format!("`{}` is reserved: launch-tui generates it itself", s.key),
+                    "give the secret another key",
+                );
+            }
         }
         for (i, q) in self.questions.iter().enumerate() {
             if q.kind == QuestionKind::Choice && q.choices.is_empty() {

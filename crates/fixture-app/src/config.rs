@@ -29,6 +29,25 @@ pub struct Config {
     /// The configured text (`20MB`), which /api/v1/info reports verbatim like Vikunja.
     pub files_maxsize: String,
     pub files_max_bytes: u64,
+    /// Vikunja's `keyvalue.type: redis` with `redis.enabled`: the key-value store is a Redis
+    /// server (`redis.host` as HOST:PORT, `redis.password`, `redis.db`); else it is in memory.
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub host: String,
+    pub password: String,
+    pub db: i64,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("host", &self.host)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +195,45 @@ impl Config {
                     .into(),
         })?;
 
+        let redis_enabled = match get(tree, "redis.enabled") {
+            None => false,
+            Some(v) => parse_bool("redis.enabled", &v)?,
+        };
+        let keyvalue = get(tree, "keyvalue.type").unwrap_or_else(|| "memory".to_string());
+        let redis = match keyvalue.as_str() {
+            "memory" => None,
+            "redis" if redis_enabled => Some(RedisConfig {
+                host: get(tree, "redis.host").unwrap_or_else(|| "localhost:6379".to_string()),
+                password: get(tree, "redis.password").unwrap_or_default(),
+                db: match get(tree, "redis.db") {
+                    None => 0,
+                    Some(v) => v.parse().map_err(|_| FixtureError::BadValue {
+                        key: "redis.db",
+                        value: v.clone(),
+                        problem: "not a number".into(),
+                        help: "write a database number such as 0".into(),
+                    })?,
+                },
+            }),
+            "redis" => {
+                return Err(FixtureError::BadValue {
+                    key: "keyvalue.type",
+                    value: keyvalue,
+                    problem: "redis is not enabled".into(),
+                    help: "set redis.enabled: true (with redis.host), or keyvalue.type: memory"
+                        .into(),
+                })
+            }
+            other => {
+                return Err(FixtureError::BadValue {
+                    key: "keyvalue.type",
+                    value: other.to_string(),
+                    problem: "unknown key-value store".into(),
+                    help: "use one of memory, redis".into(),
+                })
+            }
+        };
+
         let config = Config {
             file,
             public_url,
@@ -188,6 +246,7 @@ impl Config {
             files_basepath,
             files_maxsize,
             files_max_bytes,
+            redis,
         };
         config.listen_addr()?;
         Ok(config)

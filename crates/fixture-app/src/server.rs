@@ -40,6 +40,88 @@ struct AppState {
     config: Config,
     db: Mutex<Database>,
     secret: Vec<u8>,
+    kv: KeyValue,
+}
+
+/// Vikunja's key-value store: in memory, or a Redis server (`keyvalue.type: redis`).
+enum KeyValue {
+    Memory(Mutex<HashMap<String, String>>),
+    Redis(redis::Client),
+}
+
+impl KeyValue {
+    fn open(config: &Config) -> anyhow::Result<Self> {
+        let Some(r) = &config.redis else {
+            return Ok(KeyValue::Memory(Mutex::new(HashMap::new())));
+        };
+        // The password goes into the URL's user info, percent-encoded.
+        let pw: String = r
+            .password
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let url = format!("redis://:{pw}@{}/{}", r.host, r.db);
+        let client = redis::Client::open(url).context("redis.host is not a HOST:PORT address")?;
+        Ok(KeyValue::Redis(client))
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            KeyValue::Memory(_) => "memory",
+            KeyValue::Redis(_) => "redis",
+        }
+    }
+
+    fn connection(client: &redis::Client) -> anyhow::Result<redis::Connection> {
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .context("connecting to redis")
+    }
+
+    fn get(&self, key: &str) -> anyhow::Result<Option<String>> {
+        match self {
+            KeyValue::Memory(m) => Ok(m.lock().map_err(|_| anyhow!("poisoned"))?.get(key).cloned()),
+            KeyValue::Redis(c) => Ok(redis::cmd("GET")
+                .arg(key)
+                .query(&mut Self::connection(c)?)
+                .context("redis GET")?),
+        }
+    }
+
+    fn set(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        match self {
+            KeyValue::Memory(m) => {
+                m.lock()
+                    .map_err(|_| anyhow!("poisoned"))?
+                    .insert(key.to_string(), value.to_string());
+                Ok(())
+            }
+            KeyValue::Redis(c) => Ok(redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .query(&mut Self::connection(c)?)
+                .context("redis SET")?),
+        }
+    }
+
+    fn ping(&self) -> anyhow::Result<()> {
+        match self {
+            KeyValue::Memory(_) => Ok(()),
+            KeyValue::Redis(c) => {
+                let pong: String = redis::cmd("PING")
+                    .query(&mut Self::connection(c)?)
+                    .context("redis PING")?;
+                anyhow::ensure!(pong == "PONG", "redis answered {pong:?} to PING");
+                Ok(())
+            }
+        }
+    }
 }
 
 type Shared = Arc<AppState>;
@@ -81,11 +163,15 @@ pub fn run(info: BuildInfo, config: Config) -> anyhow::Result<ExitCode> {
         config.database.describe(),
         config.files_basepath.display()
     );
+    let kv = KeyValue::open(&config)?;
+    kv.ping()?;
+    println!("key-value store: {}", kv.describe());
     let state = Arc::new(AppState {
         info,
         config,
         db: Mutex::new(db),
         secret,
+        kv,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -165,6 +251,7 @@ fn router(state: Shared) -> Router {
         .route("/api/v1/tokens", put(create_token))
         .route("/api/v1/user", get(current_user))
         .route("/api/v1/slow", get(slow))
+        .route("/api/v1/kv/{key}", put(put_kv).get(get_kv))
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
         .with_state(state)
@@ -286,9 +373,54 @@ async fn health(State(s): State<Shared>) -> Response {
         )
             .into_response();
     }
-    match with_db(&s, |db, _| db.ping()).await {
+    if with_db(&s, |db, _| db.ping()).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "database ping failed").into_response();
+    }
+    match with_db(&s, |_, st| st.kv.ping()).await {
         Ok(()) => (StatusCode::OK, "OK").into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "database ping failed").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "key-value store ping failed",
+        )
+            .into_response(),
+    }
+}
+
+/// Not a Vikunja route: the key-value store made visible, so tests can write to Redis through
+/// the app and read it back after an update or a restore. Keys are 1-64 of [A-Za-z0-9_-].
+fn kv_key(key: &str) -> Result<String, ApiError> {
+    if (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(format!("fixture:{key}"))
+    } else {
+        Err(ApiError::bad_request(
+            "a key is 1-64 of letters, digits, _ and -",
+        ))
+    }
+}
+
+async fn put_kv(
+    State(s): State<Shared>,
+    Path(key): Path<String>,
+    body: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let k = kv_key(&key)?;
+    let value = body.clone();
+    with_db(&s, move |_, st| st.kv.set(&k, &value)).await?;
+    Ok(Json(json!({"key": key, "value": body})))
+}
+
+async fn get_kv(
+    State(s): State<Shared>,
+    Path(key): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let k = kv_key(&key)?;
+    match with_db(&s, move |_, st| st.kv.get(&k)).await? {
+        Some(value) => Ok(Json(json!({"key": key, "value": value}))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, 404, "no such key")),
     }
 }
 
@@ -298,6 +430,7 @@ async fn info(State(s): State<Shared>) -> Json<serde_json::Value> {
         "frontend_url": s.config.public_url,
         "motd": "",
         "max_file_size": s.config.files_maxsize,
+        "keyvalue": s.kv.describe(),
         "concurrent_writes": s.config.concurrent_writes(),
         "task_attachments_enabled": true,
         "caldav_enabled": false,
