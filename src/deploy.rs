@@ -459,6 +459,36 @@ pub fn fetch_release(
     Ok(Some((artifact, archive)))
 }
 
+/// Checks a whole-tree release or a source archive entry by entry on the host, as the release
+/// step does again when it unpacks it: a hostile archive (an entry climbing out with `..`, an
+/// absolute link) is refused before any container exists.
+pub fn check_tree(
+    releases: &ReleaseCache,
+    profile: &Profile,
+    artifact: &crate::profile::Artifact,
+    archive: &std::path::Path,
+    rep: &Reporter,
+) -> Result<()> {
+    let (strip, binary) = match &profile.components[0].install {
+        InstallMethod::Release {
+            binary,
+            strip_components: Some(strip),
+        } => (*strip, Some(binary.as_str())),
+        InstallMethod::Source {
+            strip_components, ..
+        } => (*strip_components, None),
+        _ => return Ok(()),
+    };
+    let staging = tempfile::tempdir()?;
+    let tree = releases.repack_tree(archive, artifact, strip, binary, staging.path())?;
+    rep.info(format!(
+        "{} files ({} MiB): every entry stays inside the release directory",
+        tree.files,
+        tree.bytes >> 20
+    ));
+    Ok(())
+}
+
 fn install_artifact(
     ct: &dyn CtAccess,
     vmid: u32,

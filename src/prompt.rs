@@ -36,6 +36,12 @@ pub trait Prompter {
     fn text(&mut self, q: &Question) -> Result<String>;
     fn select(&mut self, q: &Question, options: &[String]) -> Result<String>;
     fn confirm(&mut self, key: &str, prompt: &str, default: bool) -> Result<bool>;
+    /// Shows a line to the person answering (a summary, a note). Prompters with nobody to
+    /// show it to drop it.
+    fn show(&mut self, text: &str) -> Result<()> {
+        let _ = text;
+        Ok(())
+    }
 }
 
 /// Asks a person at the terminal (inquire), re-prompting until the validator accepts.
@@ -86,6 +92,13 @@ impl Prompter for TerminalPrompter {
         Ok(inquire::Confirm::new(prompt)
             .with_default(default)
             .prompt()?)
+    }
+
+    /// On the terminal's stderr, beside inquire's prompts (stdout stays for results).
+    fn show(&mut self, text: &str) -> Result<()> {
+        use std::io::Write;
+        writeln!(std::io::stderr(), "{text}")?;
+        Ok(())
     }
 }
 

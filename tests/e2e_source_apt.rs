@@ -23,6 +23,8 @@
 
 #[path = "support/lab.rs"]
 mod lab;
+#[path = "support/www.rs"]
+mod www;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use lab::{http_get, launch, text, Config, Lab};
+use www::Server;
 
 const NAME: &str = "srcdemo";
 const GREETING: &str = "hello from the signed repository";
@@ -217,48 +220,6 @@ impl Vendor {
 
     fn sha(&self, file: &str) -> String {
         sha256_of(&self.www.path().join("src").join(file))
-    }
-}
-
-/// Serves `root` over HTTP at `ip` (any path below it, never above).
-struct Server {
-    base: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Server {
-    fn start(root: PathBuf, ip: Ipv4Addr) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind((ip, 0)))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route(
-            "/{*path}",
-            axum::routing::get(
-                move |axum::extract::Path(path): axum::extract::Path<String>| {
-                    let root = root.clone();
-                    async move {
-                        let safe = path.split('/').all(|p| !p.is_empty() && p != "..");
-                        match std::fs::read(root.join(&path)) {
-                            Ok(b) if safe => (axum::http::StatusCode::OK, b),
-                            _ => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
-                        }
-                    }
-                },
-            ),
-        );
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Server {
-            base: format!("http://{addr}"),
-            _runtime: runtime,
-        }
     }
 }
 

@@ -62,11 +62,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             };
             // The wizard (no --answers) asks on the terminal, when there is one.
             let mut terminal = TerminalPrompter;
-            let ask = std::io::stdout()
-                .is_terminal()
-                .then(|| terminal_prompter(&mut terminal))
-                .flatten();
-            crate::install::run(g, &req, ask, out)
+            crate::install::run(g, &req, terminal_prompter(&mut terminal, true), out)
         }
         Command::Tui(a) => crate::tui::run(g, &a, out),
         Command::List => list(g),
@@ -103,7 +99,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
                 confirmed: global.yes,
             };
             let mut terminal = TerminalPrompter;
-            crate::update::rollback(g, &req, terminal_prompter(&mut terminal), out)
+            crate::update::rollback(g, &req, terminal_prompter(&mut terminal, false), out)
         }
         Command::Reconfigure(a) => {
             let req = crate::reconfigure::ReconfigureRequest {
@@ -112,11 +108,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
             };
             // With nothing to --set, the settings are shown, and on a terminal one is asked for.
             let mut terminal = TerminalPrompter;
-            let ask = std::io::stdout()
-                .is_terminal()
-                .then(|| terminal_prompter(&mut terminal))
-                .flatten();
-            crate::reconfigure::run(g, &req, ask, out)
+            crate::reconfigure::run(g, &req, terminal_prompter(&mut terminal, true), out)
         }
         Command::Backup(a) => {
             let req = crate::backup::BackupRequest {
@@ -162,7 +154,7 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
                 confirmed: global.yes,
             };
             let mut terminal = TerminalPrompter;
-            crate::uninstall::run(g, &req, terminal_prompter(&mut terminal), out)
+            crate::uninstall::run(g, &req, terminal_prompter(&mut terminal, false), out)
         }
         Command::Profiles(p) => profiles::run(g, p, out),
         Command::Connect(a) => connect::run(global, &a),
@@ -190,10 +182,11 @@ pub fn dispatch(cli: Cli, out: &Output) -> Result<Outcome> {
 }
 
 /// Confirmations are asked on the terminal when there is one; without one, nobody can be
-/// asked, and an operation that needs a yes refuses (`--yes` gives it).
-fn terminal_prompter(terminal: &mut TerminalPrompter) -> Option<&mut dyn Prompter> {
-    std::io::stdin()
-        .is_terminal()
+/// asked, and an operation that needs a yes refuses (`--yes` gives it). Commands whose
+/// questions are a whole form (install's wizard, reconfigure) ask only when stdout is a
+/// terminal too, so a script that captures their output never waits on a prompt.
+fn terminal_prompter(terminal: &mut TerminalPrompter, form: bool) -> Option<&mut dyn Prompter> {
+    (std::io::stdin().is_terminal() && (!form || std::io::stdout().is_terminal()))
         .then_some(terminal as &mut dyn Prompter)
 }
 

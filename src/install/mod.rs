@@ -458,14 +458,7 @@ pub fn run(
     if let (true, Some(prompter)) = (interactive, ask.as_deref_mut()) {
         let mut saved = wizard::SavedDefaults::load(&g.config, &profile)?;
         saved.values.extend(answers.clone());
-        let asked = wizard::ask(
-            &profile,
-            &facts,
-            &saved,
-            req.force,
-            prompter,
-            &mut std::io::stderr(),
-        )?;
+        let asked = wizard::ask(&profile, &facts, &saved, req.force, prompter)?;
         match asked {
             Some(m) => answers = m,
             None => {

@@ -486,7 +486,11 @@ fn fetch(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         .profile
         .release(version)
         .with_context(|| format!("release {version} is not in the profile"))?;
-    crate::deploy::fetch_release(&ctx.releases, &ctx.profile, rel, rep)?;
+    if let Some((artifact, archive)) =
+        crate::deploy::fetch_release(&ctx.releases, &ctx.profile, rel, rep)?
+    {
+        crate::deploy::check_tree(&ctx.releases, &ctx.profile, &artifact, &archive, rep)?;
+    }
     Ok(())
 }
 

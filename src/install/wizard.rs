@@ -4,7 +4,6 @@
 //! map, so a wizard install and an unattended one go through the very same `settings::resolve`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -117,7 +116,8 @@ pub fn savable(profile: &Profile, key: &str) -> bool {
 
 /// Runs the wizard. `saved` pre-fills the prompts (a `name` in `saved.values`, e.g. from
 /// `--name`, fixes the instance name); `force` lets resources go below the profile's minimum
-/// with a warning, as `--force` does for answers files. The summary and notes go to `out`.
+/// with a warning, as `--force` does for answers files. The summary and notes are shown through
+/// the prompter.
 /// Returns `None` when the user cancels (the Cancel choice, Esc or Ctrl+C); nothing is created
 /// by the wizard itself, but saying yes to the last question writes the defaults file.
 pub fn ask(
@@ -126,14 +126,12 @@ pub fn ask(
     saved: &SavedDefaults,
     force: bool,
     p: &mut dyn Prompter,
-    out: &mut dyn Write,
 ) -> Result<Option<BTreeMap<String, String>>> {
     let mut w = Wizard {
         profile,
         facts,
         force,
         p,
-        out,
         fixed_name: saved.values.get("name").cloned(),
         prefill: saved.values.clone(),
         answers: BTreeMap::new(),
@@ -154,12 +152,18 @@ fn is_cancel(e: &anyhow::Error) -> bool {
     })
 }
 
+/// A line for the person answering, through the prompter (the front end decides where it goes).
+macro_rules! say {
+    ($w:expr, $($arg:tt)*) => {
+        $w.p.show(&format!($($arg)*))
+    };
+}
+
 struct Wizard<'a> {
     profile: &'a Profile,
     facts: &'a NodeFacts,
     force: bool,
     p: &'a mut dyn Prompter,
-    out: &'a mut dyn Write,
     fixed_name: Option<String>,
     /// What pre-fills each prompt: the saved defaults, then what was typed in an earlier round.
     prefill: BTreeMap<String, String>,
@@ -174,16 +178,16 @@ enum Round {
 impl Wizard<'_> {
     fn run(&mut self, saved: &SavedDefaults) -> Result<Option<BTreeMap<String, String>>> {
         if !saved.values.is_empty() {
-            writeln!(
-                self.out,
+            say!(
+                self,
                 "Your saved defaults for {} ({}) pre-fill the questions.",
                 self.profile.name,
                 saved.path.display()
             )?;
         }
         for k in &saved.ignored {
-            writeln!(
-                self.out,
+            say!(
+                self,
                 "  note: `{k}` in {} is not a setting that can be saved; ignored",
                 saved.path.display()
             )?;
@@ -212,12 +216,12 @@ impl Wizard<'_> {
             if let Err(problems) =
                 settings::resolve(self.profile, self.facts, &self.answers, self.force)
             {
-                writeln!(
-                    self.out,
+                say!(
+                    self,
                     "These settings cannot be used together; back to the start:"
                 )?;
                 for p in problems {
-                    writeln!(self.out, "- {p}")?;
+                    say!(self, "- {p}")?;
                 }
                 self.remember();
                 continue;
@@ -226,15 +230,15 @@ impl Wizard<'_> {
                 .p
                 .confirm("confirm", "Create the container with these settings?", true)?
             {
-                writeln!(self.out, "Nothing was created; back to the start.")?;
+                say!(self, "Nothing was created; back to the start.")?;
                 self.remember();
                 continue;
             }
             let save = format!("Save these as my defaults for {}?", self.profile.name);
             if self.p.confirm("save_defaults", &save, false)? {
                 saved.save(self.profile, &self.answers)?;
-                writeln!(
-                    self.out,
+                say!(
+                    self,
                     "Saved to {} (secrets are not saved).",
                     saved.path.display()
                 )?;
@@ -305,8 +309,7 @@ impl Wizard<'_> {
                 Ok(()) => {
                     self.answers.insert(k, v);
                 }
-                Err(e) => writeln!(
-                    self.out,
+                Err(e) => say!(self,
                     "  note: your saved {k} = {v} does not fit now ({}); using the built-in default",
                     e.lines().next().unwrap_or_default()
                 )?,
@@ -366,7 +369,7 @@ impl Wizard<'_> {
             }
         }
         let summary = summary(self.profile, self.facts, &self.answers);
-        writeln!(self.out, "{}", summary)?;
+        say!(self, "{}", summary)?;
         if let Some(kind) = self.external_kind() {
             if !self.external_db(kind)? {
                 return Ok(Round::Cancelled);
@@ -574,7 +577,7 @@ impl Wizard<'_> {
         self.answers
             .insert("health_check".into(), daily.to_string());
         let summary = summary(self.profile, self.facts, &self.answers);
-        writeln!(self.out, "{}", summary)?;
+        say!(self, "{}", summary)?;
         Ok(Round::Done)
     }
 
@@ -603,8 +606,7 @@ impl Wizard<'_> {
         ] {
             let v = num(k);
             if v < lo {
-                writeln!(
-                    self.out,
+                say!(self,
                     "  warning: {k} {v}{unit} is below {}'s minimum of {lo}{unit} (allowed by --force)",
                     self.profile.title
                 )?;
@@ -698,8 +700,8 @@ impl Wizard<'_> {
         let label = |(n, free): &&(String, u64)| format!("{n} ({} GiB free)", free / GIB);
         match fit.as_slice() {
             [] => {
-                writeln!(
-                    self.out,
+                say!(
+                    self,
                     "  no storage for container disks has {} GiB free: {}",
                     need / GIB,
                     small.iter().map(label).collect::<Vec<_>>().join(", ")
@@ -707,8 +709,8 @@ impl Wizard<'_> {
                 self.answers.remove("storage");
             }
             [one] => {
-                writeln!(
-                    self.out,
+                say!(
+                    self,
                     "  storage: {}, the only one with room for {} GiB",
                     label(one),
                     need / GIB
@@ -821,8 +823,7 @@ impl Wizard<'_> {
                     break;
                 }
                 Err(e) => {
-                    writeln!(
-                        self.out,
+                    say!(self,
                         "  the database is unreachable: {e}\n  help: check the address and that the server accepts connections from this node"
                     )?;
                     self.remember();
@@ -1324,12 +1325,15 @@ mod tests {
         reprompts: Vec<(String, String)>,
         defaults: BTreeMap<String, Option<String>>,
         options: BTreeMap<String, Vec<String>>,
+        /// What the wizard showed (summary, notes).
+        shown: String,
     }
 
     impl ScriptedPrompter {
         fn new(script: &[(&'static str, &'static str)]) -> Self {
             ScriptedPrompter {
                 script: script.iter().copied().collect(),
+                shown: String::new(),
                 asked: Vec::new(),
                 reprompts: Vec::new(),
                 defaults: BTreeMap::new(),
@@ -1347,6 +1351,12 @@ mod tests {
     }
 
     impl Prompter for ScriptedPrompter {
+        fn show(&mut self, text: &str) -> Result<()> {
+            self.shown.push_str(text);
+            self.shown.push('\n');
+            Ok(())
+        }
+
         fn text(&mut self, q: &Question) -> Result<String> {
             self.asked.push(q.key.to_string());
             self.defaults.insert(q.key.to_string(), q.default.clone());
@@ -1396,10 +1406,9 @@ mod tests {
         saved: &SavedDefaults,
         p: &mut ScriptedPrompter,
     ) -> (Option<BTreeMap<String, String>>, String) {
-        let mut out = Vec::new();
-        let r = ask(profile, f, saved, false, p, &mut out).expect("the wizard runs");
+        let r = ask(profile, f, saved, false, p).expect("the wizard runs");
         assert!(p.script.is_empty(), "unused answers: {:?}", p.script);
-        (r, String::from_utf8_lossy(&out).into_owned())
+        (r, std::mem::take(&mut p.shown))
     }
 
     #[test]
@@ -1513,6 +1522,7 @@ mod tests {
             ("max_upload_mib", "0"),
             ("max_upload_mib", "50"),
             ("registration", "y"),
+            ("use_redis", "n"),
             ("health_check", "y"),
             ("confirm", "y"),
         ]);
@@ -1674,7 +1684,6 @@ mod tests {
             &SavedDefaults::default(),
             false,
             &mut Esc,
-            &mut Vec::new(),
         )
         .expect("a cancel is not an error");
         assert!(r.is_none());
@@ -1892,18 +1901,10 @@ mod tests {
         script.remove(at + 1);
         script.push(("save_defaults", "n"));
         let mut p = ScriptedPrompter::new(&script);
-        let mut out = Vec::new();
-        let answers = ask(
-            &profile,
-            &facts(),
-            &SavedDefaults::default(),
-            true,
-            &mut p,
-            &mut out,
-        )
-        .expect("runs")
-        .expect("not cancelled");
-        let out = String::from_utf8_lossy(&out);
+        let answers = ask(&profile, &facts(), &SavedDefaults::default(), true, &mut p)
+            .expect("runs")
+            .expect("not cancelled");
+        let out = std::mem::take(&mut p.shown);
         assert_eq!(answers["memory_mib"], "256");
         assert!(out.contains("below Vikunja's minimum of 512 MiB"), "{out}");
     }

@@ -1,8 +1,10 @@
 //! The HTTP face (`vikunja web`): Vikunja's /health and /api/v1/info, a small tasks API with
-//! attachments, login + API tokens, and /api/v1/slow, which real Vikunja does NOT have (tests use
-//! it to hold a request in flight across a blue-green switch). Differences from Vikunja, on purpose:
-//! the tasks API needs no auth, and an attachment is the raw request body (name in `?name=`), not
-//! multipart. SIGTERM drains in-flight requests for up to 30 s, like Go's `http.Server.Shutdown`.
+//! attachments, login + API tokens, and two routes real Vikunja does NOT have: /api/v1/slow
+//! (tests use it to hold a request in flight across a blue-green switch) and /api/v1/kv/KEY
+//! (the key-value store, in memory or in Redis with `keyvalue.type: redis`, shown to tests).
+//! Differences from Vikunja, on purpose: the tasks API needs no auth, and an attachment is the
+//! raw request body (name in `?name=`), not multipart. SIGTERM drains in-flight requests for up
+//! to 30 s, like Go's `http.Server.Shutdown`.
 
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
