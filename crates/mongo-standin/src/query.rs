@@ -138,7 +138,30 @@ fn equal(a: &Bson, b: &Bson) -> bool {
 }
 
 /// Equality as queries see it: a missing field equals null, an array field matches an element.
+/// Compiles a MongoDB regex with its options (`i m s x`); Rust's regex dialect, close to PCRE for simple patterns.
+fn compile_regex(pattern: &str, options: &str) -> Result<regex::Regex, QueryError> {
+    let flags: String = options.chars().filter(|c| "imsx".contains(*c)).collect();
+    let full = if flags.is_empty() {
+        pattern.to_string()
+    } else {
+        format!("(?{flags}){pattern}")
+    };
+    regex::Regex::new(&full).map_err(|e| QueryError {
+        code: 51091,
+        msg: format!("Regular expression is invalid: {e}"),
+    })
+}
+
+fn regex_match(vals: &[Bson], re: &regex::Regex) -> bool {
+    let hit = |v: &Bson| matches!(v, Bson::String(s) if re.is_match(s));
+    vals.iter()
+        .any(|v| hit(v) || matches!(v, Bson::Array(a) if a.iter().any(hit)))
+}
+
 fn eq_match(vals: &[Bson], target: &Bson) -> bool {
+    if let Bson::RegularExpression(r) = target {
+        return compile_regex(&r.pattern, &r.options).is_ok_and(|re| regex_match(vals, &re));
+    }
     if vals.is_empty() {
         return matches!(target, Bson::Null);
     }
@@ -216,6 +239,18 @@ fn field_ops(vals: &[Bson], ops: &Document) -> Result<bool, QueryError> {
                     !hit
                 }
             }
+            "$regex" => {
+                let (pattern, mut options) = match arg {
+                    Bson::String(p) => (p.clone(), String::new()),
+                    Bson::RegularExpression(r) => (r.pattern.clone(), r.options.clone()),
+                    _ => return Err(bad("$regex has to be a string")),
+                };
+                if let Ok(o) = ops.get_str("$options") {
+                    options = o.to_string();
+                }
+                regex_match(vals, &compile_regex(&pattern, &options)?)
+            }
+            "$options" => true, // read together with $regex
             "$exists" => {
                 let want = match arg {
                     Bson::Boolean(b) => *b,
@@ -443,4 +478,38 @@ pub fn upsert_seed(filter: &Document) -> Document {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::Regex;
+
+    #[test]
+    fn filters() {
+        let d = doc! {"_id": 1, "title": "Hello World", "tags": ["x", "y"], "n": 5, "sub": [{"k": 2}, {"k": 3}]};
+        let m = |f: Document| matches(&d, &f).unwrap();
+        assert!(m(doc! {"title": {"$regex": "^hello", "$options": "i"}}));
+        assert!(!m(doc! {"title": {"$regex": "^hello"}}));
+        assert!(m(
+            doc! {"title": Bson::RegularExpression(Regex { pattern: "World$".into(), options: String::new() })}
+        ));
+        assert!(m(doc! {"tags": "y", "n": {"$gt": 4.5, "$lte": 5}}));
+        assert!(m(doc! {"sub.k": 3, "missing": {"$exists": false}}));
+        assert!(m(doc! {"missing": null, "n": {"$nin": [1, 2]}}));
+        assert!(!m(doc! {"$or": [{"n": 1}, {"tags": "z"}]}));
+        assert!(matches(&d, &doc! {"title": {"$regex": "("}}).is_err());
+    }
+
+    #[test]
+    fn updates() {
+        let mut d = doc! {"_id": 1, "a": {"b": 1}, "l": [1]};
+        apply_update(&mut d, &doc! {"$set": {"a.c": "x"}, "$inc": {"a.b": 2, "z": 1}, "$push": {"l": 2}, "$unset": {"nope": ""}}, false).unwrap();
+        assert_eq!(
+            d,
+            doc! {"_id": 1, "a": {"b": 3, "c": "x"}, "l": [1, 2], "z": 1}
+        );
+        apply_update(&mut d, &doc! {"only": true}, false).unwrap();
+        assert_eq!(d, doc! {"_id": 1, "only": true});
+    }
 }

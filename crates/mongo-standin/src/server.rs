@@ -131,8 +131,11 @@ impl Server {
                     let store = store.clone();
                     std::thread::spawn(move || {
                         let peer = stream.peer_addr().ok();
-                        if let Err(e) = Connection::new(store, auth, peer).serve(stream) {
-                            println!("connection {peer:?}: {e}");
+                        match Connection::new(store, auth, peer).serve(stream) {
+                            // A client that hangs up without a goodbye is normal.
+                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                            Err(e) => println!("connection {peer:?}: {e}"),
+                            Ok(()) => {}
                         }
                     });
                 }
@@ -688,12 +691,13 @@ impl Connection {
                 let ordered = cmd.get_bool("ordered").unwrap_or(true);
                 for (i, d) in docs.iter().enumerate() {
                     let Some(d) = d.as_document() else { continue };
-                    let mut d = d.clone();
-                    if !d.contains_key("_id") {
-                        let mut with_id = doc! {"_id": ObjectId::new()};
-                        with_id.extend(d);
-                        d = with_id;
-                    }
+                    // Like MongoDB, store `_id` first (generated when missing).
+                    let mut rest = d.clone();
+                    let id = rest
+                        .remove("_id")
+                        .unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
+                    let mut d = doc! {"_id": id};
+                    d.extend(rest);
                     if let Some(msg) = unique_violation(c, &d, None, ns) {
                         errors.push(Bson::Document(
                             doc! {"index": i as i32, "code": 11000, "errmsg": msg},
