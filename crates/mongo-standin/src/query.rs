@@ -251,6 +251,32 @@ fn field_ops(vals: &[Bson], ops: &Document) -> Result<bool, QueryError> {
                 regex_match(vals, &compile_regex(&pattern, &options)?)
             }
             "$options" => true, // read together with $regex
+            "$size" => vals
+                .iter()
+                .any(|v| matches!(v, Bson::Array(a) if a.len() as f64 == num(arg))),
+            "$all" => {
+                let want = arg.as_array().ok_or_else(|| bad("$all needs an array"))?;
+                !want.is_empty() && want.iter().all(|t| eq_match(vals, t))
+            }
+            "$elemMatch" => {
+                let cond = arg
+                    .as_document()
+                    .ok_or_else(|| bad("$elemMatch needs an object"))?;
+                let mut hit = false;
+                for v in vals {
+                    if let Bson::Array(a) = v {
+                        for e in a {
+                            // Operator conditions apply to the element itself; others treat it as a document.
+                            hit |= match (e, is_operator_doc(arg)) {
+                                (_, Some(ops)) => field_ops(std::slice::from_ref(e), ops)?,
+                                (Bson::Document(ed), None) => matches(ed, cond)?,
+                                _ => false,
+                            };
+                        }
+                    }
+                }
+                hit
+            }
             "$exists" => {
                 let want = match arg {
                     Bson::Boolean(b) => *b,
@@ -499,6 +525,10 @@ mod tests {
         assert!(m(doc! {"missing": null, "n": {"$nin": [1, 2]}}));
         assert!(!m(doc! {"$or": [{"n": 1}, {"tags": "z"}]}));
         assert!(matches(&d, &doc! {"title": {"$regex": "("}}).is_err());
+        assert!(m(doc! {"tags": {"$size": 2, "$all": ["y", "x"]}}));
+        assert!(m(doc! {"sub": {"$elemMatch": {"k": {"$gt": 2}}}}));
+        assert!(!m(doc! {"sub": {"$elemMatch": {"k": {"$gt": 3}}}}));
+        assert!(m(doc! {"tags": {"$elemMatch": {"$eq": "x"}}}));
     }
 
     #[test]

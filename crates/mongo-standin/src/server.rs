@@ -1173,6 +1173,32 @@ fn aggregate(mut docs: Vec<Document>, pipeline: &[Bson]) -> Result<Vec<Document>
                 let p = arg.as_document().cloned().unwrap_or_default();
                 docs.iter().map(|d| query::project(d, &p)).collect()
             }
+            "$unwind" => {
+                // Only the plain form: "$path" or {path: "$path"}; documents without an array there are dropped.
+                let path = match arg {
+                    Bson::String(p) => p.clone(),
+                    Bson::Document(d) => d.get_str("path").unwrap_or("").to_string(),
+                    _ => String::new(),
+                };
+                let path = path
+                    .strip_prefix('$')
+                    .ok_or_else(|| CmdError::new(28818, "$unwind needs a '$path'"))?;
+                let mut out = Vec::new();
+                for d in docs {
+                    match query::get_path(&d, path) {
+                        Some(Bson::Array(a)) => {
+                            for e in a.clone() {
+                                let mut n = d.clone();
+                                query::set_path(&mut n, path, e);
+                                out.push(n);
+                            }
+                        }
+                        Some(Bson::Null) | None => {}
+                        Some(_) => out.push(d),
+                    }
+                }
+                out
+            }
             "$count" => vec![doc! {arg.as_str().unwrap_or("count"): docs.len() as i32}],
             "$group" => group(docs, arg.as_document().cloned().unwrap_or_default())?,
             other => {
@@ -1252,4 +1278,50 @@ fn group(docs: Vec<Document>, spec: Document) -> Result<Vec<Document>, CmdError>
         }
     }
     Ok(groups.into_iter().map(|(_, d)| d).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_stages() {
+        let docs = vec![
+            doc! {"u": "a", "t": ["x", "y"], "n": 2},
+            doc! {"u": "b", "t": ["x"], "n": 3},
+            doc! {"u": "a", "n": 4},
+        ];
+        // What the drivers' countDocuments sends.
+        let count = aggregate(
+            docs.clone(),
+            &[
+                Bson::Document(doc! {"$match": {"u": "a"}}),
+                Bson::Document(doc! {"$group": {"_id": 1, "n": {"$sum": 1}}}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(count, vec![doc! {"_id": 1, "n": 2}]);
+        let per_tag = aggregate(
+            docs.clone(),
+            &[
+                Bson::Document(doc! {"$unwind": "$t"}),
+                Bson::Document(doc! {"$group": {"_id": "$t", "total": {"$sum": "$n"}}}),
+                Bson::Document(doc! {"$sort": {"_id": 1}}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            per_tag,
+            vec![doc! {"_id": "x", "total": 5}, doc! {"_id": "y", "total": 2}]
+        );
+        let c = aggregate(
+            docs,
+            &[
+                Bson::Document(doc! {"$skip": 1}),
+                Bson::Document(doc! {"$count": "c"}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c, vec![doc! {"c": 2}]);
+    }
 }
