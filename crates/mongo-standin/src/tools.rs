@@ -1,0 +1,330 @@
+//! mongodump / mongorestore / mongosh look-alikes over the wire client.
+//!
+//! Archive format (the stand-in's own, not MongoDB's): a stream of BSON documents,
+//! `{collection: ns, indexes: [...]}` once per collection, then `{ns, doc}` per document;
+//! gzip-compressed as a whole with `--gzip`.
+
+use crate::client::{first_batch, parse_uri, Client};
+use anyhow::{anyhow, bail, Context, Result};
+use bson::{doc, Bson, Document};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+pub fn mongodump(uri: &str, archive: &Path, gzip: bool, db: Option<&str>) -> Result<()> {
+    let uri = parse_uri(uri)?;
+    let db = db
+        .map(String::from)
+        .or(uri.db.clone())
+        .ok_or_else(|| anyhow!("name the database with --db or in the URI"))?;
+    let mut c = Client::connect(&uri)?;
+    let colls = first_batch(&c.command(&db, doc! {"listCollections": 1, "nameOnly": true})?)?;
+    let file = BufWriter::new(
+        File::create(archive).with_context(|| format!("creating {}", archive.display()))?,
+    );
+    let mut out: Box<dyn Write> = if gzip {
+        Box::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        ))
+    } else {
+        Box::new(file)
+    };
+    let mut count = 0;
+    for coll in colls {
+        let name = coll.get_str("name")?.to_string();
+        let ns = format!("{db}.{name}");
+        let indexes = first_batch(&c.command(&db, doc! {"listIndexes": &name})?)?;
+        doc! {"collection": &ns, "indexes": indexes.into_iter().map(Bson::Document).collect::<Vec<_>>()}.to_writer(&mut out)?;
+        let docs = c.find_all(&db, &name)?;
+        println!("dumped {} documents from {ns}", docs.len());
+        for d in docs {
+            doc! {"ns": &ns, "doc": d}.to_writer(&mut out)?;
+            count += 1;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    println!("{count} document(s) dumped from {db}");
+    Ok(())
+}
+
+/// Applies `--nsFrom A.* --nsTo B.*` (or exact namespaces) to a namespace.
+fn rename(ns: &str, from: Option<&str>, to: Option<&str>) -> String {
+    let (Some(from), Some(to)) = (from, to) else {
+        return ns.to_string();
+    };
+    match (from.strip_suffix('*'), to.strip_suffix('*')) {
+        (Some(fp), Some(tp)) => ns
+            .strip_prefix(fp)
+            .map(|rest| format!("{tp}{rest}"))
+            .unwrap_or_else(|| ns.to_string()),
+        _ if ns == from => to.to_string(),
+        _ => ns.to_string(),
+    }
+}
+
+pub fn mongorestore(
+    uri: &str,
+    archive: &Path,
+    gzip: bool,
+    drop: bool,
+    ns_from: Option<&str>,
+    ns_to: Option<&str>,
+) -> Result<()> {
+    if ns_from.is_some() != ns_to.is_some() {
+        bail!("--nsFrom and --nsTo go together");
+    }
+    let uri = parse_uri(uri)?;
+    let file = BufReader::new(
+        File::open(archive).with_context(|| format!("opening {}", archive.display()))?,
+    );
+    let mut input: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    let mut r = &bytes[..];
+    let mut c = Client::connect(&uri)?;
+    let mut batch: Vec<Bson> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut current: Option<(String, String)> = None;
+    let mut count = 0;
+    let flush =
+        |c: &mut Client, target: &Option<(String, String)>, batch: &mut Vec<Bson>| -> Result<()> {
+            if let (Some((db, coll)), false) = (target, batch.is_empty()) {
+                c.command(
+                    db,
+                    doc! {"insert": coll, "documents": std::mem::take(batch), "ordered": true},
+                )?;
+            }
+            Ok(())
+        };
+    while !r.is_empty() {
+        let rec = Document::from_reader(&mut r).context("reading the archive")?;
+        if let Ok(ns) = rec.get_str("collection") {
+            flush(&mut c, &current, &mut batch)?;
+            batch_bytes = 0;
+            let target = rename(ns, ns_from, ns_to);
+            let (db, coll) = target
+                .split_once('.')
+                .ok_or_else(|| anyhow!("bad namespace {target}"))?;
+            if drop {
+                // A missing collection is fine to "drop".
+                let _ = c.command(db, doc! {"drop": coll});
+            }
+            let indexes: Vec<Bson> = rec
+                .get_array("indexes")
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i.as_document().and_then(|d| d.get_str("name").ok()) != Some("_id_"))
+                .collect();
+            if indexes.is_empty() {
+                let _ = c.command(db, doc! {"create": coll});
+            } else {
+                c.command(db, doc! {"createIndexes": coll, "indexes": indexes})?;
+            }
+            println!("restoring {ns} to {target}");
+            current = Some((db.to_string(), coll.to_string()));
+        } else {
+            let d = rec
+                .get_document("doc")
+                .context("archive record without doc")?
+                .clone();
+            batch_bytes += bson::to_vec(&d)?.len();
+            batch.push(Bson::Document(d));
+            count += 1;
+            // Stay well under the 16 MiB command size.
+            if batch_bytes > 8 << 20 {
+                flush(&mut c, &current, &mut batch)?;
+                batch_bytes = 0;
+            }
+        }
+    }
+    flush(&mut c, &current, &mut batch)?;
+    println!("{count} document(s) restored successfully. 0 document(s) failed to restore.");
+    Ok(())
+}
+
+/// One accepted mongosh line, already parsed.
+#[derive(Debug, PartialEq)]
+pub enum ShellCommand {
+    CreateUser {
+        user: String,
+        pwd: String,
+        role: String,
+        db: String,
+    },
+    DropUser(String),
+    UpdateUser {
+        user: String,
+        pwd: String,
+    },
+    DropDatabase(String),
+    Ping,
+}
+
+/// Matches `line` against a template where `$S` is a double-quoted JSON string;
+/// whitespace outside strings is ignored, and one trailing `;` is allowed.
+fn match_template(template: &str, line: &str) -> Option<Vec<String>> {
+    let line = line.trim().strip_suffix(';').unwrap_or(line.trim());
+    let mut out = Vec::new();
+    let mut l = line;
+    let mut t = template;
+    loop {
+        l = l.trim_start();
+        t = t.trim_start();
+        if t.is_empty() {
+            return l.is_empty().then_some(out);
+        }
+        if let Some(rest) = t.strip_prefix("$S") {
+            if !l.starts_with('"') {
+                return None;
+            }
+            // Find the closing quote, honouring backslash escapes.
+            let bytes = l.as_bytes();
+            let mut i = 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            if i >= bytes.len() {
+                return None;
+            }
+            out.push(serde_json::from_str::<String>(&l[..=i]).ok()?);
+            l = &l[i + 1..];
+            t = rest;
+        } else {
+            let c = t.chars().next()?;
+            l = l.strip_prefix(c)?;
+            t = &t[c.len_utf8()..];
+        }
+    }
+}
+
+pub fn parse_shell_line(line: &str) -> Option<ShellCommand> {
+    if let Some(v) = match_template(
+        r#"db.getSiblingDB("admin").createUser({user: $S, pwd: $S, roles: [{role: $S, db: $S}]})"#,
+        line,
+    ) {
+        return Some(ShellCommand::CreateUser {
+            user: v[0].clone(),
+            pwd: v[1].clone(),
+            role: v[2].clone(),
+            db: v[3].clone(),
+        });
+    }
+    if let Some(v) = match_template(r#"db.getSiblingDB("admin").dropUser($S)"#, line) {
+        return Some(ShellCommand::DropUser(v[0].clone()));
+    }
+    if let Some(v) = match_template(
+        r#"db.getSiblingDB("admin").updateUser($S, {pwd: $S})"#,
+        line,
+    ) {
+        return Some(ShellCommand::UpdateUser {
+            user: v[0].clone(),
+            pwd: v[1].clone(),
+        });
+    }
+    if let Some(v) = match_template(r#"db.getSiblingDB($S).dropDatabase()"#, line) {
+        return Some(ShellCommand::DropDatabase(v[0].clone()));
+    }
+    match_template("db.runCommand({ping: 1})", line).map(|_| ShellCommand::Ping)
+}
+
+/// Parses the whole file first, so a file with any unsupported line runs nothing.
+pub fn parse_shell_file(text: &str) -> Result<Vec<ShellCommand>> {
+    let mut cmds = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        cmds.push(parse_shell_line(line).ok_or_else(|| {
+            anyhow!(
+                "line {}: not one of the shapes this stand-in accepts: {}",
+                i + 1,
+                line.trim()
+            )
+        })?);
+    }
+    Ok(cmds)
+}
+
+pub fn mongosh(uri: &str, file: &Path, quiet: bool) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let cmds = parse_shell_file(&text)?;
+    let uri = parse_uri(uri)?;
+    let mut c = Client::connect(&uri)?;
+    for cmd in cmds {
+        match cmd {
+            ShellCommand::CreateUser {
+                user,
+                pwd,
+                role,
+                db,
+            } => {
+                c.command(
+                    "admin",
+                    doc! {"createUser": user, "pwd": pwd, "roles": [{"role": role, "db": db}]},
+                )?;
+            }
+            ShellCommand::DropUser(u) => {
+                c.command("admin", doc! {"dropUser": u})?;
+            }
+            ShellCommand::UpdateUser { user, pwd } => {
+                c.command("admin", doc! {"updateUser": user, "pwd": pwd})?;
+            }
+            ShellCommand::DropDatabase(db) => {
+                c.command(&db, doc! {"dropDatabase": 1})?;
+            }
+            ShellCommand::Ping => {
+                c.command("admin", doc! {"ping": 1})?;
+                println!("{{ ok: 1 }}");
+            }
+        }
+    }
+    if !quiet {
+        println!("done");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_shapes() {
+        assert_eq!(
+            parse_shell_line(
+                r#"db.getSiblingDB("admin").createUser({user: "u", pwd: "p\"q", roles: [{role: "readWrite", db: "d"}]})"#
+            ),
+            Some(ShellCommand::CreateUser {
+                user: "u".into(),
+                pwd: "p\"q".into(),
+                role: "readWrite".into(),
+                db: "d".into()
+            })
+        );
+        assert_eq!(
+            parse_shell_line(r#"db.getSiblingDB("x").dropDatabase();"#),
+            Some(ShellCommand::DropDatabase("x".into()))
+        );
+        assert_eq!(
+            parse_shell_line("db.runCommand({ping: 1})"),
+            Some(ShellCommand::Ping)
+        );
+        assert_eq!(parse_shell_line("db.users.find()"), None);
+        assert!(parse_shell_file("db.runCommand({ping: 1})\nprint(1)\n").is_err());
+    }
+
+    #[test]
+    fn ns_rename() {
+        assert_eq!(rename("a.c", Some("a.*"), Some("b.*")), "b.c");
+        assert_eq!(rename("x.c", Some("a.*"), Some("b.*")), "x.c");
+        assert_eq!(rename("a.c", None, None), "a.c");
+    }
+}
