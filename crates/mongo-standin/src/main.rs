@@ -34,7 +34,11 @@ enum Cmd {
     /// Dump one database into an archive file (the stand-in's own format).
     Mongodump {
         #[arg(long)]
-        uri: String,
+        uri: Option<String>,
+        /// A YAML file with `uri` and/or `password`, as MongoDB's tools read it, so a password
+        /// never goes on the command line.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         archive: PathBuf,
         #[arg(long)]
@@ -45,7 +49,11 @@ enum Cmd {
     /// Load an archive written by `mongodump`.
     Mongorestore {
         #[arg(long)]
-        uri: String,
+        uri: Option<String>,
+        /// A YAML file with `uri` and/or `password`, as MongoDB's tools read it, so a password
+        /// never goes on the command line.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         archive: PathBuf,
         #[arg(long)]
@@ -149,19 +157,26 @@ fn main() -> Result<()> {
         }
         Cmd::Mongodump {
             uri,
+            config,
             archive,
             gzip,
             db,
-        } => tools::mongodump(&uri, &archive, gzip, db.as_deref()),
+        } => tools::mongodump(
+            &tools::tool_uri(uri.as_deref(), config.as_deref())?,
+            &archive,
+            gzip,
+            db.as_deref(),
+        ),
         Cmd::Mongorestore {
             uri,
+            config,
             archive,
             gzip,
             drop,
             ns_from,
             ns_to,
         } => tools::mongorestore(
-            &uri,
+            &tools::tool_uri(uri.as_deref(), config.as_deref())?,
             &archive,
             gzip,
             drop,

@@ -11,6 +11,61 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
+/// The connection string of mongodump/mongorestore: `--uri`, or the `uri` of `--config`; a
+/// `password` in the config file replaces the URI's (percent-encoded into it).
+pub fn tool_uri(uri: Option<&str>, config: Option<&Path>) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ToolConfig {
+        uri: Option<String>,
+        password: Option<String>,
+    }
+    let conf = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            serde_yaml_ng::from_str::<ToolConfig>(&text).with_context(|| {
+                format!(
+                    "--config {}: expected `uri:` and/or `password:`",
+                    path.display()
+                )
+            })?
+        }
+        None => ToolConfig {
+            uri: None,
+            password: None,
+        },
+    };
+    let uri = uri.map(str::to_string).or(conf.uri).ok_or_else(|| {
+        anyhow::anyhow!("no connection string: pass --uri, or `uri:` in --config")
+    })?;
+    let Some(password) = conf.password else {
+        return Ok(uri);
+    };
+    let rest = uri
+        .strip_prefix("mongodb://")
+        .ok_or_else(|| anyhow::anyhow!("URI must start with mongodb://"))?;
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (user, hosts) = authority
+        .rsplit_once('@')
+        .ok_or_else(|| anyhow::anyhow!("a password in --config needs a user in the URI"))?;
+    let user = user.split_once(':').map_or(user, |(u, _)| u);
+    let encoded: String = password
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok(format!("mongodb://{user}:{encoded}@{hosts}{tail}"))
+}
+
 pub fn mongodump(uri: &str, archive: &Path, gzip: bool, db: Option<&str>) -> Result<()> {
     let uri = parse_uri(uri)?;
     let db = db
@@ -326,5 +381,34 @@ mod tests {
         assert_eq!(rename("a.c", Some("a.*"), Some("b.*")), "b.c");
         assert_eq!(rename("x.c", Some("a.*"), Some("b.*")), "x.c");
         assert_eq!(rename("a.c", None, None), "a.c");
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn a_config_password_replaces_the_uri_one_and_survives_any_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.yaml");
+        std::fs::write(&f, "password: \"p@ss:w/rd%?\"\n").unwrap();
+        let u = tool_uri(
+            Some("mongodb://app@127.0.0.1:27017/db?authSource=admin"),
+            Some(&f),
+        )
+        .unwrap();
+        let parsed = parse_uri(&u).unwrap();
+        assert_eq!(parsed.user.as_deref(), Some("app"));
+        assert_eq!(parsed.password.as_deref(), Some("p@ss:w/rd%?"));
+        assert_eq!(parsed.db.as_deref(), Some("db"));
+        std::fs::write(&f, "uri: mongodb://root@127.0.0.1:1/admin\npassword: x\n").unwrap();
+        assert_eq!(
+            tool_uri(None, Some(&f)).unwrap(),
+            "mongodb://root:x@127.0.0.1:1/admin"
+        );
+        assert!(tool_uri(None, None).is_err());
+        std::fs::write(&f, "pasword: typo\n").unwrap();
+        assert!(tool_uri(Some("mongodb://a@h/d"), Some(&f)).is_err());
     }
 }
