@@ -49,7 +49,7 @@ main() {
     say "cargo test"
     # Container tests share one machine's network and template cache: one test binary at a
     # time (cargo's default) and few threads inside each.
-    cargo test --workspace -- --test-threads=2
+    cargo test --workspace --no-fail-fast -- --test-threads=2
 }
 
 main "$@"

@@ -278,7 +278,9 @@ impl OpState {
             "log" | "path" | "archive" | "snapshot" => 4,
             _ => 3,
         };
-        figures.sort_by_key(|(k, _)| rank(k));
+        // By rank, then by name: the same order whether or not serde_json keeps the
+        // object's order (another workspace crate's dependency may turn that on).
+        figures.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
         if !ok && error.is_none() {
             error = Some(match exit_code {
                 Some(c) => format!("the operation ended with exit code {c}"),
