@@ -220,6 +220,9 @@ mod tests {
             "{ name: v, uri: 'ftp://a.example/', suites: [s], components: [c], key: k }",
             "{ name: v, uri: 'https://u:p@a.example/', suites: [s], components: [c], key: k }",
             "{ name: v, uri: 'https://a.example/', suites: ['a b'], components: [c], key: k }",
+            "{ name: v, uri: 'https://a.example/', suites: ['a/../b'], components: [c], key: k }",
+            "{ name: v, uri: 'https://a.example/', suites: ['a//b'], components: [c], key: k }",
+            "{ name: v, uri: 'https://a.example/', suites: ['a/'], components: [c], key: k }",
             "{ name: v, uri: 'https://a.example/', suites: [s], components: [\"c\\nX: y\"], key: k }",
             "{ name: 'V x', uri: 'https://a.example/', suites: [s], components: [c], key: k }",
         ] {

@@ -14,7 +14,7 @@ use crate::profile::{Assets, Component, Profile};
 /// Database settings as templates see them.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DbContext {
-    /// `none`, `sqlite`, `postgres`, `mariadb`, `external-postgres`, `external-mariadb`.
+    /// `none`, `sqlite`, `postgres`, `mariadb`, `mongodb`, `external-postgres`, `external-mariadb`, `external-mongodb`.
     pub kind: String,
     pub host: String,
     pub port: u16,
@@ -23,6 +23,9 @@ pub struct DbContext {
     pub password: String,
     /// The local database server's unit, ordered before the app's (`postgresql.service`).
     pub local_unit: Option<String>,
+    /// A connection string for apps that take one (MongoDB's `mongodb://USER:PASSWORD@HOST:PORT/NAME?authSource=admin`,
+    /// user and password percent-encoded); empty for kinds whose apps are given the parts.
+    pub url: String,
 }
 
 impl DbContext {
@@ -36,6 +39,7 @@ impl DbContext {
             user: String::new(),
             password: String::new(),
             local_unit: None,
+            url: String::new(),
         }
     }
 
@@ -444,6 +448,7 @@ mod tests {
             user: "vikunja".into(),
             password: "pw".into(),
             local_unit: Some("postgresql.service".into()),
+            url: String::new(),
         };
         let tls = TlsContext {
             cert: "/etc/launch/tls/cert.pem".into(),

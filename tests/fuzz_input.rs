@@ -227,6 +227,7 @@ fn refused_or_rendered(
                 user: user.to_string(),
                 password: pw.to_string(),
                 local_unit: None,
+                url: String::new(),
             }
         } else {
             launch::render::DbContext::sqlite()

@@ -1,8 +1,8 @@
 //! Database adapters: the one place that knows each kind of database a profile can use
-//! (files only, SQLite, PostgreSQL, MariaDB, and external PostgreSQL/MariaDB servers). Install,
+//! (files only, SQLite, PostgreSQL, MariaDB, MongoDB, and external servers of the last three). Install,
 //! update, backup, restore, status, reconfigure and lint ask the adapter of an instance's kind
 //! for its packages, unit, port, how to create the database, dump it, load a dump back and
-//! check it; none of them matches on a kind. Adding a kind (MongoDB) is one more adapter here.
+//! check it; none of them matches on a kind. Adding a kind is one more adapter here.
 //!
 //! Scripts an adapter returns are `sh` text whose values are quoted with [`q`]; secrets never
 //! appear in them: they travel in private files ([`Adapter::client_secret`],
@@ -10,6 +10,7 @@
 
 mod files;
 mod mariadb;
+mod mongodb;
 mod postgres;
 mod sqlite;
 
@@ -81,6 +82,23 @@ pub trait Adapter: Sync {
     /// A server outside the container.
     fn is_external(&self) -> bool {
         false
+    }
+
+    /// CPU features the server needs on the node (MongoDB ≥ 5 on x86_64: `avx`); install
+    /// checks the node's flags before anything is created.
+    fn cpu_flags(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// What to do on a node that lacks [`Adapter::cpu_flags`].
+    fn cpu_help(&self) -> &'static str {
+        ""
+    }
+
+    /// The connection string templates see as `db.url` ("" for kinds whose apps take parts).
+    fn url(&self, db: &DbContext) -> String {
+        let _ = db;
+        String::new()
     }
 
     /// The port a server listens on unless told otherwise (0: no server).
@@ -202,6 +220,11 @@ pub trait Adapter: Sync {
         None
     }
 
+    /// The update dump's file extension.
+    fn dump_ext(&self) -> &'static str {
+        "sql"
+    }
+
     /// The update's pre-update dump of `{conn}` into FILE (with `--clean`: loading it back
     /// replaces what the new version changed).
     fn update_dump(&self, file: &str) -> String {
@@ -227,6 +250,8 @@ static POSTGRES: postgres::Postgres = postgres::Postgres { external: false };
 static EXTERNAL_POSTGRES: postgres::Postgres = postgres::Postgres { external: true };
 static MARIADB: mariadb::Mariadb = mariadb::Mariadb { external: false };
 static EXTERNAL_MARIADB: mariadb::Mariadb = mariadb::Mariadb { external: true };
+static MONGODB: mongodb::Mongodb = mongodb::Mongodb { external: false };
+static EXTERNAL_MONGODB: mongodb::Mongodb = mongodb::Mongodb { external: true };
 
 /// The adapter of a kind.
 pub fn adapter(kind: DatabaseKind) -> &'static dyn Adapter {
@@ -237,6 +262,8 @@ pub fn adapter(kind: DatabaseKind) -> &'static dyn Adapter {
         DatabaseKind::ExternalPostgres => &EXTERNAL_POSTGRES,
         DatabaseKind::Mariadb => &MARIADB,
         DatabaseKind::ExternalMariadb => &EXTERNAL_MARIADB,
+        DatabaseKind::Mongodb => &MONGODB,
+        DatabaseKind::ExternalMongodb => &EXTERNAL_MONGODB,
     }
 }
 
@@ -286,7 +313,7 @@ mod tests {
             assert_eq!(adapter(k).kind(), k);
             assert_eq!(kind_of(k.label()), Some(k));
         }
-        assert!(by_label("mongodb").is_err());
+        assert!(by_label("mongo").is_err());
     }
 
     #[test]

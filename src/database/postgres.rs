@@ -235,6 +235,7 @@ pub(super) fn server_context(
             user: get("db_user"),
             password: password.to_string(),
             local_unit: None,
+            url: String::new(),
         }
     } else {
         DbContext {
@@ -245,6 +246,7 @@ pub(super) fn server_context(
             user: local_name(profile),
             password: password.to_string(),
             local_unit: a.local_unit().map(String::from),
+            url: String::new(),
         }
     }
 }

@@ -298,6 +298,9 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
             ))
         }
     }
+    if let Some(w) = cpu_check(client, s, node)? {
+        warnings.push(w);
+    }
     let missing: Vec<crate::error::InvalidValue> =
         missing_privileges(client, &required_privileges(client, s, node)?)?
         .into_iter()
@@ -312,6 +315,44 @@ fn preflight(client: &Client, s: &InstallSettings, node: &str) -> Result<Vec<Str
         return Err(LaunchError::InvalidValues(missing));
     }
     Ok(warnings)
+}
+
+/// The CPU features the database's server needs (MongoDB ≥ 5: AVX on x86_64), from the node's
+/// `cpuinfo.flags`: a node without them is refused before anything is created; flags that
+/// cannot be read are a warning.
+fn cpu_check(client: &Client, s: &InstallSettings, node: &str) -> Result<Option<String>> {
+    let adapter = crate::database::adapter(s.database);
+    let need = adapter.cpu_flags();
+    if need.is_empty() {
+        return Ok(None);
+    }
+    let flags = client
+        .node_status(node)?
+        .cpuinfo
+        .and_then(|c| c.flags)
+        .unwrap_or_default();
+    let have: std::collections::BTreeSet<&str> = flags.split_whitespace().collect();
+    // Only an x86 CPU is asked for x86 features (every x86_64 CPU has SSE2).
+    if !have.contains("sse2") {
+        return Ok(Some(format!(
+            "could not tell whether node {node}'s CPU has {} (its flags say no x86_64 CPU); a local {} needs it",
+            need.join(", "),
+            adapter.label()
+        )));
+    }
+    let missing: Vec<&str> = need.iter().copied().filter(|f| !have.contains(f)).collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    Err(LaunchError::bad_input(
+        format!("database: {}", adapter.label()),
+        format!(
+            "node {node}'s CPU lacks {}, which a local {} server needs",
+            missing.join(", "),
+            s.database.label()
+        ),
+        adapter.cpu_help(),
+    ))
 }
 
 /// An instance installed and answering through nginx.
@@ -501,15 +542,20 @@ pub fn run(
         secrets.insert("db_password".into(), e.password.clone());
     }
     let db = match &settings.external_db {
-        Some(e) => DbContext {
-            kind: settings.database.label().into(),
-            host: e.host.clone(),
-            port: e.port,
-            name: e.name.clone(),
-            user: e.user.clone(),
-            password: e.password.clone(),
-            local_unit: None,
-        },
+        Some(e) => {
+            let mut db = DbContext {
+                kind: settings.database.label().into(),
+                host: e.host.clone(),
+                port: e.port,
+                name: e.name.clone(),
+                user: e.user.clone(),
+                password: e.password.clone(),
+                local_unit: None,
+                url: String::new(),
+            };
+            db.url = crate::database::adapter(settings.database).url(&db);
+            db
+        }
         None => DbContext::sqlite(),
     };
     {

@@ -506,12 +506,14 @@ impl<'de> Deserialize<'de> for AptWord {
             && s.len() <= 64
             && s.starts_with(|c: char| c.is_ascii_alphanumeric())
             && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '~'));
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '~' | '/'))
+            // A vendor's suite may have path parts (`bookworm/mongodb-org/8.0`), never empty or `..`.
+            && s.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
         if ok {
             Ok(AptWord(s))
         } else {
             Err(serde::de::Error::custom(format!(
-                "invalid apt suite or component `{}`: expected one word of letters, digits, '.', '_', '-', '+' and '~' (no spaces or line breaks)",
+                "invalid apt suite or component `{}`: expected one word of letters, digits, '.', '_', '-', '+', '~' and '/' between parts (no spaces, line breaks, empty or `..` parts)",
                 crate::escape::shown(&s)
             )))
         }
@@ -623,18 +625,22 @@ pub enum DatabaseKind {
     Sqlite,
     Postgres,
     Mariadb,
+    Mongodb,
     ExternalPostgres,
     ExternalMariadb,
+    ExternalMongodb,
 }
 
 impl DatabaseKind {
-    pub const ALL: [DatabaseKind; 6] = [
+    pub const ALL: [DatabaseKind; 8] = [
         DatabaseKind::None,
         DatabaseKind::Sqlite,
         DatabaseKind::Postgres,
         DatabaseKind::Mariadb,
+        DatabaseKind::Mongodb,
         DatabaseKind::ExternalPostgres,
         DatabaseKind::ExternalMariadb,
+        DatabaseKind::ExternalMongodb,
     ];
 
     /// A database server (local or external) rather than files in the data directory.
@@ -650,6 +656,8 @@ impl DatabaseKind {
             DatabaseKind::Mariadb => "mariadb",
             DatabaseKind::ExternalPostgres => "external-postgres",
             DatabaseKind::ExternalMariadb => "external-mariadb",
+            DatabaseKind::Mongodb => "mongodb",
+            DatabaseKind::ExternalMongodb => "external-mongodb",
         }
     }
 }

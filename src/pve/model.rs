@@ -133,6 +133,9 @@ pub struct CpuInfo {
     pub sockets: Option<u32>,
     #[serde(default, deserialize_with = "de::opt_string")]
     pub mhz: Option<String>,
+    /// The CPU's feature flags, space-separated as in `/proc/cpuinfo` (`fpu vme ... avx avx2`).
+    #[serde(default, deserialize_with = "de::opt_string")]
+    pub flags: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

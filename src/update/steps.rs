@@ -436,10 +436,13 @@ fn safety_copy_inner(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     }
     let dir = format!("/var/backups/launch/{}", c.inst.name);
     let stamp = timestamp().replace(':', "");
-    let file = format!("{dir}/pre-update-{}-{stamp}.sql", c.journal.from_version);
-    let dump = DbContext::for_instance(&c.inst)
-        .adapter()
-        .update_dump(&file);
+    let adapter = DbContext::for_instance(&c.inst).adapter();
+    let file = format!(
+        "{dir}/pre-update-{}-{stamp}.{}",
+        c.journal.from_version,
+        adapter.dump_ext()
+    );
+    let dump = adapter.update_dump(&file);
     let out = db_client(c, &format!("umask 077; mkdir -p {dir} && {dump}"));
     out.context("the pre-update database dump failed")?;
     rep.info(format!("database dumped to {file} (in the container)"));
@@ -553,12 +556,20 @@ fn db_client(c: &Ctx, script: &str) -> Result<crate::ct::ExecOutput> {
         .with_context(|| format!("a {} database has no client", db.kind))?;
     let (env, script) = (client.password_env, script.replace("{conn}", &client.conn));
     c.ct.write(c.vmid(), PW, db.password.as_bytes(), 0o600, None)?;
+    // Tools that read their credentials from a file of their own (MongoDB's `--config`).
+    let file = db.adapter().client_secret(&db);
+    if let Some((path, text)) = &file {
+        c.ct.write(c.vmid(), path, text.as_bytes(), 0o600, None)?;
+    }
     let out = sh(
         c.ct.as_ref(),
         c.vmid(),
         &format!("{env}=\"$(cat {PW})\"; export {env}; rm -f {PW}; {script}"),
     );
     let _ = c.ct.exec(c.vmid(), &["rm", "-f", PW]);
+    if let Some((path, _)) = &file {
+        let _ = c.ct.exec(c.vmid(), &["rm", "-f", path]);
+    }
     out
 }
 

@@ -45,6 +45,9 @@ enum Cmd {
         gzip: bool,
         #[arg(long)]
         db: Option<String>,
+        /// Accepted as MongoDB's tools do; the stand-in prints only errors anyway.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Load an archive written by `mongodump`.
     Mongorestore {
@@ -64,6 +67,9 @@ enum Cmd {
         ns_from: Option<String>,
         #[arg(long = "nsTo")]
         ns_to: Option<String>,
+        /// Accepted as MongoDB's tools do; the stand-in prints only errors anyway.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Run a file of a few fixed mongosh statement shapes (not JavaScript).
     Mongosh {
@@ -161,6 +167,7 @@ fn main() -> Result<()> {
             archive,
             gzip,
             db,
+            quiet: _,
         } => tools::mongodump(
             &tools::tool_uri(uri.as_deref(), config.as_deref())?,
             &archive,
@@ -175,6 +182,7 @@ fn main() -> Result<()> {
             drop,
             ns_from,
             ns_to,
+            quiet: _,
         } => tools::mongorestore(
             &tools::tool_uri(uri.as_deref(), config.as_deref())?,
             &archive,

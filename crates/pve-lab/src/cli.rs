@@ -117,6 +117,15 @@ pub enum NodeCmd {
     /// Adds a second, config-only cluster node: listed in the cluster, holds the configs of
     /// containers migrated to it (`POST .../migrate`), runs none of them.
     Add { name: String },
+    /// Sets the CPU flags the node reports in `cpuinfo.flags` (as an older CPU, one without
+    /// AVX, would); `--host` goes back to the host's own.
+    CpuFlags {
+        /// Space-separated flags, as in /proc/cpuinfo.
+        #[arg(required_unless_present = "host")]
+        flags: Option<String>,
+        #[arg(long)]
+        host: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,52 +274,65 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
     };
     let state = cli.state;
-    let result = match cli.command {
-        Command::Pct { args } => return crate::pct::main(&state, args),
-        Command::Pvesh { args } => return crate::pvesh::main(&state, args),
-        Command::Up {
-            port,
-            pve,
-            schema,
-            foreground,
-            yes,
-            auth_fail_delay_ms,
-            net,
-        } => daemon::up(&UpOptions {
-            state: state.clone(),
-            port,
-            cache: net.cache,
-            pve,
-            schema,
-            foreground,
-            yes,
-            prefix: net.prefix,
-            subnet: net.subnet,
-            auth_fail_delay_ms,
-        }),
-        Command::Down { net } => daemon::down(&state, &net.cache, &net.prefix, &net.subnet),
-        Command::Status { net } => daemon::status(&state, &net.cache, &net.prefix, &net.subnet),
-        Command::Sdn(SdnCmd::Vnet { name, zone }) => {
-            crate::api::sdn::add_vnet(&state, &name, &zone).map(|()| {
-                println!("vnet '{name}' in zone '{zone}' added (on the lab's bridge)");
-            })
-        }
-        Command::Node(NodeCmd::Add { name }) => {
-            crate::api::cluster::add_peer(&state, &name).map(|()| {
-                println!("node '{name}' added: config-only, it runs no container");
-            })
-        }
-        Command::Token(TokenCmd::Add {
-            name,
-            privs,
-            acl,
-            acl_here,
-        }) => daemon::token_add(&state, &name, &privs, &acl, &acl_here),
-        Command::Token(TokenCmd::Pool { name, vms, storage }) => {
-            crate::auth::set_pool(&state, &name, crate::auth::Pool { vms, storage })
-        }
-        Command::Fault(cmd) => fault_call(&state, cmd),
-    };
+    let result =
+        match cli.command {
+            Command::Pct { args } => return crate::pct::main(&state, args),
+            Command::Pvesh { args } => return crate::pvesh::main(&state, args),
+            Command::Up {
+                port,
+                pve,
+                schema,
+                foreground,
+                yes,
+                auth_fail_delay_ms,
+                net,
+            } => daemon::up(&UpOptions {
+                state: state.clone(),
+                port,
+                cache: net.cache,
+                pve,
+                schema,
+                foreground,
+                yes,
+                prefix: net.prefix,
+                subnet: net.subnet,
+                auth_fail_delay_ms,
+            }),
+            Command::Down { net } => daemon::down(&state, &net.cache, &net.prefix, &net.subnet),
+            Command::Status { net } => daemon::status(&state, &net.cache, &net.prefix, &net.subnet),
+            Command::Sdn(SdnCmd::Vnet { name, zone }) => {
+                crate::api::sdn::add_vnet(&state, &name, &zone).map(|()| {
+                    println!("vnet '{name}' in zone '{zone}' added (on the lab's bridge)");
+                })
+            }
+            Command::Node(NodeCmd::CpuFlags { flags, host }) => {
+                crate::api::node::set_cpu_flags(&state, if host { None } else { flags.as_deref() })
+                    .map(|()| {
+                        println!(
+                            "the node reports {}",
+                            if host {
+                                "the host's CPU flags"
+                            } else {
+                                "the given CPU flags"
+                            }
+                        )
+                    })
+            }
+            Command::Node(NodeCmd::Add { name }) => crate::api::cluster::add_peer(&state, &name)
+                .map(|()| {
+                    println!("node '{name}' added: config-only, it runs no container");
+                }),
+            Command::Token(TokenCmd::Add {
+                name,
+                privs,
+                acl,
+                acl_here,
+            }) => daemon::token_add(&state, &name, &privs, &acl, &acl_here),
+            Command::Token(TokenCmd::Pool { name, vms, storage }) => {
+                crate::auth::set_pool(&state, &name, crate::auth::Pool { vms, storage })
+            }
+            Command::Fault(cmd) => fault_call(&state, cmd),
+        };
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -7,7 +7,7 @@ mod admin;
 pub mod cluster;
 pub mod error;
 mod lxc;
-mod node;
+pub mod node;
 mod params;
 pub mod sdn;
 

@@ -135,9 +135,36 @@ pub fn cluster_status(lab: &Lab) -> ApiResult {
     Ok(Reply::data(Value::Array(rows)))
 }
 
+/// The file whose text replaces the host's CPU flags in `cpuinfo.flags`.
+fn cpu_flags_file(state: &std::path::Path) -> std::path::PathBuf {
+    state.join("cpu-flags")
+}
+
+/// Makes the node report `flags` (None: the host's own).
+pub fn set_cpu_flags(state: &std::path::Path, flags: Option<&str>) -> anyhow::Result<()> {
+    let path = cpu_flags_file(state);
+    match flags {
+        Some(f) => {
+            anyhow::ensure!(
+                f.split_whitespace()
+                    .all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+                "CPU flags are words of letters, digits and _ (as in /proc/cpuinfo)"
+            );
+            std::fs::write(&path, f.trim())?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
 pub fn node_status(lab: &Lab) -> ApiResult {
     let mem = hostinfo::memory();
-    let cpu = hostinfo::cpuinfo();
+    let mut cpu = hostinfo::cpuinfo();
+    if let Ok(f) = std::fs::read_to_string(cpu_flags_file(&lab.state)) {
+        cpu.flags = f;
+    }
     let un = hostinfo::uname();
     let (total, used, avail) = model::fs_usage(&lab.state);
     Ok(Reply::data(json!({

@@ -1,0 +1,307 @@
+//! The built-in LibreChat profile before any container runs it: `profiles lint` passes (nginx -t
+//! and systemd-analyze verify of every rendered file), the rendered files say what LibreChat
+//! needs (its `.env` read back by `sh` as the bootstrap and systemd read it, MongoDB's URL with
+//! the credentials percent-encoded, the SSE-friendly nginx location, the hardened unit), the
+//! password never reaches a command line, and an install on a node whose CPU lacks AVX is
+//! refused before anything is created.
+//!
+//! Real: the launch-tui binary (lint, install), the profile as compiled in and as a directory,
+//! nginx -t and systemd-analyze (through lint), `sh` reading the rendered environment file, the
+//! lab's Proxmox VE API (pve-lab, the official schema) answering the install's questions about
+//! the node. Stood in: Proxmox VE (pve-lab), with the node's CPU flags set by
+//! `pve-lab node cpu-flags` to those of a CPU without AVX. No container is made: the point is
+//! that none is. LibreChat itself, MongoDB and NodeSource cannot be reached from here; their
+//! lab lifecycle is issue #13's remaining work (see the README).
+
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use lab::{launch, text, Config, Lab};
+use launch::deploy::AppSettings;
+use launch::instance::Slot;
+use launch::render;
+
+fn profile_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/librechat")
+}
+
+#[test]
+fn lint_passes_through_the_real_binary_with_every_check_run() {
+    let cfg = tempfile::tempdir().unwrap();
+    for arg in [profile_dir().display().to_string(), "librechat".into()] {
+        let out = Command::cargo_bin("launch-tui")
+            .unwrap()
+            .env("LAUNCH_CONFIG", cfg.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LAUNCH_HOST")
+            .args(["profiles", "lint", &arg])
+            .output()
+            .unwrap();
+        let all = text(&out);
+        assert!(out.status.success(), "lint {arg}: {all}");
+        assert!(!all.contains("not checked"), "lint {arg}: {all}");
+    }
+    // `profiles list` shows it beside Vikunja.
+    let out = Command::cargo_bin("launch-tui")
+        .unwrap()
+        .env("LAUNCH_CONFIG", cfg.path())
+        .env("NO_COLOR", "1")
+        .args(["profiles", "list"])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(
+        all.contains("librechat") && all.contains("vikunja"),
+        "{all}"
+    );
+}
+
+struct Rendered {
+    unit: String,
+    site: String,
+    env: String,
+    boot: String,
+}
+
+/// Every file an install renders (blue slot), for a database as the adapter describes it.
+fn rendered(database: &str, extra: &[(&str, &str)], db_password: &str) -> Rendered {
+    let loaded = launch::profile::load_dir(&profile_dir()).unwrap();
+    let profile = loaded.profile;
+    let mut settings: BTreeMap<String, String> = [
+        ("public_url", "https://chat.lab.example"),
+        ("admin_email", "admin@lab.example"),
+        ("admin_user", "admin"),
+        ("allow_registration", "false"),
+        ("database", database),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        settings.insert(k.to_string(), v.to_string());
+    }
+    let secrets: BTreeMap<String, String> = [
+        ("creds_key", "ab".repeat(32)),
+        ("creds_iv", "cd".repeat(16)),
+        ("jwt_secret", "ef".repeat(32)),
+        ("jwt_refresh_secret", "12".repeat(32)),
+        ("admin_password", "S3cretS3cretS3cretS3cret".into()),
+        ("db_password", db_password.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let db = launch::database::of_settings(&settings).context(&settings, "librechat", db_password);
+    let a = AppSettings {
+        profile: &profile,
+        name: "chat",
+        settings: &settings,
+        secrets: &secrets,
+        db,
+        tls: false,
+    };
+    let main = a.main_component();
+    let rc = a.render_context(main, Slot::Blue, "v0.8.1");
+    let unit = render::unit(&profile, main, &rc).unwrap();
+    let site = render::nginx_site(&profile, &rc).unwrap();
+    let file = &main.files[0];
+    let env = render::file(&profile, &file.template, &rc).unwrap();
+    let boot = render::file(&profile, &profile.bootstrap.as_ref().unwrap().script, &rc).unwrap();
+    Rendered {
+        unit,
+        site,
+        env,
+        boot,
+    }
+}
+
+/// The environment file as `sh` reads it (`set -a; . FILE`), which is how the bootstrap reads
+/// it; its values are plain or single-quoted, which systemd's EnvironmentFile= and dotenv read
+/// the same way.
+fn read_env(text: &str) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("librechat.env");
+    std::fs::write(&f, text).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("set -a; . \"$1\"; set +a; env -0")
+        .arg("sh")
+        .arg(&f)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    out.stdout
+        .split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let s = String::from_utf8(e.to_vec()).unwrap();
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn the_rendered_files_give_librechat_what_it_reads() {
+    let r = rendered("mongodb", &[], "Lc0calPassw0rd");
+    let env = read_env(&r.env);
+    for (k, v) in [
+        (
+            "MONGO_URI",
+            "mongodb://librechat:Lc0calPassw0rd@127.0.0.1:27017/librechat?authSource=admin",
+        ),
+        ("DOMAIN_CLIENT", "https://chat.lab.example"),
+        ("DOMAIN_SERVER", "https://chat.lab.example"),
+        ("CREDS_KEY", &"ab".repeat(32)),
+        ("CREDS_IV", &"cd".repeat(16)),
+        ("JWT_SECRET", &"ef".repeat(32)),
+        ("JWT_REFRESH_SECRET", &"12".repeat(32)),
+        ("ALLOW_REGISTRATION", "false"),
+        ("ALLOW_EMAIL_LOGIN", "true"),
+    ] {
+        assert_eq!(
+            env.get(k).map(String::as_str),
+            Some(v),
+            "{k} in:\n{}",
+            r.env
+        );
+    }
+    assert_eq!(env["CREDS_KEY"].len(), 64);
+    assert_eq!(env["CREDS_IV"].len(), 32);
+    // HOST and PORT are each slot's own: in the unit, never in the shared file (an
+    // EnvironmentFile= setting would override the unit's Environment=).
+    assert!(
+        !env.contains_key("PORT") && !env.contains_key("HOST"),
+        "{}",
+        r.env
+    );
+    for line in [
+        "User=librechat",
+        "WorkingDirectory=/opt/librechat/releases/v0.8.1",
+        "EnvironmentFile=/etc/librechat/librechat.env",
+        "Environment=NODE_ENV=production",
+        "Environment=HOST=127.0.0.1",
+        "Environment=PORT=3080",
+        "ExecStart=/opt/librechat/releases/v0.8.1/launch-start",
+        "BindPaths=-/var/lib/librechat/blue/uploads:/opt/librechat/releases/v0.8.1/uploads",
+        "BindPaths=-/var/lib/librechat/blue/images:/opt/librechat/releases/v0.8.1/client/public/images",
+        "BindPaths=-/var/lib/librechat/blue/logs:/opt/librechat/releases/v0.8.1/api/logs",
+        "NoNewPrivileges=true",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/librechat/blue",
+    ] {
+        assert!(r.unit.lines().any(|l| l == line), "{line}:\n{}", r.unit);
+    }
+    // The local MongoDB starts first.
+    assert!(
+        r.unit
+            .contains("After=network-online.target mongod.service"),
+        "{}",
+        r.unit
+    );
+    // Streamed replies pass nginx unbuffered; websockets are upgraded (the engine's fragment).
+    for want in [
+        "proxy_buffering off;",
+        "proxy_read_timeout 300s;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "server_name chat.lab.example",
+    ] {
+        assert!(r.site.contains(want), "{want}:\n{}", r.site);
+    }
+    // The first account: its password from a file on standard input, never in this text or
+    // on a command line; the email verified, so create-user asks nothing else.
+    assert!(!r.boot.contains("S3cretS3cret"), "{}", r.boot);
+    for want in [
+        r#"cat "$in/admin_password" > "$in/stdin""#,
+        "config/create-user.js \"$email\" \"$user\" \"$user\" --email-verified=true < \"$in/stdin\"",
+        "runuser -u 'librechat' -- /usr/bin/node",
+        ". /etc/librechat/librechat.env",
+    ] {
+        assert!(r.boot.contains(want), "the bootstrap lacks `{want}`:\n{}", r.boot);
+    }
+    let (pw_line, _) = r
+        .boot
+        .split_once("< \"$in/stdin\"")
+        .expect("create-user reads stdin");
+    assert!(!pw_line.contains("admin_password\")"), "{}", r.boot);
+}
+
+#[test]
+fn an_external_mongodb_password_of_any_characters_reaches_the_app_whole() {
+    // A password an attacker or an unlucky generator could pick: URL syntax, quotes, shell.
+    let hostile = "p@ss:w/rd?#[]'\"$(touch /tmp/x)`;%20";
+    let r = rendered(
+        "external-mongodb",
+        &[
+            ("db_host", "mongo.lab.example"),
+            ("db_port", "27018"),
+            ("db_name", "chat"),
+            ("db_user", "chat@ops"),
+        ],
+        hostile,
+    );
+    let env = read_env(&r.env);
+    let uri = url::Url::parse(&env["MONGO_URI"]).unwrap();
+    assert_eq!(uri.scheme(), "mongodb");
+    assert_eq!(uri.host_str(), Some("mongo.lab.example"));
+    assert_eq!(uri.port(), Some(27018));
+    assert_eq!(uri.path(), "/chat");
+    assert_eq!(uri.query(), Some("authSource=admin"));
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
+    };
+    assert_eq!(decode(uri.username()), "chat@ops");
+    assert_eq!(decode(uri.password().unwrap()), hostile);
+    // No local server to wait for.
+    assert!(!r.unit.contains("mongod.service"), "{}", r.unit);
+}
+
+#[test]
+fn a_node_without_avx_is_refused_before_anything_is_created() {
+    let lab = Lab::start();
+    let cfg = Config {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let answers = cfg.path().join("answers.yaml");
+    std::fs::write(
+        &answers,
+        "public_url: http://chat.lab.example\nadmin_email: admin@lab.example\n",
+    )
+    .unwrap();
+    // An x86_64 CPU of 2010: SSE4.2, no AVX.
+    lab.pve_lab_ok(&[
+        "node",
+        "cpu-flags",
+        "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx lm constant_tsc pni ssse3 cx16 sse4_1 sse4_2 popcnt",
+    ]);
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "librechat",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    for want in ["avx", "AVX", "external-mongodb"] {
+        assert!(all.contains(want), "`{want}` missing: {all}");
+    }
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(lab.vmids().is_empty(), "a container was created");
+}
