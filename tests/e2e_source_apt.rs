@@ -23,80 +23,21 @@
 
 #[path = "support/lab.rs"]
 mod lab;
+#[path = "support/vendor.rs"]
+mod vendor;
 #[path = "support/www.rs"]
 mod www;
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use lab::{http_get, launch, text, Config, Lab};
+use vendor::{bridge_ip, sh, sha256_of, Gpg};
 use www::Server;
 
 const NAME: &str = "srcdemo";
 const GREETING: &str = "hello from the signed repository";
-
-/// The lab bridge's own address: the first host of the lab's subnet.
-fn bridge_ip() -> Ipv4Addr {
-    let subnet = lab::subnet();
-    let net: Ipv4Addr = subnet.split('/').next().unwrap().parse().unwrap();
-    let o = net.octets();
-    Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1)
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sha256_of(path: &Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
-}
-
-/// A throwaway gpg home with one signing key; its agent is stopped on drop.
-struct Gpg {
-    home: tempfile::TempDir,
-}
-
-impl Gpg {
-    fn new(uid: &str) -> Gpg {
-        let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
-        let g = Gpg { home };
-        sh(g.cmd()
-            .args(["--quick-gen-key", uid, "ed25519", "sign", "never"]));
-        g
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("gpg");
-        c.arg("--homedir").arg(self.home.path()).args([
-            "--batch",
-            "--yes",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ]);
-        c
-    }
-
-    fn armored_public_key(&self) -> String {
-        sh(self.cmd().args(["--armor", "--export"]))
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .output();
-    }
-}
 
 /// What the vendor serves: the signed repository under `repo/` and the source archives.
 struct Vendor {
@@ -174,40 +115,8 @@ impl Vendor {
         )
         .unwrap();
         let repo = www.path().join("repo");
-        let pool = repo.join("pool/main");
-        let dist = repo.join("dists/stable");
-        std::fs::create_dir_all(&pool).unwrap();
-        std::fs::create_dir_all(dist.join("main/binary-amd64")).unwrap();
-        sh(Command::new("dpkg-deb")
-            .args(["--root-owner-group", "--build"])
-            .arg(&root)
-            .arg(pool.join("srcdemo-greeting_1.0_all.deb")));
-        let packages = sh(Command::new("apt-ftparchive")
-            .args(["packages", "pool/main"])
-            .current_dir(&repo));
-        std::fs::write(dist.join("main/binary-amd64/Packages"), packages).unwrap();
-        let release = sh(Command::new("apt-ftparchive")
-            .args([
-                "-o",
-                "APT::FTPArchive::Release::Origin=launch-e2e",
-                "-o",
-                "APT::FTPArchive::Release::Suite=stable",
-                "-o",
-                "APT::FTPArchive::Release::Codename=stable",
-                "-o",
-                "APT::FTPArchive::Release::Architectures=amd64",
-                "-o",
-                "APT::FTPArchive::Release::Components=main",
-                "release",
-            ])
-            .arg(&dist));
-        std::fs::write(dist.join("Release"), release).unwrap();
-        sh(signer
-            .cmd()
-            .arg("--clearsign")
-            .arg("-o")
-            .arg(dist.join("InRelease"))
-            .arg(dist.join("Release")));
+        vendor::build_deb(&root, &repo.join("pool/main/srcdemo-greeting_1.0_all.deb"));
+        vendor::sign_repo(&repo, "stable", &signer);
         source_archive(www.path(), "srcdemo-1.0.0.tar.gz", "1.0.0", GOOD_BUILD);
         source_archive(www.path(), "srcdemo-1.1.0.tar.gz", "1.1.0", GOOD_BUILD);
         source_archive(www.path(), "broken-1.0.0.tar.gz", "1.0.0", BAD_BUILD);

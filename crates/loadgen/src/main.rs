@@ -175,7 +175,7 @@ fn scenario_request(
     http: &reqwest::blocking::Client,
     a: &Args,
     sc: &Scenario,
-    auth: Option<&(String, String)>,
+    auth: Option<&scenario::Credentials>,
     req: &scenario::Request,
     worker: usize,
     n: u64,

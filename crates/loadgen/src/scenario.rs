@@ -3,7 +3,9 @@
 //! otherwise reads: alternately one of `reads` and the last item it wrote (`read_back`), so an
 //! acknowledged write that is lost shows up as a failed read. `{worker}` and `{n}` in paths and
 //! bodies make every write's item its own. The password of `auth` comes from the environment
-//! variable it names, never from argv.
+//! variable it names, never from argv: `{"user", "password_env"}` is HTTP basic auth,
+//! `{"bearer_env"}` sends `Authorization: Bearer TOKEN` (an app whose login hands out a token:
+//! the caller logs in and passes the token).
 //!
 //! ```json
 //! { "auth": { "user": "admin", "password_env": "LAUNCH_LOAD_PASSWORD" },
@@ -33,10 +35,30 @@ pub struct Scenario {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Auth {
+    Basic(BasicAuth),
+    Bearer(BearerAuth),
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Auth {
+pub struct BasicAuth {
     pub user: String,
     pub password_env: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerAuth {
+    pub bearer_env: String,
+}
+
+/// The credentials a scenario's requests carry, read from the environment.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Basic(String, String),
+    Bearer(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,7 +89,7 @@ impl Request {
         &self,
         http: &reqwest::blocking::Client,
         base: &str,
-        auth: Option<&(String, String)>,
+        auth: Option<&Credentials>,
         worker: usize,
         n: u64,
     ) -> anyhow::Result<reqwest::blocking::RequestBuilder> {
@@ -79,8 +101,10 @@ impl Request {
         if let Some(b) = &self.body {
             r = r.body(Self::fill(b, worker, n));
         }
-        if let Some((u, p)) = auth {
-            r = r.basic_auth(u, Some(p));
+        match auth {
+            Some(Credentials::Basic(u, p)) => r = r.basic_auth(u, Some(p)),
+            Some(Credentials::Bearer(t)) => r = r.bearer_auth(t),
+            None => {}
         }
         Ok(r)
     }
@@ -96,14 +120,13 @@ impl Scenario {
     }
 
     /// The credentials, the password read from the environment.
-    pub fn credentials(&self) -> anyhow::Result<Option<(String, String)>> {
-        match &self.auth {
-            None => Ok(None),
-            Some(a) => {
-                let p = std::env::var(&a.password_env)
-                    .map_err(|_| anyhow::anyhow!("{} is not set", a.password_env))?;
-                Ok(Some((a.user.clone(), p)))
-            }
-        }
+    pub fn credentials(&self) -> anyhow::Result<Option<Credentials>> {
+        let var =
+            |name: &str| std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set"));
+        Ok(match &self.auth {
+            None => None,
+            Some(Auth::Basic(a)) => Some(Credentials::Basic(a.user.clone(), var(&a.password_env)?)),
+            Some(Auth::Bearer(a)) => Some(Credentials::Bearer(var(&a.bearer_env)?)),
+        })
     }
 }

@@ -1,0 +1,549 @@
+//! End to end: the built-in LibreChat profile's whole lifecycle in the lab, with stand-ins for
+//! what cannot be reached from here: install → chat-shaped writes → update to the newer version
+//! under load (0 failed requests; the pre-update database dump kept) → status healthy → backup
+//! → uninstall --keep-data → restore --to-new → every written item present.
+//!
+//! Real: the launch-tui binary and its code paths as a real host runs them (source archive
+//! downloaded and checked on the host, the vendor apt repository added with its key in
+//! `Signed-By:` and verified by the container's apt, `mongodb-org` installed from it in the
+//! database step, authorization turned on and the app's user created through the localhost
+//! exception by `mongosh`, the build run in the container as the app's user: `npm ci` of real
+//! dependencies from the npm registry (express, the official `mongodb` Node.js driver,
+//! bcryptjs, dotenv, esbuild) and `npm run frontend`, the hardened unit with the tree
+//! read-only and the data bound onto it, `.env` through systemd, create-user with the password
+//! on standard input, mongodump/mongorestore with `--config`, nginx with Lua and SSE), Debian
+//! 12 containers with systemd booted by pve-lab, Debian's Node.js 18 and npm.
+//!
+//! Stood in, each named:
+//! - Proxmox VE: pve-lab (every request checked against the official schema).
+//! - LibreChat's source releases: `tests/fixtures/librechat-standin` (a LibreChat-shaped
+//!   Node.js app, not LibreChat) packed as `LibreChat-0.8.0/` and `LibreChat-0.8.6/` archives,
+//!   served over the lab bridge with their sums in the profile.
+//! - MongoDB: `mongo-standin` (a wire-protocol stand-in, not MongoDB) packaged as a
+//!   `mongodb-org` .deb (`mongod`, `mongosh`, `mongodump`, `mongorestore`, `mongod.service`,
+//!   `/etc/mongod.conf`) in a repository signed by a throwaway key, at the suite path of
+//!   MongoDB's own (`bookworm/mongodb-org/8.0`).
+//! - NodeSource: not stood in; the lab profile takes Debian's `nodejs` and `npm` instead.
+//!
+//! The lab profile is the built-in one with only these changes, made here: its name
+//! (`librechat-lab`: a built-in name cannot be overridden), the versions' URLs and sums, the
+//! MongoDB repository's URI and key, no NodeSource source (`packages: [nodejs, npm]`), and
+//! smaller resources (the stand-in's build needs far less than LibreChat's).
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/load.rs"]
+mod load;
+#[path = "support/vendor.rs"]
+mod vendor;
+#[path = "support/www.rs"]
+mod www;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lab::{launch, text, workspace_bin, Config, Lab};
+use load::{assert_no_failures, Load};
+use vendor::{bridge_ip, sh, sha256_of, Gpg};
+use www::Server;
+
+const NAME: &str = "librechat-lab";
+const OLD: &str = "v0.8.0";
+const NEW: &str = "v0.8.6";
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/librechat-standin")
+}
+
+/// The stand-in's source archive of `version` (`v0.8.6`), as GitHub packs LibreChat's:
+/// one top directory `LibreChat-0.8.6/`.
+fn source_archive(www: &Path, version: &str) -> PathBuf {
+    let bare = version.trim_start_matches('v');
+    let work = tempfile::tempdir().unwrap();
+    let top = work.path().join(format!("LibreChat-{bare}"));
+    sh(Command::new("cp").arg("-a").arg(fixture()).arg(&top));
+    let _ = std::fs::remove_dir_all(top.join("node_modules"));
+    let _ = std::fs::remove_dir_all(top.join("client/dist"));
+    for (file, pointers) in [
+        ("package.json", &["/version"][..]),
+        ("package-lock.json", &["/version", "/packages//version"][..]),
+    ] {
+        let p = top.join(file);
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        for ptr in pointers {
+            *v.pointer_mut(ptr).unwrap() = serde_json::Value::String(bare.into());
+        }
+        std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+    let out = www.join("src").join(format!("{version}.tar.gz"));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    sh(Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(work.path())
+        .arg(format!("LibreChat-{bare}")));
+    out
+}
+
+/// The `mongodb-org` stand-in package: mongo-standin and MongoDB's command names, unit and
+/// config file, and the system user MongoDB's own package makes.
+fn mongodb_org_deb(repo: &Path) {
+    let pkg = tempfile::tempdir().unwrap();
+    let root = pkg.path().join("mongodb-org");
+    vendor::put(
+        &root,
+        "DEBIAN/control",
+        b"Package: mongodb-org\nVersion: 8.0.99~standin\nArchitecture: amd64\nMaintainer: Launch tests <tests@launch.invalid>\nDescription: stand-in for MongoDB's mongodb-org (mongo-standin, not MongoDB)\n",
+        0o644,
+    );
+    vendor::put(
+        &root,
+        "DEBIAN/postinst",
+        b"#!/bin/sh\nset -e\nid mongodb >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/mongodb --shell /usr/sbin/nologin mongodb\ninstall -d -o mongodb -g mongodb -m 0750 /var/lib/mongodb\n",
+        0o755,
+    );
+    let bin = std::fs::read(workspace_bin("mongo-standin")).unwrap();
+    vendor::put(&root, "usr/bin/mongo-standin", &bin, 0o755);
+    for tool in ["mongod", "mongosh", "mongodump", "mongorestore"] {
+        vendor::put(
+            &root,
+            &format!("usr/bin/{tool}"),
+            format!("#!/bin/sh\nexec /usr/bin/mongo-standin {tool} \"$@\"\n").as_bytes(),
+            0o755,
+        );
+    }
+    vendor::put(
+        &root,
+        "etc/mongod.conf",
+        b"# mongod.conf (the stand-in reads the same keys as MongoDB)\nstorage:\n  dbPath: /var/lib/mongodb\nnet:\n  port: 27017\n  bindIp: 127.0.0.1\n",
+        0o644,
+    );
+    vendor::put(
+        &root,
+        "lib/systemd/system/mongod.service",
+        b"[Unit]\nDescription=MongoDB stand-in (mongo-standin, for Launch's tests)\nAfter=network.target\n\n[Service]\nUser=mongodb\nGroup=mongodb\nExecStart=/usr/bin/mongod --config /etc/mongod.conf\n\n[Install]\nWantedBy=multi-user.target\n",
+        0o644,
+    );
+    vendor::build_deb(
+        &root,
+        &repo.join("pool/main/mongodb-org_8.0.99~standin_amd64.deb"),
+    );
+}
+
+/// The lab profile: the built-in one with the changes the header lists.
+fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/librechat");
+    let dir = cfg.path().join("profiles").join(NAME);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "librechat.service.j2",
+        "librechat.env.j2",
+        "site.conf.j2",
+        "bootstrap.sh.j2",
+    ] {
+        std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("mongodb-server-8.0.asc"), key).unwrap();
+    let mut yaml = std::fs::read_to_string(shipped.join("profile.yaml")).unwrap();
+    let mut swap = |from: &str, to: &str| {
+        assert!(yaml.contains(from), "the shipped profile has `{from}`");
+        yaml = yaml.replacen(from, to, 1);
+    };
+    swap("name: librechat\n", &format!("name: {NAME}\n"));
+    swap(
+        "minimum: { cores: 2, memory_mib: 4096, disk_gib: 16 }",
+        "minimum: { cores: 1, memory_mib: 1024, disk_gib: 4 }",
+    );
+    swap(
+        "default: { cores: 4, memory_mib: 6144, disk_gib: 24, swap_mib: 1024 }",
+        "default: { cores: 2, memory_mib: 2048, disk_gib: 8, swap_mib: 512 }",
+    );
+    swap("update_free_mib: 6144", "update_free_mib: 512");
+    swap("build_memory_mib: 4096", "build_memory_mib: 1024");
+    swap("build_disk_mib: 6144", "build_disk_mib: 512");
+    swap(
+        "uri: https://repo.mongodb.org/apt/debian",
+        &format!("uri: {}/repo", server.base),
+    );
+    let start = yaml.find("  # NodeSource's Node.js 24").unwrap();
+    let end = yaml.find("\ncomponents:").unwrap();
+    yaml.replace_range(start..end, "\npackages: [nodejs, npm]\n");
+    let start = yaml.find("versions:\n").unwrap();
+    let end = yaml.find("\nquestions:").unwrap();
+    let mut block = String::from("versions:\n");
+    for v in [OLD, NEW] {
+        let file = www.join("src").join(format!("{v}.tar.gz"));
+        block.push_str(&format!(
+            "  - version: {v}\n    source:\n      url: {}/src/{v}.tar.gz\n      sha256: {}\n",
+            server.base,
+            sha256_of(&file)
+        ));
+    }
+    yaml.replace_range(start..end, &block);
+    std::fs::write(dir.join("profile.yaml"), yaml).unwrap();
+}
+
+struct Instance {
+    ip: String,
+    vmid: String,
+    password: String,
+}
+
+fn instance(cfg: &Config) -> Instance {
+    let path = cfg.path().join(format!("instances/{NAME}.yaml"));
+    let rec: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    Instance {
+        ip: rec["container"]["ip"].as_str().unwrap().to_string(),
+        vmid: rec["container"]["vmid"].as_u64().unwrap().to_string(),
+        password: rec["secrets"]["admin_password"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(40))
+        .build()
+        .unwrap()
+}
+
+/// Signs in as the first account (made by the bootstrap); its bearer token.
+fn login(at: &Instance) -> String {
+    let r = http()
+        .post(format!("http://{}/api/auth/login", at.ip))
+        .json(&serde_json::json!({"email": "admin@lab.example", "password": at.password}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "login");
+    r.json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn api(
+    at: &Instance,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut r = http()
+        .request(method.parse().unwrap(), format!("http://{}{path}", at.ip))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+fn app_version(at: &Instance) -> String {
+    let (s, v) = api(at, "", "GET", "/api/config", None);
+    assert_eq!(s, 200);
+    format!("v{}", v["version"].as_str().unwrap())
+}
+
+/// A bounded scenario run (no update going on): every request succeeds; the acknowledged
+/// writes are listed in `written`.
+fn writes(at: &Instance, token: &str, first_worker: usize, written: &Path) {
+    let out = Command::new(workspace_bin("launch-load"))
+        .args(["--url", &format!("http://{}", at.ip)])
+        .arg("--scenario")
+        .arg(scenario())
+        .args([
+            "--concurrency",
+            "2",
+            "--max-requests",
+            "80",
+            "--duration",
+            "60",
+        ])
+        .args(["--write-every", "2", "--timeout", "40"])
+        .args(["--first-worker", &first_worker.to_string()])
+        .arg("--written")
+        .arg(written)
+        .env("LAUNCH_LOAD_TOKEN", token)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("launch-load ({e}): {}", text(&out)));
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert!(
+        std::fs::read_to_string(written).unwrap().lines().count() > 10,
+        "{summary}"
+    );
+}
+
+fn scenario() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/librechat.json")
+}
+
+fn verify(at: &Instance, token: &str, files: &[&Path]) -> u64 {
+    let mut checked = 0;
+    for f in files {
+        let out = Command::new(workspace_bin("launch-load"))
+            .args(["--url", &format!("http://{}", at.ip)])
+            .arg("--scenario")
+            .arg(scenario())
+            .arg("--verify")
+            .arg(f)
+            .env("LAUNCH_LOAD_TOKEN", token)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("launch-load --verify ({e}): {}", text(&out)));
+        assert_eq!(v["missing"], 0, "writes of {} are gone: {v}", f.display());
+        checked += v["checked"].as_u64().unwrap();
+    }
+    checked
+}
+
+fn healthy(lab: &Lab, cfg: &Config) -> serde_json::Value {
+    let out = launch(lab, cfg, &["status", NAME, "--json"]);
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&first)
+        .unwrap_or_else(|e| panic!("status --json ({e}): {}", text(&out)));
+    assert_eq!(out.status.code(), Some(0), "status: {v:#}");
+    assert_eq!(v["instances"][0]["healthy"], true, "{v:#}");
+    v
+}
+
+/// A streamed reply through nginx arrives event by event: the first event is read while the
+/// stream is still going (a buffering proxy would hand it over only with the last).
+fn streams_unbuffered(at: &Instance, token: &str) {
+    let mut s = std::net::TcpStream::connect((at.ip.as_str(), 80)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "GET /api/ask/stream?text=one+two+three+four+five+six+seven+eight HTTP/1.1\r\nHost: chat.lab.example\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "the stream ended early: {seen}"
+        );
+        seen.push_str(&line);
+        if line.starts_with("data: {\"text\":\"one\"}") {
+            break;
+        }
+    }
+    // What had arrived when the first event did: not the end of the stream.
+    assert!(!seen.contains("event: done"), "{seen}");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut r, &mut rest);
+    assert!(
+        rest.contains("\"text\":\"eight\"") && rest.contains("event: done"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn librechat_lifecycle_with_stand_ins() {
+    let lab = Lab::start();
+    let cfg = Config {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let file = |n: &str| work.path().join(n);
+
+    // The vendors: MongoDB's repository (signed) and LibreChat's source archives.
+    let www = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Launch e2e MongoDB stand-in (throwaway) <mongodb@launch.invalid>");
+    let repo = www.path().join("repo");
+    mongodb_org_deb(&repo);
+    vendor::sign_repo(&repo, "bookworm/mongodb-org/8.0", &signer);
+    for v in [OLD, NEW] {
+        source_archive(www.path(), v);
+    }
+    let server = Server::start(www.path().to_path_buf(), bridge_ip());
+    write_profile(&cfg, &server, www.path(), &signer.armored_public_key());
+
+    // 1. Install the older version.
+    let answers = file("answers.yaml");
+    std::fs::write(
+        &answers,
+        format!("name: {NAME}\nversion: {OLD}\npublic_url: http://chat.lab.example\nadmin_email: admin@lab.example\n"),
+    )
+    .unwrap();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            NAME,
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    eprintln!("install:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "install: {}", text(&out));
+    let first = instance(&cfg);
+    assert!(!text(&out).contains(&first.password), "the password leaked");
+    assert_eq!(app_version(&first), OLD);
+    // MongoDB runs with authorization on: without credentials nothing is readable.
+    let anon = lab.pct(&[
+        "exec",
+        &first.vmid,
+        "--",
+        "mongo-standin",
+        "mongodump",
+        "--uri",
+        "mongodb://127.0.0.1:27017/librechat_lab",
+        "--archive=/tmp/anon",
+        "--gzip",
+    ]);
+    assert!(
+        !anon.status.success(),
+        "an anonymous dump worked: {}",
+        text(&anon)
+    );
+
+    // 2. Chat-shaped writes through nginx, and a streamed reply.
+    let token = login(&first);
+    let mut convos = Vec::new();
+    for i in 0..3 {
+        let (s, c) = api(
+            &first,
+            &token,
+            "POST",
+            "/api/convos",
+            Some(serde_json::json!({"title": format!("chat {i}")})),
+        );
+        assert_eq!(s, 201, "{c}");
+        let id = c["conversationId"].as_str().unwrap().to_string();
+        for m in ["hello there", "how are you today"] {
+            let (s, r) = api(
+                &first,
+                &token,
+                "POST",
+                &format!("/api/messages/{id}"),
+                Some(serde_json::json!({"text": m})),
+            );
+            assert_eq!(s, 201, "{r}");
+        }
+        convos.push(id);
+    }
+    streams_unbuffered(&first, &token);
+    writes(&first, &token, 0, &file("before-update"));
+
+    // 3. The update under load: no request fails; the new version migrated the database at
+    // start; the pre-update dump is kept in the container.
+    let load = Load::start_with_env(
+        &first.ip,
+        &[
+            "--scenario",
+            scenario().to_str().unwrap(),
+            "--first-worker",
+            "10",
+            "--written",
+            file("during-update").to_str().unwrap(),
+        ],
+        &[("LAUNCH_LOAD_TOKEN", &token)],
+    );
+    let out = launch(&lab, &cfg, &["update", NAME, "--version", NEW, "--yes"]);
+    let summary = load.stop();
+    eprintln!("update:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "update: {}", text(&out));
+    assert_no_failures("update under load", &summary);
+    assert_eq!(app_version(&first), NEW);
+    let (_, msgs) = api(
+        &first,
+        &token,
+        "GET",
+        &format!("/api/messages/{}", convos[0]),
+        None,
+    );
+    assert!(
+        msgs.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["tokenCount"].is_number()),
+        "{msgs}"
+    );
+    let dumps = lab.pct_ok(&[
+        "exec",
+        &first.vmid,
+        "--",
+        "sh",
+        "-c",
+        &format!("ls /var/backups/launch/{NAME}/"),
+    ]);
+    assert!(
+        dumps.contains(&format!("pre-update-{OLD}-")) && dumps.contains(".archive"),
+        "{dumps}"
+    );
+    let status = healthy(&lab, &cfg);
+    assert!(status.to_string().contains("mongod.service"), "{status:#}");
+
+    // 4. Backup, more writes, uninstall keeping the data, restore into a new container.
+    let out = launch(&lab, &cfg, &["backup", NAME]);
+    assert_eq!(out.status.code(), Some(0), "backup: {}", text(&out));
+    writes(&first, &token, 20, &file("after-backup"));
+    let out = launch(&lab, &cfg, &["uninstall", NAME, "--keep-data", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "uninstall: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let kept = std::fs::read_dir(cfg.path().join("state/backups").join(NAME))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .find(|p| p.ends_with(".tar.zst") && stdout.contains(p.as_str()))
+        .unwrap_or_else(|| panic!("the kept archive is named: {stdout}"));
+    let out = launch(
+        &lab,
+        &cfg,
+        &["restore", NAME, &kept, "--to-new", NAME, "--yes"],
+    );
+    eprintln!("restore --to-new:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "restore: {}", text(&out));
+    let second = instance(&cfg);
+    assert_eq!(
+        second.password, first.password,
+        "the record took the archive's secrets"
+    );
+    assert_eq!(app_version(&second), NEW);
+    healthy(&lab, &cfg);
+    // The same account signs in (the users came back, JWT_SECRET was kept), every
+    // conversation and message is there, and every acknowledged write up to the backup.
+    let token2 = login(&second);
+    for id in &convos {
+        let (s, msgs) = api(
+            &second,
+            &token2,
+            "GET",
+            &format!("/api/messages/{id}"),
+            None,
+        );
+        assert_eq!(s, 200);
+        assert_eq!(msgs.as_array().unwrap().len(), 4, "{msgs}");
+    }
+    let checked = verify(
+        &second,
+        &token2,
+        &[
+            &file("before-update"),
+            &file("during-update"),
+            &file("after-backup"),
+        ],
+    );
+    eprintln!(
+        "librechat (stand-ins): {} requests during the update, 0 failed; {checked} acknowledged writes read back after restore --to-new, 0 missing",
+        summary["sent"]
+    );
+}
