@@ -204,6 +204,10 @@ pub fn write_component_files(
 ) -> Result<String> {
     for f in &component.files {
         let text = render::file(profile, &f.template, rc)?;
+        if f.seed && ct.exec(vmid, &["test", "-e", &f.path])?.ok() {
+            // The admin's file now: never replaced.
+            continue;
+        }
         let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
         if let Some(dir) = std::path::Path::new(&f.path).parent() {
             sh(ct, vmid, &format!("mkdir -p {}", dir.display()))?;

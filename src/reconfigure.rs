@@ -630,7 +630,8 @@ fn rendered_files(profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<Rend
     let mut out = Vec::new();
     let mut component =
         |c: &crate::profile::Component, rc: &render::RenderContext, slot| -> anyhow::Result<()> {
-            for f in &c.files {
+            // Seeded files are the admin's: neither rewritten nor drift.
+            for f in c.files.iter().filter(|f| !f.seed) {
                 let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
                 out.push((
                     f.path.clone(),
@@ -1059,7 +1060,13 @@ fn services_on_step(c: &mut Ctx, rep: &Reporter) -> anyhow::Result<()> {
             );
         }
     }
-    crate::service::setup(c.ct.as_ref(), c.vmid(), &on, &c.change.next.secrets)?;
+    crate::service::setup(
+        c.ct.as_ref(),
+        c.vmid(),
+        &c.profile,
+        &on,
+        &c.change.next.secrets,
+    )?;
     for a in on {
         rep.info(format!("{} answers on 127.0.0.1:{}", a.title(), a.port()));
     }

@@ -65,6 +65,8 @@ struct Rendered {
     site: String,
     env: String,
     boot: String,
+    /// librechat.yaml, and whether it is a seed (written once, then the admin's).
+    yaml: (String, bool),
 }
 
 /// Every file an install renders (blue slot), for a database as the adapter describes it.
@@ -91,6 +93,10 @@ fn rendered(database: &str, extra: &[(&str, &str)], db_password: &str) -> Render
         ("jwt_refresh_secret", "12".repeat(32)),
         ("admin_password", "S3cretS3cretS3cretS3cret".into()),
         ("db_password", db_password.into()),
+        (
+            "meili_master_key",
+            "MeiliKey0123456789abcdefABCDEF01".into(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -111,11 +117,18 @@ fn rendered(database: &str, extra: &[(&str, &str)], db_password: &str) -> Render
     let file = &main.files[0];
     let env = render::file(&profile, &file.template, &rc).unwrap();
     let boot = render::file(&profile, &profile.bootstrap.as_ref().unwrap().script, &rc).unwrap();
+    let y = main
+        .files
+        .iter()
+        .find(|f| f.path == "/etc/librechat/librechat.yaml")
+        .expect("librechat.yaml is among the api's files");
+    let yaml = (render::file(&profile, &y.template, &rc).unwrap(), y.seed);
     Rendered {
         unit,
         site,
         env,
         boot,
+        yaml,
     }
 }
 
@@ -233,6 +246,47 @@ fn the_rendered_files_give_librechat_what_it_reads() {
         .split_once("< \"$in/stdin\"")
         .expect("create-user reads stdin");
     assert!(!pw_line.contains("admin_password\")"), "{}", r.boot);
+}
+
+/// Meilisearch off (the default): LibreChat is told so and given no key; on: the local server
+/// and its master key (the service's own secret), and the unit starts after it. librechat.yaml
+/// is a seed LibreChat finds through CONFIG_PATH.
+#[test]
+fn search_and_librechat_yaml() {
+    let off = rendered("mongodb", &[], "Lc0calPassw0rd");
+    let env = read_env(&off.env);
+    assert_eq!(env["SEARCH"], "false", "{}", off.env);
+    assert!(!env.keys().any(|k| k.starts_with("MEILI_")), "{}", off.env);
+    assert!(!off.unit.contains("meilisearch"), "{}", off.unit);
+    let on = rendered("mongodb", &[("use_search", "true")], "Lc0calPassw0rd");
+    let env = read_env(&on.env);
+    for (k, v) in [
+        ("SEARCH", "true"),
+        ("MEILI_HOST", "http://127.0.0.1:7700"),
+        ("MEILI_MASTER_KEY", "MeiliKey0123456789abcdefABCDEF01"),
+        ("MEILI_NO_ANALYTICS", "true"),
+        ("CONFIG_PATH", "/etc/librechat/librechat.yaml"),
+    ] {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}: {}", on.env);
+    }
+    assert!(
+        on.unit
+            .lines()
+            .any(|l| l.starts_with("After=") && l.contains("meilisearch.service"))
+            && on
+                .unit
+                .lines()
+                .any(|l| l.starts_with("Wants=") && l.contains("meilisearch.service")),
+        "{}",
+        on.unit
+    );
+    let (yaml, seed) = &on.yaml;
+    assert!(
+        seed,
+        "librechat.yaml must be written once, then left to the admin"
+    );
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    assert!(v["version"].as_str().is_some(), "{yaml}");
 }
 
 #[test]

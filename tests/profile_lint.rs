@@ -480,6 +480,56 @@ fn services_are_checked() {
         |d| add(d, "services:\n  - kind: mongodb\n"),
         &[&|_| "mongodb".into(), &|_| "redis".into()],
     );
+    // A server that is not in Debian must be pinned by the profile, and only such a one.
+    lint_fails(
+        |d| add(d, "services:\n  - kind: meilisearch\n"),
+        &[&|_| "services[0].release".into(), &|_| {
+            "meilisearch is not in Debian: the profile must pin its release".into()
+        }],
+    );
+    let pinned = |version: &str, arch: &str| {
+        format!("    release:\n      version: {version}\n      artifacts:\n        {arch}: {{ url: https://example.org/m, sha256: {}, format: binary }}\n", "ab".repeat(32))
+    };
+    lint_fails(
+        |d| {
+            add(
+                d,
+                &format!("services:\n  - kind: redis\n{}", pinned("v1", "amd64")),
+            )
+        },
+        &[&|_| "redis comes from Debian's packages: a release is not used".into()],
+    );
+    lint_fails(
+        |d| {
+            add(
+                d,
+                &format!(
+                    "services:\n  - kind: meilisearch\n{}",
+                    pinned("'../x'", "sparc")
+                ),
+            )
+        },
+        &[&|_| "`../x` is not a version".into(), &|_| {
+            "`sparc` is not an architecture".into()
+        }],
+    );
+    {
+        let work = tempfile::tempdir().unwrap();
+        let cfg = tempfile::tempdir().unwrap();
+        let dir = tutorial(work.path());
+        add(
+            &dir,
+            &format!(
+                "services:\n  - kind: meilisearch\n{}",
+                pinned("v1.35.1", "amd64")
+            ),
+        );
+        bin(cfg.path())
+            .args(["profiles", "lint"])
+            .arg(&dir)
+            .assert()
+            .success();
+    }
     lint_fails(
         |d| {
             edit(

@@ -845,7 +845,12 @@ fn config(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
         .profile
         .components
         .iter()
-        .flat_map(|comp| comp.files.iter().map(|f| f.path.clone()))
+        .flat_map(|comp| {
+            comp.files
+                .iter()
+                .filter(|f| !f.seed)
+                .map(|f| f.path.clone())
+        })
         .collect();
     let s = c.stage();
     // Files Launch renders come from the restored record below; the others the profile lists
@@ -884,7 +889,12 @@ fn config(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let settings = AppSettings::of_instance(&c.loaded.profile, &c.inst);
     let written: Vec<String> = std::iter::once(settings.main_component())
         .chain(settings.extra_components())
-        .flat_map(|comp| comp.files.iter().map(|f| f.path.clone()))
+        .flat_map(|comp| {
+            comp.files
+                .iter()
+                .filter(|f| !f.seed)
+                .map(|f| f.path.clone())
+        })
         .collect();
     rep.info(format!(
         "config rendered from the restored record ({})",

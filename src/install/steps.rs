@@ -468,7 +468,13 @@ fn local_database(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
 
 fn services_step(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     let adapters: Vec<_> = crate::service::enabled(&ctx.profile, &ctx.settings.app).collect();
-    crate::service::setup(ctx.ct.as_ref(), ctx.settings.vmid, &adapters, &ctx.secrets)?;
+    crate::service::setup(
+        ctx.ct.as_ref(),
+        ctx.settings.vmid,
+        &ctx.profile,
+        &adapters,
+        &ctx.secrets,
+    )?;
     for a in adapters {
         rep.info(format!(
             "{} answers on 127.0.0.1:{} with its own password",

@@ -396,7 +396,7 @@ pub enum ArchiveFormat {
     Binary,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
     pub url: HttpUrl,
@@ -667,14 +667,16 @@ impl DatabaseKind {
 #[serde(rename_all = "lowercase")]
 pub enum ServiceKind {
     Redis,
+    Meilisearch,
 }
 
 impl ServiceKind {
-    pub const ALL: [ServiceKind; 1] = [ServiceKind::Redis];
+    pub const ALL: [ServiceKind; 2] = [ServiceKind::Redis, ServiceKind::Meilisearch];
 
     pub fn label(self) -> &'static str {
         match self {
             ServiceKind::Redis => "redis",
+            ServiceKind::Meilisearch => "meilisearch",
         }
     }
 }
@@ -686,6 +688,19 @@ pub struct ServiceDef {
     pub kind: ServiceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Key>,
+    /// For a server that is not in Debian (Meilisearch): its release binary, pinned by the
+    /// profile, downloaded and checked on the host like an app's release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ServiceRelease>,
+}
+
+/// A service's own release: its version and, per architecture (`amd64`, `arm64`), where to
+/// download it and the sum to check.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRelease {
+    pub version: String,
+    pub artifacts: BTreeMap<String, Artifact>,
 }
 
 impl ServiceDef {
@@ -1144,6 +1159,11 @@ pub struct FileDef {
     pub mode: String,
     #[serde(default)]
     pub owner: Option<String>,
+    /// Written only when absent: a starting point the admin then owns (LibreChat's
+    /// `librechat.yaml`). Update, reconfigure and restore never replace it, status does not
+    /// report its edits as drift; list it in `backup.config` to keep it in backups.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seed: bool,
 }
 
 fn default_mode() -> String {
@@ -1570,6 +1590,65 @@ impl Profile {
                         "name a question with `kind: bool`, or remove `when` to always use it",
                     );
                 }
+            }
+            let needs_release = crate::service::adapter(svc.kind).binary().is_some();
+            match (&svc.release, needs_release) {
+                (None, true) => issue(
+                    format!("services[{i}].release"),
+                    format!(
+                        "{} is not in Debian: the profile must pin its release",
+                        svc.kind.label()
+                    ),
+                    "add `release: {version, artifacts: {amd64: {url, sha256, format: binary}}}`",
+                ),
+                (Some(_), false) => issue(
+                    format!("services[{i}].release"),
+                    format!(
+                        "{} comes from Debian's packages: a release is not used",
+                        svc.kind.label()
+                    ),
+                    "remove `release`",
+                ),
+                (Some(rel), true) => {
+                    let v = &rel.version;
+                    if v.is_empty()
+                        || v.len() > 64
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                        || v.starts_with('.')
+                    {
+                        issue(
+                            format!("services[{i}].release.version"),
+                            format!("`{}` is not a version", crate::escape::shown(v)),
+                            "use letters, digits, `.`, `-` and `_`, e.g. `v1.35.1`",
+                        );
+                    }
+                    if rel.artifacts.is_empty() {
+                        issue(
+                            format!("services[{i}].release.artifacts"),
+                            "no artifacts".into(),
+                            "give at least `amd64: {url, sha256, format: binary}`",
+                        );
+                    }
+                    for (arch, a) in &rel.artifacts {
+                        if !matches!(arch.as_str(), "amd64" | "arm64") {
+                            issue(
+                                format!("services[{i}].release.artifacts.{arch}"),
+                                format!("`{}` is not an architecture", crate::escape::shown(arch)),
+                                "use `amd64` or `arm64`",
+                            );
+                        }
+                        if a.format != ArchiveFormat::Binary && a.binary.is_none() {
+                            issue(
+                                format!("services[{i}].release.artifacts.{arch}.binary"),
+                                "an archive needs the executable's name inside it".into(),
+                                "add `binary: NAME`, or use `format: binary`",
+                            );
+                        }
+                    }
+                }
+                (None, false) => {}
             }
         }
         for (i, s) in self.secrets.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! Service adapters: the one place that knows each kind of server an app uses besides its
-//! database (Redis today). Install, backup, restore, reconfigure and status ask the adapter of
+//! database (Redis, Meilisearch). Install, backup, restore, reconfigure and status ask the adapter of
 //! each service an instance uses for its packages, unit, port, setup, dump, restore and check;
 //! none of them matches on a kind. Adding a kind (MongoDB, Meilisearch) is one more adapter.
 //!
@@ -8,16 +8,18 @@
 //! file of the server's own config, and the dump reads it from there into the client's
 //! environment.
 
+mod meilisearch;
 mod redis;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::database::q;
 use crate::profile::{Profile, ServiceDef, ServiceKind};
 
 /// The secret keys service adapters own (a profile's `secrets:` may not use them).
-pub const SECRET_KEYS: &[&str] = &[redis::SECRET_KEY];
+pub const SECRET_KEYS: &[&str] = &[redis::SECRET_KEY, meilisearch::SECRET_KEY];
 
 /// A service as templates see it: `services.redis.enabled`, `.host`, `.port`, `.password`,
 /// `.unit`. Every service the profile lists is there; one the instance does not use has
@@ -50,6 +52,12 @@ pub trait Adapter: Sync {
 
     /// Debian packages of the server.
     fn packages(&self) -> &'static [&'static str];
+
+    /// Where the server's release binary goes, for a server that is not in Debian: the
+    /// profile then pins it (`services[].release`), and the setup installs it before its script.
+    fn binary(&self) -> Option<&'static str> {
+        None
+    }
 
     fn unit(&self) -> &'static str;
 
@@ -86,10 +94,12 @@ pub trait Adapter: Sync {
 }
 
 static REDIS: redis::Redis = redis::Redis;
+static MEILISEARCH: meilisearch::Meilisearch = meilisearch::Meilisearch;
 
 pub fn adapter(kind: ServiceKind) -> &'static dyn Adapter {
     match kind {
         ServiceKind::Redis => &REDIS,
+        ServiceKind::Meilisearch => &MEILISEARCH,
     }
 }
 
@@ -131,20 +141,27 @@ pub fn secret_file(kind: ServiceKind) -> String {
 }
 
 /// Sets up every service the instance uses: packages (already installed with the base
-/// packages, installed here when a reconfigure turns one on), password, restart, answer.
+/// packages, installed here when a reconfigure turns one on) or the profile's pinned release
+/// binary, password, restart, answer.
 pub fn setup(
     ct: &dyn crate::ct::CtAccess,
     vmid: u32,
+    profile: &Profile,
     adapters: &[&'static dyn Adapter],
     secrets: &BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
     for a in adapters {
         let pkgs = a.packages().join(" ");
-        crate::ct::sh(
-            ct,
-            vmid,
-            &format!("dpkg -s {pkgs} >/dev/null 2>&1 || {{ export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends {pkgs} >/dev/null; }}"),
-        )?;
+        if !pkgs.is_empty() {
+            crate::ct::sh(
+                ct,
+                vmid,
+                &format!("dpkg -s {pkgs} >/dev/null 2>&1 || {{ export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends {pkgs} >/dev/null; }}"),
+            )?;
+        }
+        if let Some(dest) = a.binary() {
+            install_binary(ct, vmid, profile, *a, dest)?;
+        }
         let password = secrets
             .get(a.secret_key())
             .filter(|p| !p.is_empty())
@@ -161,6 +178,53 @@ pub fn setup(
         let _ = ct.exec(vmid, &["rm", "-f", &file]);
         r.map_err(|e| anyhow::anyhow!("setting up {}: {e:#}", a.title()))?;
     }
+    Ok(())
+}
+
+/// The profile's pinned release of a server that is not in Debian: fetched and checked on the
+/// host (the release cache, as an app's release), pushed under a temporary name and renamed.
+fn install_binary(
+    ct: &dyn crate::ct::CtAccess,
+    vmid: u32,
+    profile: &Profile,
+    a: &dyn Adapter,
+    dest: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let label = a.kind().label();
+    let rel = profile
+        .services
+        .iter()
+        .find(|s| s.kind == a.kind())
+        .and_then(|s| s.release.as_ref())
+        .with_context(|| {
+            format!(
+                "profile {} lists {} without its release\n  help: add `release: {{version, artifacts}}` to its `services:` entry",
+                profile.name,
+                a.title()
+            )
+        })?;
+    let arch = crate::release::host_arch()?;
+    let artifact = rel.artifacts.get(arch).with_context(|| {
+        format!(
+            "{} {} has no build for {arch} in profile {}",
+            a.title(),
+            rel.version,
+            profile.name
+        )
+    })?;
+    let cache = crate::release::ReleaseCache::new(crate::install::cache_dir().join("releases"));
+    let fetched = cache.fetch(
+        profile.name.as_str(),
+        &format!("{label}-{}", rel.version),
+        artifact,
+        &mut |_, _| {},
+    )?;
+    let staging = tempfile::tempdir()?;
+    let bin = cache.unpack_binary(&fetched, artifact, staging.path(), label)?;
+    let tmp = format!("{dest}.launch-new");
+    ct.push(vmid, &bin, &tmp, 0o755, None)?;
+    crate::ct::sh(ct, vmid, &format!("mv -f {} {}", q(&tmp), q(dest)))?;
     Ok(())
 }
 
