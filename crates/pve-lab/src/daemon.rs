@@ -409,7 +409,7 @@ pub fn down(state: &Path, cache: &Path, prefix: &str, subnet: &str) -> Result<()
         );
     }
     println!(
-        "pve-lab is down: no container, bridge, veth, namespace, nft table or mount of '{}' remains",
+        "pve-lab is down: no container, bridge, veth, namespace, nft table, mount or dnsmasq of '{}' remains",
         rt.net().prefix
     );
     Ok(())

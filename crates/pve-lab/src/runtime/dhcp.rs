@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -71,8 +72,61 @@ impl Runtime {
         Ok(())
     }
 
-    /// Starts dnsmasq on the bridge unless it runs. Called once the bridge has its address.
+    /// Every live dnsmasq serving this lab's bridge (`--interface=<bridge>` exactly), whatever
+    /// state dir it was started for.
+    pub(crate) fn bridge_dnsmasqs(&self) -> Vec<i32> {
+        let iface = format!("--interface={}", self.net.bridge());
+        cmd::all_pids()
+            .into_iter()
+            .filter(|&pid| {
+                let argv = cmd::proc_cmdline(pid);
+                argv.first().is_some_and(|a| a.ends_with("dnsmasq"))
+                    && argv.contains(&iface)
+                    && cmd::proc_start_time(pid).is_some()
+            })
+            .collect()
+    }
+
+    /// Stops every dnsmasq on the bridge started for another state dir: one left by a lab with
+    /// this prefix whose `down` never ran (a killed test) still answers DHCP with its own hosts
+    /// file and `--dhcp-authoritative`, so the new containers never get their addresses.
+    /// Ours are told by their pid file, so one this lab is starting right now is never hit.
+    fn stop_leftover_dnsmasqs(&self) -> Result<()> {
+        let our_pid_file = format!(
+            "--pid-file={}",
+            self.dhcp_dir().join("dnsmasq.pid").display()
+        );
+        for pid in self.bridge_dnsmasqs() {
+            let argv = cmd::proc_cmdline(pid);
+            if argv.contains(&our_pid_file) {
+                continue;
+            }
+            let from = argv
+                .iter()
+                .find_map(|a| a.strip_prefix("--pid-file="))
+                .and_then(|f| Path::new(f).parent()?.parent().map(Path::to_path_buf))
+                .map(|dir| format!(" in {}", dir.display()))
+                .unwrap_or_default();
+            stop_process(pid).with_context(|| {
+                format!(
+                    "stopping the leftover dnsmasq (pid {pid}) on {}",
+                    self.net.bridge()
+                )
+            })?;
+            // The runtime has no event channel for this one-off host repair; the daemon's
+            // stderr (its log) and `pve-lab down`'s terminal are where it is seen.
+            eprintln!(
+                "pve-lab: stopped a leftover dnsmasq (pid {pid}) on bridge {} from an earlier lab{from} that was not brought down",
+                self.net.bridge()
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts dnsmasq on the bridge unless it runs; first stops any other lab's dnsmasq left
+    /// on it. Called once the bridge has its address.
     pub(crate) fn dhcp_up(&self) -> Result<()> {
+        self.stop_leftover_dnsmasqs()?;
         if self.dhcp_pid().is_some() {
             return Ok(());
         }
@@ -112,24 +166,21 @@ impl Runtime {
         Ok(())
     }
 
-    /// Stops the lab's dnsmasq (its reservations stay, as a router's would).
+    /// Stops the lab's dnsmasq (its reservations stay, as a router's would), and any other
+    /// lab's left on the bridge.
     pub(crate) fn dhcp_down(&self) -> Result<()> {
         if let Some(pid) = self.dhcp_pid() {
-            // SAFETY: a signal to the dnsmasq we started (checked by its command line).
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            for _ in 0..100 {
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+            if let Some(start) = cmd::proc_start_time(pid) {
+                // SAFETY: a signal to the dnsmasq we started (checked by its command line).
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                anyhow::ensure!(
+                    wait_gone(pid, start, Duration::from_secs(5)),
+                    "dnsmasq (pid {pid}) still runs 5 s after SIGTERM"
+                );
             }
-            anyhow::ensure!(
-                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-                "dnsmasq (pid {pid}) still runs 5 s after SIGTERM"
-            );
         }
         let _ = std::fs::remove_file(self.dhcp_dir().join("dnsmasq.pid"));
-        Ok(())
+        self.stop_leftover_dnsmasqs()
     }
 
     /// Reserves `ip` for CT `vmid`'s MAC, keeping an existing reservation's address.
@@ -204,5 +255,37 @@ impl Runtime {
         }
         self.save_reservations(&r)?;
         Ok(moved)
+    }
+}
+
+/// SIGTERM, then SIGKILL if it still runs after 5 s; Ok once the process is gone.
+fn stop_process(pid: i32) -> Result<()> {
+    // Its start time tells it from a later process that gets the same pid.
+    let Some(start) = cmd::proc_start_time(pid) else {
+        return Ok(());
+    };
+    cmd::send_signal(pid, libc::SIGTERM);
+    if wait_gone(pid, start, Duration::from_secs(5)) {
+        return Ok(());
+    }
+    cmd::send_signal(pid, libc::SIGKILL);
+    anyhow::ensure!(
+        wait_gone(pid, start, Duration::from_secs(5)),
+        "pid {pid} still runs 5 s after SIGKILL"
+    );
+    Ok(())
+}
+
+/// Whether the process (pid and start time) ended, or became a zombie, within `timeout`.
+fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cmd::proc_start_time(pid) != Some(start) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -529,8 +529,15 @@ impl Runtime {
 
     /// Everything of this lab still present on the host: nspawn processes (recorded or found
     /// by their machine name), netns, links, the nft table, mounts and loop devices under
-    /// `state_dir`, and per-container cgroups.
+    /// `state_dir`, per-container cgroups, and any dnsmasq on the bridge.
     pub fn leftovers(&self) -> Vec<String> {
-        self.ct_leftovers()
+        let mut found = self.ct_leftovers();
+        let br = self.net.bridge();
+        found.extend(
+            self.bridge_dnsmasqs()
+                .into_iter()
+                .map(|pid| format!("process {pid} (dnsmasq on {br})")),
+        );
+        found
     }
 }
