@@ -1,7 +1,12 @@
 //! End to end: the built-in LibreChat profile's whole lifecycle in the lab, with stand-ins for
-//! what cannot be reached from here: install → chat-shaped writes → update to the newer version
-//! under load (0 failed requests; the pre-update database dump kept) → status healthy → backup
-//! → uninstall --keep-data → restore --to-new → every written item present.
+//! what cannot be reached from here: install → chat-shaped writes → the admin edits
+//! librechat.yaml → reconfigure turns registration and Meilisearch on (the messages written
+//! before are found) → update and rollback (the pre-update dump loaded back, the migration
+//! gone) → update to the newer version under load (0 failed requests; the
+//! pre-update database dump kept; the admin's librechat.yaml untouched) → status healthy, with
+//! Meilisearch checked → backup → uninstall --keep-data → restore --to-new → every written
+//! item present, found by search, Meilisearch's own data back from its dump, librechat.yaml as
+//! the admin left it.
 //!
 //! Real: the launch-tui binary and its code paths as a real host runs them (source archive
 //! downloaded and checked on the host, the vendor apt repository added with its key in
@@ -24,11 +29,18 @@
 //!   `/etc/mongod.conf`) in a repository signed by a throwaway key, at the suite path of
 //!   MongoDB's own (`bookworm/mongodb-org/8.0`).
 //! - NodeSource: not stood in; the lab profile takes Debian's `nodejs` and `npm` instead.
+//! - Meilisearch's release binary: `meili-standin` (a small HTTP stand-in, not Meilisearch:
+//!   its configuration file, master key, indexes, documents, search, tasks, dumps and dump
+//!   import), served over the lab bridge with its sum in the profile, installed by the
+//!   adapter's real path (downloaded and checked on the host, pushed, its unit and config
+//!   written, `POST /dumps` for the backup, `MEILI_IMPORT_DUMP` for the restore). LibreChat's
+//!   side of search is the stand-in app using the real `meilisearch` npm client.
 //!
 //! The lab profile is the built-in one with only these changes, made here: its name
 //! (`librechat-lab`: a built-in name cannot be overridden), the versions' URLs and sums, the
-//! MongoDB repository's URI and key, no NodeSource source (`packages: [nodejs, npm]`), and
-//! smaller resources (the stand-in's build needs far less than LibreChat's).
+//! MongoDB repository's URI and key, Meilisearch's release URL and sum, no NodeSource source
+//! (`packages: [nodejs, npm]`), and smaller resources (the stand-in's build needs far less
+//! than LibreChat's).
 
 #[path = "support/lab.rs"]
 mod lab;
@@ -143,6 +155,7 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
         "librechat.env.j2",
         "site.conf.j2",
         "bootstrap.sh.j2",
+        "librechat.yaml.j2",
     ] {
         std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
     }
@@ -171,6 +184,17 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
     let start = yaml.find("  # NodeSource's Node.js 24").unwrap();
     let end = yaml.find("\ncomponents:").unwrap();
     yaml.replace_range(start..end, "\npackages: [nodejs, npm]\n");
+    let start = yaml.find("    release:\n      version: v1.35.1\n").unwrap();
+    let end = yaml.find("\ndatabases:").unwrap();
+    let meili = www.join("meilisearch-linux-amd64");
+    yaml.replace_range(
+        start..end,
+        &format!(
+            "    release:\n      version: v1.35.1\n      artifacts:\n        amd64:\n          url: {}/meilisearch-linux-amd64\n          sha256: {}\n          format: binary\n",
+            server.base,
+            sha256_of(&meili)
+        ),
+    );
     let start = yaml.find("versions:\n").unwrap();
     let end = yaml.find("\nquestions:").unwrap();
     let mut block = String::from("versions:\n");
@@ -306,6 +330,39 @@ fn verify(at: &Instance, token: &str, files: &[&Path]) -> u64 {
     checked
 }
 
+const YAML: &str = "/etc/librechat/librechat.yaml";
+const ADMIN_LINE: &str = "# edited by the admin: launch-tui keeps this line";
+
+/// LibreChat's search finds the one message with `word` and its reply (the stand-in's reply
+/// echoes it), in conversation `convo`.
+fn found(at: &Instance, token: &str, word: &str, convo: &str) {
+    let (s, r) = api(at, token, "GET", &format!("/api/search?q={word}"), None);
+    assert_eq!(s, 200, "{r}");
+    let hits = r["messages"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(hits.len(), 2, "{word}: {r}");
+    assert!(hits.iter().all(|h| h["conversationId"] == convo), "{r}");
+    assert!(
+        hits.iter().any(|h| h["sender"] == "User")
+            && hits.iter().any(|h| h["sender"] == "Assistant"),
+        "{r}"
+    );
+}
+
+/// Runs `script` in the container with Meilisearch's master key in `$K` (read from its
+/// configuration file, as the adapter's own scripts do); its output.
+fn meili(lab: &Lab, vmid: &str, script: &str) -> String {
+    lab.pct_ok(&[
+        "exec",
+        vmid,
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "K=$(sed -n 's/^master_key = \"\\(.*\\)\"$/\\1/p' /etc/meilisearch.toml)\n{script}"
+        ),
+    ])
+}
+
 fn healthy(lab: &Lab, cfg: &Config) -> serde_json::Value {
     let out = launch(lab, cfg, &["status", NAME, "--json"]);
     let first = String::from_utf8_lossy(&out.stdout)
@@ -372,6 +429,11 @@ fn librechat_lifecycle_with_stand_ins() {
     for v in [OLD, NEW] {
         source_archive(www.path(), v);
     }
+    std::fs::copy(
+        workspace_bin("meili-standin"),
+        www.path().join("meilisearch-linux-amd64"),
+    )
+    .unwrap();
     let server = Server::start(www.path().to_path_buf(), bridge_ip());
     write_profile(&cfg, &server, www.path(), &signer.armored_public_key());
 
@@ -429,7 +491,7 @@ fn librechat_lifecycle_with_stand_ins() {
         );
         assert_eq!(s, 201, "{c}");
         let id = c["conversationId"].as_str().unwrap().to_string();
-        for m in ["hello there", "how are you today"] {
+        for m in ["hello there".to_string(), format!("how are you quokka{i}")] {
             let (s, r) = api(
                 &first,
                 &token,
@@ -444,7 +506,98 @@ fn librechat_lifecycle_with_stand_ins() {
     streams_unbuffered(&first, &token);
     writes(&first, &token, 0, &file("before-update"));
 
-    // 3. The update under load: no request fails; the new version migrated the database at
+    // 3. The admin makes librechat.yaml their own (launch-tui wrote it once, for CONFIG_PATH),
+    // then opens registration and turns search on: Meilisearch is installed and set up, and
+    // LibreChat, restarted, indexes the messages written before.
+    let conf = lab.pct_ok(&["exec", &first.vmid, "--", "cat", YAML]);
+    assert!(conf.contains("version:"), "{conf}");
+    lab.pct_ok(&[
+        "exec",
+        &first.vmid,
+        "--",
+        "sh",
+        "-c",
+        &format!("printf '%s\\n' '{ADMIN_LINE}' >> {YAML}"),
+    ]);
+    let admins = format!("{conf}{ADMIN_LINE}\n");
+    assert_eq!(
+        lab.pct_ok(&["exec", &first.vmid, "--", "cat", YAML]),
+        admins
+    );
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "reconfigure",
+            NAME,
+            "--set",
+            "allow_registration=true",
+            "--set",
+            "use_search=true",
+        ],
+    );
+    eprintln!("reconfigure:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "reconfigure: {}", text(&out));
+    let (_, config) = api(&first, "", "GET", "/api/config", None);
+    assert_eq!(config["registrationEnabled"], true, "{config}");
+    found(&first, &token, "quokka1", &convos[1]);
+    // Meilisearch wants its master key; the admin's file was left alone and is not drift.
+    let anon = meili(
+        &lab,
+        &first.vmid,
+        "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:7700/indexes",
+    );
+    assert_eq!(anon.trim(), "401", "Meilisearch answered without its key");
+    assert_eq!(
+        lab.pct_ok(&["exec", &first.vmid, "--", "cat", YAML]),
+        admins
+    );
+    let out = launch(&lab, &cfg, &["reconfigure", NAME]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no drift"),
+        "{}",
+        text(&out)
+    );
+
+    // 4. An update, then a rollback: the new version migrates the database at start (LibreChat
+    // has no down-migrations); rollback goes back to the old release and loads the dump taken
+    // before the switch, so the old version finds the data as it left it.
+    let token_counts = |at: &Instance, token: &str| -> Vec<bool> {
+        let (s, msgs) = api(
+            at,
+            token,
+            "GET",
+            &format!("/api/messages/{}", convos[0]),
+            None,
+        );
+        assert_eq!(s, 200, "{msgs}");
+        msgs.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["tokenCount"].is_number())
+            .collect()
+    };
+    let out = launch(
+        &lab,
+        &cfg,
+        &["update", NAME, "--version", NEW, "--yes", "--watch", "2"],
+    );
+    eprintln!("update (to roll back):\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "update: {}", text(&out));
+    assert_eq!(app_version(&first), NEW);
+    assert_eq!(token_counts(&first, &token), vec![true; 4]);
+    let out = launch(&lab, &cfg, &["rollback", NAME, "--yes", "--watch", "2"]);
+    eprintln!("rollback:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "rollback: {}", text(&out));
+    assert_eq!(app_version(&first), OLD);
+    assert_eq!(
+        token_counts(&first, &token),
+        vec![false; 4],
+        "the pre-update dump was loaded back"
+    );
+    found(&first, &token, "quokka0", &convos[0]);
+
+    // 5. The update under load: no request fails; the new version migrated the database at
     // start; the pre-update dump is kept in the container.
     let load = Load::start_with_env(
         &first.ip,
@@ -492,8 +645,23 @@ fn librechat_lifecycle_with_stand_ins() {
     );
     let status = healthy(&lab, &cfg);
     assert!(status.to_string().contains("mongod.service"), "{status:#}");
+    assert!(
+        status.to_string().contains("service-meilisearch"),
+        "{status:#}"
+    );
+    assert_eq!(
+        lab.pct_ok(&["exec", &first.vmid, "--", "cat", YAML]),
+        admins
+    );
+    found(&first, &token, "quokka2", &convos[2]);
 
-    // 4. Backup, more writes, uninstall keeping the data, restore into a new container.
+    // 6. Backup (with a document only Meilisearch holds, so its dump is what comes back), more
+    // writes, uninstall keeping the data, restore into a new container.
+    meili(
+        &lab,
+        &first.vmid,
+        "printf 'Authorization: Bearer %s\\n' \"$K\" | curl -fsS -X POST -H @- -H 'Content-Type: application/json' --data '[{\"id\":\"p1\",\"note\":\"only in meilisearch\"}]' http://127.0.0.1:7700/indexes/launch-probe/documents",
+    );
     let out = launch(&lab, &cfg, &["backup", NAME]);
     assert_eq!(out.status.code(), Some(0), "backup: {}", text(&out));
     writes(&first, &token, 20, &file("after-backup"));
@@ -518,7 +686,22 @@ fn librechat_lifecycle_with_stand_ins() {
         "the record took the archive's secrets"
     );
     assert_eq!(app_version(&second), NEW);
-    healthy(&lab, &cfg);
+    let status = healthy(&lab, &cfg);
+    assert!(
+        status.to_string().contains("service-meilisearch"),
+        "{status:#}"
+    );
+    assert_eq!(
+        lab.pct_ok(&["exec", &second.vmid, "--", "cat", YAML]),
+        admins,
+        "librechat.yaml came back as the admin left it"
+    );
+    let probe = meili(
+        &lab,
+        &second.vmid,
+        "printf 'Authorization: Bearer %s\\n' \"$K\" | curl -fsS -H @- http://127.0.0.1:7700/indexes/launch-probe/documents/p1",
+    );
+    assert!(probe.contains("only in meilisearch"), "{probe}");
     // The same account signs in (the users came back, JWT_SECRET was kept), every
     // conversation and message is there, and every acknowledged write up to the backup.
     let token2 = login(&second);
@@ -533,6 +716,7 @@ fn librechat_lifecycle_with_stand_ins() {
         assert_eq!(s, 200);
         assert_eq!(msgs.as_array().unwrap().len(), 4, "{msgs}");
     }
+    found(&second, &token2, "quokka0", &convos[0]);
     let checked = verify(
         &second,
         &token2,

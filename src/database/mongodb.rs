@@ -33,6 +33,32 @@ const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The mongosh line that drops every collection of a database (`$S`: its name as a string):
+/// what a `readWrite` user may do, where `dropDatabase` needs more.
+const DROP_COLLECTIONS: &str = r#"db.getSiblingDB($S).getCollectionNames().forEach(function (c) { if (!c.startsWith("system.")) { db.getSiblingDB($S).getCollection(c).drop(); } })"#;
+
+const DROP_JS: &str = "/run/launch-mongo-empty.js";
+
+/// A string as a JavaScript (and JSON) literal on one line of a YAML comment: JSON's escapes,
+/// plus the characters YAML 1.1 parsers take as line breaks (NEL, LS, PS), so no value can
+/// end the comment.
+fn js_line(s: &str) -> String {
+    serde_json::to_string(s)
+        .expect("a string serializes")
+        .replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// Shell lines that empty the app's database before a dump is loaded, so it holds exactly the
+/// dump afterwards: `mongorestore --drop` replaces only the collections the dump has, and a
+/// collection the newer version made (a migration's record) would survive a rollback.
+fn empty_first() -> String {
+    format!(
+        "if ( umask 077; sed -n 's/^# mongosh: //p' {CLIENT_CONF} > {DROP_JS} ) && mongosh \"$(sed -n 's/^# mongosh-uri: //p' {CLIENT_CONF})\" --quiet --file {DROP_JS} >/dev/null; then r=0; else r=1; fi; rm -f {DROP_JS}; if [ \"$r\" -ne 0 ]; then echo 'could not empty the database before loading the dump (mongosh failed)' >&2; exit 1; fi; "
+    )
+}
+
 pub struct Mongodb {
     pub external: bool,
 }
@@ -180,12 +206,23 @@ impl Adapter for Mongodb {
 
     fn client_secret(&self, db: &DbContext) -> Option<(&'static str, String)> {
         let yaml = |s: &str| escape(Syntax::Yaml, s).expect("YAML takes any string");
+        let host = if db.host.contains(':') {
+            format!("[{}]", db.host)
+        } else {
+            db.host.clone()
+        };
+        // mongosh has no config file: the lines that empty the database before a dump is
+        // loaded ride along as comments, which the tools' YAML parser skips and `sed` reads.
         Some((
             CLIENT_CONF,
             format!(
-                "uri: {}\npassword: {}\n",
+                "uri: {}\npassword: {}\n# mongosh-uri: mongodb://{host}:{}/admin\n# mongosh: db.getSiblingDB(\"admin\").auth({}, {})\n# mongosh: {}\n",
                 yaml(&Self::uri(db, false)),
-                yaml(&db.password)
+                yaml(&db.password),
+                db.port,
+                js_line(&db.user),
+                js_line(&db.password),
+                DROP_COLLECTIONS.replace("$S", &js_line(&db.name)),
             ),
         ))
     }
@@ -202,7 +239,8 @@ impl Adapter for Mongodb {
         // safety backup taken before is the way back.
         Ok(Some(Restore {
             script: format!(
-                "mongorestore --config={CLIENT_CONF} --archive={} --gzip --drop --quiet",
+                "{}mongorestore --config={CLIENT_CONF} --archive={} --gzip --drop --quiet",
+                empty_first(),
                 q(at.dump)
             ),
             secret: self.client_secret(db),
@@ -232,7 +270,8 @@ impl Adapter for Mongodb {
 
     fn update_load(&self, file: &str) -> String {
         format!(
-            "mongorestore {{conn}} --archive={} --gzip --drop --quiet",
+            "{}mongorestore {{conn}} --archive={} --gzip --drop --quiet",
+            empty_first(),
             q(file)
         )
     }
@@ -249,6 +288,39 @@ mod tests {
         s.insert("db_name".to_string(), "chat".to_string());
         s.insert("db_user".to_string(), user.to_string());
         Mongodb { external: true }.context(&s, "librechat", password)
+    }
+
+    /// A hostile external password (quotes, newlines, YAML 1.1's other line breaks) stays a
+    /// value in the tools' YAML and in the mongosh lines riding as comments: no key is added,
+    /// no comment is ended, and both give back the same password.
+    #[test]
+    fn the_client_file_keeps_any_password_a_value() {
+        let pw = "p\"w'\nx: 1\r\u{85}\u{2028}y: 2\u{2029}# z\\";
+        let d = db("u\"ser", pw, "db.example.org");
+        let (_, text) = Mongodb { external: true }.client_secret(&d).unwrap();
+        let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let keys: Vec<_> = tree
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(keys, ["uri", "password"], "{text}");
+        assert_eq!(tree["password"].as_str(), Some(pw));
+        let comments: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(comments.len(), 3, "{text}");
+        assert_eq!(
+            comments[0],
+            "# mongosh-uri: mongodb://db.example.org:27018/admin"
+        );
+        let auth = comments[1]
+            .strip_prefix("# mongosh: db.getSiblingDB(\"admin\").auth(")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap();
+        let args: Vec<String> = serde_json::from_str(&format!("[{auth}]")).unwrap();
+        assert_eq!(args, ["u\"ser", pw]);
+        assert!(comments[2].contains("db.getSiblingDB(\"chat\").getCollectionNames()"));
+        assert!(!empty_first().contains(pw));
     }
 
     #[test]

@@ -132,7 +132,8 @@ impl Client {
         Ok(body)
     }
 
-    fn authenticate(&mut self, db: &str, user: &str, password: &str) -> Result<()> {
+    /// SCRAM-SHA-256 on this connection (mongosh's `db.auth(user, pwd)`).
+    pub fn authenticate(&mut self, db: &str, user: &str, password: &str) -> Result<()> {
         let bin = |s: &str| {
             Bson::Binary(Binary {
                 subtype: BinarySubtype::Generic,

@@ -219,8 +219,20 @@ pub enum ShellCommand {
         pwd: String,
     },
     DropDatabase(String),
+    /// `db.getSiblingDB(DB).auth(USER, PWD)`: authenticates the shell's connection.
+    Auth {
+        db: String,
+        user: String,
+        pwd: String,
+    },
+    /// Drops every collection of a database but the `system.` ones (what a `readWrite` user
+    /// may do; `dropDatabase` needs more).
+    DropCollections(String),
     Ping,
 }
+
+/// The drop-every-collection line, as launch-tui writes it.
+const DROP_COLLECTIONS: &str = r#"db.getSiblingDB($S).getCollectionNames().forEach(function (c) { if (!c.startsWith("system.")) { db.getSiblingDB($S).getCollection(c).drop(); } })"#;
 
 /// Matches `line` against a template where `$S` is a double-quoted JSON string;
 /// whitespace outside strings is ignored, and one trailing `;` is allowed.
@@ -286,6 +298,17 @@ pub fn parse_shell_line(line: &str) -> Option<ShellCommand> {
     if let Some(v) = match_template(r#"db.getSiblingDB($S).dropDatabase()"#, line) {
         return Some(ShellCommand::DropDatabase(v[0].clone()));
     }
+    if let Some(v) = match_template(r#"db.getSiblingDB($S).auth($S, $S)"#, line) {
+        return Some(ShellCommand::Auth {
+            db: v[0].clone(),
+            user: v[1].clone(),
+            pwd: v[2].clone(),
+        });
+    }
+    if let Some(v) = match_template(DROP_COLLECTIONS, line) {
+        // Both names must be the same database.
+        return (v[0] == v[1]).then(|| ShellCommand::DropCollections(v[0].clone()));
+    }
     match_template("db.runCommand({ping: 1})", line).map(|_| ShellCommand::Ping)
 }
 
@@ -335,6 +358,18 @@ pub fn mongosh(uri: &str, file: &Path, quiet: bool) -> Result<()> {
             ShellCommand::DropDatabase(db) => {
                 c.command(&db, doc! {"dropDatabase": 1})?;
             }
+            ShellCommand::Auth { db, user, pwd } => {
+                c.authenticate(&db, &user, &pwd)?;
+            }
+            ShellCommand::DropCollections(db) => {
+                let r = c.command(&db, doc! {"listCollections": 1, "nameOnly": true})?;
+                for coll in crate::client::first_batch(&r)? {
+                    let name = coll.get_str("name").unwrap_or_default().to_string();
+                    if !name.is_empty() && !name.starts_with("system.") {
+                        c.command(&db, doc! {"drop": name})?;
+                    }
+                }
+            }
             ShellCommand::Ping => {
                 c.command("admin", doc! {"ping": 1})?;
                 println!("{{ ok: 1 }}");
@@ -374,6 +409,20 @@ mod tests {
         );
         assert_eq!(parse_shell_line("db.users.find()"), None);
         assert!(parse_shell_file("db.runCommand({ping: 1})\nprint(1)\n").is_err());
+        assert_eq!(
+            parse_shell_line(r#"db.getSiblingDB("admin").auth("u", "p\u2028w")"#),
+            Some(ShellCommand::Auth {
+                db: "admin".into(),
+                user: "u".into(),
+                pwd: "p\u{2028}w".into()
+            })
+        );
+        let drop = |a: &str, b: &str| DROP_COLLECTIONS.replacen("$S", a, 1).replacen("$S", b, 1);
+        assert_eq!(
+            parse_shell_line(&drop("\"d\"", "\"d\"")),
+            Some(ShellCommand::DropCollections("d".into()))
+        );
+        assert_eq!(parse_shell_line(&drop("\"d\"", "\"e\"")), None);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `mongod --config` reads the mongod.conf subset, and SIGTERM exits cleanly with data kept.
+//! The client is the stand-in's own (the one its tools use); the official drivers drive it in
+//! `tests/e2e_librechat.rs` (Node.js, through LibreChat's shape).
 
-use mongodb::bson::{doc, Document};
-use mongodb::sync::Client;
+use bson::doc;
+use mongo_standin::client::{parse_uri, Client};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -33,22 +35,18 @@ fn config_file_and_sigterm() {
     assert!(line.contains("auth=false"), "{line}");
     std::thread::spawn(move || for _ in out.lines() {});
 
-    let c = Client::with_uri_str(format!(
-        "mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=5000"
-    ))
-    .unwrap();
-    let coll = c.database("d").collection::<Document>("c");
-    coll.insert_one(doc! {"k": 1}).run().unwrap();
+    let mut c =
+        Client::connect(&parse_uri(&format!("mongodb://127.0.0.1:{port}/d")).unwrap()).unwrap();
+    c.command("d", doc! {"insert": "c", "documents": [{"k": 1}]})
+        .unwrap();
+    assert_eq!(c.find_all("d", "c").unwrap().len(), 1);
     // An unknown command gets MongoDB's CommandNotFound shape.
-    let err = c
-        .database("d")
-        .run_command(doc! {"frobnicate": 1})
-        .run()
-        .unwrap_err();
+    let err = c.command("d", doc! {"frobnicate": 1}).unwrap_err();
     assert!(
         err.to_string().contains("no such command: 'frobnicate'"),
         "{err}"
     );
+    assert!(err.to_string().contains("code 59"), "{err}");
 
     sigterm(child.id());
     let status = child.wait().unwrap();
