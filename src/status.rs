@@ -17,8 +17,9 @@
 //!
 //! `status` is `ok`, `warn` or `fail`; `fix` is present on every `warn` and `fail`. `ip` may be
 //! null. An instance is healthy when none of its checks failed (warnings do not change the exit
-//! code). Check ids: `container`, `memory`, `disk`, `unit:UNIT`, `http-nginx`, `http-slot`,
-//! `version`, `update`, `database`, `tls`, `backup`, `operation`, `profile`. With `--notify`
+//! code). Check ids: `container`, `memory`, `disk`, `update-disk`, `unit:UNIT`, `http-nginx`,
+//! `http-slot`, `version`, `update`, `database`, `service-KIND`, `tls`, `backup`, `operation`,
+//! `profile`. With `--notify`
 //! the object also has `"notify": {"sent": bool, "message": "..."}`. The exit code is 0 when
 //! every instance is healthy and 4 otherwise; then the object is printed with `"result":
 //! "unhealthy"`, followed by the usual error line (`{"result":"error","exit_code":4,...}`).
@@ -671,6 +672,15 @@ pub fn check_instance_live(
                 format!("`df -P /` in CT {vmid}"),
                 move || vec![disk_check(ct2.as_ref(), vmid)],
             ));
+            if let Some(p) = &profile {
+                let (ct3, p, i) = (ct.clone(), p.clone(), inst.clone());
+                pending.push(spawn_check(
+                    "update-disk",
+                    CT_CHECK_LIMIT,
+                    format!("`df` and `du` in CT {vmid}"),
+                    move || vec![update_disk_check(ct3.as_ref(), &p, &i)],
+                ));
+            }
         }
         if let Some(p) = &profile {
             let main = p.components[0].clone();
@@ -1097,6 +1107,36 @@ pub fn parse_df_free_pct(text: &str) -> Option<(u64, u64)> {
         return None;
     }
     Some((avail * 100 / total, avail / 1024))
+}
+
+/// Room for the next update: the data copy, a dump, the new release and its build (a source
+/// build's package cache: LibreChat's npm cache), at least the profile's `update_free_mib`. A
+/// warning while it is short, so it is fixed before an update is refused for it.
+pub fn update_disk_check(ct: &dyn CtAccess, p: &Profile, inst: &Instance) -> Check {
+    const ID: &str = "update-disk";
+    let vmid = inst.container.vmid;
+    match crate::update::disk_room(ct, p, inst) {
+        Err(e) => Check::warn(
+            ID,
+            format!("cannot measure the room for an update: {e:#}"),
+            format!("pct exec {vmid} -- df -h /var/lib"),
+        ),
+        Ok(r) if r.avail >= r.need => Check::ok(
+            ID,
+            format!("{} MiB free; an update needs {} MiB", r.avail, r.need),
+        ),
+        Ok(r) => Check::warn(
+            ID,
+            format!(
+                "{} MiB free, but an update needs {} MiB (a copy of the {} MiB of data, a dump, the new release and its build; at least the profile's {} MiB): it would be refused",
+                r.avail, r.need, r.data_mib, p.resources.update_free_mib
+            ),
+            format!(
+                "pct resize {vmid} rootfs +{}G  (or free space in the container)",
+                (r.need - r.avail).div_ceil(1024).max(1)
+            ),
+        ),
+    }
 }
 
 pub fn disk_check(ct: &dyn CtAccess, vmid: u32) -> Check {
@@ -1764,6 +1804,80 @@ mod tests {
         ) -> std::result::Result<serde_json::Value, crate::pve::PveError> {
             Ok(json!({ "status": "stopped", "mem": 0, "maxmem": 0, "uptime": 0, "cpu": 0 }))
         }
+    }
+
+    /// The room for the next update: what the update's preflight measures, a warning with the
+    /// resize that fixes it while it is short (a LibreChat build needs its npm cache's room).
+    #[test]
+    fn update_disk_warns_before_an_update_would_be_refused() {
+        struct Df(&'static str);
+        impl CtAccess for Df {
+            fn exec(&self, _: u32, argv: &[&str]) -> anyhow::Result<ExecOutput> {
+                assert!(argv.join(" ").contains("df -Pk /var/lib"), "{argv:?}");
+                Ok(ExecOutput {
+                    code: 0,
+                    stdout: self.0.into(),
+                    stderr: String::new(),
+                })
+            }
+            fn write(
+                &self,
+                _: u32,
+                _: &str,
+                _: &[u8],
+                _: u32,
+                _: Option<&str>,
+            ) -> anyhow::Result<()> {
+                unreachable!()
+            }
+            fn push(
+                &self,
+                _: u32,
+                _: &Path,
+                _: &str,
+                _: u32,
+                _: Option<&str>,
+            ) -> anyhow::Result<()> {
+                unreachable!()
+            }
+        }
+        let p = crate::profile::Catalog::new(Path::new("/nonexistent"))
+            .load("librechat")
+            .unwrap()
+            .profile;
+        assert_eq!(p.resources.update_free_mib, 6144);
+        let inst: Instance = serde_json::from_value(json!({
+            "name": "chat", "profile": "librechat", "app_version": "v0.8.6",
+            "container": { "node": "pve", "vmid": 120, "hostname": "chat", "storage": "local" },
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        // 2 GiB free, 100 MiB of data: short of the profile's 6 GiB.
+        let short = Df("/dev/loop0 16000000 13900000 2097152 87% /\n102400\n");
+        let c = update_disk_check(&short, &p, &inst);
+        assert_eq!(c.status, Level::Warn, "{c:?}");
+        assert!(
+            c.message
+                .contains("2048 MiB free, but an update needs 6144 MiB"),
+            "{c:?}"
+        );
+        assert_eq!(
+            c.fix.as_deref(),
+            Some("pct resize 120 rootfs +4G  (or free space in the container)")
+        );
+        // 6000 MiB free (more than the minimum), 3 GiB of data: the copy and the dump need more.
+        let data = Df("/dev/loop0 16000000 5000000 6144000 40% /\n3145728\n");
+        let c = update_disk_check(&data, &p, &inst);
+        assert_eq!(c.status, Level::Warn, "{c:?}");
+        assert!(
+            c.message
+                .contains("6000 MiB free, but an update needs 6400 MiB (a copy of the 3072 MiB"),
+            "{c:?}"
+        );
+        let roomy = Df("/dev/loop0 32000000 5000000 20971520 20% /\n102400\n");
+        let c = update_disk_check(&roomy, &p, &inst);
+        assert_eq!(c.status, Level::Ok, "{c:?}");
+        assert_eq!(c.message, "20480 MiB free; an update needs 6144 MiB");
     }
 
     #[test]

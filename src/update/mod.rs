@@ -234,32 +234,56 @@ fn lock(out: &Output, name: &str, op: &str, wait: Duration, vmid: u32) -> Result
     Ok(l)
 }
 
-/// Enough free disk in the container for the data copy, a dump and the new release (at least
-/// the profile's minimum), checked before anything changes.
-fn preflight_disk(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> Result<String> {
-    let vmid = inst.container.vmid;
-    let p = profile.name.as_str();
-    let data = Layout::data_dir(p, inst.active_slot);
+/// The room an update needs in the container, and what it has.
+pub struct DiskRoom {
+    /// MiB free where the releases, data and dumps live (`/var/lib`'s filesystem).
+    pub avail: u64,
+    /// The data copy for the new slot, a dump of the same size and room for the release; at
+    /// least the profile's `update_free_mib` (a source build with its package cache).
+    pub need: u64,
+    pub data_mib: u64,
+}
+
+/// Measures [`DiskRoom`] in the container (`df` and `du`, read-only): the update's preflight
+/// and `status` ask the same question.
+pub fn disk_room(
+    ct: &dyn CtAccess,
+    profile: &Profile,
+    inst: &Instance,
+) -> anyhow::Result<DiskRoom> {
+    let data = Layout::data_dir(profile.name.as_str(), inst.active_slot);
     let out = crate::ct::sh(
         ct,
-        vmid,
+        inst.container.vmid,
         &format!("df -Pk /var/lib | tail -1; du -sk {data} 2>/dev/null | cut -f1"),
-    )
-    .map_err(LaunchError::Failed)?;
+    )?;
     let mut lines = out.stdout.lines();
     let avail_kib: u64 = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .ok_or_else(|| anyhow!("cannot read `df -Pk /var/lib`: {}", out.stdout.trim()))?;
     let data_kib: u64 = lines
         .next()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    let avail = avail_kib / 1024;
     let data_mib = data_kib.div_ceil(1024);
-    // The copy for the new slot, a dump of the same size, and room for the release.
-    let need = (data_mib * 2 + 256).max(profile.resources.update_free_mib);
+    Ok(DiskRoom {
+        avail: avail_kib / 1024,
+        need: (data_mib * 2 + 256).max(profile.resources.update_free_mib),
+        data_mib,
+    })
+}
+
+/// Enough free disk in the container for the data copy, a dump and the new release (at least
+/// the profile's minimum), checked before anything changes.
+fn preflight_disk(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> Result<String> {
+    let vmid = inst.container.vmid;
+    let DiskRoom {
+        avail,
+        need,
+        data_mib,
+    } = disk_room(ct, profile, inst).map_err(LaunchError::Failed)?;
     if avail < need {
         let big = crate::ct::sh(
             ct,
