@@ -17,10 +17,9 @@ mod lab;
 mod load;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
-use lab::{launch, text, workspace_bin, Config, Lab};
+use lab::{launch, text, Config, Lab};
 use load::{assert_no_failures, Load};
 
 /// One app's case: its profile, two real versions, its answers and how to drive it.
@@ -115,69 +114,26 @@ fn running_version(lab: &Lab, at: &Instance, case: &AppCase) -> String {
 /// A bounded run of the scenario (no update going on): every request must succeed; the
 /// acknowledged writes are listed in `written`.
 fn writes(at: &Instance, case: &AppCase, first_worker: usize, written: &Path) {
-    let out = Command::new(workspace_bin("launch-load"))
-        .args(["--url", &format!("http://{}", at.ip)])
-        .arg("--scenario")
-        .arg(scenario(case))
-        .args([
-            "--concurrency",
-            "2",
-            "--max-requests",
-            "120",
-            "--duration",
-            "60",
-        ])
-        .args(["--write-every", "2", "--timeout", "40"])
-        .args(["--first-worker", &first_worker.to_string()])
-        .arg("--written")
-        .arg(written)
-        .env("LAUNCH_LOAD_PASSWORD", &at.password)
-        .output()
-        .unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("launch-load ({e}): {}", text(&out)));
-    assert_eq!(summary["failed"], 0, "{summary}");
-    let n = std::fs::read_to_string(written).unwrap().lines().count();
-    assert!(n > 20, "only {n} writes acknowledged: {summary}");
+    let auth = ("LAUNCH_LOAD_PASSWORD", at.password.as_str());
+    load::bounded_writes(
+        &at.ip,
+        &scenario(case),
+        auth,
+        first_worker,
+        120,
+        20,
+        written,
+    );
 }
 
 /// Reads back, from `at`, every write each file lists; returns how many were checked.
 fn verify(at: &Instance, case: &AppCase, files: &[&Path]) -> usize {
-    let mut checked = 0;
-    for f in files {
-        let out = Command::new(workspace_bin("launch-load"))
-            .args(["--url", &format!("http://{}", at.ip)])
-            .arg("--scenario")
-            .arg(scenario(case))
-            .arg("--verify")
-            .arg(f)
-            .env("LAUNCH_LOAD_PASSWORD", &at.password)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("launch-load --verify ({e}): {}", text(&out)));
-        assert_eq!(
-            v["missing"],
-            0,
-            "acknowledged writes of {} are gone: {v}",
-            f.display()
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        checked += v["checked"].as_u64().unwrap() as usize;
-    }
-    checked
+    let auth = ("LAUNCH_LOAD_PASSWORD", at.password.as_str());
+    load::verify_writes(&at.ip, &scenario(case), auth, files) as usize
 }
 
 fn healthy(lab: &Lab, cfg: &Config, name: &str) {
-    let out = launch(lab, cfg, &["status", name, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "status: {}", text(&out));
-    let first = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(v["instances"][0]["healthy"], true, "{v:#}");
+    lab::healthy(lab, cfg, name);
 }
 
 fn lifecycle(case: &AppCase) {

@@ -278,32 +278,8 @@ fn app_version(at: &Instance) -> String {
 /// A bounded scenario run (no update going on): every request succeeds; the acknowledged
 /// writes are listed in `written`.
 fn writes(at: &Instance, token: &str, first_worker: usize, written: &Path) {
-    let out = Command::new(workspace_bin("launch-load"))
-        .args(["--url", &format!("http://{}", at.ip)])
-        .arg("--scenario")
-        .arg(scenario())
-        .args([
-            "--concurrency",
-            "2",
-            "--max-requests",
-            "80",
-            "--duration",
-            "60",
-        ])
-        .args(["--write-every", "2", "--timeout", "40"])
-        .args(["--first-worker", &first_worker.to_string()])
-        .arg("--written")
-        .arg(written)
-        .env("LAUNCH_LOAD_TOKEN", token)
-        .output()
-        .unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("launch-load ({e}): {}", text(&out)));
-    assert_eq!(summary["failed"], 0, "{summary}");
-    assert!(
-        std::fs::read_to_string(written).unwrap().lines().count() > 10,
-        "{summary}"
-    );
+    let auth = ("LAUNCH_LOAD_TOKEN", token);
+    load::bounded_writes(&at.ip, &scenario(), auth, first_worker, 80, 10, written);
 }
 
 fn scenario() -> PathBuf {
@@ -311,23 +287,7 @@ fn scenario() -> PathBuf {
 }
 
 fn verify(at: &Instance, token: &str, files: &[&Path]) -> u64 {
-    let mut checked = 0;
-    for f in files {
-        let out = Command::new(workspace_bin("launch-load"))
-            .args(["--url", &format!("http://{}", at.ip)])
-            .arg("--scenario")
-            .arg(scenario())
-            .arg("--verify")
-            .arg(f)
-            .env("LAUNCH_LOAD_TOKEN", token)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("launch-load --verify ({e}): {}", text(&out)));
-        assert_eq!(v["missing"], 0, "writes of {} are gone: {v}", f.display());
-        checked += v["checked"].as_u64().unwrap();
-    }
-    checked
+    load::verify_writes(&at.ip, &scenario(), ("LAUNCH_LOAD_TOKEN", token), files)
 }
 
 const YAML: &str = "/etc/librechat/librechat.yaml";
@@ -364,17 +324,7 @@ fn meili(lab: &Lab, vmid: &str, script: &str) -> String {
 }
 
 fn healthy(lab: &Lab, cfg: &Config) -> serde_json::Value {
-    let out = launch(lab, cfg, &["status", NAME, "--json"]);
-    let first = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let v: serde_json::Value = serde_json::from_str(&first)
-        .unwrap_or_else(|e| panic!("status --json ({e}): {}", text(&out)));
-    assert_eq!(out.status.code(), Some(0), "status: {v:#}");
-    assert_eq!(v["instances"][0]["healthy"], true, "{v:#}");
-    v
+    lab::healthy(lab, cfg, NAME)
 }
 
 /// A streamed reply through nginx arrives event by event: the first event is read while the

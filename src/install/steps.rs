@@ -477,7 +477,7 @@ fn services_step(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     )?;
     for a in adapters {
         rep.info(format!(
-            "{} answers on 127.0.0.1:{} with its own password",
+            "{} answers on 127.0.0.1:{} with credentials of its own",
             a.title(),
             a.port()
         ));

@@ -369,6 +369,21 @@ pub fn launch_via(
     cmd.args(args).output().unwrap()
 }
 
+/// `status NAME --json` exits 0 and says the instance is healthy; its first line (the report).
+pub fn healthy(lab: &Lab, cfg: &Config, name: &str) -> serde_json::Value {
+    let out = launch(lab, cfg, &["status", name, "--json"]);
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&first)
+        .unwrap_or_else(|e| panic!("status --json ({e}): {}", text(&out)));
+    assert_eq!(out.status.code(), Some(0), "status: {v:#}");
+    assert_eq!(v["instances"][0]["healthy"], true, "{v:#}");
+    v
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",

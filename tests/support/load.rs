@@ -2,10 +2,71 @@
 //! host through nginx to the container's address, bounded in time and count.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use super::lab::workspace_bin;
+use super::lab::{text, workspace_bin};
+
+/// A bounded run of `scenario` against `http://IP` (no update going on): 2 workers, at most
+/// `max_requests`, a write every other request. Every request must succeed and more than
+/// `min_writes` writes be acknowledged; they are listed in `written`. `auth` is the variable
+/// the scenario's auth reads, and its value.
+pub fn bounded_writes(
+    ip: &str,
+    scenario: &Path,
+    auth: (&str, &str),
+    first_worker: usize,
+    max_requests: usize,
+    min_writes: usize,
+    written: &Path,
+) {
+    let out = Command::new(workspace_bin("launch-load"))
+        .args(["--url", &format!("http://{ip}")])
+        .arg("--scenario")
+        .arg(scenario)
+        .args(["--concurrency", "2", "--duration", "60"])
+        .args(["--max-requests", &max_requests.to_string()])
+        .args(["--write-every", "2", "--timeout", "40"])
+        .args(["--first-worker", &first_worker.to_string()])
+        .arg("--written")
+        .arg(written)
+        .env(auth.0, auth.1)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("launch-load ({e}): {}", text(&out)));
+    assert_eq!(summary["failed"], 0, "{summary}");
+    let n = std::fs::read_to_string(written).unwrap().lines().count();
+    assert!(n > min_writes, "only {n} writes acknowledged: {summary}");
+}
+
+/// Reads back, from `http://IP`, every write each file lists (`launch-load --verify`); none
+/// may be missing. Returns how many were checked.
+pub fn verify_writes(ip: &str, scenario: &Path, auth: (&str, &str), files: &[&Path]) -> u64 {
+    let mut checked = 0;
+    for f in files {
+        let out = Command::new(workspace_bin("launch-load"))
+            .args(["--url", &format!("http://{ip}")])
+            .arg("--scenario")
+            .arg(scenario)
+            .arg("--verify")
+            .arg(f)
+            .env(auth.0, auth.1)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("launch-load --verify ({e}): {}", text(&out)));
+        assert_eq!(
+            v["missing"],
+            0,
+            "acknowledged writes of {} are gone: {v}",
+            f.display()
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        checked += v["checked"].as_u64().unwrap();
+    }
+    checked
+}
 
 pub struct Load {
     child: Option<Child>,
