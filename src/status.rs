@@ -1110,7 +1110,7 @@ pub fn parse_df_free_pct(text: &str) -> Option<(u64, u64)> {
 }
 
 /// Room for the next update: the data copy, a dump, the new release and its build (a source
-/// build's package cache: LibreChat's npm cache), at least the profile's `update_free_mib`. A
+/// build's package cache, such as npm's), at least the profile's `update_free_mib`. A
 /// warning while it is short, so it is fixed before an update is refused for it.
 pub fn update_disk_check(ct: &dyn CtAccess, p: &Profile, inst: &Instance) -> Check {
     const ID: &str = "update-disk";

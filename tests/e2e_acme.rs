@@ -711,7 +711,13 @@ fn acme_end_to_end() {
     assert_eq!(served_serial(&root_file, &ip), second);
 
     // 7. An update keeps HTTPS and the challenge location (the site is rendered again).
-    let out = launch(&lab, &cfg, &["update", "vikunja", "--version", "v2.0.0"]);
+    // A 5 s watch after the switch (the profile's is longer): the switch is what this proves;
+    // the watch itself is tested in e2e_update.
+    let out = launch(
+        &lab,
+        &cfg,
+        &["update", "vikunja", "--version", "v2.0.0", "--watch", "5"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let (status, body) = http_get(&format!("http://{ip}/.well-known/acme-challenge/probe"));
     assert_eq!((status, body.trim()), (200, "probe-token"));

@@ -188,10 +188,20 @@ fn lifecycle(case: &AppCase) {
         ],
         &[("LAUNCH_LOAD_PASSWORD", &first.password)],
     );
+    // A 5 s watch after the switch (the profile's is longer): the switch is what this proves;
+    // the watch itself is tested in e2e_update.
     let out = launch(
         &lab,
         &cfg,
-        &["update", case.instance, "--version", case.new, "--yes"],
+        &[
+            "update",
+            case.instance,
+            "--version",
+            case.new,
+            "--yes",
+            "--watch",
+            "5",
+        ],
     );
     let summary = load.stop();
     eprintln!("update:\n{}", text(&out));

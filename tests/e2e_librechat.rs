@@ -561,7 +561,13 @@ fn librechat_lifecycle_with_stand_ins() {
         ],
         &[("LAUNCH_LOAD_TOKEN", &token)],
     );
-    let out = launch(&lab, &cfg, &["update", NAME, "--version", NEW, "--yes"]);
+    // A 5 s watch after the switch (the profile's is longer): the switch is what this proves;
+    // the watch itself is tested in e2e_update.
+    let out = launch(
+        &lab,
+        &cfg,
+        &["update", NAME, "--version", NEW, "--yes", "--watch", "5"],
+    );
     let summary = load.stop();
     eprintln!("update:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "update: {}", text(&out));

@@ -186,10 +186,20 @@ fn redis_service_lifecycle() {
 
     // 3. Update under load: no request fails, the keys stay.
     let load = Load::start(&ip);
+    // A 5 s watch after the switch (the profile's is longer): the switch is what this proves;
+    // the watch itself is tested in e2e_update.
     let out = launch(
         &lab,
         &cfg,
-        &["update", "vikunja", "--version", "v2.0.0", "--yes"],
+        &[
+            "update",
+            "vikunja",
+            "--version",
+            "v2.0.0",
+            "--yes",
+            "--watch",
+            "5",
+        ],
     );
     let summary = load.stop();
     eprintln!("update:\n{}", text(&out));

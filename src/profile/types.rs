@@ -1159,8 +1159,8 @@ pub struct FileDef {
     pub mode: String,
     #[serde(default)]
     pub owner: Option<String>,
-    /// Written only when absent: a starting point the admin then owns (LibreChat's
-    /// `librechat.yaml`). Update, reconfigure and restore never replace it, status does not
+    /// Written only when absent: a starting point the admin then owns (an app's own
+    /// configuration file). Update, reconfigure and restore never replace it, status does not
     /// report its edits as drift; list it in `backup.config` to keep it in backups.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub seed: bool,
