@@ -1115,7 +1115,7 @@ pub fn parse_df_free_pct(text: &str) -> Option<(u64, u64)> {
 pub fn update_disk_check(ct: &dyn CtAccess, p: &Profile, inst: &Instance) -> Check {
     const ID: &str = "update-disk";
     let vmid = inst.container.vmid;
-    match crate::update::disk_room(ct, p, inst) {
+    match crate::update::disk_room(ct, p, inst, Some(3)) {
         Err(e) => Check::warn(
             ID,
             format!("cannot measure the room for an update: {e:#}"),
@@ -1813,7 +1813,10 @@ mod tests {
         struct Df(&'static str);
         impl CtAccess for Df {
             fn exec(&self, _: u32, argv: &[&str]) -> anyhow::Result<ExecOutput> {
-                assert!(argv.join(" ").contains("df -Pk /var/lib"), "{argv:?}");
+                let script = argv.join(" ");
+                assert!(script.contains("df -Pk /var/lib"), "{argv:?}");
+                // Status bounds `du`, so a data directory of many files cannot slow it.
+                assert!(script.contains("timeout 3 du -sk"), "{argv:?}");
                 Ok(ExecOutput {
                     code: 0,
                     stdout: self.0.into(),

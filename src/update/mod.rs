@@ -245,17 +245,24 @@ pub struct DiskRoom {
 }
 
 /// Measures [`DiskRoom`] in the container (`df` and `du`, read-only): the update's preflight
-/// and `status` ask the same question.
+/// and `status` ask the same question. With `du_limit_s`, `du` (slow on a data directory of many
+/// files) gets that long; past it the data's size counts as 0 and only the profile's minimum
+/// is asked for (status stays quick; the update itself measures without a limit).
 pub fn disk_room(
     ct: &dyn CtAccess,
     profile: &Profile,
     inst: &Instance,
+    du_limit_s: Option<u32>,
 ) -> anyhow::Result<DiskRoom> {
     let data = Layout::data_dir(profile.name.as_str(), inst.active_slot);
+    let du = match du_limit_s {
+        Some(s) => format!("timeout {s} du -sk {data}"),
+        None => format!("du -sk {data}"),
+    };
     let out = crate::ct::sh(
         ct,
         inst.container.vmid,
-        &format!("df -Pk /var/lib | tail -1; du -sk {data} 2>/dev/null | cut -f1"),
+        &format!("df -Pk /var/lib | tail -1; {du} 2>/dev/null | cut -f1"),
     )?;
     let mut lines = out.stdout.lines();
     let avail_kib: u64 = lines
@@ -283,7 +290,7 @@ fn preflight_disk(ct: &dyn CtAccess, profile: &Profile, inst: &Instance) -> Resu
         avail,
         need,
         data_mib,
-    } = disk_room(ct, profile, inst).map_err(LaunchError::Failed)?;
+    } = disk_room(ct, profile, inst, None).map_err(LaunchError::Failed)?;
     if avail < need {
         let big = crate::ct::sh(
             ct,
