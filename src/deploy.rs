@@ -21,6 +21,7 @@ pub struct AppSettings<'a> {
     /// Answers to the profile's questions (and the install settings kept with them).
     pub settings: &'a BTreeMap<String, String>,
     pub secrets: &'a BTreeMap<String, String>,
+    /// The blue slot's database; [`Self::render_context`] gives each slot its own.
     pub db: DbContext,
     pub tls: bool,
 }
@@ -32,7 +33,7 @@ impl<'a> AppSettings<'a> {
             name: &inst.name,
             settings: &inst.settings,
             secrets: &inst.secrets,
-            db: DbContext::for_instance(inst),
+            db: DbContext::base(inst),
             tls: inst.settings.get("tls").map(String::as_str) == Some("true"),
         }
     }
@@ -78,7 +79,7 @@ impl<'a> AppSettings<'a> {
             drain_s: component.drain_s,
             settings: render::typed_settings(self.profile, &settings),
             secrets: self.secrets.clone(),
-            db: self.db.clone(),
+            db: crate::database::in_slot(&self.db, self.settings, slot),
             services: crate::service::contexts(self.profile, self.settings, self.secrets),
             tls: self.tls.then(|| TlsContext {
                 cert: format!("/etc/{p}/tls/cert.pem"),
@@ -204,18 +205,19 @@ pub fn write_component_files(
 ) -> Result<String> {
     for f in &component.files {
         let text = render::file(profile, &f.template, rc)?;
-        if f.seed && ct.exec(vmid, &["test", "-e", &f.path])?.ok() {
+        let path = f.path_in(slot);
+        if f.seed && ct.exec(vmid, &["test", "-e", &path])?.ok() {
             // The admin's file now: never replaced.
             continue;
         }
         let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
-        if let Some(dir) = std::path::Path::new(&f.path).parent() {
+        if let Some(dir) = std::path::Path::new(&path).parent() {
             sh(ct, vmid, &format!("mkdir -p {}", dir.display()))?;
         }
         // A file owned by the app user's group is readable by it; root keeps write access.
-        ct.write(vmid, &f.path, text.as_bytes(), mode, None)?;
+        ct.write(vmid, &path, text.as_bytes(), mode, None)?;
         if let Some(o) = &f.owner {
-            run(ct, vmid, &["chgrp", o, &f.path])?;
+            run(ct, vmid, &["chgrp", o, &path])?;
         }
     }
     let unit_name = Layout::unit_name(profile.name.as_str(), component.name.as_str(), slot);

@@ -634,7 +634,7 @@ fn rendered_files(profile: &Profile, inst: &Instance) -> anyhow::Result<Vec<Rend
             for f in c.files.iter().filter(|f| !f.seed) {
                 let mode = u32::from_str_radix(&f.mode, 8).unwrap_or(0o640);
                 out.push((
-                    f.path.clone(),
+                    f.path_in(slot),
                     render::file(profile, &f.template, rc)?,
                     mode,
                     f.owner.as_ref().map(|o| o.to_string()),

@@ -51,7 +51,19 @@ impl DbContext {
     /// wrote into the app's config): `settings.database` picks the adapter, which reads the
     /// rest (a local server's database and user are named after the profile; the password is
     /// `secrets.db_password`). A record without a kind is a format-1 SQLite instance.
+    /// The database the instance's active slot runs on.
     pub fn for_instance(inst: &crate::instance::Instance) -> Self {
+        Self::for_slot(inst, inst.active_slot)
+    }
+
+    /// The database `slot` runs on: the one database, or the slot's own when the instance
+    /// gives each slot one ([`crate::database::separate_slots`]).
+    pub fn for_slot(inst: &crate::instance::Instance, slot: crate::instance::Slot) -> Self {
+        crate::database::in_slot(&Self::base(inst), &inst.settings, slot)
+    }
+
+    /// The blue slot's database (the only one, unless each slot has its own).
+    pub fn base(inst: &crate::instance::Instance) -> Self {
         let adapter = crate::database::of_settings(&inst.settings);
         let password = inst.secrets.get("db_password").cloned().unwrap_or_default();
         adapter.context(&inst.settings, &inst.profile, &password)

@@ -153,6 +153,7 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
     for f in [
         "librechat.service.j2",
         "librechat.env.j2",
+        "db.env.j2",
         "site.conf.j2",
         "bootstrap.sh.j2",
         "librechat.yaml.j2",
@@ -509,9 +510,29 @@ fn librechat_lifecycle_with_stand_ins() {
         text(&out)
     );
 
-    // 4. An update, then a rollback: the new version migrates the database at start (LibreChat
-    // has no down-migrations); rollback goes back to the old release and loads the dump taken
-    // before the switch, so the old version finds the data as it left it.
+    // 4. An update, then a rollback. Each slot runs on its own database: the update loads a
+    // dump of blue's (taken while writes are held) into green's, and the new version migrates
+    // that copy at start (LibreChat has no down-migrations), so blue's database is untouched.
+    // Rollback is a switch back to it: the old version finds the data as it left it, and what
+    // the new version wrote meanwhile is kept in a dump.
+    let db = NAME.replace('-', "_");
+    let slot_uri = |slot: &str| {
+        lab.pct_ok(&[
+            "exec",
+            &first.vmid,
+            "--",
+            "cat",
+            &format!("/etc/librechat/db-{slot}.env"),
+        ])
+    };
+    assert!(
+        slot_uri("blue").contains(&format!("/{db}?authSource=admin")),
+        "{}",
+        slot_uri("blue")
+    );
+    let convo = |at: &Instance, token: &str, id: &str| -> u16 {
+        api(at, token, "GET", &format!("/api/convos/{id}"), None).0
+    };
     let token_counts = |at: &Instance, token: &str| -> Vec<bool> {
         let (s, msgs) = api(
             at,
@@ -535,7 +556,26 @@ fn librechat_lifecycle_with_stand_ins() {
     eprintln!("update (to roll back):\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "update: {}", text(&out));
     assert_eq!(app_version(&first), NEW);
+    assert!(
+        text(&out).contains(&format!("as {db}_green, the green slot's own")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        slot_uri("green").contains(&format!("/{db}_green?authSource=admin")),
+        "{}",
+        slot_uri("green")
+    );
     assert_eq!(token_counts(&first, &token), vec![true; 4]);
+    // A conversation made on the new version, after the switch.
+    let (s, r) = api(
+        &first,
+        &token,
+        "POST",
+        "/api/convos",
+        Some(serde_json::json!({"conversationId": "after-switch", "title": "after the switch"})),
+    );
+    assert_eq!(s, 201, "{r}");
     let out = launch(&lab, &cfg, &["rollback", NAME, "--yes", "--watch", "2"]);
     eprintln!("rollback:\n{}", text(&out));
     assert_eq!(out.status.code(), Some(0), "rollback: {}", text(&out));
@@ -543,9 +583,26 @@ fn librechat_lifecycle_with_stand_ins() {
     assert_eq!(
         token_counts(&first, &token),
         vec![false; 4],
-        "the pre-update dump was loaded back"
+        "blue's database is as the old version left it: the migration ran on green's copy only"
     );
     found(&first, &token, "quokka0", &convos[0]);
+    assert_eq!(
+        convo(&first, &token, "after-switch"),
+        404,
+        "blue runs on its own database, untouched since the switch"
+    );
+    let kept = lab.pct_ok(&[
+        "exec",
+        &first.vmid,
+        "--",
+        "sh",
+        "-c",
+        &format!("ls /var/backups/launch/{NAME}/"),
+    ]);
+    assert!(
+        kept.contains(&format!("rolled-back-{NEW}-")),
+        "what the new version wrote is kept: {kept}"
+    );
 
     // 5. The update under load: no request fails; the new version migrated the database at
     // start; the pre-update dump is kept in the container.

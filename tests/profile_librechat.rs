@@ -60,10 +60,69 @@ fn lint_passes_through_the_real_binary_with_every_check_run() {
     );
 }
 
+/// Lint refuses what would give both slots one database while each has its own: `MONGO_URI`
+/// in the file both slots read, and a file per slot where there is no slot to give it.
+#[test]
+fn lint_keeps_each_slots_database_its_own() {
+    let lint = |mutate: &dyn Fn(&mut String, &std::path::Path)| -> String {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("librechat");
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(profile_dir()).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        let mut yaml = std::fs::read_to_string(dir.join("profile.yaml")).unwrap();
+        mutate(&mut yaml, &dir);
+        std::fs::write(dir.join("profile.yaml"), yaml).unwrap();
+        let out = Command::cargo_bin("launch-tui")
+            .unwrap()
+            .env("LAUNCH_CONFIG", d.path())
+            .env("NO_COLOR", "1")
+            .args(["profiles", "lint", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        text(&out)
+    };
+    // MONGO_URI back in the shared env file.
+    let all = lint(&|_, dir| {
+        let env = dir.join("librechat.env.j2");
+        let t = std::fs::read_to_string(&env).unwrap();
+        std::fs::write(env, format!("{t}MONGO_URI={{{{ db.url }}}}\n")).unwrap();
+    });
+    assert!(
+        all.contains("librechat.env.j2")
+            && all.contains("names the slot's own database")
+            && all.contains("/etc/librechat/librechat.env"),
+        "{all}"
+    );
+    // A seeded file per slot, and a placeholder that is not `{slot}`.
+    let all = lint(&|y, _| {
+        *y = y.replacen(
+            "path: /etc/librechat/librechat.yaml",
+            "path: /etc/librechat/librechat-{slot}.yaml",
+            1,
+        );
+        *y = y.replacen(
+            "path: /etc/librechat/librechat.env",
+            "path: /etc/librechat/{name}.env",
+            1,
+        );
+    });
+    assert!(
+        all.contains("a seeded file is the admin's")
+            && all.contains("`{slot}` is the only placeholder"),
+        "{all}"
+    );
+}
+
 struct Rendered {
     unit: String,
     site: String,
     env: String,
+    /// The slot's own file (MONGO_URI), and where it goes.
+    db_env: (String, String),
     boot: String,
     /// librechat.yaml, and whether it is a seed (written once, then the admin's).
     yaml: (String, bool),
@@ -71,6 +130,11 @@ struct Rendered {
 
 /// Every file an install renders (blue slot), for a database as the adapter describes it.
 fn rendered(database: &str, extra: &[(&str, &str)], db_password: &str) -> Rendered {
+    rendered_in(Slot::Blue, database, extra, db_password)
+}
+
+/// Every file `slot` renders.
+fn rendered_in(slot: Slot, database: &str, extra: &[(&str, &str)], db_password: &str) -> Rendered {
     let loaded = launch::profile::load_dir(&profile_dir()).unwrap();
     let profile = loaded.profile;
     let mut settings: BTreeMap<String, String> = [
@@ -111,7 +175,7 @@ fn rendered(database: &str, extra: &[(&str, &str)], db_password: &str) -> Render
         tls: false,
     };
     let main = a.main_component();
-    let rc = a.render_context(main, Slot::Blue, "v0.8.1");
+    let rc = a.render_context(main, slot, "v0.8.1");
     let unit = render::unit(&profile, main, &rc).unwrap();
     let site = render::nginx_site(&profile, &rc).unwrap();
     let file = &main.files[0];
@@ -123,10 +187,20 @@ fn rendered(database: &str, extra: &[(&str, &str)], db_password: &str) -> Render
         .find(|f| f.path == "/etc/librechat/librechat.yaml")
         .expect("librechat.yaml is among the api's files");
     let yaml = (render::file(&profile, &y.template, &rc).unwrap(), y.seed);
+    let d = main
+        .files
+        .iter()
+        .find(|f| f.per_slot())
+        .expect("the api has a file per slot");
+    let db_env = (
+        d.path_in(Some(slot)),
+        render::file(&profile, &d.template, &rc).unwrap(),
+    );
     Rendered {
         unit,
         site,
         env,
+        db_env,
         boot,
         yaml,
     }
@@ -167,11 +241,14 @@ fn text_of(b: &[u8]) -> String {
 fn the_rendered_files_give_librechat_what_it_reads() {
     let r = rendered("mongodb", &[], "Lc0calPassw0rd");
     let env = read_env(&r.env);
+    assert_eq!(r.db_env.0, "/etc/librechat/db-blue.env");
+    assert_eq!(
+        read_env(&r.db_env.1)["MONGO_URI"],
+        "mongodb://librechat:Lc0calPassw0rd@127.0.0.1:27017/librechat?authSource=admin"
+    );
+    // The shared file names no database: both slots read it, and each has its own.
+    assert!(!env.contains_key("MONGO_URI"), "{}", r.env);
     for (k, v) in [
-        (
-            "MONGO_URI",
-            "mongodb://librechat:Lc0calPassw0rd@127.0.0.1:27017/librechat?authSource=admin",
-        ),
         ("DOMAIN_CLIENT", "https://chat.lab.example"),
         ("DOMAIN_SERVER", "https://chat.lab.example"),
         ("CREDS_KEY", &"ab".repeat(32)),
@@ -201,6 +278,7 @@ fn the_rendered_files_give_librechat_what_it_reads() {
         "User=librechat",
         "WorkingDirectory=/opt/librechat/releases/v0.8.1",
         "EnvironmentFile=/etc/librechat/librechat.env",
+        "EnvironmentFile=/etc/librechat/db-blue.env",
         "Environment=NODE_ENV=production",
         "Environment=HOST=127.0.0.1",
         "Environment=PORT=3080",
@@ -238,6 +316,7 @@ fn the_rendered_files_give_librechat_what_it_reads() {
         "config/create-user.js \"$email\" \"$user\" \"$user\" --email-verified=true < \"$in/stdin\"",
         "runuser -u 'librechat' -- /usr/bin/node",
         ". /etc/librechat/librechat.env",
+        ". '/etc/librechat/db-blue.env'",
     ] {
         assert!(r.boot.contains(want), "the bootstrap lacks `{want}`:\n{}", r.boot);
     }
@@ -289,6 +368,58 @@ fn search_and_librechat_yaml() {
     assert!(v["version"].as_str().is_some(), "{yaml}");
 }
 
+/// Each slot runs on its own database: the green slot's unit reads its own file, which names
+/// `librechat_green`; the blue slot's still names `librechat`. A record from before (no
+/// `db_slots`) keeps one database for both.
+#[test]
+fn each_slot_has_its_own_database() {
+    let sep = [("db_slots", "separate")];
+    let green = rendered_in(Slot::Green, "mongodb", &sep, "pw");
+    assert_eq!(green.db_env.0, "/etc/librechat/db-green.env");
+    assert_eq!(
+        read_env(&green.db_env.1)["MONGO_URI"],
+        "mongodb://librechat:pw@127.0.0.1:27017/librechat_green?authSource=admin"
+    );
+    assert!(
+        green
+            .unit
+            .lines()
+            .any(|l| l == "EnvironmentFile=/etc/librechat/db-green.env"),
+        "{}",
+        green.unit
+    );
+    let blue = rendered_in(Slot::Blue, "mongodb", &sep, "pw");
+    assert_eq!(
+        read_env(&blue.db_env.1)["MONGO_URI"],
+        "mongodb://librechat:pw@127.0.0.1:27017/librechat?authSource=admin"
+    );
+    // Both slots read the shared file: it is the same for both.
+    assert_eq!(green.env, blue.env);
+    let old = rendered_in(Slot::Green, "mongodb", &[], "pw");
+    assert!(
+        read_env(&old.db_env.1)["MONGO_URI"].ends_with("/librechat?authSource=admin"),
+        "{}",
+        old.db_env.1
+    );
+    let ext = rendered_in(
+        Slot::Green,
+        "external-mongodb",
+        &[
+            ("db_slots", "separate"),
+            ("db_host", "mongo.lab.example"),
+            ("db_port", "27018"),
+            ("db_name", "chat"),
+            ("db_user", "chat"),
+        ],
+        "pw",
+    );
+    assert!(
+        read_env(&ext.db_env.1)["MONGO_URI"].ends_with(":27018/chat_green?authSource=admin"),
+        "{}",
+        ext.db_env.1
+    );
+}
+
 #[test]
 fn an_external_mongodb_password_of_any_characters_reaches_the_app_whole() {
     // A password an attacker or an unlucky generator could pick: URL syntax, quotes, shell.
@@ -303,7 +434,7 @@ fn an_external_mongodb_password_of_any_characters_reaches_the_app_whole() {
         ],
         hostile,
     );
-    let env = read_env(&r.env);
+    let env = read_env(&r.db_env.1);
     let uri = url::Url::parse(&env["MONGO_URI"]).unwrap();
     assert_eq!(uri.scheme(), "mongodb");
     assert_eq!(uri.host_str(), Some("mongo.lab.example"));

@@ -96,6 +96,40 @@ pub struct DatabaseDump {
     pub kind: String,
     /// The entry holding it: a SQLite file (`db/NAME`) or an SQL dump (`db/*.sql`).
     pub entry: String,
+    /// The server database the dump was taken of (the active slot's, when each slot has its
+    /// own): MongoDB's dump names its collections by it. Absent in older archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl DatabaseDump {
+    /// The database the dump was taken of; older archives name none, and theirs was the
+    /// archived record's. Checked like any other value from an archive.
+    pub fn source(&self, instance: &crate::instance::Instance) -> Result<String> {
+        let name = match &self.name {
+            Some(n) => n.clone(),
+            None => crate::render::DbContext::for_instance(instance).name,
+        };
+        check_database_name(&name)?;
+        Ok(name)
+    }
+}
+
+/// A database name from an archive: letters, digits and `_ . -`, at most 70 characters (an
+/// external name's 63 and `_green`).
+fn check_database_name(name: &str) -> Result<()> {
+    let ok = name.len() <= 70
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        bail!(problem(format!(
+            "the manifest names the dumped database {}: letters, digits and _ . - only, at most 70 characters",
+            shown(name)
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -362,6 +396,9 @@ pub fn check_link_target(entry: &str, target: &str, hard: bool) -> Result<()> {
 /// through it, `a -> b -> ../..`), each ending inside `data/`; hard links naming a file under
 /// `data/`; nothing listed below a symlink; the database dump a plain file.
 pub fn check_links(m: &Manifest) -> Result<()> {
+    if let Some(n) = &m.database.name {
+        check_database_name(n)?;
+    }
     let listed: BTreeMap<&str, &EntryRecord> =
         m.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let symlinks: BTreeMap<&str, &str> = m

@@ -608,12 +608,19 @@ fn user(c: &RestoreCtx) -> String {
 }
 
 /// Where this restore's dump is staged and the database goes.
-fn spot<'a>(c: &'a RestoreCtx, dump: &'a str, data_dir: &'a str, user: &'a str) -> RestoreSpot<'a> {
+fn spot<'a>(
+    c: &'a RestoreCtx,
+    dump: &'a str,
+    data_dir: &'a str,
+    user: &'a str,
+    source_db: &'a str,
+) -> RestoreSpot<'a> {
     RestoreSpot {
         dump,
         data_dir,
         sqlite_file: c.loaded.profile.backup.sqlite_file.as_deref(),
         user,
+        source_db,
     }
 }
 
@@ -623,7 +630,12 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let adapter = db.adapter();
     let dump = format!("{}/{}", c.stage(), m.database.entry);
     let (data_dir, u) = (c.data_dir(), user(c));
-    let Some(restore) = adapter.restore(&db, &spot(c, &dump, &data_dir, &u))? else {
+    let source = if adapter.is_server() {
+        m.database.source(&m.instance)?
+    } else {
+        String::new()
+    };
+    let Some(restore) = adapter.restore(&db, &spot(c, &dump, &data_dir, &u, &source))? else {
         rep.info("a files-only app: no database to restore");
         return Ok(());
     };
@@ -658,7 +670,10 @@ fn database(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
 fn database_undo(c: &mut RestoreCtx, _: &Reporter) -> Result<()> {
     let db = DbContext::for_instance(&c.inst);
     let (data_dir, u) = (c.data_dir(), user(c));
-    match db.adapter().restore_undo(&db, &spot(c, "", &data_dir, &u)) {
+    match db
+        .adapter()
+        .restore_undo(&db, &spot(c, "", &data_dir, &u, ""))
+    {
         Some(script) => c.sh(&script),
         None => Ok(()),
     }
@@ -1005,7 +1020,7 @@ fn cleanup(c: &mut RestoreCtx, rep: &Reporter) -> Result<()> {
     let (data_dir, u) = (c.data_dir(), user(c));
     if let Some(more) = db
         .adapter()
-        .restore_cleanup(&db, &spot(c, "", &data_dir, &u))
+        .restore_cleanup(&db, &spot(c, "", &data_dir, &u, ""))
     {
         script.push_str(&more);
     }
@@ -1133,6 +1148,7 @@ mod tests {
             database: archive::DatabaseDump {
                 kind: "sqlite".into(),
                 entry: "db/vikunja.db".into(),
+                name: None,
             },
             entries: entries
                 .iter()

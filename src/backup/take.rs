@@ -430,6 +430,7 @@ fn take_inner(
         database: DatabaseDump {
             kind: db.kind.clone(),
             entry,
+            name: (!db.name.is_empty()).then(|| db.name.clone()),
         },
         entries: Vec::new(),
     };

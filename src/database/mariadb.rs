@@ -171,11 +171,11 @@ impl Adapter for Mariadb {
         })
     }
 
-    fn update_dump(&self, file: &str) -> String {
+    fn update_dump(&self, _: &DbContext, file: &str) -> String {
         format!("mariadb-dump --single-transaction {{conn}} > {}", q(file))
     }
 
-    fn update_load(&self, file: &str) -> String {
+    fn update_load(&self, _: &DbContext, file: &str, _: &str) -> String {
         format!("mariadb {{conn}} < {}", q(file))
     }
 }

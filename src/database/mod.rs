@@ -50,6 +50,9 @@ pub struct RestoreSpot<'a> {
     pub sqlite_file: Option<&'a str>,
     /// The app's user (owner of a database file).
     pub user: &'a str,
+    /// The database the dump was taken of, as the archive records it (MongoDB restores its
+    /// collections under the target's name).
+    pub source_db: &'a str,
 }
 
 /// A restore of a dump: its script, a client secret file it needs, and whether it overwrites
@@ -225,17 +228,64 @@ pub trait Adapter: Sync {
         "sql"
     }
 
-    /// The update's pre-update dump of `{conn}` into FILE (with `--clean`: loading it back
-    /// replaces what the new version changed).
-    fn update_dump(&self, file: &str) -> String {
-        let _ = file;
+    /// The update's pre-update dump of `{conn}` (the database `db`) into FILE (with `--clean`:
+    /// loading it back replaces what the new version changed).
+    fn update_dump(&self, db: &DbContext, file: &str) -> String {
+        let _ = (db, file);
         String::new()
     }
 
-    /// Loads the update's pre-update dump back (rollback).
-    fn update_load(&self, file: &str) -> String {
-        let _ = file;
+    /// Loads an update dump of the database named `source` into `db`, which afterwards holds
+    /// exactly the dump (rollback: the same database; a slot's own copy: another one).
+    fn update_load(&self, db: &DbContext, file: &str, source: &str) -> String {
+        let _ = (db, file, source);
         String::new()
+    }
+
+    /// Whether each slot can run on a database of its own (`NAME` for blue, `NAME_green` for
+    /// green): the update loads the pre-update dump into the new slot's, so the version that
+    /// serves keeps its data untouched until the switch, and rollback is a switch back.
+    fn slot_databases(&self) -> bool {
+        false
+    }
+
+    /// `db` under another database name (a connection string that holds it follows).
+    fn renamed(&self, db: DbContext, name: String) -> DbContext {
+        DbContext { name, ..db }
+    }
+}
+
+/// The instance setting that records that each slot has its own database (set at install
+/// when the adapter can; records without it share one database between the slots).
+pub const SLOT_DBS: &str = "db_slots";
+
+/// Whether an instance's settings give each slot a database of its own.
+pub fn separate_slots(settings: &BTreeMap<String, String>) -> bool {
+    settings.get(SLOT_DBS).map(String::as_str) == Some("separate")
+        && of_settings(settings).slot_databases()
+}
+
+/// The name of `slot`'s database, from the blue slot's (`NAME`, `NAME_green`).
+pub fn slot_db_name(base: &str, slot: crate::instance::Slot) -> String {
+    match slot {
+        crate::instance::Slot::Blue => base.to_string(),
+        crate::instance::Slot::Green => format!("{base}_green"),
+    }
+}
+
+/// The database `slot` runs on, from the blue slot's (`base`).
+pub fn in_slot(
+    base: &DbContext,
+    settings: &BTreeMap<String, String>,
+    slot: crate::instance::Slot,
+) -> DbContext {
+    if base.adapter().slot_databases()
+        && settings.get(SLOT_DBS).map(String::as_str) == Some("separate")
+    {
+        base.adapter()
+            .renamed(base.clone(), slot_db_name(&base.name, slot))
+    } else {
+        base.clone()
     }
 }
 
@@ -348,6 +398,7 @@ mod tests {
                 data_dir: "/d",
                 sqlite_file: Some("app.db"),
                 user: "app",
+                source_db: "app",
             };
             if let Some(r) = a.restore(&db, &at).unwrap() {
                 assert!(!r.script.contains("sample-password"), "{k:?}");
@@ -356,7 +407,8 @@ mod tests {
                     assert!(text.contains("sample-password"));
                 }
             }
-            assert!(!a.update_dump("/f").contains("sample-password"));
+            assert!(!a.update_dump(&db, "/f").contains("sample-password"));
+            assert!(!a.update_load(&db, "/f", "app").contains("sample-password"));
         }
     }
 }

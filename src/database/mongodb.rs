@@ -3,9 +3,14 @@
 //! in `apt_sources` (with the repository's signing key), so they are installed in the
 //! `database` step, after that repository was added, never with the base packages. A local
 //! server runs with authorization on; the app's user is created through MongoDB's localhost
-//! exception (no user exists yet) with `readWrite` on the app's database only. Credentials
-//! reach `mongodump`, `mongorestore` and `mongosh` through a private YAML file (`--config`,
-//! MongoDB's tools' own way) or a private script file, never argv.
+//! exception (no user exists yet) with `readWrite` on the app's two databases only: `NAME`,
+//! and `NAME_green`, the green slot's own copy during an update (see
+//! [`Adapter::slot_databases`]). Credentials reach `mongodump`, `mongorestore` and `mongosh`
+//! through a private YAML file (`--config`, MongoDB's tools' own way) or a private script
+//! file, never argv. The tools' connection string names no database: each dump names its
+//! database (`--db`) and each load the namespaces it takes (`--nsInclude`, and `--nsFrom` /
+//! `--nsTo` to load one database's dump into another), since mongo-tools would take a
+//! database in the string as a filter on the archive's own names.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +64,29 @@ fn empty_first() -> String {
     )
 }
 
+/// A database name in a namespace pattern of mongo-tools: `\`, `*` and `$` escaped, as its
+/// `ns.Escape` does.
+fn ns_escape(name: &str) -> String {
+    name.replace('\\', "\\\\")
+        .replace('*', "\\*")
+        .replace('$', "\\$")
+}
+
+/// mongorestore's options that load the dump of database `source` into `target`, and nothing
+/// else the archive may hold.
+fn load_namespaces(source: &str, target: &str) -> String {
+    let from = format!("{}.*", ns_escape(source));
+    let mut s = format!("--nsInclude={}", q(&from));
+    if source != target {
+        s.push_str(&format!(
+            " --nsFrom={} --nsTo={}",
+            q(&from),
+            q(&format!("{}.*", ns_escape(target)))
+        ));
+    }
+    s
+}
+
 pub struct Mongodb {
     pub external: bool,
 }
@@ -81,6 +109,13 @@ impl Mongodb {
             "mongodb://{user}{pw}@{host}:{}/{}?authSource=admin",
             db.port, db.name
         )
+    }
+
+    /// The tools' connection string: no password, and no database (see the module's note).
+    fn tools_uri(db: &DbContext) -> String {
+        let mut nameless = db.clone();
+        nameless.name = String::new();
+        Self::uri(&nameless, false)
     }
 }
 
@@ -184,10 +219,12 @@ impl Adapter for Mongodb {
         let _ = ct.exec(vmid, &["rm", "-f", PING_JS]);
         waited?;
         let js = |s: &str| serde_json::to_string(s).expect("a string serializes");
+        let green = super::slot_db_name(&name, crate::instance::Slot::Green);
         let script = format!(
-            "db.getSiblingDB(\"admin\").createUser({{user: {u}, pwd: {p}, roles: [{{role: \"readWrite\", db: {u}}}]}})\n",
+            "db.getSiblingDB(\"admin\").createUser({{user: {u}, pwd: {p}, roles: [{{role: \"readWrite\", db: {u}}}, {{role: \"readWrite\", db: {g}}}]}})\n",
             u = js(&name),
-            p = js(password)
+            p = js(password),
+            g = js(&green)
         );
         ct.write(vmid, SETUP_JS, script.as_bytes(), 0o600, None)?;
         let result = sh(
@@ -217,7 +254,7 @@ impl Adapter for Mongodb {
             CLIENT_CONF,
             format!(
                 "uri: {}\npassword: {}\n# mongosh-uri: mongodb://{host}:{}/admin\n# mongosh: db.getSiblingDB(\"admin\").auth({}, {})\n# mongosh: {}\n",
-                yaml(&Self::uri(db, false)),
+                yaml(&Self::tools_uri(db)),
                 yaml(&db.password),
                 db.port,
                 js_line(&db.user),
@@ -227,9 +264,10 @@ impl Adapter for Mongodb {
         ))
     }
 
-    fn dump_script(&self, _: &DbContext, _: &str, _: Option<&str>, entry: &str) -> Result<String> {
+    fn dump_script(&self, db: &DbContext, _: &str, _: Option<&str>, entry: &str) -> Result<String> {
         Ok(format!(
-            "mongodump --config={CLIENT_CONF} --archive=\"$S\"/{} --gzip --quiet\n",
+            "mongodump --config={CLIENT_CONF} --db={} --archive=\"$S\"/{} --gzip --quiet\n",
+            q(&db.name),
             q(entry)
         ))
     }
@@ -239,9 +277,10 @@ impl Adapter for Mongodb {
         // safety backup taken before is the way back.
         Ok(Some(Restore {
             script: format!(
-                "{}mongorestore --config={CLIENT_CONF} --archive={} --gzip --drop --quiet",
+                "{}mongorestore --config={CLIENT_CONF} --archive={} --gzip --drop --quiet {}",
                 empty_first(),
-                q(at.dump)
+                q(at.dump),
+                load_namespaces(at.source_db, &db.name)
             ),
             secret: self.client_secret(db),
             in_place: true,
@@ -264,16 +303,31 @@ impl Adapter for Mongodb {
         "archive"
     }
 
-    fn update_dump(&self, file: &str) -> String {
-        format!("mongodump {{conn}} --archive={} --gzip --quiet", q(file))
-    }
-
-    fn update_load(&self, file: &str) -> String {
+    fn update_dump(&self, db: &DbContext, file: &str) -> String {
         format!(
-            "{}mongorestore {{conn}} --archive={} --gzip --drop --quiet",
-            empty_first(),
+            "mongodump {{conn}} --db={} --archive={} --gzip --quiet",
+            q(&db.name),
             q(file)
         )
+    }
+
+    fn update_load(&self, db: &DbContext, file: &str, source: &str) -> String {
+        format!(
+            "{}mongorestore {{conn}} --archive={} --gzip --drop --quiet {}",
+            empty_first(),
+            q(file),
+            load_namespaces(source, &db.name)
+        )
+    }
+
+    fn slot_databases(&self) -> bool {
+        true
+    }
+
+    fn renamed(&self, mut db: DbContext, name: String) -> DbContext {
+        db.name = name;
+        db.url = Self::uri(&db, true);
+        db
     }
 }
 
@@ -347,9 +401,32 @@ mod tests {
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(
             v["uri"].as_str(),
-            Some("mongodb://u@h:27018/chat?authSource=admin")
+            Some("mongodb://u@h:27018/?authSource=admin")
         );
         assert_eq!(v["password"].as_str(), Some("it's \"quoted\"\\ and: yaml"));
+    }
+
+    /// A dump is loaded into the target's name, and only the source database's collections
+    /// are taken from the archive.
+    #[test]
+    fn loads_name_their_namespaces() {
+        let m = Mongodb { external: false };
+        let green = m.renamed(db("u", "p", "h"), "chat_green".into());
+        assert_eq!(
+            green.url,
+            "mongodb://u:p@h:27018/chat_green?authSource=admin"
+        );
+        let load = m.update_load(&green, "/x/d.archive", "chat");
+        assert!(
+            load.ends_with("--nsInclude='chat.*' --nsFrom='chat.*' --nsTo='chat_green.*'"),
+            "{load}"
+        );
+        let same = m.update_load(&db("u", "p", "h"), "/x/d.archive", "chat");
+        assert!(same.ends_with("--nsInclude='chat.*'"), "{same}");
+        assert_eq!(ns_escape("a*b$c\\d"), "a\\*b\\$c\\\\d");
+        assert!(m
+            .update_dump(&green, "/x/d.archive")
+            .contains("--db='chat_green'"));
     }
 
     #[test]

@@ -208,11 +208,11 @@ impl Adapter for Postgres {
         })
     }
 
-    fn update_dump(&self, file: &str) -> String {
+    fn update_dump(&self, _: &DbContext, file: &str) -> String {
         format!("pg_dump --clean --if-exists {{conn}} > {}", q(file))
     }
 
-    fn update_load(&self, file: &str) -> String {
+    fn update_load(&self, _: &DbContext, file: &str, _: &str) -> String {
         format!("psql -q -v ON_ERROR_STOP=1 {{conn}} < {}", q(file))
     }
 }

@@ -94,6 +94,11 @@ impl InstallCtx {
         let s = &self.settings;
         let mut settings: BTreeMap<String, String> = s.app.clone();
         settings.insert("database".into(), s.database.label().into());
+        if crate::database::adapter(s.database).slot_databases() {
+            // The local user was made with readWrite on both slots' databases (an external
+            // server's admin grants both: the docs and the update's error say so).
+            settings.insert(crate::database::SLOT_DBS.into(), "separate".into());
+        }
         settings.insert("os".into(), s.os.label().into());
         if s.tls.is_some() || matches!(self.acme_result, Some(Ok(()))) {
             settings.insert("tls".into(), "true".into());

@@ -844,6 +844,19 @@ pub fn resolve(
                     );
                 }
             }
+            if crate::database::adapter(database).slot_databases()
+                && check_db_field("db_name", &db_name).is_ok()
+                && (db_name.contains('.') || db_name.len() > 57)
+            {
+                // MongoDB's names: no `.`, under 64 characters, and the green slot's copy
+                // is NAME_green.
+                bad(
+                    "db_name",
+                    &db_name,
+                    "a MongoDB database name holds no `.`, and with `_green` (the update's copy) stays under 64 characters".into(),
+                    format!("name it with letters, digits, _ and - only, at most 57 characters, and grant the user readWrite on it and on it followed by _green (e.g. {}_green)", db_name.replace('.', "_").chars().take(57).collect::<String>()),
+                );
+            }
             Some(ExternalDb {
                 host,
                 port,

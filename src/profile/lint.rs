@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{DatabaseKind, LoadedProfile, Profile, QuestionKind, RESERVED_PREFIX};
+use super::{DatabaseKind, FileDef, LoadedProfile, Profile, QuestionKind, RESERVED_PREFIX};
 use crate::deploy::AppSettings;
 use crate::error::FileProblem;
 use crate::instance::Slot;
@@ -120,7 +120,9 @@ pub fn lint(loaded: &LoadedProfile, check_tools: bool) -> LintReport {
             });
         }
     }
-    let settings = sample_settings(profile);
+    let mut settings = sample_settings(profile);
+    // Where a database kind can give each slot its own database, the sample does.
+    settings.insert(crate::database::SLOT_DBS.into(), "separate".into());
     let secrets = sample_secrets(profile);
     let mut seen = std::collections::BTreeSet::new();
     let mut site_sample = None;
@@ -180,6 +182,39 @@ pub fn lint(loaded: &LoadedProfile, check_tools: bool) -> LintReport {
             }
             if let Some(b) = &profile.bootstrap {
                 push(render::file(profile, &b.script, &rc), &mut report);
+            }
+            // A file both slots read must not name a slot's own database: the update writes
+            // it for the new slot while the old one still serves (and may be restarted).
+            // (A slot's port and data directory may appear in one: its unit sets them over
+            // the file, as Vikunja's does.)
+            let blue = a.render_context(main, Slot::Blue, &version);
+            let mut green = blue.clone();
+            green.db = a.render_context(main, Slot::Green, &version).db;
+            for (j, f) in main.files.iter().enumerate() {
+                if f.per_slot() || f.seed {
+                    continue;
+                }
+                if let (Ok(b), Ok(g)) = (
+                    render::file(profile, &f.template, &blue),
+                    render::file(profile, &f.template, &green),
+                ) {
+                    if b != g && seen.insert((f.template.clone(), None)) {
+                        report.problems.push(FileProblem {
+                            file: profile.assets.shown_path(&f.template),
+                            line: None,
+                            column: None,
+                            field: Some(format!("components[0].files[{j}].path")),
+                            message: format!(
+                                "names the slot's own database ({variant}: each slot has one, `NAME` and `NAME_green`), but both slots read the one file {}",
+                                f.path
+                            ),
+                            help: Some(format!(
+                                "make it a file per slot: a path with `{}` (e.g. /etc/{}/db-{}.env), which the slot's unit reads",
+                                FileDef::SLOT, profile.name, FileDef::SLOT
+                            )),
+                        });
+                    }
+                }
             }
         }
     }

@@ -1166,6 +1166,24 @@ pub struct FileDef {
     pub seed: bool,
 }
 
+impl FileDef {
+    /// In a path, the slot the file belongs to: one file per slot, rendered with that slot's
+    /// context (a slot's own database, say), read by that slot's unit only.
+    pub const SLOT: &'static str = "{slot}";
+
+    pub fn per_slot(&self) -> bool {
+        self.path.contains(Self::SLOT)
+    }
+
+    /// Where the file goes for `slot` (the main component's; the others have no slot).
+    pub fn path_in(&self, slot: Option<crate::instance::Slot>) -> String {
+        self.path.replace(
+            Self::SLOT,
+            slot.unwrap_or(crate::instance::Slot::Blue).as_str(),
+        )
+    }
+}
+
 fn default_mode() -> String {
     "0644".into()
 }
@@ -1923,6 +1941,29 @@ impl Profile {
                         format!("components[{i}].files[{j}].mode"),
                         format!("`{}` is not an octal file mode", f.mode),
                         "write it like \"0640\"",
+                    );
+                }
+                let bare = f.path.replace(FileDef::SLOT, "");
+                let field = format!("components[{i}].files[{j}].path");
+                if !f.path.starts_with('/') || bare.contains(['{', '}']) {
+                    issue(
+                        field,
+                        format!("`{}` is not an absolute path (`{{slot}}` is the only placeholder)", f.path),
+                        "write it like /etc/myapp/myapp.env, or /etc/myapp/db-{slot}.env for one file per slot",
+                    );
+                } else if f.per_slot() && (i > 0 || f.seed) {
+                    issue(
+                        field,
+                        format!(
+                            "`{}` is a file per slot, but {}",
+                            f.path,
+                            if f.seed {
+                                "a seeded file is the admin's, one for both slots"
+                            } else {
+                                "only the main component runs in slots"
+                            }
+                        ),
+                        "drop `{slot}` from the path",
                     );
                 }
             }

@@ -33,6 +33,13 @@ pub struct Journal {
     /// A server database's pre-update dump, inside the container.
     #[serde(default)]
     pub dump: Option<String>,
+    /// Each slot has its own database: the new slot's was emptied and loaded from the dump.
+    #[serde(default)]
+    pub db_loaded: bool,
+    /// Each slot has its own database: a dump of the new slot's database as it was before
+    /// this update (what `rollback` went back to), loaded back if the update is undone.
+    #[serde(default)]
+    pub previous_dump: Option<String>,
     #[serde(default)]
     pub steps_done: Vec<String>,
 }

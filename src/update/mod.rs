@@ -368,6 +368,8 @@ fn new_journal(
         snapshot: None,
         backup: None,
         dump: None,
+        db_loaded: false,
+        previous_dump: None,
         steps_done: Vec::new(),
     }
 }

@@ -121,6 +121,13 @@ impl Ctx {
     fn server_db(&self) -> bool {
         DbContext::for_instance(&self.inst).adapter().is_server()
     }
+    /// Each slot runs on its own database (see `Adapter::slot_databases`).
+    fn separate_db(&self) -> bool {
+        crate::database::separate_slots(&self.inst.settings)
+    }
+    fn db(&self, slot: Slot) -> DbContext {
+        DbContext::for_slot(&self.inst, slot)
+    }
 }
 
 /// A step that marks the journal when it is done.
@@ -180,6 +187,22 @@ pub fn plan(c: &Ctx) -> Plan<Ctx> {
             "safety-backup",
             format!("Taking a verified backup of {from}"),
             safety_backup,
+        ));
+    }
+    if c.mode == Mode::Update
+        && c.separate_db()
+        && c.inst
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.slot == c.journal.to_slot)
+    {
+        plan = plan.step(step(
+            "keep-previous",
+            format!(
+                "Keeping the {} slot's database (what rollback went back to)",
+                c.journal.to_slot.as_str()
+            ),
+            keep_previous,
         ));
     }
     if c.mode == Mode::Update && c.client.is_some() {
@@ -436,14 +459,15 @@ fn safety_copy_inner(c: &mut Ctx, rep: &Reporter) -> Result<()> {
     }
     let dir = format!("/var/backups/launch/{}", c.inst.name);
     let stamp = timestamp().replace(':', "");
-    let adapter = DbContext::for_instance(&c.inst).adapter();
+    let db = c.db(c.from());
+    let adapter = db.adapter();
     let file = format!(
         "{dir}/pre-update-{}-{stamp}.{}",
         c.journal.from_version,
         adapter.dump_ext()
     );
-    let dump = adapter.update_dump(&file);
-    let out = db_client(c, &format!("umask 077; mkdir -p {dir} && {dump}"));
+    let dump = adapter.update_dump(&db, &file);
+    let out = db_client(c, &db, &format!("umask 077; mkdir -p {dir} && {dump}"));
     out.context("the pre-update database dump failed")?;
     rep.info(format!("database dumped to {file} (in the container)"));
     c.journal.dump = Some(file);
@@ -526,12 +550,26 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
                 "copied {from} to {to} ({} ms)",
                 t.elapsed().as_millis()
             ));
+            if c.separate_db() {
+                let t = Instant::now();
+                load_slot_database(c, rep)?;
+                c.metrics.phase("database copy", t.elapsed());
+            }
         }
         Mode::Rollback => {
             if !c.ct.exec(c.vmid(), &["test", "-d", &to])?.ok() {
                 bail!("{to} is gone: there is no pre-update data to roll back to\n  help: roll the whole container back with `launch-tui rollback {} --snapshot`, or restore a backup", c.inst.name);
             }
-            if let Some(dump) = c.journal.dump.clone() {
+            if c.separate_db() {
+                // The old slot's database is as it was at the switch; what was written since
+                // is kept in a dump before traffic goes back.
+                let v = c.journal.from_version.clone();
+                let file = keep_aside(c, c.from(), "rolled-back", &v)?;
+                rep.warn(format!(
+                    "what {v} wrote since the update is kept in {file} (in the container); {} goes back to its own database, untouched since the switch",
+                    c.journal.to_version
+                ));
+            } else if let Some(dump) = c.journal.dump.clone() {
                 restore_dump(c, &dump, rep)?;
             }
         }
@@ -547,17 +585,16 @@ fn green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
 /// Runs a database client script in the container with the instance's credentials: `{conn}`
 /// becomes the adapter's connection options; the password goes through a private file, never
 /// argv.
-fn db_client(c: &Ctx, script: &str) -> Result<crate::ct::ExecOutput> {
+fn db_client(c: &Ctx, db: &DbContext, script: &str) -> Result<crate::ct::ExecOutput> {
     const PW: &str = "/run/launch-dbpw";
-    let db = DbContext::for_instance(&c.inst);
     let client = db
         .adapter()
-        .client(&db)
+        .client(db)
         .with_context(|| format!("a {} database has no client", db.kind))?;
     let (env, script) = (client.password_env, script.replace("{conn}", &client.conn));
     c.ct.write(c.vmid(), PW, db.password.as_bytes(), 0o600, None)?;
     // Tools that read their credentials from a file of their own (MongoDB's `--config`).
-    let file = db.adapter().client_secret(&db);
+    let file = db.adapter().client_secret(db);
     if let Some((path, text)) = &file {
         c.ct.write(c.vmid(), path, text.as_bytes(), 0o600, None)?;
     }
@@ -573,10 +610,79 @@ fn db_client(c: &Ctx, script: &str) -> Result<crate::ct::ExecOutput> {
     out
 }
 
+/// Rollback with one database for both slots: the pre-update dump goes back into it.
 fn restore_dump(c: &Ctx, dump: &str, rep: &Reporter) -> Result<()> {
-    let load = DbContext::for_instance(&c.inst).adapter().update_load(dump);
-    db_client(c, &load).context("restoring the pre-update database dump failed")?;
+    let db = c.db(c.to());
+    let load = db.adapter().update_load(&db, dump, &db.name);
+    db_client(c, &db, &load).context("restoring the pre-update database dump failed")?;
     rep.info(format!("database restored from {dump}"));
+    Ok(())
+}
+
+/// Each slot its own database: the new slot's is emptied and loaded from the pre-update dump,
+/// taken while writes were held, so it is the serving slot's data as of now; the serving
+/// slot's database is not touched.
+fn load_slot_database(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let (src, dst) = (c.db(c.from()), c.db(c.to()));
+    let dump = c
+        .journal
+        .dump
+        .clone()
+        .context("no pre-update dump to give the new slot its own database")?;
+    c.journal.db_loaded = true;
+    c.journal.save()?;
+    let t = Instant::now();
+    let load = dst.adapter().update_load(&dst, &dump, &src.name);
+    db_client(c, &dst, &load).with_context(|| {
+        format!(
+            "loading the pre-update dump into {} (the {} slot's own database) failed\n  help: the database user needs readWrite on {} as well as on {}; on an external server, grant it (docs/profiles.md, \"Databases\")",
+            dst.name,
+            c.to().as_str(),
+            dst.name,
+            src.name
+        )
+    })?;
+    rep.info(format!(
+        "database {} loaded from the pre-update dump as {}, the {} slot's own ({} ms); {} stays as it was",
+        src.name,
+        dst.name,
+        c.to().as_str(),
+        t.elapsed().as_millis(),
+        src.name
+    ));
+    Ok(())
+}
+
+/// Dumps `slot`'s database into the instance's backup directory in the container, named
+/// `LABEL-VERSION-STAMP`; returns the file.
+fn keep_aside(c: &Ctx, slot: Slot, label: &str, version: &str) -> Result<String> {
+    let db = c.db(slot);
+    let adapter = db.adapter();
+    let dir = format!("/var/backups/launch/{}", c.inst.name);
+    let stamp = timestamp().replace(':', "");
+    let file = format!("{dir}/{label}-{version}-{stamp}.{}", adapter.dump_ext());
+    let dump = adapter.update_dump(&db, &file);
+    db_client(c, &db, &format!("umask 077; mkdir -p {dir} && {dump}"))
+        .with_context(|| format!("dumping database {} to {file} failed", db.name))?;
+    Ok(file)
+}
+
+/// Before the update empties the new slot's database for its copy: that database is what
+/// `rollback` went back to, so it is dumped first and loaded back if the update is undone.
+fn keep_previous(c: &mut Ctx, rep: &Reporter) -> Result<()> {
+    let version = c
+        .inst
+        .previous
+        .as_ref()
+        .map(|p| p.version.clone())
+        .unwrap_or_default();
+    let file = keep_aside(c, c.to(), "previous", &version)?;
+    rep.info(format!(
+        "database {} ({version}, what rollback went back to) dumped to {file}",
+        c.db(c.to()).name
+    ));
+    c.journal.previous_dump = Some(file);
+    c.journal.save()?;
     Ok(())
 }
 
@@ -602,6 +708,25 @@ fn undo_green(c: &mut Ctx, rep: &Reporter) -> Result<()> {
             ));
         } else {
             sh(c.ct.as_ref(), c.vmid(), &format!("rm -rf {to}"))?;
+        }
+        if c.journal.db_loaded {
+            let name = c.db(c.to()).name;
+            if c.journal.steps_done.iter().any(|s| s == "switch") {
+                let v = c.journal.to_version.clone();
+                let file = keep_aside(c, c.to(), "failed", &v)?;
+                rep.warn(format!(
+                    "writes made on {v} after the switch are kept in {file} (a dump of {name}, in the container)"
+                ));
+            }
+            if let Some(prev) = c.journal.previous_dump.clone() {
+                let db = c.db(c.to());
+                let load = db.adapter().update_load(&db, &prev, &db.name);
+                db_client(c, &db, &load)
+                    .with_context(|| format!("loading {prev} back into {name} failed"))?;
+                rep.info(format!(
+                    "database {name} is back as it was before this update (from {prev})"
+                ));
+            }
         }
         // What the slot held before this update comes back, so `rollback` still can.
         sh(
@@ -814,6 +939,10 @@ pub fn commit(
     rep.info(format!("{old} stopped; {new} starts on boot"));
     let set_aside = format!("{}.previous", Layout::data_dir(p, j.to_slot));
     sh(ct, vmid, &format!("rm -rf {set_aside}"))?;
+    if let Some(prev) = &j.previous_dump {
+        // The slot it was kept for now holds the version that was serving.
+        sh(ct, vmid, &format!("rm -f {}", crate::database::q(prev)))?;
+    }
     let next = switched_record(inst, profile, j, timestamp());
     store.save(&next)?;
     let text = serde_yaml_ng::to_string(&next)?;

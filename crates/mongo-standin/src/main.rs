@@ -63,6 +63,8 @@ enum Cmd {
         gzip: bool,
         #[arg(long)]
         drop: bool,
+        #[arg(long = "nsInclude")]
+        ns_include: Vec<String>,
         #[arg(long = "nsFrom")]
         ns_from: Option<String>,
         #[arg(long = "nsTo")]
@@ -180,6 +182,7 @@ fn main() -> Result<()> {
             archive,
             gzip,
             drop,
+            ns_include,
             ns_from,
             ns_to,
             quiet: _,
@@ -188,6 +191,7 @@ fn main() -> Result<()> {
             &archive,
             gzip,
             drop,
+            &ns_include,
             ns_from.as_deref(),
             ns_to.as_deref(),
         ),

@@ -68,6 +68,12 @@ pub fn tool_uri(uri: Option<&str>, config: Option<&Path>) -> Result<String> {
 
 pub fn mongodump(uri: &str, archive: &Path, gzip: bool, db: Option<&str>) -> Result<()> {
     let uri = parse_uri(uri)?;
+    if let (Some(a), Some(b)) = (db, uri.db.as_deref()) {
+        if a != b {
+            // mongo-tools refuses the same conflict.
+            bail!("illegal argument combination: cannot specify database {b} in the URI and {a} with --db");
+        }
+    }
     let db = db
         .map(String::from)
         .or(uri.db.clone())
@@ -119,11 +125,47 @@ fn rename(ns: &str, from: Option<&str>, to: Option<&str>) -> String {
     }
 }
 
+/// Whether a namespace matches an `--nsInclude` pattern (`*` matches any run of characters,
+/// `\` escapes the next one), as mongorestore's matcher does.
+fn ns_matches(pattern: &str, ns: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('*') => (0..=s.len()).any(|i| go(&p[1..], &s[i..])),
+            Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && go(&p[2..], &s[1..]),
+            Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = ns.chars().collect();
+    go(&p, &s)
+}
+
+/// What mongorestore restores of an archive: `--nsInclude` patterns, plus `DB.*` when the
+/// connection string names a database (mongo-tools treats it as `--db`, matched against the
+/// archive's own namespaces, before any renaming); everything when neither is given.
+fn includes(uri_db: Option<&str>, ns_include: &[String]) -> Vec<String> {
+    let mut all = ns_include.to_vec();
+    if let Some(db) = uri_db {
+        all.push(format!(
+            "{}.*",
+            db.replace('\\', "\\\\")
+                .replace('*', "\\*")
+                .replace('$', "\\$")
+        ));
+    }
+    if all.is_empty() {
+        all.push("*".into());
+    }
+    all
+}
+
 pub fn mongorestore(
     uri: &str,
     archive: &Path,
     gzip: bool,
     drop: bool,
+    ns_include: &[String],
     ns_from: Option<&str>,
     ns_to: Option<&str>,
 ) -> Result<()> {
@@ -131,6 +173,8 @@ pub fn mongorestore(
         bail!("--nsFrom and --nsTo go together");
     }
     let uri = parse_uri(uri)?;
+    let include = includes(uri.db.as_deref(), ns_include);
+    let wanted = |ns: &str| include.iter().any(|p| ns_matches(p, ns));
     let file = BufReader::new(
         File::open(archive).with_context(|| format!("opening {}", archive.display()))?,
     );
@@ -147,6 +191,7 @@ pub fn mongorestore(
     let mut batch_bytes = 0;
     let mut current: Option<(String, String)> = None;
     let mut count = 0;
+    let mut skipping = false;
     let flush =
         |c: &mut Client, target: &Option<(String, String)>, batch: &mut Vec<Bson>| -> Result<()> {
             if let (Some((db, coll)), false) = (target, batch.is_empty()) {
@@ -162,6 +207,12 @@ pub fn mongorestore(
         if let Ok(ns) = rec.get_str("collection") {
             flush(&mut c, &current, &mut batch)?;
             batch_bytes = 0;
+            skipping = !wanted(ns);
+            if skipping {
+                println!("skipping {ns}: not included");
+                current = None;
+                continue;
+            }
             let target = rename(ns, ns_from, ns_to);
             let (db, coll) = target
                 .split_once('.')
@@ -184,6 +235,8 @@ pub fn mongorestore(
             }
             println!("restoring {ns} to {target}");
             current = Some((db.to_string(), coll.to_string()));
+        } else if skipping {
+            continue;
         } else {
             let d = rec
                 .get_document("doc")
@@ -207,11 +260,11 @@ pub fn mongorestore(
 /// One accepted mongosh line, already parsed.
 #[derive(Debug, PartialEq)]
 pub enum ShellCommand {
+    /// `createUser` with one or two roles (`(role, db)`), the shapes launch-tui writes.
     CreateUser {
         user: String,
         pwd: String,
-        role: String,
-        db: String,
+        roles: Vec<(String, String)>,
     },
     DropUser(String),
     UpdateUser {
@@ -272,16 +325,20 @@ fn match_template(template: &str, line: &str) -> Option<Vec<String>> {
 }
 
 pub fn parse_shell_line(line: &str) -> Option<ShellCommand> {
-    if let Some(v) = match_template(
+    for template in [
         r#"db.getSiblingDB("admin").createUser({user: $S, pwd: $S, roles: [{role: $S, db: $S}]})"#,
-        line,
-    ) {
-        return Some(ShellCommand::CreateUser {
-            user: v[0].clone(),
-            pwd: v[1].clone(),
-            role: v[2].clone(),
-            db: v[3].clone(),
-        });
+        r#"db.getSiblingDB("admin").createUser({user: $S, pwd: $S, roles: [{role: $S, db: $S}, {role: $S, db: $S}]})"#,
+    ] {
+        if let Some(v) = match_template(template, line) {
+            return Some(ShellCommand::CreateUser {
+                user: v[0].clone(),
+                pwd: v[1].clone(),
+                roles: v[2..]
+                    .chunks(2)
+                    .map(|r| (r[0].clone(), r[1].clone()))
+                    .collect(),
+            });
+        }
     }
     if let Some(v) = match_template(r#"db.getSiblingDB("admin").dropUser($S)"#, line) {
         return Some(ShellCommand::DropUser(v[0].clone()));
@@ -338,15 +395,14 @@ pub fn mongosh(uri: &str, file: &Path, quiet: bool) -> Result<()> {
     let mut c = Client::connect(&uri)?;
     for cmd in cmds {
         match cmd {
-            ShellCommand::CreateUser {
-                user,
-                pwd,
-                role,
-                db,
-            } => {
+            ShellCommand::CreateUser { user, pwd, roles } => {
+                let roles: Vec<Bson> = roles
+                    .into_iter()
+                    .map(|(role, db)| Bson::Document(doc! {"role": role, "db": db}))
+                    .collect();
                 c.command(
                     "admin",
-                    doc! {"createUser": user, "pwd": pwd, "roles": [{"role": role, "db": db}]},
+                    doc! {"createUser": user, "pwd": pwd, "roles": roles},
                 )?;
             }
             ShellCommand::DropUser(u) => {
@@ -387,6 +443,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn restore_includes_follow_mongo_tools() {
+        assert_eq!(includes(None, &[]), ["*"]);
+        assert_eq!(includes(Some("chat"), &[]), ["chat.*"]);
+        let inc = includes(None, &["chat.*".to_string()]);
+        assert!(ns_matches(&inc[0], "chat.messages"));
+        assert!(!ns_matches(&inc[0], "chat_green.messages"));
+        assert!(!ns_matches(&inc[0], "admin.system.users"));
+        assert!(ns_matches("a\\*b.*", "a*b.c"));
+        assert!(!ns_matches("a\\*b.*", "axb.c"));
+    }
+
+    #[test]
     fn shell_shapes() {
         assert_eq!(
             parse_shell_line(
@@ -395,8 +463,20 @@ mod tests {
             Some(ShellCommand::CreateUser {
                 user: "u".into(),
                 pwd: "p\"q".into(),
-                role: "readWrite".into(),
-                db: "d".into()
+                roles: vec![("readWrite".into(), "d".into())]
+            })
+        );
+        assert_eq!(
+            parse_shell_line(
+                r#"db.getSiblingDB("admin").createUser({user: "u", pwd: "p", roles: [{role: "readWrite", db: "d"}, {role: "readWrite", db: "d_green"}]})"#
+            ),
+            Some(ShellCommand::CreateUser {
+                user: "u".into(),
+                pwd: "p".into(),
+                roles: vec![
+                    ("readWrite".into(), "d".into()),
+                    ("readWrite".into(), "d_green".into())
+                ]
             })
         );
         assert_eq!(

@@ -44,6 +44,7 @@ fn manifest(entries: Vec<EntryRecord>) -> Manifest {
         database: DatabaseDump {
             kind: "sqlite".into(),
             entry: "db/vikunja.db".into(),
+            name: None,
         },
         entries,
     }
@@ -1011,4 +1012,24 @@ fn hostile_hash_fields_are_refused_from_the_manifest_alone() {
         |_, _| Ok(()),
     )
     .unwrap();
+}
+
+/// The database name a manifest records reaches mongorestore's namespace options: anything
+/// but a plain name is the archive's problem (exit 2), before anything is read or restored.
+#[test]
+fn a_hostile_database_name_is_refused() {
+    for bad in ["x'; rm -rf / #", "a.*", "$db$", "chat\nx", &"n".repeat(71)] {
+        let mut m = manifest(vec![file_rec("db/vikunja.db", b"db!")]);
+        m.database.name = Some(bad.to_string());
+        let e = check_links(&m).unwrap_err();
+        assert!(is_archive_problem(&e), "{bad:?}: {e:#}");
+        assert!(
+            format!("{e:#}").contains("names the dumped database"),
+            "{e:#}"
+        );
+    }
+    let mut m = manifest(vec![file_rec("db/vikunja.db", b"db!")]);
+    m.database.name = Some("librechat_green".into());
+    check_links(&m).unwrap();
+    assert_eq!(m.database.source(&m.instance).unwrap(), "librechat_green");
 }
