@@ -1,10 +1,14 @@
 //! End to end: the built-in LibreChat profile's whole lifecycle in the lab, with stand-ins for
 //! what cannot be reached from here: install → chat-shaped writes → the admin edits
 //! librechat.yaml → reconfigure turns registration and Meilisearch on (the messages written
-//! before are found) → update and rollback (the pre-update dump loaded back, the migration
-//! gone) → update to the newer version under load (0 failed requests; the
-//! pre-update database dump kept; the admin's librechat.yaml untouched) → status healthy, with
-//! Meilisearch checked → backup → uninstall --keep-data → restore --to-new → every written
+//! before are found) → update and rollback (the green slot migrates its own copy of the
+//! database; rollback switches back to blue's untouched one, what green wrote kept in a dump)
+//! → update to the newer version under load (0 failed requests, every acknowledged write read
+//! back; the pre-update database dump kept; the admin's librechat.yaml untouched) → status
+//! healthy, with Meilisearch checked → an update to a release that migrates and then dies
+//! (`v0.8.7`, the stand-in with a `throw` after its migrations, made by this test): undone, the
+//! database `rollback` goes back to loaded back, so the rollback after it finds v0.8.0's data
+//! → update again → backup → uninstall --keep-data → restore --to-new → every written
 //! item present, found by search, Meilisearch's own data back from its dump, librechat.yaml as
 //! the admin left it.
 //!
@@ -63,6 +67,8 @@ use www::Server;
 const NAME: &str = "librechat-lab";
 const OLD: &str = "v0.8.0";
 const NEW: &str = "v0.8.6";
+/// A release of the stand-in that migrates, then fails to start (see `source_archive`).
+const BROKEN: &str = "v0.8.7";
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/librechat-standin")
@@ -88,6 +94,25 @@ fn source_archive(www: &Path, version: &str) -> PathBuf {
             *v.pointer_mut(ptr).unwrap() = serde_json::Value::String(bare.into());
         }
         std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+    if version == BROKEN {
+        // A release that runs its migrations on the database it is given, then dies before
+        // it answers: the update must be undone.
+        let p = top.join("api/server/index.js");
+        let js = std::fs::read_to_string(&p).unwrap();
+        let at = "  await migrate(db, version);\n";
+        assert!(js.contains(at), "the stand-in migrates at start");
+        std::fs::write(
+            &p,
+            js.replacen(
+                at,
+                &format!(
+                    "{at}  throw new Error('{BROKEN}: broken on purpose, after its migrations');\n"
+                ),
+                1,
+            ),
+        )
+        .unwrap();
     }
     let out = www.join("src").join(format!("{version}.tar.gz"));
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
@@ -199,7 +224,7 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
     let start = yaml.find("versions:\n").unwrap();
     let end = yaml.find("\nquestions:").unwrap();
     let mut block = String::from("versions:\n");
-    for v in [OLD, NEW] {
+    for v in [OLD, NEW, BROKEN] {
         let file = www.join("src").join(format!("{v}.tar.gz"));
         block.push_str(&format!(
             "  - version: {v}\n    source:\n      url: {}/src/{v}.tar.gz\n      sha256: {}\n",
@@ -377,7 +402,7 @@ fn librechat_lifecycle_with_stand_ins() {
     let repo = www.path().join("repo");
     mongodb_org_deb(&repo);
     vendor::sign_repo(&repo, "bookworm/mongodb-org/8.0", &signer);
-    for v in [OLD, NEW] {
+    for v in [OLD, NEW, BROKEN] {
         source_archive(www.path(), v);
     }
     std::fs::copy(
@@ -667,6 +692,45 @@ fn librechat_lifecycle_with_stand_ins() {
         admins
     );
     found(&first, &token, "quokka2", &convos[2]);
+    // Every write acknowledged during the update is there (checked now: the rollback below
+    // goes back to blue's database as it was at that switch).
+    let during = verify(&first, &token, &[&file("during-update")]);
+
+    // 5b. An update undone: the new release migrates, then dies before it answers. Its slot
+    // (blue) holds what `rollback` goes back to, so blue's database was dumped before it was
+    // emptied for the copy, and is loaded back when the update is undone: the rollback after
+    // it finds the data as v0.8.0 left it, not the copy the broken release migrated.
+    let out = launch(
+        &lab,
+        &cfg,
+        &["update", NAME, "--version", BROKEN, "--yes", "--watch", "2"],
+    );
+    eprintln!("update to a broken release:\n{}", text(&out));
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    for want in [
+        "what rollback went back to) dumped to",
+        &format!("database {db} is back as it was before this update"),
+    ] {
+        assert!(text(&out).contains(want), "{want}: {}", text(&out));
+    }
+    assert_eq!(app_version(&first), NEW);
+    let out = launch(&lab, &cfg, &["rollback", NAME, "--yes", "--watch", "2"]);
+    eprintln!("rollback after the undone update:\n{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "rollback: {}", text(&out));
+    assert_eq!(app_version(&first), OLD);
+    assert_eq!(
+        token_counts(&first, &token),
+        vec![false; 4],
+        "blue's database was loaded back after the undone update"
+    );
+    let out = launch(
+        &lab,
+        &cfg,
+        &["update", NAME, "--version", NEW, "--yes", "--watch", "2"],
+    );
+    assert_eq!(out.status.code(), Some(0), "update: {}", text(&out));
+    assert_eq!(app_version(&first), NEW);
+    assert_eq!(token_counts(&first, &token), vec![true; 4]);
 
     // 6. Backup (with a document only Meilisearch holds, so its dump is what comes back), more
     // writes, uninstall keeping the data, restore into a new container.
@@ -733,14 +797,10 @@ fn librechat_lifecycle_with_stand_ins() {
     let checked = verify(
         &second,
         &token2,
-        &[
-            &file("before-update"),
-            &file("during-update"),
-            &file("after-backup"),
-        ],
+        &[&file("before-update"), &file("after-backup")],
     );
     eprintln!(
-        "librechat (stand-ins): {} requests during the update, 0 failed; {checked} acknowledged writes read back after restore --to-new, 0 missing",
+        "librechat (stand-ins): {} requests during the update, 0 failed, {during} acknowledged writes read back after it; {checked} acknowledged writes read back after restore --to-new, 0 missing",
         summary["sent"]
     );
 }

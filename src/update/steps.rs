@@ -943,6 +943,7 @@ pub fn commit(
         // The slot it was kept for now holds the version that was serving.
         sh(ct, vmid, &format!("rm -f {}", crate::database::q(prev)))?;
     }
+    prune_update_dumps(ct, vmid, inst, j, rep);
     let next = switched_record(inst, profile, j, timestamp());
     store.save(&next)?;
     let text = serde_yaml_ng::to_string(&next)?;
@@ -980,6 +981,34 @@ pub fn commit(
     *inst = next;
     j.remove()?;
     Ok(())
+}
+
+/// Pre-update dumps of earlier updates go: only the one this operation took stays (what
+/// `rollback` loads, or the last safety net after a rollback); each update also left a full
+/// backup on the host. Dumps kept aside on purpose (`rolled-back-`, `failed-`) stay.
+fn prune_update_dumps(ct: &dyn CtAccess, vmid: u32, inst: &Instance, j: &Journal, rep: &Reporter) {
+    let dir = format!("/var/backups/launch/{}", inst.name);
+    let Ok(list) = ct.exec(
+        vmid,
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("ls -d {dir}/pre-update-* 2>/dev/null"),
+        ],
+    ) else {
+        return;
+    };
+    let keep: Vec<&str> = j
+        .dump
+        .iter()
+        .chain(inst.previous.as_ref().and_then(|p| p.dump.as_ref()))
+        .map(String::as_str)
+        .collect();
+    for f in list.stdout.lines().map(str::trim).filter(|f| !f.is_empty()) {
+        if !keep.contains(&f) && ct.exec(vmid, &["rm", "-f", f]).is_ok_and(|o| o.ok()) {
+            rep.info(format!("removed the earlier pre-update dump {f}"));
+        }
+    }
 }
 
 fn prune_snapshots(client: &Client, inst: &Instance, rep: &Reporter) {
