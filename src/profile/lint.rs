@@ -186,7 +186,7 @@ pub fn lint(loaded: &LoadedProfile, check_tools: bool) -> LintReport {
             // A file both slots read must not name a slot's own database: the update writes
             // it for the new slot while the old one still serves (and may be restarted).
             // (A slot's port and data directory may appear in one: its unit sets them over
-            // the file, as Vikunja's does.)
+            // the file.)
             let blue = a.render_context(main, Slot::Blue, &version);
             let mut green = blue.clone();
             green.db = a.render_context(main, Slot::Green, &version).db;
