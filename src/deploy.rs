@@ -108,6 +108,8 @@ impl<'a> AppSettings<'a> {
             extra_locations: self
                 .extra_components()
                 .into_iter()
+                // One only the app reaches is not served.
+                .filter(|c| !c.location.is_empty())
                 .map(|c| ExtraLocation {
                     path: c.location.clone(),
                     port: c.port.get(),
@@ -556,12 +558,8 @@ fn install_artifact(
 /// The environment of a source build: nothing from launch-tui's own, nothing from an answer.
 const BUILD_PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
 
-/// A `kind: source` release: the source archive, fetched and checked on the host and
-/// repacked there as a checked tree (no `..`, absolute paths, links leaving the tree, hard
-/// links or devices), unpacked in the release directory and built in place (builds record
-/// their own paths) by the profile's `build` commands, one by one, as the component's user,
-/// with `HOME` inside the release. The mark that makes the release ready is written only after
-/// every command succeeded and the entry exists; a failed build removes the directory.
+/// The main component's source release, built in its release directory (see
+/// [`build_source`]).
 fn install_source(
     ct: &dyn CtAccess,
     vmid: u32,
@@ -570,32 +568,108 @@ fn install_source(
     rel: &crate::profile::Release,
     rep: &Reporter,
 ) -> Result<()> {
-    let main = &profile.components[0];
+    let version = rel.version.as_str();
+    let Some((artifact, archive)) = fetch_release(releases, profile, rel, rep)? else {
+        bail!("the profile's first component is not built from source");
+    };
+    let dir = Layout::release_dir(profile.name.as_str(), version);
+    build_source(
+        ct,
+        vmid,
+        releases,
+        profile,
+        &profile.components[0],
+        version,
+        (&artifact, &archive),
+        &dir,
+        rep,
+    )
+}
+
+/// An extra component built from its own pinned source (`install.source`, `install.version`)
+/// in its own directory (`/opt/PROFILE/NAME-venv`), as the main component's is: fetched and
+/// checked on the host through the release cache, then built in the container.
+pub fn install_extra_source(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    releases: &ReleaseCache,
+    profile: &Profile,
+    comp: &Component,
+    rep: &Reporter,
+) -> Result<String> {
+    let InstallMethod::Source {
+        version: Some(version),
+        source: Some(source),
+        ..
+    } = &comp.install
+    else {
+        bail!("{} is not built from a source of its own", comp.name);
+    };
+    let artifact = source.artifact();
+    let archive = releases.fetch(
+        profile.name.as_str(),
+        &format!("{}-{version}", comp.name),
+        &artifact,
+        &mut |_, _| {},
+    )?;
+    let dir = Layout::venv(profile.name.as_str(), comp.name.as_str());
+    build_source(
+        ct,
+        vmid,
+        releases,
+        profile,
+        comp,
+        version,
+        (&artifact, &archive),
+        &dir,
+        rep,
+    )?;
+    Ok(dir)
+}
+
+/// A source archive (checked already by the release cache) is repacked on the host as a
+/// checked tree (no `..`, absolute paths, links leaving the tree, hard links or devices),
+/// unpacked in `dir` and built in place (builds record their own paths) by the component's
+/// `build` commands, one by one, as the component's user, with `HOME` inside the tree. The
+/// mark that makes the tree ready is written only after every command succeeded and the entry
+/// exists; a failed build removes the directory.
+#[allow(clippy::too_many_arguments)]
+fn build_source(
+    ct: &dyn CtAccess,
+    vmid: u32,
+    releases: &ReleaseCache,
+    profile: &Profile,
+    comp: &Component,
+    version: &str,
+    (artifact, archive): (&crate::profile::Artifact, &std::path::Path),
+    dir: &str,
+    rep: &Reporter,
+) -> Result<()> {
     let InstallMethod::Source {
         entry,
         strip_components,
         build,
         build_disk_mib,
         ..
-    } = &main.install
+    } = &comp.install
     else {
-        bail!("the profile's first component is not built from source");
-    };
-    let version = rel.version.as_str();
-    let Some((artifact, archive)) = fetch_release(releases, profile, rel, rep)? else {
-        bail!("the profile's first component is not built from source");
+        bail!("{} is not built from source", comp.name);
     };
     let staging = tempfile::tempdir()?;
-    let tree =
-        releases.repack_tree(&archive, &artifact, *strip_components, None, staging.path())?;
-    let dir = Layout::release_dir(profile.name.as_str(), version);
-    let user = main.user.as_str();
+    let tree = releases.repack_tree(archive, artifact, *strip_components, None, staging.path())?;
+    let dir = dir.to_string();
+    let user = comp.user.as_str();
+    let title = if std::ptr::eq(comp, &profile.components[0]) {
+        profile.title.to_string()
+    } else {
+        format!("{} ({})", comp.name, profile.title)
+    };
     let free = build_disk(ct, vmid, profile, version, build_disk_mib.unwrap_or(0))?;
     rep.info(free);
-    let pushed = format!("/tmp/.launch-source-{version}.tar");
+    let pushed = format!("/tmp/.launch-source-{}-{version}.tar", comp.name);
     ct.push(vmid, &tree.tar, &pushed, 0o600, None)?;
-    // A directory left by an interrupted try is replaced, never trusted. The app's user owns
-    // the tree while it builds; it never owns the running slot's.
+    // A directory left by an interrupted try is replaced, never trusted. The component's user
+    // owns the tree while it builds; it never owns the running slot's.
     sh(
         ct,
         vmid,
@@ -604,10 +678,9 @@ fn install_source(
         ),
     )?;
     rep.info(format!(
-        "{} files ({} MiB) of the {} {version} source unpacked in {dir}",
+        "{} files ({} MiB) of the {title} {version} source unpacked in {dir}",
         tree.files,
         tree.bytes >> 20,
-        profile.title
     ));
     let failed = |message: String| -> anyhow::Error {
         // Nothing of a failed build may look installed, nor fill the disk.
@@ -646,7 +719,7 @@ fn install_source(
             Ok(o) => {
                 return Err(failed(format!(
                     "the build of {} {version} failed: {step} `{}` exited {} after {:.1} s; its output ends with:\n    {}\n  help: it ran in {dir} as {user} with HOME={dir}/.home; fix the profile's `build:` (or what the build needs: packages, runtimes, network). The release was removed; nothing else changed",
-                    profile.title,
+                    title,
                     command.shown(),
                     o.code,
                     started.elapsed().as_secs_f64(),
@@ -656,7 +729,7 @@ fn install_source(
             Err(e) => {
                 return Err(failed(format!(
                     "the build of {} {version} failed: {step} `{}` could not run: {e:#}",
-                    profile.title,
+                    title,
                     command.shown()
                 )))
             }
@@ -666,11 +739,11 @@ fn install_source(
     if !ct.exec(vmid, &["test", "-f", &exe, "-a", "-x", &exe])?.ok() {
         return Err(failed(format!(
             "the build of {} {version} left no executable {exe}\n  help: `entry:` names the file the unit runs, relative to the release directory; the build must make it (and make it executable)",
-            profile.title
+            title
         )));
     }
     run(ct, vmid, &["touch", &format!("{dir}/{RELEASE_MARK}")])?;
-    rep.info(format!("{} {version} built in {dir}", profile.title));
+    rep.info(format!("{title} {version} built in {dir}"));
     Ok(())
 }
 

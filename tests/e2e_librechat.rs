@@ -1,5 +1,8 @@
 //! End to end: the built-in LibreChat profile's whole lifecycle in the lab, with stand-ins for
-//! what cannot be reached from here: install → chat-shaped writes → the admin edits
+//! what cannot be reached from here: install (with chat with files: the RAG API and
+//! PostgreSQL with pgvector) → chat-shaped writes → a file embedded and a question about it
+//! answered with the right chunk (the RAG API bound to loopback, refusing an unsigned request)
+//! → the admin edits
 //! librechat.yaml → reconfigure turns registration and Meilisearch on (the messages written
 //! before are found) → update and rollback (the green slot migrates its own copy of the
 //! database; rollback switches back to blue's untouched one, what green wrote kept in a dump)
@@ -9,8 +12,8 @@
 //! (`v0.8.7`, the stand-in with a `throw` after its migrations, made by this test): undone, the
 //! database `rollback` goes back to loaded back, so the rollback after it finds v0.8.0's data
 //! → update again → backup → uninstall --keep-data → restore --to-new → every written
-//! item present, found by search, Meilisearch's own data back from its dump, librechat.yaml as
-//! the admin left it.
+//! item present, found by search, Meilisearch's own data back from its dump, the file's
+//! vectors back from the pgvector dump, librechat.yaml as the admin left it.
 //!
 //! Real: the launch-tui binary and its code paths as a real host runs them (source archive
 //! downloaded and checked on the host, the vendor apt repository added with its key in
@@ -21,7 +24,12 @@
 //! bcryptjs, dotenv, esbuild) and `npm run frontend`, the hardened unit with the tree
 //! read-only and the data bound onto it, `.env` through systemd, create-user with the password
 //! on standard input, mongodump/mongorestore with `--config`, nginx with Lua and SSE), Debian
-//! 12 containers with systemd booted by pve-lab, Debian's Node.js 18 and npm.
+//! 12 containers with systemd booted by pve-lab, Debian's Node.js 18 and npm; for chat with
+//! files: Debian's PostgreSQL 15 with real pgvector 0.8.0 (built by tests/support/pgvector.rs
+//! from Debian's own source, packaged as PGDG's `postgresql-15-pgvector` in a repository signed
+//! by a throwaway key, at PGDG's suite `bookworm-pgdg`), the service adapter's role, database,
+//! extension, `pg_dump` and `pg_restore` as the role, and the RAG API's venv built in the
+//! container by real pip from PyPI (FastAPI, uvicorn, psycopg2, PyJWT).
 //!
 //! Stood in, each named:
 //! - Proxmox VE: pve-lab (every request checked against the official schema).
@@ -39,17 +47,26 @@
 //!   adapter's real path (downloaded and checked on the host, pushed, its unit and config
 //!   written, `POST /dumps` for the backup, `MEILI_IMPORT_DUMP` for the restore). LibreChat's
 //!   side of search is the stand-in app using the real `meilisearch` npm client.
+//! - rag_api's source release: `tests/fixtures/rag-api-standin` (a FastAPI app shaped like
+//!   rag_api v0.9.0's routes, JWT check and settings, not rag_api: its embeddings are a
+//!   deterministic hash of the words, no provider is called; the vectors and the ranking are
+//!   pgvector's) packed as `rag_api-0.9.0/`, served over the lab bridge with its sum in the
+//!   profile. LibreChat's side is the stand-in app's `/api/files` and `/api/files/query`
+//!   (LibreChat does the same calls inside a chat's file search).
 //!
 //! The lab profile is the built-in one with only these changes, made here: its name
 //! (`librechat-lab`: a built-in name cannot be overridden), the versions' URLs and sums, the
-//! MongoDB repository's URI and key, Meilisearch's release URL and sum, no NodeSource source
-//! (`packages: [nodejs, npm]`), and smaller resources (the stand-in's build needs far less
+//! MongoDB and PGDG repositories' URIs and keys, Meilisearch's release URL and sum, the RAG
+//! API's source URL and sum, no NodeSource source
+//! (Debian's `nodejs` and `npm` instead), and smaller resources (the stand-in's build needs far less
 //! than LibreChat's).
 
 #[path = "support/lab.rs"]
 mod lab;
 #[path = "support/load.rs"]
 mod load;
+#[path = "support/pgvector.rs"]
+mod pgvector;
 #[path = "support/vendor.rs"]
 mod vendor;
 #[path = "support/www.rs"]
@@ -125,6 +142,30 @@ fn source_archive(www: &Path, version: &str) -> PathBuf {
     out
 }
 
+/// The RAG API stand-in's source archive, as GitHub packs rag_api's tag v0.9.0: one top
+/// directory `rag_api-0.9.0/`.
+fn rag_archive(www: &Path) -> PathBuf {
+    let work = tempfile::tempdir().unwrap();
+    let top = work.path().join("rag_api-0.9.0");
+    sh(Command::new("cp")
+        .arg("-a")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rag-api-standin"))
+        .arg(&top));
+    for junk in ["venv", "__pycache__", ".venv"] {
+        let _ = std::fs::remove_dir_all(top.join(junk));
+    }
+    let out = www.join("src").join("rag_api-v0.9.0.tar.gz");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    sh(Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("--exclude=__pycache__")
+        .arg("-C")
+        .arg(work.path())
+        .arg("rag_api-0.9.0"));
+    out
+}
+
 /// The `mongodb-org` stand-in package: mongo-standin and MongoDB's command names, unit and
 /// config file, and the system user MongoDB's own package makes.
 fn mongodb_org_deb(repo: &Path) {
@@ -179,6 +220,8 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
         "librechat.service.j2",
         "librechat.env.j2",
         "db.env.j2",
+        "rag-api.service.j2",
+        "rag-api.env.j2",
         "site.conf.j2",
         "bootstrap.sh.j2",
         "librechat.yaml.j2",
@@ -186,6 +229,7 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
         std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
     }
     std::fs::write(dir.join("mongodb-server-8.0.asc"), key).unwrap();
+    std::fs::write(dir.join("pgdg.asc"), key).unwrap();
     let mut yaml = std::fs::read_to_string(shipped.join("profile.yaml")).unwrap();
     let mut swap = |from: &str, to: &str| {
         assert!(yaml.contains(from), "the shipped profile has `{from}`");
@@ -203,15 +247,33 @@ fn write_profile(cfg: &Config, server: &Server, www: &Path, key: &str) {
     swap("update_free_mib: 6144", "update_free_mib: 512");
     swap("build_memory_mib: 4096", "build_memory_mib: 1024");
     swap("build_disk_mib: 6144", "build_disk_mib: 512");
+    swap("build_disk_mib: 4096", "build_disk_mib: 256");
     swap(
         "uri: https://repo.mongodb.org/apt/debian",
         &format!("uri: {}/repo", server.base),
     );
+    swap(
+        "uri: https://apt.postgresql.org/pub/repos/apt",
+        &format!("uri: {}/repo-pgdg", server.base),
+    );
+    let rag = www.join("src").join("rag_api-v0.9.0.tar.gz");
+    swap(
+        "url: https://github.com/danny-avila/rag_api/archive/refs/tags/v0.9.0.tar.gz",
+        &format!("url: {}/src/rag_api-v0.9.0.tar.gz", server.base),
+    );
+    swap(
+        "sha256: 679d5a30d4a151099b38b255e4ba82f20efe8925549a5ff71b3105f790384882",
+        &format!("sha256: {}", sha256_of(&rag)),
+    );
+    swap(
+        "packages: [nodejs, python3-venv,",
+        "packages: [nodejs, npm, python3-venv,",
+    );
     let start = yaml.find("  # NodeSource's Node.js 24").unwrap();
-    let end = yaml.find("\ncomponents:").unwrap();
-    yaml.replace_range(start..end, "\npackages: [nodejs, npm]\n");
+    let end = yaml.find("  # PostgreSQL's own repository (PGDG)").unwrap();
+    yaml.replace_range(start..end, "");
     let start = yaml.find("    release:\n      version: v1.35.1\n").unwrap();
-    let end = yaml.find("\ndatabases:").unwrap();
+    let end = yaml.find("\n  # PostgreSQL with pgvector").unwrap();
     let meili = www.join("meilisearch-linux-amd64");
     yaml.replace_range(
         start..end,
@@ -316,6 +378,45 @@ fn verify(at: &Instance, token: &str, files: &[&Path]) -> u64 {
     load::verify_writes(&at.ip, &scenario(), ("LAUNCH_LOAD_TOKEN", token), files)
 }
 
+/// The file chat with files is tried on.
+const MANUAL: &str = "manual";
+
+/// Three paragraphs on unrelated things, each longer than the RAG API's chunk, so each makes
+/// chunks of its own.
+const PARAGRAPHS: [(&str, &str); 3] = [
+    ("walrus", "tusks ice floes Arctic blubber whiskers"),
+    ("volcano", "lava magma eruption crater ash basalt"),
+    ("violin", "strings bow concerto orchestra rosin bridge"),
+];
+
+fn manual_text() -> String {
+    PARAGRAPHS
+        .iter()
+        .map(|(w, more)| format!("The {w} {more}. ").repeat(60))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// A question in the words of one paragraph (the stand-in's embedding is a hash of the
+/// words): the RAG API, through LibreChat, ranks a chunk of that paragraph first, by
+/// pgvector's cosine distance.
+fn rag_finds(at: &Instance, token: &str, word: &str) {
+    let more = PARAGRAPHS.iter().find(|(w, _)| *w == word).unwrap().1;
+    let (s, r) = api(
+        at,
+        token,
+        "POST",
+        "/api/files/query",
+        Some(serde_json::json!({"file_id": MANUAL, "query": format!("{word} {more}"), "k": 3})),
+    );
+    assert_eq!(s, 200, "{r}");
+    let first = r[0][0]["page_content"].as_str().unwrap_or_default();
+    assert!(
+        first.contains(word),
+        "the RAG API ranked another chunk first: {r:#}"
+    );
+}
+
 const YAML: &str = "/etc/librechat/librechat.yaml";
 const ADMIN_LINE: &str = "# edited by the admin: launch-tui keeps this line";
 
@@ -402,9 +503,16 @@ fn librechat_lifecycle_with_stand_ins() {
     let repo = www.path().join("repo");
     mongodb_org_deb(&repo);
     vendor::sign_repo(&repo, "bookworm/mongodb-org/8.0", &signer);
+    // PGDG's repository: real pgvector 0.8.0, built from Debian's source for PostgreSQL 15.
+    let pgdg = www.path().join("repo-pgdg");
+    std::fs::create_dir_all(pgdg.join("pool/main")).unwrap();
+    let deb = pgvector::pgvector_deb(&pgdg.join("pool/main"));
+    pgvector::check_deb(&deb);
+    vendor::sign_repo(&pgdg, "bookworm-pgdg", &signer);
     for v in [OLD, NEW, BROKEN] {
         source_archive(www.path(), v);
     }
+    rag_archive(www.path());
     std::fs::copy(
         workspace_bin("meili-standin"),
         www.path().join("meilisearch-linux-amd64"),
@@ -417,7 +525,7 @@ fn librechat_lifecycle_with_stand_ins() {
     let answers = file("answers.yaml");
     std::fs::write(
         &answers,
-        format!("name: {NAME}\nversion: {OLD}\npublic_url: http://chat.lab.example\nadmin_email: admin@lab.example\n"),
+        format!("name: {NAME}\nversion: {OLD}\npublic_url: http://chat.lab.example\nadmin_email: admin@lab.example\nuse_rag: true\nrag_embeddings_provider: ollama\nrag_ollama_url: http://127.0.0.1:11434\n"),
     )
     .unwrap();
     let out = launch(
@@ -481,6 +589,54 @@ fn librechat_lifecycle_with_stand_ins() {
     }
     streams_unbuffered(&first, &token);
     writes(&first, &token, 0, &file("before-update"));
+
+    // Chat with files: LibreChat sends the file to the RAG API (a JWT of the user, signed with
+    // the secret they share), which stores its chunks' vectors in PostgreSQL with pgvector; a
+    // question finds the right chunk, ranked by pgvector. The RAG API is LibreChat's only:
+    // bound to loopback, not served by nginx, and it refuses a request without a token.
+    let (s, r) = api(
+        &first,
+        &token,
+        "POST",
+        "/api/files",
+        Some(
+            serde_json::json!({"file_id": MANUAL, "filename": "manual.txt", "text": manual_text()}),
+        ),
+    );
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], true, "{r}");
+    rag_finds(&first, &token, "walrus");
+    let rag_direct = std::net::TcpStream::connect_timeout(
+        &format!("{}:8000", first.ip).parse().unwrap(),
+        std::time::Duration::from_secs(3),
+    );
+    assert!(
+        rag_direct.is_err(),
+        "the RAG API answers from outside the container"
+    );
+    let unsigned = lab.pct_ok(&[
+        "exec",
+        &first.vmid,
+        "--",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        "{\"file_id\": \"manual\", \"query\": \"walrus\"}",
+        "http://127.0.0.1:8000/query",
+    ]);
+    assert_eq!(
+        unsigned.trim(),
+        "401",
+        "the RAG API answered a request without a token"
+    );
 
     // 3. The admin makes librechat.yaml their own (launch-tui wrote it once, for CONFIG_PATH),
     // then opens registration and turns search on: Meilisearch is installed and set up, and
@@ -682,11 +838,16 @@ fn librechat_lifecycle_with_stand_ins() {
         "{dumps}"
     );
     let status = healthy(&lab, &cfg);
-    assert!(status.to_string().contains("mongod.service"), "{status:#}");
-    assert!(
-        status.to_string().contains("service-meilisearch"),
-        "{status:#}"
-    );
+    for want in [
+        "mongod.service",
+        "service-meilisearch",
+        "service-pgvector",
+        "librechat-lab-rag-api.service",
+    ] {
+        assert!(status.to_string().contains(want), "{want}: {status:#}");
+    }
+    // The update left the RAG API and its vectors alone.
+    rag_finds(&first, &token, "volcano");
     assert_eq!(
         lab.pct_ok(&["exec", &first.vmid, "--", "cat", YAML]),
         admins
@@ -794,6 +955,8 @@ fn librechat_lifecycle_with_stand_ins() {
         assert_eq!(msgs.as_array().unwrap().len(), 4, "{msgs}");
     }
     found(&second, &token2, "quokka0", &convos[0]);
+    // The vectors came back from the archive's pgvector dump, loaded by the RAG API's role.
+    rag_finds(&second, &token2, "violin");
     let checked = verify(
         &second,
         &token2,

@@ -490,3 +490,170 @@ fn a_node_without_avx_is_refused_before_anything_is_created() {
     assert!(!all.contains("panicked"), "{all}");
     assert!(lab.vmids().is_empty(), "a container was created");
 }
+
+/// Chat with files: the RAG API's env file gives rag_api what it reads (the pgvector
+/// service's role and database, the JWT secret LibreChat signs with, no extension creation by
+/// a role that may not), LibreChat is told where it is, and an API key answer of any
+/// characters stays one value: it cannot add a setting to the file.
+#[test]
+fn the_rag_api_gets_its_settings_and_a_hostile_key_stays_a_value() {
+    let loaded = launch::profile::load_dir(&profile_dir()).unwrap();
+    let profile = loaded.profile;
+    // Quotes, a command substitution, a comment and a would-be setting: one value still.
+    let hostile = "sk-1\"$(touch /tmp/x)`;# POSTGRES_HOST=evil";
+    let settings: BTreeMap<String, String> = [
+        ("public_url", "https://chat.lab.example"),
+        ("admin_email", "admin@lab.example"),
+        ("admin_user", "admin"),
+        ("allow_registration", "false"),
+        ("database", "mongodb"),
+        ("use_rag", "true"),
+        ("rag_embeddings_provider", "openai"),
+        ("rag_openai_api_key", hostile),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let secrets: BTreeMap<String, String> = [
+        ("creds_key", "ab".repeat(32)),
+        ("creds_iv", "cd".repeat(16)),
+        ("jwt_secret", "ef".repeat(32)),
+        ("jwt_refresh_secret", "12".repeat(32)),
+        ("pgvector_password", "PgV3ctorPassw0rd".into()),
+        ("db_password", "pw".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let db = launch::database::of_settings(&settings).context(&settings, "librechat", "pw");
+    let a = AppSettings {
+        profile: &profile,
+        name: "chat",
+        settings: &settings,
+        secrets: &secrets,
+        db,
+        tls: false,
+    };
+    let extras = a.extra_components();
+    let rag = extras
+        .iter()
+        .find(|c| c.name.as_str() == "rag-api")
+        .expect("use_rag turns the RAG API on");
+    assert!(rag.location.is_empty(), "nginx must not serve the RAG API");
+    let rc = a.render_context(rag, Slot::Blue, "v0.8.1");
+    let env = read_env(&render::file(&profile, &rag.files[0].template, &rc).unwrap());
+    for (k, v) in [
+        ("RAG_HOST", "127.0.0.1"),
+        ("RAG_PORT", "8000"),
+        ("DB_HOST", "127.0.0.1"),
+        ("DB_PORT", "5432"),
+        ("POSTGRES_DB", "rag"),
+        ("POSTGRES_USER", "rag"),
+        ("POSTGRES_PASSWORD", "PgV3ctorPassw0rd"),
+        ("PGVECTOR_CREATE_EXTENSION", "False"),
+        ("EMBEDDINGS_PROVIDER", "openai"),
+    ] {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}: {env:?}");
+    }
+    assert_eq!(env["JWT_SECRET"], "ef".repeat(32));
+    assert_eq!(env["RAG_OPENAI_API_KEY"], hostile);
+    assert!(!env.contains_key("POSTGRES_HOST"), "{env:?}");
+    // A line break would start a setting of its own: refused, so install stops (exit 2)
+    // before anything is made.
+    let mut broken = settings.clone();
+    broken.insert(
+        "rag_openai_api_key".into(),
+        "sk-1\nPOSTGRES_HOST=evil".into(),
+    );
+    let b = AppSettings {
+        settings: &broken,
+        db: a.db.clone(),
+        ..a
+    };
+    let rc = b.render_context(rag, Slot::Blue, "v0.8.1");
+    let e = render::file(&profile, &rag.files[0].template, &rc).unwrap_err();
+    assert!(e.detail.contains("control character"), "{}", e.detail);
+    let unit = render::unit(&profile, rag, &rc).unwrap();
+    for line in [
+        "EnvironmentFile=/etc/librechat/rag-api.env",
+        "ExecStart=/opt/librechat/rag-api-venv/launch-start",
+        "ProtectSystem=strict",
+        "StateDirectory=librechat-rag-api",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
+    }
+    let main = a.render_context(a.main_component(), Slot::Blue, "v0.8.1");
+    let lc =
+        read_env(&render::file(&profile, &a.main_component().files[0].template, &main).unwrap());
+    assert_eq!(lc["RAG_API_URL"], "http://127.0.0.1:8000");
+    let site = render::nginx_site(&profile, &main).unwrap();
+    assert!(!site.contains(":8000"), "{site}");
+}
+
+/// The RAG API stand-in's own logic (chunking, the embedding, the JWT check, the query's
+/// authorisation filter), checked by its stdlib unittest file with this machine's Python; the
+/// lab test runs the whole stand-in in a container.
+#[test]
+fn the_rag_api_stand_in_passes_its_own_tests() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rag-api-standin");
+    let out = std::process::Command::new("python3")
+        .args(["-B", "-m", "unittest", "-q"])
+        .current_dir(&dir)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Chat with files with OpenAI embeddings and no API key: refused at once (exit 2, the
+/// question named), before any container exists; the key is never echoed when given.
+#[test]
+fn chat_with_files_without_its_key_is_refused_before_anything_is_created() {
+    let lab = Lab::start();
+    let cfg = Config {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let answers = cfg.path().join("answers.yaml");
+    std::fs::write(
+        &answers,
+        "public_url: http://chat.lab.example\nadmin_email: admin@lab.example\nuse_rag: true\nrag_embeddings_provider: openai\n",
+    )
+    .unwrap();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "librechat",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    for want in [
+        "rag_openai_api_key",
+        "needed with rag_embeddings_provider: openai, use_rag: true",
+    ] {
+        assert!(all.contains(want), "`{want}` missing: {all}");
+    }
+    assert!(lab.vmids().is_empty(), "a container was created");
+    // Without chat with files, nothing is asked of the key.
+    std::fs::write(
+        &answers,
+        "public_url: http://chat.lab.example\nadmin_email: admin@lab.example\nrag_embeddings_provider: openai\nhostname: \"bad host\"\n",
+    )
+    .unwrap();
+    let out = launch(
+        &lab,
+        &cfg,
+        &[
+            "install",
+            "librechat",
+            "--yes",
+            "--answers",
+            answers.to_str().unwrap(),
+        ],
+    );
+    assert!(!text(&out).contains("rag_openai_api_key"), "{}", text(&out));
+}

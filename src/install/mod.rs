@@ -128,7 +128,8 @@ impl InstallCtx {
                 .extra_components()
                 .filter_map(|c| match &c.install {
                     crate::profile::InstallMethod::Pip { version, .. }
-                    | crate::profile::InstallMethod::Npm { version, .. } => {
+                    | crate::profile::InstallMethod::Npm { version, .. }
+                    | crate::profile::InstallMethod::Source { version, .. } => {
                         Some((c.name.to_string(), version.clone()?))
                     }
                     _ => None,

@@ -1018,6 +1018,21 @@ pub fn resolve(
         };
         app.insert(q.key.to_string(), v);
     }
+    for q in &profile.questions {
+        if q.required_by(&app) && app.get(q.key.as_str()).is_none_or(|v| v.trim().is_empty()) {
+            let because: Vec<String> = q
+                .required_when
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            bad(
+                q.key.as_str(),
+                "",
+                format!("needed with {}", because.join(", ")),
+                format!("add `{}: ...` ({})", q.key, q.prompt),
+            );
+        }
+    }
     // Kept with the answers: the site renders the challenge location from them, and the
     // record keeps them for renewals, reconfigures and restores.
     if let Some(r) = &acme {

@@ -39,7 +39,10 @@ pub fn plan(ctx: &InstallCtx) -> Plan<InstallCtx> {
     if matches!(
         p.components[0].install,
         InstallMethod::Release { .. } | InstallMethod::Source { .. }
-    ) {
+    ) || ctx
+        .extra_components()
+        .any(|c| matches!(c.install, InstallMethod::Source { .. }))
+    {
         // First, before any container exists: a wrong sum or an unreachable URL changes nothing.
         plan = plan.step(FnStep::new(
             "fetch",
@@ -406,11 +409,8 @@ fn base_packages(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
     // The database's: a local server, the client of an external one (dumps and restores),
     // the SQLite shell (consistent online copies).
     pkgs.extend(crate::database::adapter(ctx.settings.database).packages());
-    // The services' servers (Redis).
-    for a in crate::service::enabled(&ctx.profile, &ctx.settings.app) {
-        pkgs.extend(a.packages());
-    }
-    // With apt sources of its own, the profile's packages come after them (`apt-sources`).
+    // With apt sources of its own, the profile's packages and its services' servers come
+    // after them (`apt-sources`): pgvector, say, is PGDG's on Debian 12.
     let profile_pkgs = profile_packages(ctx);
     if ctx.profile.apt_sources.is_empty() {
         pkgs.extend(profile_pkgs.iter().map(String::as_str));
@@ -436,6 +436,10 @@ fn profile_packages(ctx: &InstallCtx) -> Vec<String> {
     }
     // The profile's own packages.
     pkgs.extend(ctx.profile.packages.iter().map(|p| p.as_str().to_string()));
+    // The services' servers (Redis, PostgreSQL with pgvector).
+    for a in crate::service::enabled(&ctx.profile, &ctx.settings.app) {
+        pkgs.extend(a.packages().iter().map(|p| p.to_string()));
+    }
     pkgs
 }
 
@@ -496,6 +500,38 @@ fn fetch(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
         crate::deploy::fetch_release(&ctx.releases, &ctx.profile, rel, rep)?
     {
         crate::deploy::check_tree(&ctx.releases, &ctx.profile, &artifact, &archive, rep)?;
+    }
+    // Extra components built from a source of their own: fetched and checked now too.
+    for c in ctx.extra_components() {
+        if let InstallMethod::Source {
+            version: Some(v),
+            source: Some(src),
+            strip_components,
+            ..
+        } = &c.install
+        {
+            let artifact = src.artifact();
+            let archive = ctx.releases.fetch(
+                ctx.profile.name.as_str(),
+                &format!("{}-{v}", c.name),
+                &artifact,
+                &mut |_, _| {},
+            )?;
+            let staging = tempfile::tempdir()?;
+            let tree = ctx.releases.repack_tree(
+                &archive,
+                &artifact,
+                *strip_components,
+                None,
+                staging.path(),
+            )?;
+            rep.info(format!(
+                "{} {v}'s source checked: {} files ({} MiB), every entry inside its directory",
+                c.name,
+                tree.files,
+                tree.bytes >> 20
+            ));
+        }
     }
     Ok(())
 }
@@ -720,6 +756,16 @@ fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
                 rep,
             )?;
         }
+        if let InstallMethod::Source { .. } = &c.install {
+            crate::deploy::install_extra_source(
+                ctx.ct.as_ref(),
+                vmid,
+                &ctx.releases,
+                &ctx.profile,
+                &c,
+                rep,
+            )?;
+        }
         // Extra components take no part in blue-green: one unit, no slot.
         let unit = install_component_files(ctx, &c, None)?;
         sh(
@@ -731,7 +777,14 @@ fn extra_components(ctx: &mut InstallCtx, rep: &Reporter) -> Result<()> {
             ),
         )?;
         wait_healthy(ctx, &unit, &c, c.port.get())?;
-        rep.info(format!("{unit} started and answers at {}", c.location));
+        rep.info(if c.location.is_empty() {
+            format!(
+                "{unit} started and answers on 127.0.0.1:{} (the app's only; nginx does not serve it)",
+                c.port.get()
+            )
+        } else {
+            format!("{unit} started and answers at {}", c.location)
+        });
     }
     Ok(())
 }

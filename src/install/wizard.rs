@@ -378,6 +378,17 @@ impl Wizard<'_> {
         for q in to_ask {
             self.ask_question(q)?;
         }
+        // Answers the others make necessary (an API key once its provider is chosen).
+        for q in &profile.questions {
+            if q.required_by(&self.answers)
+                && self
+                    .answers
+                    .get(q.key.as_str())
+                    .is_none_or(|v| v.trim().is_empty())
+            {
+                self.ask_question(q)?;
+            }
+        }
         Ok(Round::Done)
     }
 

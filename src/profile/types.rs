@@ -590,6 +590,22 @@ pub struct QuestionDef {
     /// With `install_only`: how to change it after install (shown when reconfigure refuses).
     #[serde(default)]
     pub after_install: Option<String>,
+    /// The answer may not be empty when every question named here has the answer given
+    /// (`{use_rag: "true", rag_embeddings_provider: openai}`): install refuses it (exit 2,
+    /// before anything is made), and the wizard asks it then, in every mode.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_when: BTreeMap<Key, String>,
+}
+
+impl QuestionDef {
+    /// Whether the answers make this question's answer necessary (see `required_when`).
+    pub fn required_by(&self, answers: &BTreeMap<String, String>) -> bool {
+        !self.required_when.is_empty()
+            && self
+                .required_when
+                .iter()
+                .all(|(k, v)| answers.get(k.as_str()).map(|a| a.trim()) == Some(v.as_str()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -668,15 +684,22 @@ impl DatabaseKind {
 pub enum ServiceKind {
     Redis,
     Meilisearch,
+    /// PostgreSQL with the pgvector extension: a vector store (a retrieval API's).
+    Pgvector,
 }
 
 impl ServiceKind {
-    pub const ALL: [ServiceKind; 2] = [ServiceKind::Redis, ServiceKind::Meilisearch];
+    pub const ALL: [ServiceKind; 3] = [
+        ServiceKind::Redis,
+        ServiceKind::Meilisearch,
+        ServiceKind::Pgvector,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             ServiceKind::Redis => "redis",
             ServiceKind::Meilisearch => "meilisearch",
+            ServiceKind::Pgvector => "pgvector",
         }
     }
 }
@@ -759,9 +782,15 @@ pub enum InstallMethod {
     /// without its first `strip_components` path parts (1 by default) into the release
     /// directory and built there by the `build` commands, as the component's user, before any
     /// write is held. `entry` is the executable the unit runs, relative to the release
-    /// directory. The build's memory and free disk (MiB) are checked before it starts.
+    /// directory. The build's memory and free disk (MiB) are checked before it starts. An
+    /// extra component pins its own `version` and `source` and is built in its own directory
+    /// (`/opt/PROFILE/NAME-venv`, the template's `venv`).
     Source {
         entry: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<SourceArchive>,
         #[serde(default = "one")]
         strip_components: u32,
         #[serde(default)]
@@ -1203,7 +1232,9 @@ pub struct Component {
     /// The second slot's port, for components that take part in blue-green updates.
     #[serde(default)]
     pub green_port: Option<Port>,
-    /// The nginx location that serves it (`/` or `/mcp`).
+    /// The nginx location that serves it (`/` or `/mcp`); empty for an extra component that
+    /// only the app reaches, on loopback (an internal API nginx does not serve).
+    #[serde(default)]
     pub location: String,
     pub health: Health,
     /// The systemd unit template under `assets/`.
@@ -1768,11 +1799,15 @@ impl Profile {
                     ),
                 }
             }
-            if !c.location.starts_with('/') {
+            if !c.location.starts_with('/') && (i == 0 || !c.location.is_empty()) {
                 issue(
                     format!("components[{i}].location"),
                     format!("`{}` is not a path", c.location),
-                    "use an nginx location such as / or /mcp",
+                    if i == 0 {
+                        "use an nginx location such as /"
+                    } else {
+                        "use an nginx location such as /mcp, or leave it out for a component only the app reaches"
+                    },
                 );
             }
             let plain = |s: &str| {
@@ -1802,19 +1837,43 @@ impl Profile {
             }
             match (&c.install, i) {
                 (InstallMethod::Release { .. }, 0) => {}
-                (InstallMethod::Release { .. } | InstallMethod::Source { .. }, 1..) => issue(
+                (InstallMethod::Release { .. }, 1..) => issue(
                     format!("components[{i}].install"),
-                    "an extra component cannot be installed from the app's release or source".into(),
-                    "use kind: pip or kind: npm with a pinned version, or make it the first component",
+                    "an extra component cannot be installed from the app's release".into(),
+                    "use kind: pip or kind: npm with a pinned version, kind: source with its own `version` and `source`, or make it the first component",
                 ),
                 (
                     InstallMethod::Source {
                         build_memory_mib,
                         build_disk_mib,
+                        version,
+                        source,
                         ..
                     },
-                    0,
+                    _,
                 ) => {
+                    match (i, version, source) {
+                        (0, None, None) | (1.., Some(_), Some(_)) => {}
+                        (0, ..) => issue(
+                            format!("components[{i}].install"),
+                            "the app's own source comes from `versions[].source`, not the component".into(),
+                            "remove `version` and `source` from the first component's install",
+                        ),
+                        _ => issue(
+                            format!("components[{i}].install"),
+                            "an extra component built from source pins its own `version` and `source: {url, sha256}`".into(),
+                            "add both (the version is a plain word such as v0.9.0)",
+                        ),
+                    }
+                    if let Some(v) = version {
+                        if !plain(v) {
+                            issue(
+                                format!("components[{i}].install.version"),
+                                format!("`{v}` is not a plain version word"),
+                                "letters, digits, `.`, `-` and `_`, e.g. v0.9.0",
+                            );
+                        }
+                    }
                     for (field, v) in [
                         ("build_memory_mib", build_memory_mib),
                         ("build_disk_mib", build_disk_mib),
@@ -2071,6 +2130,21 @@ impl Profile {
                     "`after_install` without `install_only: true`".into(),
                     "add `install_only: true` or remove `after_install`",
                 );
+            }
+            for (k, v) in &q.required_when {
+                let ok = match self.question(k.as_str()) {
+                    Some(o) if o.key == q.key => false,
+                    Some(o) if o.kind == QuestionKind::Bool => v == "true" || v == "false",
+                    Some(o) if o.kind == QuestionKind::Choice => o.choices.contains(v),
+                    _ => false,
+                };
+                if !ok {
+                    issue(
+                        format!("questions[{i}].required_when.{k}"),
+                        format!("`{k}: {v}` is not an answer of another yes/no or choice question of this profile"),
+                        "name a `bool` question with \"true\" or \"false\", or a `choice` question with one of its choices",
+                    );
+                }
             }
         }
         if let Some(q) = &self.nginx.upload_limit_question {

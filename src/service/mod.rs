@@ -1,5 +1,5 @@
 //! Service adapters: the one place that knows each kind of server an app uses besides its
-//! database (Redis, Meilisearch). Install, backup, restore, reconfigure and status ask the adapter of
+//! database (Redis, Meilisearch, PostgreSQL with pgvector). Install, backup, restore, reconfigure and status ask the adapter of
 //! each service an instance uses for its packages, unit, port, setup, dump, restore and check;
 //! none of them matches on a kind. Adding a kind (MongoDB, Meilisearch) is one more adapter.
 //!
@@ -9,6 +9,7 @@
 //! environment.
 
 mod meilisearch;
+mod pgvector;
 mod redis;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,11 @@ use crate::database::q;
 use crate::profile::{Profile, ServiceDef, ServiceKind};
 
 /// The secret keys service adapters own (a profile's `secrets:` may not use them).
-pub const SECRET_KEYS: &[&str] = &[redis::SECRET_KEY, meilisearch::SECRET_KEY];
+pub const SECRET_KEYS: &[&str] = &[
+    redis::SECRET_KEY,
+    meilisearch::SECRET_KEY,
+    pgvector::SECRET_KEY,
+];
 
 /// A service as templates see it: `services.redis.enabled`, `.host`, `.port`, `.password`,
 /// `.unit`. Every service the profile lists is there; one the instance does not use has
@@ -32,6 +37,9 @@ pub struct ServiceContext {
     pub password: String,
     /// The server's unit, for the app's `After=`/`Wants=`.
     pub unit: String,
+    /// The login and the database of a server that has them (PostgreSQL's); empty otherwise.
+    pub user: String,
+    pub database: String,
 }
 
 /// How a restore puts one service's data back.
@@ -89,17 +97,21 @@ pub trait Adapter: Sync {
             port: self.port(),
             password: password.to_string(),
             unit: self.unit().into(),
+            user: String::new(),
+            database: String::new(),
         }
     }
 }
 
 static REDIS: redis::Redis = redis::Redis;
 static MEILISEARCH: meilisearch::Meilisearch = meilisearch::Meilisearch;
+static PGVECTOR: pgvector::Pgvector = pgvector::Pgvector;
 
 pub fn adapter(kind: ServiceKind) -> &'static dyn Adapter {
     match kind {
         ServiceKind::Redis => &REDIS,
         ServiceKind::Meilisearch => &MEILISEARCH,
+        ServiceKind::Pgvector => &PGVECTOR,
     }
 }
 
