@@ -659,7 +659,7 @@ fn build_source(
     let tree = releases.repack_tree(archive, artifact, *strip_components, None, staging.path())?;
     let dir = dir.to_string();
     let user = comp.user.as_str();
-    let title = if std::ptr::eq(comp, &profile.components[0]) {
+    let title = if comp.name == profile.components[0].name {
         profile.title.to_string()
     } else {
         format!("{} ({})", comp.name, profile.title)

@@ -115,6 +115,19 @@ fn lint_keeps_each_slots_database_its_own() {
             && all.contains("`{slot}` is the only placeholder"),
         "{all}"
     );
+    // A condition on an answer no question gives.
+    let all = lint(&|y, _| {
+        *y = y.replacen(
+            "rag_embeddings_provider: openai }",
+            "rag_embeddings_provider: azure }",
+            1,
+        );
+    });
+    assert!(
+        all.contains("required_when.rag_embeddings_provider")
+            && all.contains("`rag_embeddings_provider: azure` is not an answer"),
+        "{all}"
+    );
 }
 
 struct Rendered {

@@ -88,7 +88,11 @@ pub fn run(g: &Site, cmd: ProfilesCommand, _out: &Output) -> Result<Outcome> {
                     c.name,
                     c.description,
                     c.port.get(),
-                    c.location
+                    if c.location.is_empty() {
+                        "loopback only"
+                    } else {
+                        c.location.as_str()
+                    }
                 ));
             }
             Ok(Outcome::new(
