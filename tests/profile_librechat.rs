@@ -25,6 +25,9 @@ use launch::deploy::AppSettings;
 use launch::instance::Slot;
 use launch::render;
 
+/// The lab tests here share the lab's names and subnet: one at a time.
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn profile_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles/librechat")
 }
@@ -468,6 +471,7 @@ fn an_external_mongodb_password_of_any_characters_reaches_the_app_whole() {
 
 #[test]
 fn a_node_without_avx_is_refused_before_anything_is_created() {
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::start();
     let cfg = Config {
         dir: tempfile::tempdir().unwrap(),
@@ -621,6 +625,7 @@ fn the_rag_api_stand_in_passes_its_own_tests() {
 /// question named), before any container exists; the key is never echoed when given.
 #[test]
 fn chat_with_files_without_its_key_is_refused_before_anything_is_created() {
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::start();
     let cfg = Config {
         dir: tempfile::tempdir().unwrap(),
