@@ -90,15 +90,22 @@ pub trait Adapter: Sync {
     /// A command whose success means the server answers (run after its unit is active).
     fn ping_script(&self) -> String;
 
+    /// The login and the database a client names, for a server that has them (PostgreSQL);
+    /// empty otherwise.
+    fn login(&self) -> (&'static str, &'static str) {
+        ("", "")
+    }
+
     fn context(&self, enabled: bool, password: &str) -> ServiceContext {
+        let (user, database) = self.login();
         ServiceContext {
             enabled,
             host: "127.0.0.1".into(),
             port: self.port(),
             password: password.to_string(),
             unit: self.unit().into(),
-            user: String::new(),
-            database: String::new(),
+            user: user.into(),
+            database: database.into(),
         }
     }
 }

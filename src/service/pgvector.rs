@@ -15,7 +15,7 @@
 //! Dumps and restores run as `rag` over TCP, never as the superuser: a dump from an archive is
 //! hostile, and what it holds runs with the rights of the role that loads it.
 
-use super::{Adapter, RestoreScripts, ServiceContext};
+use super::{Adapter, RestoreScripts};
 use crate::database::q;
 use crate::profile::ServiceKind;
 
@@ -142,15 +142,7 @@ impl Adapter for Pgvector {
         )
     }
 
-    fn context(&self, enabled: bool, password: &str) -> ServiceContext {
-        ServiceContext {
-            enabled,
-            host: "127.0.0.1".into(),
-            port: self.port(),
-            password: password.to_string(),
-            unit: self.unit().into(),
-            user: NAME.into(),
-            database: NAME.into(),
-        }
+    fn login(&self) -> (&'static str, &'static str) {
+        (NAME, NAME)
     }
 }
