@@ -2,16 +2,19 @@
 //! and systemd-analyze verify of every rendered file), the rendered files say what LibreChat
 //! needs (its `.env` read back by `sh` as the bootstrap and systemd read it, MongoDB's URL with
 //! the credentials percent-encoded, the SSE-friendly nginx location, the hardened unit), the
-//! password never reaches a command line, and an install on a node whose CPU lacks AVX is
-//! refused before anything is created.
+//! password never reaches a command line, each slot's own database, the RAG API's settings
+//! (a hostile API key stays one value), lint's rules on files per slot and `required_when`, and
+//! installs refused before anything is created: on a node whose CPU lacks AVX, and with chat
+//! with files but no API key.
 //!
 //! Real: the launch-tui binary (lint, install), the profile as compiled in and as a directory,
 //! nginx -t and systemd-analyze (through lint), `sh` reading the rendered environment file, the
 //! lab's Proxmox VE API (pve-lab, the official schema) answering the install's questions about
 //! the node. Stood in: Proxmox VE (pve-lab), with the node's CPU flags set by
 //! `pve-lab node cpu-flags` to those of a CPU without AVX. No container is made: the point is
-//! that none is. LibreChat itself, MongoDB and NodeSource cannot be reached from here; their
-//! lab lifecycle is issue #13's remaining work (see the README).
+//! that none is. The lab lifecycle, with stand-ins for what cannot be reached from here, is
+//! tests/e2e_librechat.rs; the RAG API stand-in's own unit tests run here with this machine's
+//! Python.
 
 #[path = "support/lab.rs"]
 mod lab;
